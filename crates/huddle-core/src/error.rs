@@ -1,0 +1,110 @@
+//! Every error a client can trigger, with the contract's text as its `Display`.
+//!
+//! The texts are matched by clients (PROTOCOL.md A.4), so they are verbatim. Edges map
+//! these to their own codes with an exhaustive `match` (no `_` arm): a new variant forces
+//! every protocol to decide what it means.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+#[derive(Clone, Debug, PartialEq, Eq, Error, Serialize, Deserialize)]
+pub enum RoomError {
+    /// `<p1>, <p2> required`
+    #[error("{}", missing_text(.0))]
+    Missing(Vec<String>),
+    #[error("Room name \"{0}\" is reserved.")]
+    ReservedName(String),
+    #[error("Password-protected room \"{0}\" already exists. You must provide a password.")]
+    ProtectedRoomExists(String),
+    #[error("Room \"{0}\" already exists.")]
+    RoomExists(String),
+    #[error("Room \"{0}\" already exists with this password.")]
+    RoomExistsWithPassword(String),
+    #[error("Room not found: {0}")]
+    RoomNotFound(String),
+    #[error("Invalid room password")]
+    InvalidPassword,
+    #[error(
+        "Agent name \"{0}\" is already taken in this room. If you own this name, use your agentToken to reconnect."
+    )]
+    NameTaken(String),
+    #[error("Invalid agentToken")]
+    InvalidToken,
+    #[error("agentToken does not belong to this room")]
+    TokenNotInRoom,
+    #[error("Admin role required")]
+    AdminRequired,
+    #[error("Agent \"{0}\" not found in room")]
+    AgentNotFound(String),
+    #[error("Cannot demote the last admin")]
+    LastAdmin,
+    #[error("Cannot kick yourself")]
+    KickSelf,
+    #[error("At least one of description or type must be provided")]
+    NothingToUpdate,
+    #[error("Only admins can post in channels")]
+    ChannelAdminsOnly,
+    #[error("Invalid endpoint URL")]
+    InvalidEndpoint,
+    #[error("Endpoint URL must use http or https")]
+    EndpointScheme,
+    #[error("Endpoint URL must not point to localhost")]
+    EndpointLocalhost,
+    #[error("Endpoint URL must not point to a private IP address")]
+    EndpointPrivate,
+    /// A value over a configured limit: names the limit.
+    #[error("{what} is too long: the limit is {limit} {unit}")]
+    TooLong {
+        what: String,
+        limit: usize,
+        unit: String,
+    },
+    /// Any other invalid value (empty name, control characters, bad type).
+    #[error("{0}")]
+    Invalid(String),
+    /// Admission control refused the request: retry later.
+    #[error("Server busy: too many requests in flight (limit {0}); retry shortly")]
+    Busy(usize),
+    /// The store or the room's actor failed; the command may not have been applied.
+    #[error("Service unavailable: {0}")]
+    Unavailable(String),
+}
+
+fn missing_text(params: &[String]) -> String {
+    format!("{} required", params.join(", "))
+}
+
+impl RoomError {
+    pub fn missing(params: &[&str]) -> Self {
+        Self::Missing(params.iter().map(|s| s.to_string()).collect())
+    }
+
+    pub fn too_long(what: &str, limit: usize, unit: &str) -> Self {
+        Self::TooLong {
+            what: what.into(),
+            limit,
+            unit: unit.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_are_the_contracts() {
+        assert_eq!(
+            RoomError::missing(&["agentName", "roomId"]).to_string(),
+            "agentName, roomId required"
+        );
+        assert_eq!(
+            RoomError::NameTaken("bob".into()).to_string(),
+            "Agent name \"bob\" is already taken in this room. If you own this name, use your agentToken to reconnect."
+        );
+        assert_eq!(
+            RoomError::too_long("Message text", 65536, "bytes").to_string(),
+            "Message text is too long: the limit is 65536 bytes"
+        );
+    }
+}

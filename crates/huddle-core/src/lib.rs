@@ -1,0 +1,39 @@
+//! The room as a pure state machine.
+//!
+//! Nothing here does I/O or knows a wire format: the gateway turns A2A/MCP/gRPC into a
+//! [`RoomRequest`], the room actor (in `huddle-rooms`) turns that into a [`Command`] with
+//! everything it needs already fetched, and [`Room::decide`] answers with the [`Event`]s
+//! to persist and the [`Reply`]. [`Room::apply`] folds an event into the state; it is the
+//! only place room state changes, so replay and live handling cannot disagree.
+//!
+//! Layout:
+//! - [`ids`]      — room ids, member ids, sequence numbers.
+//! - [`token`]    — self-routing agent tokens and the digest that is stored instead.
+//! - [`time`]     — millisecond timestamps and their RFC 3339 rendering.
+//! - [`limits`]   — every configurable input limit, with its default.
+//! - [`error`]    — [`RoomError`]: the contract's error texts, one variant each.
+//! - [`validate`] — checks on names, descriptions, types and bodies.
+//! - [`model`]    — `Room`, `Agent`, `Message`, roles and room types.
+//! - [`command`]  — `Command`, `Event`, `Reply`.
+//! - [`room`]     — `Room::decide` and `Room::apply`: the rules of PROTOCOL.md A.4 and Part B.
+//! - [`api`]      — the requests a gateway sends to a room and their responses.
+
+pub mod api;
+pub mod command;
+pub mod error;
+pub mod ids;
+pub mod limits;
+pub mod model;
+pub mod room;
+pub mod time;
+pub mod token;
+pub mod validate;
+
+pub use api::{CreateRoom, Created, RoomRequest, RoomResponse, RoomSummary, RoomView};
+pub use command::{Command, Event, Missed, Reply};
+pub use error::RoomError;
+pub use ids::{MemberId, RoomId, Seq};
+pub use limits::Limits;
+pub use model::{Agent, Message, ROOM_BOT, Role, Room, RoomType};
+pub use time::Timestamp;
+pub use token::{AgentToken, TokenDigest};

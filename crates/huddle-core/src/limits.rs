@@ -1,0 +1,29 @@
+//! Input limits (PROTOCOL.md B.8). Each is configurable and each refusal names it.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Largest message body, in bytes of UTF-8 (`HUDDLE_MAX_MESSAGE_BYTES`).
+    pub max_message_bytes: usize,
+    /// Longest room or agent name, in characters (`HUDDLE_MAX_NAME_CHARS`).
+    pub max_name_chars: usize,
+    /// Longest room description, in characters (join.cloud: 5000).
+    pub max_description_chars: usize,
+    /// Longest room password, in bytes: argon2 work grows with it.
+    pub max_password_bytes: usize,
+    /// Largest page of history/unread/missed messages.
+    pub max_page: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 * 1024,
+            max_name_chars: 100,
+            max_description_chars: 5000,
+            max_password_bytes: 1024,
+            max_page: 100,
+        }
+    }
+}

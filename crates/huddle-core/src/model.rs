@@ -1,0 +1,141 @@
+//! The room's data: members, roles, types and messages.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{MemberId, RoomId, Seq};
+use crate::time::Timestamp;
+use crate::token::TokenDigest;
+
+/// Sender name of server notices (A.1).
+pub const ROOM_BOT: &str = "room-bot";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomType {
+    Group,
+    Channel,
+}
+
+impl RoomType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RoomType::Group => "group",
+            RoomType::Channel => "channel",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    pub member: MemberId,
+    pub name: String,
+    pub role: Role,
+    pub joined_at: Timestamp,
+    pub token: TokenDigest,
+    /// A2A push endpoint (A.8), checked again at every delivery.
+    pub endpoint: Option<String>,
+    /// Read cursor: the last `seq` this agent has seen.
+    pub cursor: Seq,
+}
+
+/// One message of a room's log. `from_member`/`to_member` are the identities privacy is
+/// decided on; `from`/`to` are the display names clients see.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub seq: Seq,
+    pub id: String,
+    pub room_id: RoomId,
+    pub from: String,
+    pub from_member: MemberId,
+    pub to: Option<String>,
+    pub to_member: Option<MemberId>,
+    pub body: String,
+    pub timestamp: Timestamp,
+}
+
+impl Message {
+    /// PROTOCOL.md B.1: a DM is visible only to its sender and its recipient.
+    pub fn visible_to(&self, viewer: MemberId) -> bool {
+        match self.to_member {
+            None => true,
+            Some(to) => to == viewer || self.from_member == viewer,
+        }
+    }
+
+    /// The wire shape shared by every protocol: `{id, roomId, from, to?, body, timestamp, seq}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "id": self.id,
+            "roomId": self.room_id.to_string(),
+            "from": self.from,
+            "body": self.body,
+            "timestamp": self.timestamp.rfc3339(),
+            "seq": self.seq,
+        });
+        if let Some(to) = &self.to {
+            v["to"] = serde_json::Value::String(to.clone());
+        }
+        v
+    }
+}
+
+/// A room's state as its actor holds it. The message log is not here: it lives in the
+/// store (and a tail cache in the actor); the room only knows how far it goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Room {
+    pub id: RoomId,
+    pub name: String,
+    /// argon2id PHC string; `None` for an open room.
+    pub password_hash: Option<String>,
+    pub description: String,
+    pub kind: RoomType,
+    pub created_at: Timestamp,
+    /// Members in join order.
+    pub agents: Vec<Agent>,
+    /// Highest `seq` in the log (0 when empty).
+    pub last_seq: Seq,
+    /// Highest member id handed out (ids are never reused).
+    pub last_member: MemberId,
+}
+
+impl Room {
+    pub fn agent_by_token(&self, token: &TokenDigest) -> Option<&Agent> {
+        self.agents.iter().find(|a| &a.token == token)
+    }
+
+    pub fn agent_by_name(&self, name: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.name == name)
+    }
+
+    pub fn agent(&self, member: MemberId) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.member == member)
+    }
+
+    pub(crate) fn agent_mut(&mut self, member: MemberId) -> Option<&mut Agent> {
+        self.agents.iter_mut().find(|a| a.member == member)
+    }
+
+    pub fn is_protected(&self) -> bool {
+        self.password_hash.is_some()
+    }
+
+    pub fn admin_count(&self) -> usize {
+        self.agents.iter().filter(|a| a.role == Role::Admin).count()
+    }
+}

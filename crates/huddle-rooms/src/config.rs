@@ -1,0 +1,62 @@
+//! Runtime settings of the room layer.
+
+use std::time::Duration;
+
+use huddle_core::Limits;
+
+#[derive(Clone, Debug)]
+pub struct RoomsConfig {
+    pub limits: Limits,
+    /// An active room with no request for this long is passivated (its actor stops;
+    /// the next request loads it again from the store).
+    pub idle_timeout: Duration,
+    /// Longest wait for a room's answer before the caller gets "Service unavailable".
+    pub call_timeout: Duration,
+    /// Requests in flight across all rooms; beyond it callers get `Server busy`. This is
+    /// the admission control in front of ractor's unbounded mailboxes.
+    pub max_in_flight: usize,
+    /// Messages a live subscriber may fall behind before it is dropped (it resumes from
+    /// its last `seq`, losing nothing).
+    pub subscriber_buffer: usize,
+    /// Allow push endpoints on loopback/private/link-local addresses (B.9).
+    pub allow_private_endpoints: bool,
+    pub push: PushConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct PushConfig {
+    /// Per-request timeout (join.cloud: 5 s).
+    pub timeout: Duration,
+    /// Attempts per message before it is given up (the agent still gets it via unread).
+    pub attempts: u32,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// Messages waiting per agent; beyond it the oldest waiting push is dropped.
+    pub queue: usize,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            idle_timeout: Duration::from_secs(300),
+            call_timeout: Duration::from_secs(10),
+            max_in_flight: 4096,
+            subscriber_buffer: 4096,
+            allow_private_endpoints: false,
+            push: PushConfig::default(),
+        }
+    }
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            attempts: 8,
+            backoff_initial: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(15),
+            queue: 1000,
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! The node's rooms: activates a room's actor on demand (loading it from the store under
+//! a fresh epoch), passivates it when idle, creates rooms, and admits requests.
+//!
+//! The map of active actors is ours (no process-global registry), so several nodes can
+//! live in one test process. Ractor mailboxes are unbounded; the admission semaphore in
+//! [`RoomDirectory::call`] is what bounds the work queued on this node.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use huddle_core::room::NewRoom;
+use huddle_core::{
+    CreateRoom, Created, Room, RoomError, RoomId, RoomRequest, RoomResponse, RoomType, Seq,
+    validate,
+};
+use huddle_store::{NamedRoom, RoomPage, RoomStore};
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::actor::{RoomArgs, RoomMsg};
+use crate::config::RoomsConfig;
+use crate::hub::{self, Hub, MessageStream};
+use crate::push::{Ack, Pusher};
+use crate::{RoomActor, endpoint, secrets};
+
+/// Stripes of the activation and creation locks (bounded, unlike a lock per key).
+const STRIPES: usize = 64;
+
+#[derive(Clone)]
+pub struct RoomDirectory {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn RoomStore>,
+    hub: Arc<Hub>,
+    pusher: Pusher,
+    config: Arc<RoomsConfig>,
+    actors: Mutex<HashMap<RoomId, ActorRef<RoomMsg>>>,
+    /// Serialises activations of one room (so it is loaded once).
+    activating: Vec<tokio::sync::Mutex<()>>,
+    /// Serialises creations of one name (so the uniqueness rules of A.4 hold).
+    creating: Vec<tokio::sync::Mutex<()>>,
+    admission: Arc<Semaphore>,
+}
+
+fn stripe<T: std::hash::Hash>(key: &T) -> usize {
+    use std::hash::BuildHasher;
+    // One hasher per process is enough: stripes only spread contention.
+    static HASHER: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    (HASHER.get_or_init(Default::default).hash_one(key) as usize) % STRIPES
+}
+
+impl RoomDirectory {
+    /// Must be called inside a tokio runtime: it starts the push acknowledgement task.
+    pub fn new(store: Arc<dyn RoomStore>, config: RoomsConfig) -> Self {
+        let (pusher, acks) = Pusher::new(config.push.clone(), config.allow_private_endpoints);
+        let inner = Arc::new(Inner {
+            store,
+            hub: Arc::new(Hub::new(config.subscriber_buffer)),
+            pusher,
+            admission: Arc::new(Semaphore::new(config.max_in_flight)),
+            config: Arc::new(config),
+            actors: Mutex::new(HashMap::new()),
+            activating: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            creating: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+        });
+        tokio::spawn(feed_acks(Arc::downgrade(&inner), acks));
+        Self { inner }
+    }
+
+    pub fn config(&self) -> &RoomsConfig {
+        &self.inner.config
+    }
+
+    pub fn active_rooms(&self) -> usize {
+        self.inner.actors.lock().expect("directory poisoned").len()
+    }
+
+    pub fn subscribers(&self) -> usize {
+        self.inner.hub.subscriber_count()
+    }
+
+    /// `room.create` (A.4): the uniqueness rules, then the room with its creator as admin.
+    pub async fn create(&self, req: CreateRoom) -> Result<Created, RoomError> {
+        let cfg = &self.inner.config;
+        validate::agent_name(&req.agent_name, &cfg.limits)?;
+        let description = req.description.unwrap_or_default();
+        validate::description(&description, &cfg.limits)?;
+        let kind = match req.kind.as_deref() {
+            Some(k) => validate::room_type(k)?,
+            None => RoomType::Group,
+        };
+        let password = req.password.filter(|p| !p.is_empty());
+        if let Some(p) = &password {
+            validate::password(p, &cfg.limits)?;
+        }
+        if let Some(url) = &req.endpoint {
+            endpoint::check_url(url, cfg.allow_private_endpoints)?;
+        }
+        let id = RoomId::new_random();
+        let name = match req.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+            Some(n) => validate::room_name(n, &cfg.limits)?,
+            None => id.to_string(),
+        };
+        let _guard = self.inner.creating[stripe(&name)].lock().await;
+        let existing = self.rooms_named(&name).await?;
+        match &password {
+            None => {
+                if existing.iter().any(|r| r.password_hash.is_none()) {
+                    return Err(RoomError::RoomExists(name));
+                }
+                if !existing.is_empty() {
+                    return Err(RoomError::ProtectedRoomExists(name));
+                }
+            }
+            Some(p) => {
+                for r in &existing {
+                    if let Some(h) = &r.password_hash {
+                        if secrets::verify_password(p.clone(), h.clone()).await {
+                            return Err(RoomError::RoomExistsWithPassword(name));
+                        }
+                    }
+                }
+            }
+        }
+        let password_hash = match &password {
+            Some(p) => Some(secrets::hash_password(p.clone()).await?),
+            None => None,
+        };
+        let token = secrets::mint_token(id);
+        let room = Room::create(
+            NewRoom {
+                id,
+                name,
+                password_hash,
+                description,
+                kind,
+                creator: req.agent_name,
+                creator_token: token.digest(),
+                creator_endpoint: req.endpoint,
+            },
+            crate::actor::now(),
+        );
+        self.inner
+            .store
+            .create_room(&room)
+            .await
+            .map_err(|e| RoomError::Unavailable(e.to_string()))?;
+        Ok(Created {
+            room_id: id,
+            name: room.name,
+            description: room.description,
+            kind: room.kind,
+            password_protected: room.password_hash.is_some(),
+            agent_name: room.agents[0].name.clone(),
+            agent_token: token,
+        })
+    }
+
+    pub async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, RoomError> {
+        self.inner
+            .store
+            .rooms_named(name)
+            .await
+            .map_err(|e| RoomError::Unavailable(e.to_string()))
+    }
+
+    pub async fn list(
+        &self,
+        search: Option<&str>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<RoomPage, RoomError> {
+        self.inner
+            .store
+            .list_rooms(search, limit, offset)
+            .await
+            .map_err(|e| RoomError::Unavailable(e.to_string()))
+    }
+
+    /// Sends `req` to `room`'s actor (activating it if needed) and waits for the answer.
+    pub async fn call(&self, room: RoomId, req: RoomRequest) -> Result<RoomResponse, RoomError> {
+        let _permit = self
+            .inner
+            .admission
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| RoomError::Busy(self.inner.config.max_in_flight))?;
+        let response = self.call_actor(room, req.clone()).await?;
+        match (req, response) {
+            (RoomRequest::History { limit, offset, .. }, RoomResponse::Viewer { member, .. }) => {
+                let (messages, total) = self
+                    .inner
+                    .store
+                    .history(room, member, limit, offset)
+                    .await
+                    .map_err(|e| RoomError::Unavailable(e.to_string()))?;
+                debug_assert!(messages.iter().all(|m| m.visible_to(member)));
+                Ok(RoomResponse::History { messages, total })
+            }
+            (_, response) => Ok(response),
+        }
+    }
+
+    async fn call_actor(&self, room: RoomId, req: RoomRequest) -> Result<RoomResponse, RoomError> {
+        // One retry: the actor may have passivated between lookup and call.
+        for _ in 0..2 {
+            let actor = self.actor(room).await?;
+            let r = req.clone();
+            match actor
+                .call(
+                    |port| RoomMsg::Request(r, port),
+                    Some(self.inner.config.call_timeout),
+                )
+                .await
+            {
+                Ok(CallResult::Success(result)) => return result,
+                Ok(CallResult::Timeout) => {
+                    return Err(RoomError::Unavailable(
+                        "the room did not answer in time".into(),
+                    ));
+                }
+                Ok(CallResult::SenderError) | Err(_) => {
+                    self.forget(room, &actor);
+                    continue;
+                }
+            }
+        }
+        Err(RoomError::Unavailable(
+            "the room is restarting; retry".into(),
+        ))
+    }
+
+    fn forget(&self, room: RoomId, actor: &ActorRef<RoomMsg>) {
+        let mut actors = self.inner.actors.lock().expect("directory poisoned");
+        if actors.get(&room).map(|a| a.get_id()) == Some(actor.get_id()) {
+            actors.remove(&room);
+        }
+    }
+
+    async fn actor(&self, room: RoomId) -> Result<ActorRef<RoomMsg>, RoomError> {
+        if let Some(a) = self
+            .inner
+            .actors
+            .lock()
+            .expect("directory poisoned")
+            .get(&room)
+        {
+            return Ok(a.clone());
+        }
+        let _guard = self.inner.activating[stripe(&room)].lock().await;
+        if let Some(a) = self
+            .inner
+            .actors
+            .lock()
+            .expect("directory poisoned")
+            .get(&room)
+        {
+            return Ok(a.clone());
+        }
+        let unavailable = |e: String| RoomError::Unavailable(e);
+        let (state, epoch) = self
+            .inner
+            .store
+            .acquire(room)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?
+            .ok_or_else(|| RoomError::RoomNotFound(room.to_string()))?;
+        let recent = self
+            .inner
+            .store
+            .messages_after(room, None, state.last_seq.saturating_sub(64), 64)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let args = RoomArgs {
+            room: state,
+            epoch,
+            recent,
+            store: self.inner.store.clone(),
+            hub: self.inner.hub.clone(),
+            pusher: self.inner.pusher.clone(),
+            config: self.inner.config.clone(),
+        };
+        let (actor, handle) = Actor::spawn(None, RoomActor, args)
+            .await
+            .map_err(|e| unavailable(format!("room actor failed to start: {e}")))?;
+        self.inner
+            .actors
+            .lock()
+            .expect("directory poisoned")
+            .insert(room, actor.clone());
+        let weak = Arc::downgrade(&self.inner);
+        let watched = actor.clone();
+        tokio::spawn(async move {
+            let _ = handle.await;
+            if let Some(inner) = weak.upgrade() {
+                RoomDirectory { inner }.forget(room, &watched);
+            }
+        });
+        Ok(actor)
+    }
+
+    /// A stream of the messages the token's agent may see with `seq > after` (default:
+    /// from now on): the log tail first, then live.
+    pub async fn subscribe(
+        &self,
+        room: RoomId,
+        token: huddle_core::AgentToken,
+        after: Option<Seq>,
+    ) -> Result<(MessageStream, huddle_core::MemberId), RoomError> {
+        // Open the live side first so nothing committed after the snapshot is missed.
+        let live = self.inner.hub.receiver(room);
+        match self.call(room, RoomRequest::Authorize { token }).await? {
+            RoomResponse::Viewer {
+                member, last_seq, ..
+            } => {
+                let after = after.unwrap_or(last_seq).min(last_seq);
+                Ok((
+                    hub::stream(
+                        self.inner.store.clone(),
+                        room,
+                        member,
+                        after,
+                        last_seq,
+                        live,
+                    ),
+                    member,
+                ))
+            }
+            other => Err(RoomError::Unavailable(format!(
+                "unexpected room answer {other:?}"
+            ))),
+        }
+    }
+
+    /// Stops every room after it has handled what is already in its mailbox.
+    pub async fn shutdown(&self, timeout: std::time::Duration) {
+        let actors: Vec<_> = self
+            .inner
+            .actors
+            .lock()
+            .expect("directory poisoned")
+            .values()
+            .cloned()
+            .collect();
+        for a in actors {
+            let _ = a.drain_and_wait(Some(timeout)).await;
+        }
+    }
+}
+
+/// Feeds push acknowledgements back to their rooms (moving the agents' cursors).
+async fn feed_acks(dir: Weak<Inner>, mut acks: mpsc::UnboundedReceiver<Ack>) {
+    while let Some(ack) = acks.recv().await {
+        let Some(inner) = dir.upgrade() else { return };
+        let dir = RoomDirectory { inner };
+        let req = RoomRequest::Delivered {
+            member: ack.member,
+            seq: ack.seq,
+        };
+        if let Err(e) = dir.call(ack.room, req).await {
+            tracing::debug!(room.id = %ack.room, error = %e, "push ack not recorded");
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Rows ⇄ core types.
+
+use huddle_core::{Agent, Message, Role, RoomId, RoomType, Timestamp, TokenDigest};
+use rusqlite::Row;
+
+use crate::StoreError;
+
+pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+pub(super) fn role_str(r: Role) -> &'static str {
+    r.as_str()
+}
+
+pub(super) fn role_from(s: &str) -> Role {
+    if s == "admin" {
+        Role::Admin
+    } else {
+        Role::Member
+    }
+}
+
+pub(super) fn kind_from(s: &str) -> RoomType {
+    if s == "channel" {
+        RoomType::Channel
+    } else {
+        RoomType::Group
+    }
+}
+
+fn bad_column(i: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+}
+
+pub(super) fn room_id(row: &Row<'_>, i: usize) -> rusqlite::Result<RoomId> {
+    let s: String = row.get(i)?;
+    s.parse().map_err(|e| bad_column(i, e))
+}
+
+/// Columns: member, name, role, joined_at, token, endpoint, cursor.
+pub(super) fn agent(row: &Row<'_>) -> rusqlite::Result<Agent> {
+    let token: Vec<u8> = row.get(4)?;
+    let token: [u8; 32] = token.try_into().map_err(|_| {
+        bad_column(
+            4,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "token digest is not 32 bytes",
+            ),
+        )
+    })?;
+    Ok(Agent {
+        member: row.get::<_, i64>(0)? as u64,
+        name: row.get(1)?,
+        role: role_from(&row.get::<_, String>(2)?),
+        joined_at: Timestamp(row.get(3)?),
+        token: TokenDigest(token),
+        endpoint: row.get(5)?,
+        cursor: row.get::<_, i64>(6)? as u64,
+    })
+}
+
+pub(super) const MESSAGE_COLUMNS: &str =
+    "room_id, seq, id, from_name, from_member, to_name, to_member, body, ts";
+
+pub(super) fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        room_id: room_id(row, 0)?,
+        seq: row.get::<_, i64>(1)? as u64,
+        id: row.get(2)?,
+        from: row.get(3)?,
+        from_member: row.get::<_, i64>(4)? as u64,
+        to: row.get(5)?,
+        to_member: row.get::<_, Option<i64>>(6)?.map(|m| m as u64),
+        body: row.get(7)?,
+        timestamp: Timestamp(row.get(8)?),
+    })
+}

@@ -1,0 +1,39 @@
+//! The `huddle` binary: `huddle serve` runs a node; the other subcommands are clients
+//! that speak the join.cloud-compatible wire protocol (A2A JSON-RPC + SSE).
+//!
+//! Layout:
+//! - `serve`  — configuration and the server's composition root.
+//! - `client` — a small A2A + SSE client shared by `bench` and the client commands.
+//! - `bench`  — the load generator (`huddle bench`).
+
+mod bench;
+mod client;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "huddle", version, about = "Shared rooms for AI agents")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a Huddle node.
+    Serve(serve::ServeArgs),
+    /// Measure a join.cloud-compatible server (A2A + SSE).
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve::run(args)),
+        Command::Bench(args) => runtime.block_on(bench::run(args)),
+    }
+}
