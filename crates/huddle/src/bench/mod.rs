@@ -1,0 +1,193 @@
+//! `huddle bench`: a load generator for any join.cloud-compatible server. It speaks only
+//! plain A2A `SendMessage` + SSE (see `crate::client`), so the same run measures Huddle
+//! and join.cloud alike.
+//!
+//! Layout:
+//! - this file  — the command line ([`BenchArgs`]) and [`run`].
+//! - `load`     — the `load` scenario: rooms, agents, SSE receivers, closed-loop senders,
+//!   delivery accounting (lost / duplicated).
+//! - `creates`  — the `creates` scenario: N room creates then M joins, one at a time.
+//! - `report`   — latency summaries, server RSS sampling, human and JSON output.
+
+mod creates;
+mod load;
+mod report;
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::client::A2aClient;
+#[cfg(test)]
+use crate::client::ClientError;
+
+/// Measure a join.cloud-compatible server over A2A + SSE.
+///
+/// Scenario `load` (default): creates --rooms rooms with unique names, joins
+/// --agents-per-room agents to each (the creator is the first), opens every agent's SSE
+/// stream (unless --no-sse), then runs --senders closed-loop senders for --duration-secs
+/// (sender i posts in room i mod R as agent (i div R) mod J: message.send, wait for the
+/// reply, repeat). After the senders stop it waits up to --grace-ms for in-flight
+/// deliveries and reports sends/s, send latency, deliveries/s, delivery latency (from the
+/// send's start to SSE receipt, read from a stamp inside the body), lost deliveries (a
+/// member other than the sender never got an acknowledged message) and duplicated
+/// deliveries. room-bot notices and other traffic are ignored.
+///
+/// Scenario `creates`: --creates room creates, then --joins joins spread round-robin over
+/// those rooms, strictly one request at a time; reports the total time and per-request
+/// latencies.
+///
+/// Exit status is 1 when a send failed or a delivery was lost or duplicated (the report
+/// is printed first), or when setup fails (the server's error is printed).
+#[derive(Args, Debug, Clone)]
+#[command(verbatim_doc_comment)]
+pub struct BenchArgs {
+    /// Base URL of the server.
+    #[arg(long, env = "HUDDLE_URL", default_value = "http://localhost:3000")]
+    pub url: String,
+
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Scenario::Load)]
+    pub scenario: Scenario,
+
+    /// [load] Number of rooms.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rooms: u32,
+
+    /// [load] Agents joined to each room (the room's creator counts as one).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub agents_per_room: u32,
+
+    /// [load] Concurrent closed-loop senders.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub senders: u32,
+
+    /// [load] How long the senders run, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration_secs: f64,
+
+    /// [load] Do not open SSE streams (measures sends only).
+    #[arg(long)]
+    pub no_sse: bool,
+
+    /// [load] After the senders stop, wait at most this long for in-flight deliveries.
+    #[arg(long, default_value_t = 2000)]
+    pub grace_ms: u64,
+
+    /// [load] Also report throughput every N seconds (on stderr while running, and in
+    /// the JSON report as `intervals`); 0 turns it off.
+    #[arg(long, default_value_t = 0)]
+    pub interval_secs: u64,
+
+    /// [creates] Number of rooms to create.
+    #[arg(long, default_value_t = 100)]
+    pub creates: u32,
+
+    /// [creates] Number of joins, spread round-robin over the created rooms.
+    #[arg(long, default_value_t = 200)]
+    pub joins: u32,
+
+    /// PID of a server on this machine: report its resident memory (VmRSS, VmHWM from
+    /// /proc) at the end and at each interval.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+
+    /// Timeout of each request, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub request_timeout_secs: f64,
+
+    /// Print one JSON object instead of the human-readable report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Rooms, agents, SSE streams and closed-loop senders.
+    Load,
+    /// Room creates then joins, one at a time.
+    Creates,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.duration_secs.is_finite() && args.duration_secs > 0.0,
+        "--duration-secs must be a positive number"
+    );
+    anyhow::ensure!(
+        args.request_timeout_secs.is_finite() && args.request_timeout_secs > 0.0,
+        "--request-timeout-secs must be a positive number"
+    );
+    let client =
+        A2aClient::new(&args.url)?.with_timeout(Duration::from_secs_f64(args.request_timeout_secs));
+    // A short unique tag: room names and message stamps of this run.
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    match args.scenario {
+        Scenario::Load => load::run(&args, client, &run_id).await,
+        Scenario::Creates => creates::run(&args, client, &run_id).await,
+    }
+}
+
+#[cfg(test)]
+mod fake;
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::fake::args;
+    use super::*;
+
+    #[tokio::test]
+    async fn creates_scenario_runs_against_a_fake_server() {
+        let url = fake::start().await;
+        let a = args(&format!(
+            "--url {url} --scenario creates --creates 3 --joins 5 --json"
+        ));
+        run(a).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn setup_errors_carry_the_servers_text() {
+        let a = args("--url http://127.0.0.1:1 --duration-secs 0.1");
+        let e = run(a).await.unwrap_err();
+        assert!(format!("{e:#}").contains("creating room"), "{e:#}");
+    }
+
+    #[tokio::test]
+    async fn subscribe_resumes_after_last_event_id() {
+        let url = fake::start().await;
+        let c = A2aClient::new(&url).unwrap();
+        let owner = c
+            .create_room(Some("r"), "a", serde_json::Value::Null)
+            .await
+            .unwrap();
+        for i in 0..3 {
+            c.send_message(&owner.agent_token, &format!("m{i}"), None)
+                .await
+                .unwrap();
+        }
+        let s = c
+            .subscribe(&owner.room_id, &owner.agent_token, Some(1))
+            .await
+            .unwrap();
+        let got: Vec<_> = s.take(2).map(|m| m.unwrap()).collect().await;
+        assert_eq!(
+            got.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            [Some(2), Some(3)]
+        );
+        assert_eq!(got[0].body, "m1");
+
+        let e = c
+            .subscribe(&owner.room_id, "nope", None)
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(e, ClientError::Status { status: 403, .. }), "{e}");
+        let e = c.send_message("nope", "x", None).await.unwrap_err();
+        assert!(
+            matches!(e, ClientError::Action(ref m) if m == "Invalid agentToken"),
+            "{e}"
+        );
+    }
+}
