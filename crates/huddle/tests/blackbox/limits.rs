@@ -1,0 +1,169 @@
+//! Bounded input (PROTOCOL.md B.8): every refusal names its limit; nothing is truncated;
+//! an oversized request body is refused and the node stays up.
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+fn assert_names_limit(message: &str, number: &str) {
+    assert!(
+        message.contains("limit") && message.contains(number),
+        "a limit refusal must contain `limit` and {number}: {message:?}"
+    );
+}
+
+#[tokio::test]
+async fn message_text_at_the_limit_is_stored_whole() {
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    let text = "x".repeat(65536);
+    s.say(&alice, &text).await;
+    // 21845 three-byte characters = 65535 bytes.
+    let euros = "€".repeat(21845);
+    s.say(&alice, &euros).await;
+    let history = s.history_all(&alice).await;
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["body"].as_str().unwrap(), text, "stored text differs");
+    assert_eq!(history[1]["body"].as_str().unwrap(), euros, "stored text differs");
+}
+
+#[tokio::test]
+async fn message_text_over_65536_bytes_is_refused_naming_the_limit() {
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    let send = |text: String| s.act("message.send").text(text).token(&alice.token).send();
+
+    let reply = send("x".repeat(65537)).await;
+    assert_names_limit(reply.err(), "65536");
+    // The limit is in bytes, not characters: 21846 × 3 bytes = 65538.
+    let reply = send("€".repeat(21846)).await;
+    assert_names_limit(reply.err(), "65536");
+    let reply = s
+        .act("message.send")
+        .text("y".repeat(70000))
+        .token(&alice.token)
+        .meta("to", "alice")
+        .send()
+        .await;
+    assert_names_limit(reply.err(), "65536");
+    assert!(s.history_all(&alice).await.is_empty(), "an oversized message was stored");
+}
+
+#[tokio::test]
+async fn agent_names_are_bounded_non_empty_and_free_of_control_characters() {
+    let s = Server::start().await;
+    s.create_room("lobby", "alice").await;
+    let join = |name: String| {
+        s.act("room.join")
+            .ctx("lobby")
+            .meta("agentName", name)
+            .send()
+    };
+    let reply = join("n".repeat(101)).await;
+    assert_names_limit(reply.err(), "100");
+    for bad in ["", "bad\nname", "tab\there", "nul\0", "del\u{7f}", "esc\u{1b}[31m"] {
+        let reply = join(bad.to_string()).await;
+        assert!(reply.is_error(), "agent name {bad:?} accepted: {}", reply.0);
+    }
+    let reply = s
+        .act("room.create")
+        .text("other")
+        .meta("agentName", "a".repeat(101))
+        .send()
+        .await;
+    assert_names_limit(reply.err(), "100");
+
+    // 100 characters (multi-byte ones too) are fine.
+    let long = "é".repeat(100);
+    let agent = join(long.clone()).await.ok();
+    assert_eq!(agent.data()["agentName"], long.as_str());
+    let info = s.act("room.info").ctx("lobby").send().await.ok();
+    assert_eq!(info.data()["agents"].as_array().unwrap().len(), 2, "{}", info.0);
+}
+
+#[tokio::test]
+async fn room_names_are_bounded_and_free_of_control_characters() {
+    let s = Server::start().await;
+    let create = |name: String| {
+        s.act("room.create")
+            .text(name)
+            .meta("agentName", "alice")
+            .send()
+    };
+    let reply = create("r".repeat(101)).await;
+    assert_names_limit(reply.err(), "100");
+    for bad in ["bad\nroom", "bell\u{7}", "cr\rlf"] {
+        let reply = create(bad.to_string()).await;
+        assert!(reply.is_error(), "room name {bad:?} accepted: {}", reply.0);
+    }
+    let list = s.act("room.list").send().await.ok();
+    assert_eq!(list.data()["total"], 0, "{}", list.0);
+    create("r".repeat(100)).await.ok();
+}
+
+#[tokio::test]
+async fn description_is_limited_to_5000_characters() {
+    let s = Server::start().await;
+    let reply = s
+        .act("room.create")
+        .text("described")
+        .meta("agentName", "alice")
+        .meta("description", "d".repeat(5001))
+        .send()
+        .await;
+    assert_names_limit(reply.err(), "5000");
+
+    // 5000 characters of two bytes each is within the limit.
+    let fine = "é".repeat(5000);
+    let created = s
+        .act("room.create")
+        .text("described")
+        .meta("agentName", "alice")
+        .meta("description", fine.clone())
+        .send()
+        .await
+        .ok();
+    assert_eq!(created.data()["description"], fine.as_str());
+    let alice = Agent::from_reply(&created, "alice");
+
+    let reply = s
+        .act("room.update")
+        .token(&alice.token)
+        .meta("description", "u".repeat(5001))
+        .send()
+        .await;
+    assert_names_limit(reply.err(), "5000");
+    let info = s.act("room.info").ctx("described").send().await.ok();
+    assert_eq!(info.data()["description"], fine.as_str(), "an oversized update was applied");
+}
+
+#[tokio::test]
+async fn request_body_over_1_mib_gets_413_and_the_node_stays_up() {
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+
+    let big = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "SendMessage",
+        "params": {"message": {"role": "user", "parts": [{"text": "z".repeat(2 * 1024 * 1024)}],
+            "metadata": {"action": "message.send", "agentToken": alice.token}}}
+    });
+    let garbage = vec![b'{'; 2 * 1024 * 1024];
+    for body in [big.to_string().into_bytes(), garbage] {
+        let (status, text) = s.post_a2a_raw(body).await;
+        assert_eq!(status, 413, "2 MiB body answered {status}: {text:.200}");
+        let answer: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("413 body is not JSON-RPC ({e}): {text:.200}"));
+        assert_eq!(answer["jsonrpc"], "2.0", "{answer}");
+        assert!(answer["error"]["code"].is_i64(), "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("limit")
+                && ["1048576", "1 MiB", "1MiB", "1024 KiB"].iter().any(|n| message.contains(n)),
+            "the 413 must name the limit: {message:?}"
+        );
+    }
+
+    assert!(s.is_running(), "the node died on a 2 MiB body");
+    s.say(&alice, "still here").await;
+    assert_eq!(bodies(&s.history_all(&alice).await), ["still here"]);
+}

@@ -1,0 +1,174 @@
+//! The SSE stream (PROTOCOL.md A.6) with `id: <seq>` and resume (Part C), and DM privacy
+//! on it (B.1).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn status_and_json(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("SSE error body is not JSON ({e}): {text:?}"));
+    (status, body)
+}
+
+#[tokio::test]
+async fn sse_refusals_have_the_contract_statuses_and_json() {
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    let other = s.create_room("elsewhere", "olga").await;
+
+    let ghost = "3c2b1a09-8f7e-4d6c-9b5a-493827161504";
+    let resp = s.sse_request(ghost, Some(&alice.token), Resume::Live).await;
+    assert_eq!(
+        status_and_json(resp).await,
+        (404, json!({"error": "Room not found"}))
+    );
+
+    let resp = s.sse_request(&alice.room_id, None, Resume::Live).await;
+    assert_eq!(
+        status_and_json(resp).await,
+        (401, json!({"error": "agentToken query param required"}))
+    );
+
+    let resp = s
+        .sse_request(&alice.room_id, Some(&other.token), Resume::Live)
+        .await;
+    assert_eq!(
+        status_and_json(resp).await,
+        (403, json!({"error": "Invalid token for this room"}))
+    );
+    let resp = s.sse_request(&alice.room_id, Some("bogus"), Resume::Live).await;
+    assert_eq!(
+        status_and_json(resp).await,
+        (403, json!({"error": "Invalid token for this room"}))
+    );
+}
+
+#[tokio::test]
+async fn sse_streams_each_message_with_its_seq_as_event_id() {
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    let bob = s.join("lobby", "bob").await;
+    let mut stream = s.sse(&bob, Resume::Live).await;
+
+    s.say(&alice, "a").await;
+    s.say(&alice, "b").await;
+    s.dm(&alice, "bob", "c").await;
+    s.join("lobby", "carol").await;
+
+    let got = stream.take(4, WAIT).await;
+    assert_eq!(bodies(&got), ["a", "b", "c", "carol joined the room"]);
+    assert_contiguous(&got, got[0]["seq"].as_u64().unwrap());
+    let history = s.history_all(&bob).await;
+    assert_eq!(&got[..], &history[history.len() - 4..], "stream and history disagree");
+    assert_eq!(got[0]["from"], "alice");
+    assert_eq!(got[0]["roomId"], alice.room_id.as_str());
+    assert!(is_uuid_v4(got[0]["id"].as_str().unwrap()));
+    assert!(is_rfc3339_utc(got[0]["timestamp"].as_str().unwrap()));
+    assert!(got[0].get("to").is_none(), "{}", got[0]);
+    assert_eq!(got[2]["to"], "bob");
+    assert_eq!(got[3]["from"], "room-bot");
+}
+
+/// Sends m1..m10, reads m1..m5 live, disconnects, sends m11..m15 while away, reconnects
+/// with `resume(last seen seq)` and sends m16..m20: the second stream must carry exactly
+/// m6..m20, contiguous.
+async fn resume_after_disconnect(resume: fn(u64) -> Resume) {
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    let bob = s.join("lobby", "bob").await;
+    let mut first = s.sse(&bob, Resume::Live).await;
+    for i in 1..=10 {
+        s.say(&alice, &format!("m{i}")).await;
+    }
+    let seen = first.take(5, WAIT).await;
+    assert_eq!(bodies(&seen), ["m1", "m2", "m3", "m4", "m5"]);
+    let last_seen = seen[4]["seq"].as_u64().unwrap();
+    drop(first);
+
+    for i in 11..=15 {
+        s.say(&alice, &format!("m{i}")).await;
+    }
+    let mut second = s.sse(&bob, resume(last_seen)).await;
+    for i in 16..=20 {
+        s.say(&alice, &format!("m{i}")).await;
+    }
+    let got = second.until_body("m20", WAIT).await;
+    let want: Vec<String> = (6..=20).map(|i| format!("m{i}")).collect();
+    assert_eq!(bodies(&got), want, "resume must give the tail then live, once each");
+    assert_contiguous(&got, last_seen + 1);
+    // Nothing after it.
+    assert!(second.next_message(Duration::from_millis(300)).await.is_none());
+}
+
+#[tokio::test]
+async fn sse_resume_with_last_event_id_has_no_gap_or_duplicate() {
+    resume_after_disconnect(Resume::LastEventId).await;
+}
+
+#[tokio::test]
+async fn sse_resume_with_after_query_has_no_gap_or_duplicate() {
+    resume_after_disconnect(Resume::After).await;
+}
+
+#[tokio::test]
+async fn sse_resume_from_zero_while_sends_continue_loses_nothing() {
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    let bob = s.join("lobby", "bob").await;
+    const N: usize = 200;
+
+    let sender = async {
+        for i in 0..N {
+            s.say(&alice, &format!("m{i}")).await;
+        }
+    };
+    let reader = async {
+        // Connect while the sender is part-way through.
+        loop {
+            let (_, total) = s.history_page(&bob, 1, 0).await;
+            if total >= 50 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut stream = s.sse(&bob, Resume::After(0)).await;
+        stream.until_body(&format!("m{}", N - 1), Duration::from_secs(30)).await
+    };
+    let ((), got) = tokio::join!(sender, reader);
+    assert_contiguous(&got, 1);
+    let history = s.history_all(&bob).await;
+    assert_eq!(got, history, "the resumed stream must equal the log");
+}
+
+#[tokio::test]
+async fn dm_is_invisible_to_third_agent_on_sse() {
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    let bob = s.join("lobby", "bob").await;
+    let carol = s.join("lobby", "carol").await;
+    let mut carol_live = s.sse(&carol, Resume::Live).await;
+    let mut bob_live = s.sse(&bob, Resume::Live).await;
+
+    s.dm(&alice, "bob", "secret").await;
+    s.say(&alice, "public").await;
+
+    let carol_got = carol_live.until_body("public", WAIT).await;
+    assert_eq!(bodies(&carol_got), ["public"], "carol's live stream");
+    let bob_got = bob_live.until_body("public", WAIT).await;
+    assert_eq!(bodies(&bob_got), ["secret", "public"], "bob's live stream");
+
+    // The replay path filters too.
+    let mut carol_replay = s.sse(&carol, Resume::After(0)).await;
+    let replayed = carol_replay.until_body("public", WAIT).await;
+    assert!(!bodies(&replayed).contains(&"secret".to_string()), "{replayed:?}");
+    let mut bob_replay = s.sse(&bob, Resume::LastEventId(0)).await;
+    let replayed = bob_replay.until_body("public", WAIT).await;
+    assert!(bodies(&replayed).contains(&"secret".to_string()), "{replayed:?}");
+}
