@@ -1,1 +1,66 @@
-//! placeholder
+//! The wire protocols: each module maps its format onto room operations through the
+//! [`Router`](huddle_cluster::Router) and renders the answers, and nothing else. No room
+//! state lives here.
+//!
+//! Layout:
+//! - [`app`] (this file) — the axum application and its shared state.
+//! - [`ops`]   — the A.4 actions, envelope-independent (shared by A2A and MCP).
+//! - [`docs`]  — the action documentation (help, rpc.discover, Agent Card, MCP instructions).
+//! - [`a2a`]   — `POST /a2a` JSON-RPC, `GET /a2a`, the Agent Card.
+//! - [`sse`]   — `GET /api/messages/{roomId}/sse`: live, resumable message streams.
+//! - [`web`]   — landing page, docs, health endpoints.
+//! - [`client_kind`] — agent-or-browser detection (plain text vs HTML).
+
+pub mod a2a;
+pub mod client_kind;
+pub mod docs;
+pub mod ops;
+pub mod sse;
+pub mod web;
+
+use std::sync::Arc;
+
+use axum::Router as Http;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use huddle_cluster::Router;
+
+/// Settings of the HTTP surface.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Largest request body accepted (B.8); larger gets 413 naming the limit.
+    pub max_body_bytes: usize,
+    /// Base URL advertised in the Agent Card; default: derived from the request's Host.
+    pub public_url: Option<String>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            public_url: None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub router: Arc<dyn Router>,
+    pub config: Arc<GatewayConfig>,
+}
+
+/// The whole HTTP application, testable without a socket.
+pub fn app(state: AppState) -> Http {
+    let limit = state.config.max_body_bytes;
+    Http::new()
+        .route("/a2a", post(a2a::post).get(a2a::docs_page))
+        .route("/.well-known/agent-card.json", get(a2a::agent_card))
+        .route("/.well-known/agent.json", get(a2a::agent_card))
+        .route("/api/messages/{room_id}/sse", get(sse::stream))
+        .route("/", get(web::landing))
+        .route("/docs", get(web::docs))
+        .route("/healthz", get(web::healthz))
+        .route("/readyz", get(web::readyz))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}

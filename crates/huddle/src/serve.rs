@@ -1,9 +1,175 @@
-//! `huddle serve` (placeholder until written).
+//! `huddle serve`: configuration, the composition root, and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
 use clap::Args;
+use huddle_cluster::LocalRouter;
+use huddle_core::Limits;
+use huddle_gateway::{AppState, GatewayConfig};
+use huddle_rooms::{RoomDirectory, RoomsConfig};
+use huddle_store::{Durability, EmbeddedStore};
 
-#[derive(Args, Debug)]
-pub struct ServeArgs {}
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (HTTP, SSE, A2A).
+    #[arg(long, env = "HUDDLE_LISTEN", default_value = "0.0.0.0:3000")]
+    listen: String,
 
-pub async fn run(_args: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+    /// Only the port to listen on (overrides the port of --listen; PaaS convention).
+    #[arg(long, env = "PORT", hide = true)]
+    port: Option<u16>,
+
+    /// Directory of the embedded store (default: ~/.huddle).
+    #[arg(long, env = "HUDDLE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Allow A2A push endpoints on loopback/private addresses (in-cluster agents, tests).
+    #[arg(long, env = "HUDDLE_ALLOW_PRIVATE_ENDPOINTS")]
+    allow_private_endpoints: bool,
+
+    /// fsync every group commit: acknowledged writes survive power loss, not only a crash.
+    #[arg(long, env = "HUDDLE_FSYNC")]
+    fsync: bool,
+
+    /// Largest message text, in bytes.
+    #[arg(long, env = "HUDDLE_MAX_MESSAGE_BYTES", default_value_t = 65536)]
+    max_message_bytes: usize,
+
+    /// Largest HTTP request body, in bytes.
+    #[arg(long, env = "HUDDLE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+
+    /// Longest room or agent name, in characters.
+    #[arg(long, env = "HUDDLE_MAX_NAME_CHARS", default_value_t = 100)]
+    max_name_chars: usize,
+
+    /// Requests in flight across all rooms before new ones get "Server busy".
+    #[arg(long, env = "HUDDLE_MAX_IN_FLIGHT", default_value_t = 4096)]
+    max_in_flight: usize,
+
+    /// Seconds without requests after which a room is unloaded from memory.
+    #[arg(long, env = "HUDDLE_ROOM_IDLE_SECS", default_value_t = 300)]
+    room_idle_secs: u64,
+
+    /// Base URL advertised in the Agent Card (default: from the request's Host header).
+    #[arg(long, env = "HUDDLE_PUBLIC_URL")]
+    public_url: Option<String>,
+
+    /// Log format: text or json.
+    #[arg(long, env = "HUDDLE_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+impl ServeArgs {
+    fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        let mut addr: SocketAddr = self
+            .listen
+            .parse()
+            .with_context(|| format!("--listen {:?} is not an address like 0.0.0.0:3000", self.listen))?;
+        if let Some(p) = self.port {
+            addr.set_port(p);
+        }
+        Ok(addr)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join(".huddle")
+        })
+    }
+}
+
+fn init_tracing(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HUDDLE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_tracing(&args.log_format);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let addr = args.listen_addr()?;
+    let data_dir = args.data_dir();
+    let durability = if args.fsync {
+        Durability::Power
+    } else {
+        Durability::Process
+    };
+    tracing::info!(
+        listen = %addr,
+        data_dir = %data_dir.display(),
+        durability = ?durability,
+        allow_private_endpoints = args.allow_private_endpoints,
+        max_message_bytes = args.max_message_bytes,
+        max_body_bytes = args.max_body_bytes,
+        max_in_flight = args.max_in_flight,
+        "huddle configuration"
+    );
+    let store = EmbeddedStore::open(&data_dir, durability)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let rooms = RoomsConfig {
+        limits: Limits {
+            max_message_bytes: args.max_message_bytes,
+            max_name_chars: args.max_name_chars,
+            ..Limits::default()
+        },
+        idle_timeout: Duration::from_secs(args.room_idle_secs.max(1)),
+        max_in_flight: args.max_in_flight,
+        allow_private_endpoints: args.allow_private_endpoints,
+        ..RoomsConfig::default()
+    };
+    let directory = RoomDirectory::new(Arc::new(store), rooms);
+    let state = AppState {
+        router: Arc::new(LocalRouter::new(directory.clone())),
+        config: Arc::new(GatewayConfig {
+            max_body_bytes: args.max_body_bytes,
+            public_url: args.public_url.clone(),
+        }),
+    };
+    let app = huddle_gateway::app(state);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    // The readiness line: scripts and tests wait for it.
+    println!("huddle listening on http://{local}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("draining rooms");
+    directory.shutdown(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
 }

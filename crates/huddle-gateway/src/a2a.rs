@@ -1,0 +1,206 @@
+//! A2A JSON-RPC at `POST /a2a` (PROTOCOL.md A.3): the envelope, the methods, and the
+//! rendering of an action's [`Outcome`] as an A2A Message. Also `GET /a2a` and the
+//! Agent Card (A.8).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::ops::{self, Action, Outcome, Params};
+
+fn rpc_error(code: i64, message: impl Into<String>, id: Value) -> Value {
+    json!({"jsonrpc": "2.0", "error": {"code": code, "message": message.into()}, "id": id})
+}
+
+fn rpc_result(result: Value, id: Value) -> Value {
+    json!({"jsonrpc": "2.0", "result": result, "id": id})
+}
+
+pub async fn post(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let status = rejection.status();
+            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!(
+                    "Request body is too large: the limit is {} bytes",
+                    app.config.max_body_bytes
+                )
+            } else {
+                format!("Invalid request body: {}", rejection.body_text())
+            };
+            return (status, Json(rpc_error(-32600, message, Value::Null))).into_response();
+        }
+    };
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return Json(rpc_error(-32700, format!("Parse error: {e}"), Value::Null)).into_response(),
+    };
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let method = request.get("method").and_then(Value::as_str);
+    let valid = request.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
+    let Some(method) = method.filter(|_| valid) else {
+        return Json(rpc_error(-32600, "Invalid request", id)).into_response();
+    };
+    let answer = match method {
+        "SendMessage" => {
+            let message = request
+                .get("params")
+                .and_then(|p| p.get("message"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            rpc_result(send_message(&app, &message).await, id)
+        }
+        "GetTask" => rpc_error(-32601, "GetTask not implemented", id),
+        "rpc.discover" => rpc_result(discover(&app, &headers), id),
+        other => rpc_error(
+            -32601,
+            format!("Method not found: {other}. Try \"SendMessage\" or \"rpc.discover\""),
+            id,
+        ),
+    };
+    Json(answer).into_response()
+}
+
+/// `SendMessage`: pick the action, run it, render the A2A Message.
+async fn send_message(app: &AppState, message: &Value) -> Value {
+    let text = message
+        .get("parts")
+        .and_then(Value::as_array)
+        .and_then(|parts| parts.iter().find_map(|p| p.get("text").and_then(Value::as_str)))
+        .map(str::to_string);
+    let context = message
+        .get("contextId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let metadata = message.get("metadata").cloned().unwrap_or(Value::Null);
+    let mut params = Params::from_json(&metadata);
+    params.text = text;
+    params.room = context.or(params.room);
+    let action = match metadata.get("action").and_then(Value::as_str) {
+        Some(name) => match Action::parse(name) {
+            Some(a) => a,
+            None => {
+                return error_message(&format!(
+                    "Unknown action: {name}. Send metadata.action: \"help\" for full documentation."
+                ));
+            }
+        },
+        // No action: a plain message from a joined agent is a send; anything else, the docs.
+        None if params.room.is_some() && params.agent_token.is_some() => Action::Send,
+        None => return agent_message(crate::docs::text(), None, None, None),
+    };
+    match ops::execute(app.router.as_ref(), action, params).await {
+        Ok(outcome) => render(outcome),
+        Err(e) => error_message(&e.to_string()),
+    }
+}
+
+fn render(outcome: Outcome) -> Value {
+    let summary = outcome.missed().map(|m| ops::missed_summary(m));
+    agent_message(outcome.text, outcome.data, summary, outcome.room_id.map(|r| r.to_string()))
+}
+
+fn agent_message(
+    text: String,
+    data: Option<Value>,
+    summary: Option<String>,
+    context: Option<String>,
+) -> Value {
+    let mut parts = vec![json!({"kind": "text", "text": text})];
+    if let Some(d) = data {
+        parts.push(json!({"kind": "data", "data": d}));
+    }
+    if let Some(s) = summary {
+        parts.push(json!({"kind": "text", "text": s}));
+    }
+    let mut m = json!({
+        "kind": "message",
+        "messageId": uuid_like(),
+        "role": "agent",
+        "parts": parts,
+    });
+    if let Some(c) = context {
+        m["contextId"] = Value::String(c);
+    }
+    m
+}
+
+fn error_message(message: &str) -> Value {
+    agent_message(format!("Error: {message}"), None, None, None)
+}
+
+fn uuid_like() -> String {
+    huddle_core::RoomId::new_random().to_string()
+}
+
+/// Base URL clients should use: configured, or from the request's Host.
+pub fn base_url(app: &AppState, headers: &HeaderMap) -> String {
+    if let Some(u) = &app.config.public_url {
+        return u.trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost:3000");
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("http");
+    format!("{proto}://{host}")
+}
+
+fn discover(app: &AppState, headers: &HeaderMap) -> Value {
+    let _ = base_url(app, headers);
+    let methods = json!([
+        {"name": "SendMessage", "description": "Run a room action: metadata.action selects it (send \"help\" for the list)."},
+        {"name": "rpc.discover", "description": "This description."},
+    ]);
+    json!({
+        "name": "Huddle",
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": "Shared rooms for AI agents: create or join a room, talk by broadcast or DM, receive messages live.",
+        "methods": methods,
+        "actions": crate::docs::structured()["actions"].clone(),
+        "endpoints": {
+            "a2a": "POST /a2a",
+            "mcp": "POST /mcp",
+            "agentCard": "GET /.well-known/agent-card.json",
+            "sse": "GET /api/messages/:roomId/sse",
+        },
+    })
+}
+
+pub async fn agent_card(State(app): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    let base = base_url(&app, &headers);
+    let skills: Vec<Value> = crate::docs::ACTIONS
+        .iter()
+        .map(|a| json!({"id": a.action, "name": a.title, "description": a.description, "tags": [a.group]}))
+        .collect();
+    Json(json!({
+        "name": "Huddle",
+        "description": "Shared rooms for AI agents: create or join a room, talk by broadcast or DM, receive messages live (SSE, A2A push).",
+        "url": format!("{base}/a2a"),
+        "version": env!("CARGO_PKG_VERSION"),
+        "protocolVersion": "0.3.0",
+        "documentationUrl": format!("{base}/docs"),
+        "provider": {"name": "Huddle", "url": base},
+        "capabilities": {"streaming": true, "pushNotifications": true},
+        "defaultInputModes": ["text/plain", "application/json"],
+        "defaultOutputModes": ["text/plain", "application/json"],
+        "skills": skills,
+    }))
+}
+
+pub async fn docs_page(headers: HeaderMap) -> Response {
+    crate::web::text_or_html(&headers, "Huddle A2A", crate::docs::text())
+}
