@@ -486,13 +486,16 @@ async fn history(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
         None => own,
         Some(r) if r.parse::<RoomId>().ok() == Some(own) => own,
         Some(reference) => {
-            // A token of another room: is it a token at all?
+            // Is it a token at all? Then: does the reference name the token's room?
             call_viewer(router, own, &t).await?;
             let ids = huddle_cluster::resolve::candidates(router, reference, None).await?;
-            if ids.is_empty() {
+            if ids.contains(&own) {
+                own
+            } else if ids.is_empty() {
                 return Err(RoomError::RoomNotFound(reference.to_string()));
+            } else {
+                return Err(RoomError::TokenNotInRoom);
             }
-            return Err(RoomError::TokenNotInRoom);
         }
     };
     let req = RoomRequest::History {

@@ -353,6 +353,13 @@ impl RoomState {
     async fn flush(&mut self) -> Result<(), String> {
         let events = std::mem::take(&mut self.pending);
         if !events.is_empty() {
+            let left: Vec<_> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Left { member } => Some(*member),
+                    _ => None,
+                })
+                .collect();
             if let Err(e) = self.store.append(self.room.id, self.epoch, events).await {
                 let err = RoomError::Unavailable(format!("commit failed: {e}"));
                 for (port, _) in self.replies.drain(..) {
@@ -363,7 +370,7 @@ impl RoomState {
             let new = self.tail.newer_than(self.committed);
             self.committed = self.room.last_seq;
             self.tail.trim(self.committed);
-            self.hub.publish(self.room.id, &new);
+            self.hub.publish(self.room.id, &new, &left);
             self.push(&new);
         }
         for (port, result) in self.replies.drain(..) {

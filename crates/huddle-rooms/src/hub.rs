@@ -28,14 +28,25 @@ pub enum SubscribeError {
     Lagged(Seq),
     #[error("room closed")]
     Closed,
+    /// The subscriber's agent left or was kicked: its stream ends.
+    #[error("the agent is no longer a member of the room")]
+    Removed,
     #[error("store failure during replay: {0}")]
     Store(String),
 }
 
 pub type MessageStream = Pin<Box<dyn Stream<Item = Result<Arc<Message>, SubscribeError>> + Send>>;
 
+/// What a room fans out after a commit.
+#[derive(Clone, Debug)]
+pub enum Fanout {
+    Message(Arc<Message>),
+    /// A member left or was kicked: its open streams end (it may no longer read the room).
+    Left(MemberId),
+}
+
 pub struct Hub {
-    rooms: Mutex<HashMap<RoomId, broadcast::Sender<Arc<Message>>>>,
+    rooms: Mutex<HashMap<RoomId, broadcast::Sender<Fanout>>>,
     capacity: usize,
 }
 
@@ -47,7 +58,7 @@ impl Hub {
         }
     }
 
-    pub fn receiver(&self, room: RoomId) -> broadcast::Receiver<Arc<Message>> {
+    pub fn receiver(&self, room: RoomId) -> broadcast::Receiver<Fanout> {
         let mut rooms = self.rooms.lock().expect("hub poisoned");
         rooms
             .entry(room)
@@ -55,8 +66,9 @@ impl Hub {
             .subscribe()
     }
 
-    /// Sends committed messages to the room's live subscribers, in `seq` order.
-    pub fn publish(&self, room: RoomId, messages: &[Arc<Message>]) {
+    /// Sends committed messages (in `seq` order), then departures, to the room's live
+    /// subscribers.
+    pub fn publish(&self, room: RoomId, messages: &[Arc<Message>], left: &[MemberId]) {
         let mut rooms = self.rooms.lock().expect("hub poisoned");
         if let Some(tx) = rooms.get(&room) {
             if tx.receiver_count() == 0 {
@@ -64,7 +76,10 @@ impl Hub {
                 return;
             }
             for m in messages {
-                let _ = tx.send(m.clone());
+                let _ = tx.send(Fanout::Message(m.clone()));
+            }
+            for member in left {
+                let _ = tx.send(Fanout::Left(*member));
             }
         }
     }
@@ -79,7 +94,7 @@ struct Cursor {
     store: Arc<dyn RoomStore>,
     room: RoomId,
     viewer: MemberId,
-    live: broadcast::Receiver<Arc<Message>>,
+    live: broadcast::Receiver<Fanout>,
     /// Last seq handed to the subscriber (or skipped as invisible).
     sent: Seq,
     /// End of the replay: the room's committed last seq when we subscribed.
@@ -96,7 +111,7 @@ pub fn stream(
     viewer: MemberId,
     after: Seq,
     last_seq: Seq,
-    live: broadcast::Receiver<Arc<Message>>,
+    live: broadcast::Receiver<Fanout>,
 ) -> MessageStream {
     let cursor = Cursor {
         store,
@@ -145,12 +160,16 @@ impl Cursor {
                 continue;
             }
             match self.live.recv().await {
-                Ok(m) if m.seq <= self.sent => continue,
-                Ok(m) if !m.visible_to(self.viewer) => {
+                Ok(Fanout::Left(member)) if member == self.viewer => {
+                    return Err(SubscribeError::Removed);
+                }
+                Ok(Fanout::Left(_)) => continue,
+                Ok(Fanout::Message(m)) if m.seq <= self.sent => continue,
+                Ok(Fanout::Message(m)) if !m.visible_to(self.viewer) => {
                     self.sent = m.seq;
                     continue;
                 }
-                Ok(m) => {
+                Ok(Fanout::Message(m)) => {
                     self.sent = m.seq;
                     return Ok(m);
                 }
