@@ -15,6 +15,7 @@ mod report;
 
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use crate::client::A2aClient;
@@ -96,6 +97,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10.0)]
     pub request_timeout_secs: f64,
 
+    /// Threads the bench itself runs on. 1 (default) is a single-threaded runtime, the
+    /// cheapest per request, which leaves the most CPU to a server on the same machine.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub threads: u32,
+
     /// Print one JSON object instead of the human-readable report.
     #[arg(long)]
     pub json: bool,
@@ -110,6 +116,35 @@ pub enum Scenario {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    // The bench runs on a runtime of its own (by default single-threaded: far fewer
+    // cross-thread wake-ups per request than the binary's multi-threaded one).
+    let threads = args.threads as usize;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("huddle-bench".into())
+        .spawn(move || {
+            let runtime = if threads == 1 {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+            } else {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(threads)
+                    .enable_all()
+                    .build()
+            };
+            let result = match runtime {
+                Ok(runtime) => runtime.block_on(run_here(args)),
+                Err(e) => Err(anyhow::Error::new(e).context("starting the bench runtime")),
+            };
+            let _ = done_tx.send(result);
+        })
+        .context("starting the bench thread")?;
+    done_rx.await.context("the bench thread panicked")?
+}
+
+/// [`run`] on the current runtime.
+async fn run_here(args: BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.duration_secs.is_finite() && args.duration_secs > 0.0,
         "--duration-secs must be a positive number"

@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::Url;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 pub use sse::{MessageStream, RoomMessage};
@@ -196,29 +197,44 @@ impl A2aClient {
                 )));
             }
         };
-        meta.insert("action".into(), Value::String(action.to_owned()));
-        let parts = match text {
-            Some(t) => json!([{ "text": t }]),
-            None => json!([]),
-        };
-        let mut message = Map::new();
-        message.insert("role".into(), json!("user"));
-        message.insert("parts".into(), parts);
-        if let Some(c) = context_id {
-            message.insert("contextId".into(), json!(c));
-        }
-        message.insert("metadata".into(), Value::Object(meta));
-        let result = self
-            .rpc("SendMessage", json!({ "message": message }))
-            .await?;
-        parse_action_result(result)
+        // `action` is this call's argument, never the caller's metadata.
+        meta.remove("action");
+        self.action_with(action, text, context_id, &meta).await
     }
 
-    /// One JSON-RPC call on `/a2a`; returns `result` (any shape). JSON-RPC errors become
-    /// [`ClientError::Rpc`]. `action` is built on it; `rpc.discover` can use it directly.
-    pub async fn rpc(&self, method: &str, params: Value) -> Result<Value> {
+    /// [`A2aClient::action`] with any serializable metadata object (no JSON tree built).
+    async fn action_with<M: Serialize>(
+        &self,
+        action: &str,
+        text: Option<&str>,
+        context_id: Option<&str>,
+        metadata: &M,
+    ) -> Result<ActionReply> {
+        let text_part = text.map(|text| TextPart { text });
+        let params = SendParams {
+            message: OutMessage {
+                role: "user",
+                parts: text_part.as_slice(),
+                context_id,
+                metadata: OutMetadata {
+                    action,
+                    rest: metadata,
+                },
+            },
+        };
+        let reply: ReplyMessage = self.call("SendMessage", &params).await?;
+        parse_action_result(reply)
+    }
+
+    /// One JSON-RPC call on `/a2a`; JSON-RPC errors become [`ClientError::Rpc`].
+    async fn call<P: Serialize, R: DeserializeOwned>(&self, method: &str, params: &P) -> Result<R> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let envelope = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        let envelope = Envelope {
+            jsonrpc: "2.0",
+            id,
+            method,
+            params,
+        };
         let response = self
             .http
             .post(self.a2a.clone())
@@ -235,7 +251,7 @@ impl A2aClient {
                 body: shorten(&body),
             });
         }
-        let reply: RpcReply = serde_json::from_slice(&body)
+        let reply: RpcReply<R> = serde_json::from_slice(&body)
             .map_err(|e| ClientError::Protocol(format!("{e}: {}", shorten(&body))))?;
         if let Some(err) = reply.error {
             return Err(ClientError::Rpc {
@@ -280,11 +296,9 @@ impl A2aClient {
         text: &str,
         to: Option<&str>,
     ) -> Result<ActionReply> {
-        let mut meta = json!({ "agentToken": agent_token });
-        if let Some(to) = to {
-            meta["to"] = json!(to);
-        }
-        self.action("message.send", Some(text), None, meta).await
+        let meta = SendMetadata { agent_token, to };
+        self.action_with("message.send", Some(text), None, &meta)
+            .await
     }
 }
 
@@ -310,11 +324,52 @@ fn with_field(extra: Value, key: &str, value: &str) -> Result<Value> {
     }
 }
 
+#[derive(Serialize)]
+struct Envelope<'a, P> {
+    jsonrpc: &'static str,
+    id: u64,
+    method: &'a str,
+    params: &'a P,
+}
+
+#[derive(Serialize)]
+struct SendParams<'a, M> {
+    message: OutMessage<'a, M>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OutMessage<'a, M> {
+    role: &'static str,
+    parts: &'a [TextPart<'a>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context_id: Option<&'a str>,
+    metadata: OutMetadata<'a, M>,
+}
+
+#[derive(Serialize)]
+struct TextPart<'a> {
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+struct OutMetadata<'a, M> {
+    action: &'a str,
+    #[serde(flatten)]
+    rest: &'a M,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SendMetadata<'a> {
+    agent_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+}
+
 #[derive(Deserialize)]
-struct RpcReply {
-    #[serde(default)]
-    result: Option<Value>,
-    #[serde(default)]
+struct RpcReply<R> {
+    result: Option<R>,
     error: Option<RpcErrorBody>,
 }
 
@@ -325,37 +380,40 @@ struct RpcErrorBody {
     message: String,
 }
 
+/// The A2A Message a `SendMessage` answers with.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReplyMessage {
+    #[serde(default)]
+    parts: Vec<ReplyPart>,
+    #[serde(default)]
+    context_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ReplyPart {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
 /// Unpacks an A2A Message result: first text part, data part, later text parts.
-fn parse_action_result(result: Value) -> Result<ActionReply> {
-    let Value::Object(mut result) = result else {
-        return Err(ClientError::Protocol(format!(
-            "result is not an object: {result}"
-        )));
-    };
-    let context_id = match result.remove("contextId") {
-        Some(Value::String(s)) => Some(s),
-        _ => None,
-    };
-    let Some(Value::Array(parts)) = result.remove("parts") else {
-        return Err(ClientError::Protocol("result has no parts".into()));
-    };
+fn parse_action_result(result: ReplyMessage) -> Result<ActionReply> {
     let mut reply = ActionReply {
-        context_id,
+        context_id: result.context_id,
         ..ActionReply::default()
     };
     let mut seen_text = false;
-    for part in parts {
-        let Value::Object(mut part) = part else {
-            continue;
-        };
-        if let Some(Value::String(t)) = part.remove("text") {
+    for part in result.parts {
+        if let Some(t) = part.text {
             if seen_text {
                 reply.more_text.push(t);
             } else {
                 reply.text = t;
                 seen_text = true;
             }
-        } else if let Some(d) = part.remove("data")
+        } else if let Some(d) = part.data
             && reply.data.is_none()
         {
             reply.data = Some(d);
@@ -404,20 +462,24 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
 
+    fn reply(v: Value) -> ReplyMessage {
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
     fn error_reply_becomes_action_error() {
-        let r = parse_action_result(
+        let r = parse_action_result(reply(
             json!({"role":"agent","parts":[{"text":"Error: Invalid agentToken"}]}),
-        );
+        ));
         assert!(matches!(r, Err(ClientError::Action(m)) if m == "Invalid agentToken"));
     }
 
     #[test]
     fn reply_parts_are_unpacked() {
-        let r = parse_action_result(json!({
+        let r = parse_action_result(reply(json!({
             "role":"agent","contextId":"r1",
             "parts":[{"text":"Message sent"},{"data":{"missedCount":1}},{"text":"\n--- 1 missed message(s) ---\n[a] hi"}]
-        }))
+        })))
         .unwrap();
         assert_eq!(r.text, "Message sent");
         assert_eq!(r.data.unwrap()["missedCount"], 1);
