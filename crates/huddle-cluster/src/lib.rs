@@ -16,7 +16,9 @@ use async_trait::async_trait;
 use huddle_core::{
     AgentToken, CreateRoom, Created, MemberId, RoomError, RoomId, RoomRequest, RoomResponse, Seq,
 };
-use huddle_rooms::{MessageStream, RoomDirectory};
+use huddle_rooms::RoomDirectory;
+/// What [`Router::subscribe`] returns, re-exported so gateways need not know `huddle-rooms`.
+pub use huddle_rooms::{MessageStream, SubscribeError};
 use huddle_store::{NamedRoom, RoomPage};
 
 #[async_trait]

@@ -10,10 +10,12 @@
 //! - [`sse`]   — `GET /api/messages/{roomId}/sse`: live, resumable message streams.
 //! - [`web`]   — landing page, docs, health endpoints.
 //! - [`client_kind`] — agent-or-browser detection (plain text vs HTML).
+//! - [`grpc`]  — `huddle.v1.RoomService`, gRPC health and reflection (h2c, same port).
 
 pub mod a2a;
 pub mod client_kind;
 pub mod docs;
+pub mod grpc;
 pub mod ops;
 pub mod sse;
 pub mod web;
@@ -52,6 +54,7 @@ pub struct AppState {
 /// The whole HTTP application, testable without a socket.
 pub fn app(state: AppState) -> Http {
     let limit = state.config.max_body_bytes;
+    let grpc = grpc::routes(&state);
     Http::new()
         .route("/a2a", post(a2a::post).get(a2a::docs_page))
         .route("/.well-known/agent-card.json", get(a2a::agent_card))
@@ -63,4 +66,6 @@ pub fn app(state: AppState) -> Http {
         .route("/readyz", get(web::readyz))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+        // gRPC over h2c on the same port: only its own service paths.
+        .merge(grpc)
 }

@@ -145,7 +145,7 @@ impl Outcome {
     }
 }
 
-fn required(present: &[(&str, bool)]) -> Result<(), RoomError> {
+pub(crate) fn required(present: &[(&str, bool)]) -> Result<(), RoomError> {
     let missing: Vec<&str> = present
         .iter()
         .filter(|(_, ok)| !ok)
@@ -170,7 +170,7 @@ fn token(p: &Params) -> Result<AgentToken, RoomError> {
 }
 
 /// The room a token routes to (invariant 5); a token that names no room is invalid.
-fn token_room(t: &AgentToken) -> Result<RoomId, RoomError> {
+pub(crate) fn token_room(t: &AgentToken) -> Result<RoomId, RoomError> {
     t.room_id().ok_or(RoomError::InvalidToken)
 }
 
@@ -178,7 +178,7 @@ fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
 }
 
-fn unexpected(r: RoomResponse) -> RoomError {
+pub(crate) fn unexpected(r: RoomResponse) -> RoomError {
     RoomError::Unavailable(format!("unexpected room answer {r:?}"))
 }
 
@@ -198,7 +198,11 @@ fn add_missed(data: &mut Value, missed: &Missed) {
 }
 
 /// Runs `action` with `p`.
-pub async fn execute(router: &dyn Router, action: Action, mut p: Params) -> Result<Outcome, RoomError> {
+pub async fn execute(
+    router: &dyn Router,
+    action: Action,
+    mut p: Params,
+) -> Result<Outcome, RoomError> {
     if action.splits_context() {
         if let Some(ctx) = p.room.take() {
             let (room, password) = split_context(&ctx, p.password.take());
@@ -347,7 +351,11 @@ pub async fn execute(router: &dyn Router, action: Action, mut p: Params) -> Resu
 }
 
 /// A room operation whose answer is a plain [`Reply`].
-async fn call(router: &dyn Router, room: RoomId, req: RoomRequest) -> Result<Reply, RoomError> {
+pub(crate) async fn call(
+    router: &dyn Router,
+    room: RoomId,
+    req: RoomRequest,
+) -> Result<Reply, RoomError> {
     match router.call(room, req).await {
         Ok(RoomResponse::Done(reply)) => Ok(reply),
         Ok(other) => Err(unexpected(other)),
@@ -399,7 +407,10 @@ async fn join(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
     ])?;
     let reference = p.room.unwrap_or_default();
     let agent_name = p.agent_name.unwrap_or_default();
-    let token = p.agent_token.filter(|t| !t.is_empty()).map(AgentToken::from_wire);
+    let token = p
+        .agent_token
+        .filter(|t| !t.is_empty())
+        .map(AgentToken::from_wire);
     let endpoint = p.agent_endpoint.filter(|e| !e.is_empty());
     let (_, response) = call_by_reference(router, &reference, p.password, |password| {
         RoomRequest::Join {
@@ -444,7 +455,10 @@ async fn join(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
 async fn info(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
     required(&[("roomId", non_empty(&p.room))])?;
     let reference = p.room.unwrap_or_default();
-    let token = p.agent_token.filter(|t| !t.is_empty()).map(AgentToken::from_wire);
+    let token = p
+        .agent_token
+        .filter(|t| !t.is_empty())
+        .map(AgentToken::from_wire);
     let (_, response) = call_by_reference(router, &reference, p.password, |password| {
         RoomRequest::Info {
             password,
@@ -458,7 +472,9 @@ async fn info(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
     let agents: Vec<Value> = view
         .agents
         .iter()
-        .map(|a| json!({"name": a.name, "role": a.role.as_str(), "joinedAt": a.joined_at.rfc3339()}))
+        .map(
+            |a| json!({"name": a.name, "role": a.role.as_str(), "joinedAt": a.joined_at.rfc3339()}),
+        )
         .collect();
     let data = json!({
         "roomId": view.room_id.to_string(),
@@ -482,22 +498,7 @@ async fn history(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
     let own = token_room(&t)?;
     let limit = p.limit.unwrap_or(20).clamp(1, 100) as usize;
     let offset = p.offset.unwrap_or(0).max(0) as usize;
-    let room = match p.room.as_deref().filter(|r| !r.is_empty()) {
-        None => own,
-        Some(r) if r.parse::<RoomId>().ok() == Some(own) => own,
-        Some(reference) => {
-            // Is it a token at all? Then: does the reference name the token's room?
-            call_viewer(router, own, &t).await?;
-            let ids = huddle_cluster::resolve::candidates(router, reference, None).await?;
-            if ids.contains(&own) {
-                own
-            } else if ids.is_empty() {
-                return Err(RoomError::RoomNotFound(reference.to_string()));
-            } else {
-                return Err(RoomError::TokenNotInRoom);
-            }
-        }
-    };
+    let room = reading_room(router, &t, own, p.room.as_deref()).await?;
     let req = RoomRequest::History {
         token: t,
         limit,
@@ -516,6 +517,34 @@ async fn history(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
         Ok(other) => Err(unexpected(other)),
         Err(RoomError::RoomNotFound(_)) => Err(RoomError::InvalidToken),
         Err(e) => Err(e),
+    }
+}
+
+/// The room an agent reads (history, gRPC `Subscribe`): its token's room `own`, which
+/// `reference` (an id or a name, optional) must name. A reference to another room is
+/// `agentToken does not belong to this room` once the token is known to be valid, and
+/// `Room not found` when it names no room at all.
+pub(crate) async fn reading_room(
+    router: &dyn Router,
+    t: &AgentToken,
+    own: RoomId,
+    reference: Option<&str>,
+) -> Result<RoomId, RoomError> {
+    match reference.filter(|r| !r.is_empty()) {
+        None => Ok(own),
+        Some(r) if r.parse::<RoomId>().ok() == Some(own) => Ok(own),
+        Some(reference) => {
+            // Is it a token at all? Then: does the reference name the token's room?
+            call_viewer(router, own, t).await?;
+            let ids = huddle_cluster::resolve::candidates(router, reference, None).await?;
+            if ids.contains(&own) {
+                Ok(own)
+            } else if ids.is_empty() {
+                Err(RoomError::RoomNotFound(reference.to_string()))
+            } else {
+                Err(RoomError::TokenNotInRoom)
+            }
+        }
     }
 }
 

@@ -1,0 +1,499 @@
+//! `huddle.v1.RoomService`: each RPC turns its typed request into a room operation on
+//! the [`Router`], with the same rules as the A2A/MCP actions (the shared pieces come
+//! from [`crate::ops`] and `huddle_cluster::resolve`), and renders the answer through
+//! `huddle_proto::conversions`. Errors go through [`super::status`].
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use huddle_cluster::Router;
+use huddle_cluster::resolve::{call_by_reference, split_context};
+use huddle_core::{AgentToken, CreateRoom, Reply, RoomError, RoomRequest, RoomResponse};
+use huddle_proto::conversions::{self, room_type_param};
+use huddle_proto::v1 as pb;
+use huddle_proto::v1::room_service_server::RoomService;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+use super::status::{stream_end, to_status};
+use crate::ops::{self, reading_room, required, token_room, unexpected};
+
+/// Page size when a request leaves `limit` at 0 (A.4's default).
+const DEFAULT_LIMIT: u32 = 20;
+/// Largest page (A.4).
+const MAX_LIMIT: u32 = 100;
+
+/// The room service over a [`Router`].
+#[derive(Clone)]
+pub struct RoomGrpc {
+    router: Arc<dyn Router>,
+}
+
+impl RoomGrpc {
+    pub fn new(router: Arc<dyn Router>) -> Self {
+        Self { router }
+    }
+
+    fn router(&self) -> &dyn Router {
+        self.router.as_ref()
+    }
+}
+
+type GrpcResult<T> = Result<Response<T>, Status>;
+
+/// Runs `f` and turns its [`RoomError`] into the status of the contract's text.
+fn answer<T>(r: Result<T, RoomError>) -> GrpcResult<T> {
+    r.map(Response::new).map_err(|e| to_status(&e))
+}
+
+/// The agent token of a request: the request's field when non-empty, else the
+/// `authorization: Bearer <token>` metadata.
+fn presented_token(field: Option<&str>, metadata: &MetadataMap) -> Option<AgentToken> {
+    if let Some(t) = field.filter(|t| !t.is_empty()) {
+        return Some(AgentToken::from_wire(t));
+    }
+    let value = metadata.get("authorization")?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
+        .then(|| AgentToken::from_wire(token))
+}
+
+fn required_token(field: Option<&str>, metadata: &MetadataMap) -> Result<AgentToken, RoomError> {
+    presented_token(field, metadata).ok_or_else(|| RoomError::missing(&["agentToken"]))
+}
+
+fn page(limit: u32) -> usize {
+    let n = match limit {
+        0 => DEFAULT_LIMIT,
+        n => n.min(MAX_LIMIT),
+    };
+    n as usize
+}
+
+/// Promote, demote and kick share their checks: an admin's token and a target.
+async fn moderate(
+    router: &dyn Router,
+    metadata: &MetadataMap,
+    agent_token: Option<&str>,
+    target: String,
+    build: impl FnOnce(AgentToken, String) -> RoomRequest,
+) -> Result<String, RoomError> {
+    let token = presented_token(agent_token, metadata);
+    required(&[
+        ("agentToken", token.is_some()),
+        ("targetAgent", !target.is_empty()),
+    ])?;
+    let token = token.expect("checked above");
+    let room = token_room(&token)?;
+    match ops::call(router, room, build(token, target)).await? {
+        Reply::Promoted { target } | Reply::Demoted { target } | Reply::Kicked { target } => {
+            Ok(target)
+        }
+        other => Err(unexpected(RoomResponse::Done(other))),
+    }
+}
+
+#[tonic::async_trait]
+impl RoomService for RoomGrpc {
+    #[tracing::instrument(skip_all, fields(rpc.method = "CreateRoom"))]
+    async fn create_room(
+        &self,
+        request: Request<pb::CreateRoomRequest>,
+    ) -> GrpcResult<pb::CreateRoomResponse> {
+        let r = request.into_inner();
+        answer(
+            async {
+                required(&[("agentName", !r.agent_name.is_empty())])?;
+                let created = self
+                    .router()
+                    .create(CreateRoom {
+                        name: Some(r.name).filter(|n| !n.trim().is_empty()),
+                        agent_name: r.agent_name,
+                        password: r.password,
+                        description: r.description,
+                        kind: room_type_param(r.r#type),
+                        endpoint: r.agent_endpoint.filter(|e| !e.is_empty()),
+                    })
+                    .await?;
+                Ok(pb::CreateRoomResponse::from(created))
+            }
+            .await,
+        )
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc.method = "JoinRoom"))]
+    async fn join_room(
+        &self,
+        request: Request<pb::JoinRoomRequest>,
+    ) -> GrpcResult<pb::JoinRoomResponse> {
+        let token = presented_token(request.get_ref().agent_token.as_deref(), request.metadata());
+        let r = request.into_inner();
+        answer(
+            async {
+                required(&[
+                    ("roomId", !r.room.is_empty()),
+                    ("agentName", !r.agent_name.is_empty()),
+                ])?;
+                let (reference, password) = split_context(&r.room, r.password);
+                let endpoint = r.agent_endpoint.filter(|e| !e.is_empty());
+                let (_, response) =
+                    call_by_reference(self.router(), &reference, password, |password| {
+                        RoomRequest::Join {
+                            agent_name: r.agent_name.clone(),
+                            password,
+                            token: token.clone(),
+                            endpoint: endpoint.clone(),
+                        }
+                    })
+                    .await?;
+                match response {
+                    RoomResponse::Joined {
+                        room_id,
+                        agent_name,
+                        agent_token,
+                        role,
+                        reconnected,
+                        missed,
+                    } => {
+                        let (missed_messages, missed_has_more) = conversions::missed(&missed);
+                        Ok(pb::JoinRoomResponse {
+                            room_id: room_id.to_string(),
+                            agent_name,
+                            agent_token: agent_token.as_str().to_string(),
+                            role: pb::Role::from(role).into(),
+                            reconnected,
+                            missed_messages,
+                            missed_has_more,
+                        })
+                    }
+                    other => Err(unexpected(other)),
+                }
+            }
+            .await,
+        )
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc.method = "LeaveRoom"))]
+    async fn leave_room(
+        &self,
+        request: Request<pb::LeaveRoomRequest>,
+    ) -> GrpcResult<pb::LeaveRoomResponse> {
+        answer(
+            async {
+                let token =
+                    required_token(request.get_ref().agent_token.as_deref(), request.metadata())?;
+                let room = token_room(&token)?;
+                ops::call(self.router(), room, RoomRequest::Leave { token }).await?;
+                Ok(pb::LeaveRoomResponse {
+                    room_id: room.to_string(),
+                })
+            }
+            .await,
+        )
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc.method = "GetRoom"))]
+    async fn get_room(
+        &self,
+        request: Request<pb::GetRoomRequest>,
+    ) -> GrpcResult<pb::GetRoomResponse> {
+        let token = presented_token(request.get_ref().agent_token.as_deref(), request.metadata());
+        let r = request.into_inner();
+        answer(
+            async {
+                required(&[("roomId", !r.room.is_empty())])?;
+                let (reference, password) = split_context(&r.room, r.password);
+                let (_, response) =
+                    call_by_reference(self.router(), &reference, password, |password| {
+                        RoomRequest::Info {
+                            password,
+                            token: token.clone(),
+                        }
+                    })
+                    .await?;
+                match response {
+                    RoomResponse::Info(view) => Ok(pb::GetRoomResponse::from(view)),
+                    other => Err(unexpected(other)),
+                }
+            }
+            .await,
+        )
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc.method = "ListRooms"))]
+    async fn list_rooms(
+        &self,
+        request: Request<pb::ListRoomsRequest>,
+    ) -> GrpcResult<pb::ListRoomsResponse> {
+        let r = request.into_inner();
+        answer(
+            async {
+                let search = Some(r.search.as_str()).filter(|s| !s.is_empty());
+                let page = self
+                    .router()
+                    .list(search, page(r.limit), r.offset as usize)
+                    .await?;
+                Ok(pb::ListRoomsResponse {
+                    rooms: page.rooms.iter().map(pb::RoomSummary::from).collect(),
+                    total: page.total,
+                })
+            }
+            .await,
+        )
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc.method = "SendMessage"))]
+    async fn send_message(
+        &self,
+        request: Request<pb::SendMessageRequest>,
+    ) -> GrpcResult<pb::SendMessageResponse> {
+        let token = presented_token(request.get_ref().agent_token.as_deref(), request.metadata());
+        let r = request.into_inner();
+        answer(
+            async {
+                required(&[
+                    ("text", !r.text.is_empty()),
+                    ("agentToken", token.is_some()),
+                ])?;
+                let token = token.expect("checked above");
+                let room = token_room(&token)?;
+                let req = RoomRequest::Send {
+                    token,
+                    body: r.text,
+                    to: r.to.filter(|t| !t.is_empty()),
+                };
+                match ops::call(self.router(), room, req).await? {
+                    Reply::Sent { seq, missed } => {
+                        let (missed_messages, missed_has_more) = conversions::missed(&missed);
+                        Ok(pb::SendMessageResponse {
+                            seq,
+                            missed_messages,
+                            missed_has_more,
+                        })
+                    }
+                    other => Err(unexpected(RoomResponse::Done(other))),
+                }
+            }
+            .await,
+        )
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc.method = "GetHistory"))]
+    async fn get_history(
+        &self,
+        request: Request<pb::GetHistoryRequest>,
+    ) -> GrpcResult<pb::GetHistoryResponse> {
+        answer(
+            async {
+                let token =
+                    required_token(request.get_ref().agent_token.as_deref(), request.metadata())?;
+                let r = request.get_ref();
+                let own = token_room(&token)?;
+                let room =
+                    reading_room(self.router(), &token, own, Some(r.room_id.as_str())).await?;
+                let req = RoomRequest::History {
+                    token,
+                    limit: page(r.limit),
+                    offset: r.offset as usize,
+                };
+                match self.router().call(room, req).await {
+                    Ok(RoomResponse::History { messages, total }) => Ok(pb::GetHistoryResponse {
+                        messages: conversions::messages(&messages),
+                        total,
+                    }),
+                    Ok(other) => Err(unexpected(other)),
+                    // The token's room is gone: to the client, a bad token.
+                    Err(RoomError::RoomNotFound(_)) => Err(RoomError::InvalidToken),
+                    Err(e) => Err(e),
+                }
+            }
+            .await,
+        )
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc.method = "GetUnread"))]
+    async fn get_unread(
+        &self,
+        request: Request<pb::GetUnreadRequest>,
+    ) -> GrpcResult<pb::GetUnreadResponse> {
+        answer(
+            async {
+                let token =
+                    required_token(request.get_ref().agent_token.as_deref(), request.metadata())?;
+                let room = token_room(&token)?;
+                match ops::call(self.router(), room, RoomRequest::Unread { token }).await? {
+                    Reply::Unread(page) => Ok(pb::GetUnreadResponse {
+                        messages: conversions::messages(&page.messages),
+                        has_more: page.has_more,
+                    }),
+                    other => Err(unexpected(RoomResponse::Done(other))),
+                }
+            }
+            .await,
+        )
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc.method = "Promote"))]
+    async fn promote(
+        &self,
+        request: Request<pb::PromoteRequest>,
+    ) -> GrpcResult<pb::PromoteResponse> {
+        let (metadata, _, r) = request.into_parts();
+        answer(
+            moderate(
+                self.router(),
+                &metadata,
+                r.agent_token.as_deref(),
+                r.target_agent,
+                |token, target| RoomRequest::Promote { token, target },
+            )
+            .await
+            .map(|target_agent| pb::PromoteResponse { target_agent }),
+        )
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc.method = "Demote"))]
+    async fn demote(&self, request: Request<pb::DemoteRequest>) -> GrpcResult<pb::DemoteResponse> {
+        let (metadata, _, r) = request.into_parts();
+        answer(
+            moderate(
+                self.router(),
+                &metadata,
+                r.agent_token.as_deref(),
+                r.target_agent,
+                |token, target| RoomRequest::Demote { token, target },
+            )
+            .await
+            .map(|target_agent| pb::DemoteResponse { target_agent }),
+        )
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc.method = "Kick"))]
+    async fn kick(&self, request: Request<pb::KickRequest>) -> GrpcResult<pb::KickResponse> {
+        let (metadata, _, r) = request.into_parts();
+        answer(
+            moderate(
+                self.router(),
+                &metadata,
+                r.agent_token.as_deref(),
+                r.target_agent,
+                |token, target| RoomRequest::Kick { token, target },
+            )
+            .await
+            .map(|target_agent| pb::KickResponse { target_agent }),
+        )
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc.method = "UpdateRoom"))]
+    async fn update_room(
+        &self,
+        request: Request<pb::UpdateRoomRequest>,
+    ) -> GrpcResult<pb::UpdateRoomResponse> {
+        let token = presented_token(request.get_ref().agent_token.as_deref(), request.metadata());
+        let r = request.into_inner();
+        answer(
+            async {
+                let kind = room_type_param(r.r#type);
+                // Checked first (A.4).
+                if r.description.is_none() && kind.is_none() {
+                    return Err(RoomError::NothingToUpdate);
+                }
+                let token = token.ok_or_else(|| RoomError::missing(&["agentToken"]))?;
+                let room = token_room(&token)?;
+                let req = RoomRequest::Update {
+                    token,
+                    description: r.description,
+                    kind,
+                };
+                match ops::call(self.router(), room, req).await? {
+                    Reply::Updated { changes } => Ok(pb::UpdateRoomResponse { changes }),
+                    other => Err(unexpected(RoomResponse::Done(other))),
+                }
+            }
+            .await,
+        )
+    }
+
+    type SubscribeStream =
+        Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send + 'static>>;
+
+    #[tracing::instrument(skip_all, fields(rpc.method = "Subscribe"))]
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> GrpcResult<Self::SubscribeStream> {
+        let opened = async {
+            let token =
+                required_token(request.get_ref().agent_token.as_deref(), request.metadata())?;
+            let r = request.get_ref();
+            let own = token_room(&token)?;
+            let room = reading_room(self.router(), &token, own, Some(r.room_id.as_str())).await?;
+            match self.router().subscribe(room, token, r.from_seq).await {
+                Ok((messages, _member)) => Ok(messages),
+                // The token's room is gone: to the client, a bad token.
+                Err(RoomError::RoomNotFound(_)) => Err(RoomError::InvalidToken),
+                Err(e) => Err(e),
+            }
+        }
+        .await;
+        let messages = opened.map_err(|e| to_status(&e))?;
+        // Each message as a response; the first error ends the stream, with a status or
+        // (the agent left) cleanly.
+        let stream = messages
+            .scan(false, |ended, item| {
+                let out = match item {
+                    _ if *ended => None,
+                    Ok(m) => Some(Some(Ok(pb::SubscribeResponse {
+                        message: Some(pb::Message::from(m.as_ref())),
+                    }))),
+                    Err(e) => {
+                        *ended = true;
+                        tracing::debug!(error = %e, "grpc subscription ends");
+                        Some(stream_end(&e).map(Err))
+                    }
+                };
+                futures::future::ready(out)
+            })
+            .filter_map(futures::future::ready);
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::metadata::MetadataValue;
+
+    use super::*;
+
+    #[test]
+    fn the_field_wins_over_bearer_metadata() {
+        let mut md = MetadataMap::new();
+        md.insert(
+            "authorization",
+            MetadataValue::from_static("Bearer meta.tok"),
+        );
+        assert_eq!(
+            presented_token(Some("field.tok"), &md).unwrap().as_str(),
+            "field.tok"
+        );
+        assert_eq!(presented_token(None, &md).unwrap().as_str(), "meta.tok");
+        assert_eq!(presented_token(Some(""), &md).unwrap().as_str(), "meta.tok");
+    }
+
+    #[test]
+    fn only_a_bearer_scheme_is_a_token() {
+        let mut md = MetadataMap::new();
+        md.insert("authorization", MetadataValue::from_static("Basic abc"));
+        assert!(presented_token(None, &md).is_none());
+        md.insert("authorization", MetadataValue::from_static("bearer   x.y "));
+        assert_eq!(presented_token(None, &md).unwrap().as_str(), "x.y");
+        assert!(presented_token(None, &MetadataMap::new()).is_none());
+    }
+
+    #[test]
+    fn page_sizes_default_to_20_and_stop_at_100() {
+        assert_eq!((page(0), page(5), page(1000)), (20, 5, 100));
+    }
+}

@@ -1,0 +1,25 @@
+//! Code generated from `proto/` at the workspace root.
+//!
+//! Layout:
+//! - [`v1`] — the public API, package `huddle.v1`: `RoomService` (every room operation
+//!   of PROTOCOL.md A.4 plus the resumable `Subscribe` stream), its messages, and the
+//!   tonic client ([`v1::room_service_client`]) and server ([`v1::room_service_server`]).
+//! - [`FILE_DESCRIPTOR_SET`] — the encoded descriptors of every file here, for server
+//!   reflection.
+//! - [`conversions`] — prost types ⇄ `huddle-core` types, in one module (prost types
+//!   never reach the core; the core does not know this crate).
+
+pub mod conversions;
+
+/// `huddle.v1`: the public room API (`proto/huddle/v1/rooms.proto`).
+pub mod v1 {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("huddle.v1");
+}
+
+/// The `FileDescriptorSet` of `proto/`, encoded: register it with tonic-reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/huddle_descriptor.bin"));
+
+/// The full name of the room service, as health checking and reflection know it.
+pub const ROOM_SERVICE: &str = "huddle.v1.RoomService";
