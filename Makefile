@@ -14,7 +14,7 @@ release:
 
 # Real clients the tests drive (from the registries); idempotent.
 test-deps:
-	@true
+	python3 -m pip install --quiet -r tests/grpc/requirements.txt
 
 test: test-deps
 	$(CARGO) test --workspace --all-targets

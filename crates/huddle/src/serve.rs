@@ -19,6 +19,10 @@ pub struct ServeArgs {
     #[arg(long, env = "HUDDLE_LISTEN", default_value = "0.0.0.0:3000")]
     listen: String,
 
+    /// Also serve gRPC (alone) on this address; it is always served on --listen too (h2c).
+    #[arg(long, env = "HUDDLE_GRPC_LISTEN")]
+    grpc_listen: Option<String>,
+
     /// Only the port to listen on (overrides the port of --listen; PaaS convention).
     #[arg(long, env = "PORT", hide = true)]
     port: Option<u16>,
@@ -117,6 +121,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_message_bytes = args.max_message_bytes,
         max_body_bytes = args.max_body_bytes,
         max_in_flight = args.max_in_flight,
+        grpc_listen = ?args.grpc_listen,
         "huddle configuration"
     );
     let store = EmbeddedStore::open(&data_dir, durability)
@@ -140,7 +145,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             public_url: args.public_url.clone(),
         }),
     };
-    let app = huddle_gateway::app(state);
+    let app = huddle_gateway::app(state.clone());
+    let grpc = match &args.grpc_listen {
+        Some(a) => Some(serve_grpc(a, &state).await?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -150,9 +159,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    if let Some(grpc) = grpc {
+        let _ = grpc.await;
+    }
     tracing::info!("draining rooms");
     directory.shutdown(Duration::from_secs(10)).await;
     Ok(())
+}
+
+/// Serves only the gRPC services on `addr` (`--grpc-listen`) until shutdown; prints
+/// `huddle grpc listening on http://<addr>` once bound.
+async fn serve_grpc(
+    addr: &str,
+    state: &AppState,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let addr: SocketAddr = addr
+        .parse()
+        .with_context(|| format!("--grpc-listen {addr:?} is not an address like 0.0.0.0:50051"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    println!("huddle grpc listening on http://{}", listener.local_addr()?);
+    let server = axum::serve(listener, huddle_gateway::grpc::routes(state))
+        .with_graceful_shutdown(shutdown_signal());
+    Ok(tokio::spawn(server.into_future()))
 }
 
 async fn shutdown_signal() {
