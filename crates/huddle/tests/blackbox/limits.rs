@@ -148,22 +148,68 @@ async fn request_body_over_1_mib_gets_413_and_the_node_stays_up() {
             "metadata": {"action": "message.send", "agentToken": alice.token}}}
     });
     let garbage = vec![b'{'; 2 * 1024 * 1024];
-    for body in [big.to_string().into_bytes(), garbage] {
-        let (status, text) = s.post_a2a_raw(body).await;
-        assert_eq!(status, 413, "2 MiB body answered {status}: {text:.200}");
-        let answer: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("413 body is not JSON-RPC ({e}): {text:.200}"));
-        assert_eq!(answer["jsonrpc"], "2.0", "{answer}");
-        assert!(answer["error"]["code"].is_i64(), "{answer}");
+    // Check every body, then that the node is up, and only then report what went wrong.
+    let mut problems = Vec::new();
+    for (what, body) in [("a JSON-RPC", big.to_string().into_bytes()), ("a non-JSON", garbage)] {
+        let sent = s
+            .http
+            .post(s.url("/a2a"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(resp) => resp,
+            Err(e) => {
+                problems.push(format!(
+                    "{what} 2 MiB body: the client never got an answer (the node answered and \
+                     closed the connection before reading the body?): {e:?}"
+                ));
+                continue;
+            }
+        };
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        if status != 413 {
+            problems.push(format!("{what} 2 MiB body answered {status}: {text:.200}"));
+            continue;
+        }
+        let answer: Value = serde_json::from_str(&text).unwrap_or_default();
         let message = answer["error"]["message"].as_str().unwrap_or_default();
-        assert!(
-            message.contains("limit")
-                && ["1048576", "1 MiB", "1MiB", "1024 KiB"].iter().any(|n| message.contains(n)),
-            "the 413 must name the limit: {message:?}"
-        );
+        let names_limit = message.contains("limit")
+            && ["1048576", "1 MiB", "1MiB", "1024 KiB"].iter().any(|n| message.contains(n));
+        if answer["jsonrpc"] != "2.0" || !answer["error"]["code"].is_i64() || !names_limit {
+            problems.push(format!(
+                "{what} 2 MiB body: the 413 must be a JSON-RPC error naming the limit: {text:.300}"
+            ));
+        }
     }
 
+    // The node is up: a new connection gets a normal answer.
     assert!(s.is_running(), "the node died on a 2 MiB body");
-    s.say(&alice, "still here").await;
+    let fresh = http_client()
+        .post(s.url("/a2a"))
+        .json(&s.act("message.send").text("still here").token(&alice.token).request())
+        .send()
+        .await
+        .expect("the node accepts a new connection after the 2 MiB bodies");
+    assert_eq!(fresh.status(), 200);
+    let answer: Value = fresh.json().await.unwrap();
+    assert_eq!(answer["result"]["parts"][0]["text"], "Message sent", "{answer}");
     assert_eq!(bodies(&s.history_all(&alice).await), ["still here"]);
+
+    // A client that keeps its connections alive must not be handed a connection the
+    // node closes without saying so (`Connection: close`).
+    if let Err(e) = s
+        .act("message.send")
+        .text("again")
+        .token(&alice.token)
+        .try_send()
+        .await
+    {
+        problems.push(format!(
+            "the request after the 413 on the same keep-alive client failed: {e}"
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

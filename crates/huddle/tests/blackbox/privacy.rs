@@ -3,8 +3,9 @@
 
 use crate::harness::*;
 
-/// alice, bob and carol in "lobby"; alice DMs bob, bob DMs alice, then alice posts
-/// "public". carol has read everything before the DMs.
+/// alice, bob and carol in "lobby"; bob DMs alice, alice DMs bob, then alice posts
+/// "public". carol and bob have read everything before the DMs (bob's own send comes
+/// first, so it does not consume alice's DM as missed).
 struct Scene {
     s: Server,
     alice: Agent,
@@ -19,8 +20,8 @@ async fn scene() -> Scene {
     let carol = s.join("lobby", "carol").await;
     s.unread_all(&bob).await;
     s.unread_all(&carol).await;
-    s.dm(&alice, "bob", "secret-1").await;
     s.dm(&bob, "alice", "secret-2").await;
+    s.dm(&alice, "bob", "secret-1").await;
     s.say(&alice, "public").await;
     Scene { s, alice, bob, carol }
 }
@@ -190,8 +191,8 @@ async fn protected_room_history_needs_a_member_token() {
 async fn protected_rooms_never_appear_in_room_list() {
     let s = Server::start().await;
     s.create_protected("vault", "s3cret", "alice").await;
-    s.create_protected("open", "pw", "bob").await;
     s.create_room("open", "carol").await;
+    s.create_protected("open", "pw", "bob").await;
 
     let reply = s.act("room.list").send().await.ok();
     let rooms = reply.data()["rooms"].as_array().unwrap().clone();
@@ -203,4 +204,49 @@ async fn protected_rooms_never_appear_in_room_list() {
     let reply = s.act("room.list").meta("search", "vau").send().await.ok();
     assert_eq!(reply.data()["total"], 0, "{}", reply.0);
     assert!(!reply.0.to_string().contains("vault"));
+}
+
+/// B.5: neither a room password nor an agent token is written to the data dir in clear.
+#[tokio::test]
+async fn passwords_and_tokens_are_not_stored_in_plain_text() {
+    let s = Server::start().await;
+    let password = "pl41n-t3xt-passw0rd";
+    let alice = s.create_protected("vault", password, "alice").await;
+    let bob = s.join(&format!("vault:{password}"), "bob").await;
+    s.say(&bob, "hello").await;
+    s.kill9();
+
+    // The secret part of a self-routing token follows the room id; check both the
+    // whole token and its last segment.
+    let mut needles = vec![password.to_string()];
+    for token in [&alice.token, &bob.token] {
+        needles.push(token.clone());
+        if let Some((_, secret)) = token.rsplit_once(['.', ':', '_']) {
+            if secret.len() >= 16 {
+                needles.push(secret.to_string());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    let mut dirs = vec![s.data_dir.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    assert!(!files.is_empty(), "nothing in the data dir");
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        for needle in &needles {
+            let found = bytes
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes());
+            assert!(!found, "{} holds a secret in clear: {needle:?}", file.display());
+        }
+    }
 }

@@ -231,3 +231,60 @@ async fn push_retries_until_the_endpoint_comes_back() {
     let got = sink.wait_for("/hook", "r4", Duration::from_secs(10)).await;
     assert_eq!(got, ["r1", "r2", "r3", "r4"]);
 }
+
+/// B.9: without `--allow-private-endpoints`, nothing is ever pushed to a loopback
+/// address, whether the URL names it literally (refused at join) or through a host name
+/// that only resolves to it (refused at delivery).
+#[tokio::test]
+async fn strict_node_never_pushes_to_loopback_however_spelled() {
+    let sink = Sink::start().await;
+    let port = sink.base.rsplit(':').next().unwrap().to_string();
+    let s = Server::start_strict().await;
+    let alice = s.create_room("lobby", "alice").await;
+
+    let mut hosts = vec![
+        "127.0.0.1".to_string(),
+        "127.1".to_string(),
+        "2130706433".to_string(),
+        "0x7f000001".to_string(),
+        "[::ffff:127.0.0.1]".to_string(),
+    ];
+    // This machine's own name, when it resolves to loopback (as in most containers):
+    // only a check after DNS resolution catches it.
+    if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let name = name.trim().to_string();
+        let loopback = std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), 80))
+            .map(|mut addrs| addrs.all(|a| a.ip().is_loopback()))
+            .unwrap_or(false);
+        if !name.is_empty() && loopback {
+            hosts.push(name);
+        }
+    }
+    let mut accepted = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let path = format!("/h{i}");
+        let reply = s
+            .act("room.join")
+            .ctx("lobby")
+            .meta("agentName", format!("agent{i}"))
+            .meta("agentEndpoint", format!("http://{host}:{port}{path}"))
+            .send()
+            .await;
+        if !reply.is_error() {
+            accepted.push((host.clone(), path));
+        }
+    }
+    s.say(&alice, "anyone home?").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for (host, path) in &accepted {
+        assert!(
+            sink.at(path).is_empty(),
+            "a strict node pushed to loopback via {host}: {:?}",
+            sink.at(path)
+        );
+    }
+    assert!(
+        sink.received.lock().unwrap().is_empty(),
+        "a strict node pushed to loopback"
+    );
+}
