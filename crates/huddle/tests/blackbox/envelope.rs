@@ -391,3 +391,20 @@ async fn get_a2a_serves_plain_text_to_agents_and_html_to_browsers() {
     let ctype = resp.headers()["content-type"].to_str().unwrap().to_string();
     assert!(ctype.starts_with("text/html"), "browser got {ctype}");
 }
+
+#[tokio::test]
+async fn text_comes_from_the_first_part_that_has_one() {
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    let answer = s
+        .rpc(json!({
+            "jsonrpc": "2.0", "id": "t1", "method": "SendMessage",
+            "params": {"message": {"role": "user",
+                "parts": [{"data": {"x": 1}}, {"text": "first text"}, {"text": "second text"}],
+                "metadata": {"action": "message.send", "agentToken": alice.token}}}
+        }))
+        .await;
+    assert_eq!(answer["id"], "t1");
+    assert_eq!(answer["result"]["parts"][0]["text"], "Message sent", "{answer}");
+    assert_eq!(bodies(&s.history_all(&alice).await), ["first text"]);
+}

@@ -11,19 +11,20 @@ use tokio::net::TcpListener;
 
 use crate::harness::*;
 
-/// Records every POST it receives as (path, JSON body) and answers 200.
+/// Records every POST it receives as (path, JSON body, answered 2xx) and answers 200,
+/// or 500 to the first `fail_first` requests.
 struct Sink {
     base: String,
-    received: Arc<Mutex<Vec<(String, Value)>>>,
+    received: Arc<Mutex<Vec<(String, Value, bool)>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Sink {
     async fn start() -> Sink {
-        Self::on(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        Self::on(TcpListener::bind("127.0.0.1:0").await.unwrap(), 0)
     }
 
-    fn on(listener: TcpListener) -> Sink {
+    fn on(listener: TcpListener, fail_first: usize) -> Sink {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let received = Arc::new(Mutex::new(Vec::new()));
         let store = received.clone();
@@ -33,9 +34,16 @@ impl Sink {
                 let json: Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
                     Value::String(String::from_utf8_lossy(&body).into_owned())
                 });
-                store.lock().unwrap().push((uri.path().to_string(), json));
+                let mut store = store.lock().unwrap();
+                let ok = store.len() >= fail_first;
+                store.push((uri.path().to_string(), json, ok));
+                let status = if ok {
+                    StatusCode::OK
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                };
                 (
-                    StatusCode::OK,
+                    status,
                     [("content-type", "application/json")],
                     r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
                 )
@@ -51,23 +59,25 @@ impl Sink {
         format!("{}{}", self.base, path)
     }
 
-    /// The envelopes posted to `path`, in arrival order.
+    /// Every envelope posted to `path` (answered or refused), in arrival order.
     fn at(&self, path: &str) -> Vec<Value> {
         self.received
             .lock()
             .unwrap()
             .iter()
-            .filter(|(p, _)| p == path)
-            .map(|(_, v)| v.clone())
+            .filter(|(p, _, _)| p == path)
+            .map(|(_, v, _)| v.clone())
             .collect()
     }
 
-    /// Bodies posted to `path` by agents (room-bot notices left out).
+    /// Bodies delivered (answered 200) to `path` by agents (room-bot notices left out).
     fn agent_bodies(&self, path: &str) -> Vec<String> {
-        self.at(path)
+        self.received
+            .lock()
+            .unwrap()
             .iter()
-            .filter(|e| meta(e)["from"] != "room-bot")
-            .map(|e| body(e).to_string())
+            .filter(|(p, e, ok)| p == path && *ok && meta(e)["from"] != "room-bot")
+            .map(|(_, e, _)| body(e).to_string())
             .collect()
     }
 
@@ -222,6 +232,7 @@ async fn push_retries_until_the_endpoint_comes_back() {
         TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("rebind the endpoint's port"),
+        0,
     );
     let got = sink.wait_for("/hook", "r3", Duration::from_secs(30)).await;
     assert_eq!(got, ["r1", "r2", "r3"], "order kept across retries, each once");
@@ -274,6 +285,7 @@ async fn strict_node_never_pushes_to_loopback_however_spelled() {
             accepted.push((host.clone(), path));
         }
     }
+    eprintln!("endpoints accepted at join (checked at delivery): {accepted:?}");
     s.say(&alice, "anyone home?").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for (host, path) in &accepted {
@@ -286,5 +298,36 @@ async fn strict_node_never_pushes_to_loopback_however_spelled() {
     assert!(
         sink.received.lock().unwrap().is_empty(),
         "a strict node pushed to loopback"
+    );
+}
+
+#[tokio::test]
+async fn push_retries_after_error_answers_and_keeps_order() {
+    // Refuses the first three POSTs with a 500.
+    let sink = Sink::on(TcpListener::bind("127.0.0.1:0").await.unwrap(), 3);
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    let bob = join_with_endpoint(&s, "lobby", "bob", &sink.url("/bob")).await;
+    for body in ["e1", "e2", "e3"] {
+        s.say(&alice, body).await;
+    }
+    let got = sink.wait_for("/bob", "e3", Duration::from_secs(30)).await;
+    assert_eq!(got, ["e1", "e2", "e3"], "order kept across retries, each delivered once");
+    let attempts = sink.at("/bob");
+    let refused: Vec<&str> = attempts[..3]
+        .iter()
+        .map(|e| body(e))
+        .collect();
+    assert!(
+        refused.iter().all(|b| *b == refused[0]),
+        "a later message overtook one that was being retried: {refused:?}"
+    );
+    // Only what was answered 2xx moved the cursor: nothing from alice is unread now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let unread = s.unread_all(&bob).await;
+    assert!(
+        !unread.iter().any(|m| m["from"] == "alice"),
+        "delivered pushes are still unread: {:?}",
+        bodies(&unread)
     );
 }

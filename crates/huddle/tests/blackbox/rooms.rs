@@ -790,3 +790,19 @@ async fn metadata_password_wins_over_the_context_id_password() {
         .ok();
     assert_eq!(reply.data()["roomId"], two.room_id.as_str());
 }
+
+#[tokio::test]
+async fn room_keeps_an_admin_when_its_only_admin_leaves() {
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    s.join("lobby", "bob").await;
+    s.join("lobby", "carol").await;
+    let reply = s.act("room.leave").token(&alice.token).send().await;
+    let info = info(&s, "lobby").await.ok();
+    let roles = agent_roles(&info);
+    assert!(
+        roles.iter().any(|(_, role)| role == "admin"),
+        "A.1: a room always keeps at least one admin; after {:?} the members are {roles:?}",
+        reply.text()
+    );
+}
