@@ -89,6 +89,12 @@ async fn wrong_jsonrpc_version_or_missing_method_is_invalid_request_32600() {
 
     let answer = s.rpc(json!({"method":"SendMessage","id":8})).await;
     assert_rpc_error(&answer, -32600, json!(8));
+
+    // JSON, but not a request object.
+    for body in [json!([{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}]), json!(42)] {
+        let answer = s.rpc(body).await;
+        assert_rpc_error(&answer, -32600, Value::Null);
+    }
 }
 
 #[tokio::test]
@@ -356,6 +362,8 @@ async fn missing_required_parameters_are_named() {
     assert_eq!(reply.err(), "agentToken required");
     let reply = s.act("message.send").text("hi").send().await;
     assert_eq!(reply.err(), "agentToken required");
+    let reply = s.act("message.send").token(&alice.token).send().await;
+    assert_eq!(reply.err(), "text required");
     let reply = s.act("message.history").ctx(&alice.room_id).send().await;
     assert_eq!(reply.err(), "agentToken required");
     let reply = s.act("message.unread").send().await;

@@ -157,7 +157,7 @@ async fn push_delivers_every_message_in_order_as_an_a2a_envelope() {
     assert!(!got.contains(&"mine".to_string()), "bob got his own message: {got:?}");
 
     // A 2xx moved bob's read cursor past what was delivered.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let unread = s.unread_all(&bob).await;
     let alice_unread: Vec<Value> = unread.into_iter().filter(|m| m["from"] == "alice").collect();
     assert!(
@@ -323,7 +323,7 @@ async fn push_retries_after_error_answers_and_keeps_order() {
         "a later message overtook one that was being retried: {refused:?}"
     );
     // Only what was answered 2xx moved the cursor: nothing from alice is unread now.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let unread = s.unread_all(&bob).await;
     assert!(
         !unread.iter().any(|m| m["from"] == "alice"),
