@@ -58,15 +58,30 @@ async fn kill_9_and_restart_keeps_rooms_members_tokens_cursors_and_messages() {
     assert_eq!(list_after.data(), list_before.data(), "room.list changed");
     let info_after = s.act("room.info").ctx("durable").send().await.ok();
     assert_eq!(info_after.data(), info_before.data(), "room.info changed");
-    assert_eq!(info_after.data()["agents"][1]["role"], "admin", "bob's promotion was lost");
+    assert_eq!(
+        info_after.data()["agents"][1]["role"],
+        "admin",
+        "bob's promotion was lost"
+    );
 
     let history_after = s.history_all(&alice).await;
-    assert_eq!(history_after, history_before, "history changed across the restart");
-    assert_eq!(s.history_all(&carol).await, vault_before, "the vault's history changed");
+    assert_eq!(
+        history_after, history_before,
+        "history changed across the restart"
+    );
+    assert_eq!(
+        s.history_all(&carol).await,
+        vault_before,
+        "the vault's history changed"
+    );
 
     // bob's read cursor: exactly what came after his last unread.
     let unread = s.unread_all(&bob).await;
-    assert_eq!(bodies(&unread), ["n1", "n2", "n3", "n4", "n5"], "bob's cursor moved");
+    assert_eq!(
+        bodies(&unread),
+        ["n1", "n2", "n3", "n4", "n5"],
+        "bob's cursor moved"
+    );
 
     // Tokens still work, and seq continues without a gap.
     s.say(&alice, "after restart").await;
@@ -116,9 +131,13 @@ async fn kill_9_and_restart_keeps_rooms_members_tokens_cursors_and_messages() {
     assert_eq!(erin.room_id, carol.room_id);
 
     // A stream resumes across the restart.
-    let resume_from = history_before[history_before.len() - 3]["seq"].as_u64().unwrap();
+    let resume_from = history_before[history_before.len() - 3]["seq"]
+        .as_u64()
+        .unwrap();
     let mut stream = s.sse(&bob, Resume::LastEventId(resume_from)).await;
-    let got = stream.until_body("after restart", Duration::from_secs(10)).await;
+    let got = stream
+        .until_body("after restart", Duration::from_secs(10))
+        .await;
     assert_eq!(bodies(&got), ["n4", "n5", "after restart"]);
 }
 
@@ -158,9 +177,11 @@ async fn every_acknowledged_message_survives_kill_9_under_load() {
     }));
     let killer = async {
         let count = &count;
-        eventually(Duration::from_secs(20), "200 acknowledged sends", || async move {
-            (count.load(Ordering::SeqCst) >= 200).then_some(())
-        })
+        eventually(
+            Duration::from_secs(20),
+            "200 acknowledged sends",
+            || async move { (count.load(Ordering::SeqCst) >= 200).then_some(()) },
+        )
         .await;
         s.kill9();
     };

@@ -55,7 +55,10 @@ fn assert_rpc_error(answer: &Value, code: i64, id: Value) {
     assert_eq!(answer["jsonrpc"], "2.0", "{answer}");
     assert_eq!(answer["error"]["code"], code, "{answer}");
     assert_eq!(answer["id"], id, "{answer}");
-    assert!(answer.get("result").is_none(), "error with a result: {answer}");
+    assert!(
+        answer.get("result").is_none(),
+        "error with a result: {answer}"
+    );
 }
 
 #[tokio::test]
@@ -91,7 +94,10 @@ async fn wrong_jsonrpc_version_or_missing_method_is_invalid_request_32600() {
     assert_rpc_error(&answer, -32600, json!(8));
 
     // JSON, but not a request object.
-    for body in [json!([{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}]), json!(42)] {
+    for body in [
+        json!([{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}]),
+        json!(42),
+    ] {
         let answer = s.rpc(body).await;
         assert_rpc_error(&answer, -32600, Value::Null);
     }
@@ -130,10 +136,17 @@ async fn rpc_discover_names_huddle_and_lists_methods_actions_and_endpoints() {
     let result = &answer["result"];
     assert_eq!(result["name"], "Huddle", "B.10: {result}");
     assert!(result["version"].as_str().is_some_and(|v| !v.is_empty()));
-    assert!(result["description"].as_str().is_some_and(|v| !v.is_empty()));
+    assert!(
+        result["description"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty())
+    );
     let methods = result["methods"].as_array().expect("methods array");
     for method in methods {
-        assert!(method["name"].is_string() && method["description"].is_string(), "{method}");
+        assert!(
+            method["name"].is_string() && method["description"].is_string(),
+            "{method}"
+        );
     }
     assert!(
         methods.iter().any(|m| m["name"] == "SendMessage"),
@@ -150,7 +163,10 @@ async fn rpc_discover_names_huddle_and_lists_methods_actions_and_endpoints() {
         })
     );
     let text = answer.to_string().to_lowercase();
-    assert!(!text.contains("join.cloud"), "B.10: discovery names Join.cloud: {result}");
+    assert!(
+        !text.contains("join.cloud"),
+        "B.10: discovery names Join.cloud: {result}"
+    );
 }
 
 #[tokio::test]
@@ -194,7 +210,11 @@ async fn agent_card_names_huddle_with_a2a_url_and_capabilities() {
 async fn help_action_returns_text_and_structured_docs_for_every_action() {
     let s = Server::start().await;
     let reply = s.act("help").send().await.ok();
-    assert!(reply.text().len() > 100, "help text too short: {:?}", reply.text());
+    assert!(
+        reply.text().len() > 100,
+        "help text too short: {:?}",
+        reply.text()
+    );
     assert_structured_docs(&reply.data()["documentation"]["actions"], "help");
 }
 
@@ -212,10 +232,24 @@ async fn unknown_action_points_to_help() {
 async fn no_action_and_no_token_returns_the_documentation() {
     let s = Server::start().await;
     let reply = s.no_action().text("hello?").send().await.ok();
-    assert!(reply.text().len() > 50, "doc reply too short: {:?}", reply.text());
+    assert!(
+        reply.text().len() > 50,
+        "doc reply too short: {:?}",
+        reply.text()
+    );
     // A context without a token is still only a question, not a send.
-    let reply = s.no_action().text("hello?").ctx("someroom").send().await.ok();
-    assert!(reply.text().len() > 50, "doc reply too short: {:?}", reply.text());
+    let reply = s
+        .no_action()
+        .text("hello?")
+        .ctx("someroom")
+        .send()
+        .await
+        .ok();
+    assert!(
+        reply.text().len() > 50,
+        "doc reply too short: {:?}",
+        reply.text()
+    );
 }
 
 #[tokio::test]
@@ -265,7 +299,11 @@ async fn short_action_aliases_run_the_full_actions() {
         .ok();
     let alice = Agent::from_reply(&created, "alice");
     let room = alice.room_id.clone();
-    assert!(created.text().starts_with("Room created: "), "{}", created.text());
+    assert!(
+        created.text().starts_with("Room created: "),
+        "{}",
+        created.text()
+    );
 
     let joined = s
         .act("join")
@@ -413,6 +451,9 @@ async fn text_comes_from_the_first_part_that_has_one() {
         }))
         .await;
     assert_eq!(answer["id"], "t1");
-    assert_eq!(answer["result"]["parts"][0]["text"], "Message sent", "{answer}");
+    assert_eq!(
+        answer["result"]["parts"][0]["text"], "Message sent",
+        "{answer}"
+    );
     assert_eq!(bodies(&s.history_all(&alice).await), ["first text"]);
 }

@@ -113,10 +113,10 @@ impl Server {
             std::thread::spawn(move || {
                 let mut tx = Some(tx);
                 drain_lines(stdout, &log, |line| {
-                    if let Some(rest) = line.strip_prefix(LISTENING_PREFIX) {
-                        if let Some(tx) = tx.take() {
-                            let _ = tx.send(rest.trim().to_string());
-                        }
+                    if let Some(rest) = line.strip_prefix(LISTENING_PREFIX)
+                        && let Some(tx) = tx.take()
+                    {
+                        let _ = tx.send(rest.trim().to_string());
                     }
                 });
             });
@@ -345,7 +345,10 @@ impl Server {
         let mut all = Vec::new();
         for _ in 0..1000 {
             let reply = self.unread(agent).await;
-            let page = reply.data()["messages"].as_array().cloned().unwrap_or_default();
+            let page = reply.data()["messages"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             all.extend(page);
             if reply.data()["hasMore"] != json!(true) {
                 return all;
@@ -356,7 +359,9 @@ impl Server {
 
     /// Open the SSE stream; asserts 200 and `text/event-stream`.
     pub async fn sse(&self, agent: &Agent, resume: Resume) -> Sse {
-        let resp = self.sse_request(&agent.room_id, Some(&agent.token), resume).await;
+        let resp = self
+            .sse_request(&agent.room_id, Some(&agent.token), resume)
+            .await;
         let status = resp.status().as_u16();
         let ctype = resp
             .headers()
@@ -417,11 +422,7 @@ impl Drop for Server {
     }
 }
 
-fn drain_lines(
-    pipe: impl Read,
-    log: &Arc<Mutex<VecDeque<String>>>,
-    mut on_line: impl FnMut(&str),
-) {
+fn drain_lines(pipe: impl Read, log: &Arc<Mutex<VecDeque<String>>>, mut on_line: impl FnMut(&str)) {
     let reader = BufReader::new(pipe);
     for line in reader.lines() {
         let Ok(line) = line else { break };
@@ -585,7 +586,11 @@ impl Reply {
 
     /// Asserts a failing action (A.3: `Error: <message>`) and returns the message.
     pub fn err(&self) -> &str {
-        assert!(self.is_error(), "expected an `Error: ...` result, got {}", self.0);
+        assert!(
+            self.is_error(),
+            "expected an `Error: ...` result, got {}",
+            self.0
+        );
         assert_eq!(self.result()["role"], "agent", "result role: {}", self.0);
         &self.text()["Error: ".len()..]
     }

@@ -23,8 +23,16 @@ async fn message_text_at_the_limit_is_stored_whole() {
     s.say(&alice, &euros).await;
     let history = s.history_all(&alice).await;
     assert_eq!(history.len(), 2);
-    assert_eq!(history[0]["body"].as_str().unwrap(), text, "stored text differs");
-    assert_eq!(history[1]["body"].as_str().unwrap(), euros, "stored text differs");
+    assert_eq!(
+        history[0]["body"].as_str().unwrap(),
+        text,
+        "stored text differs"
+    );
+    assert_eq!(
+        history[1]["body"].as_str().unwrap(),
+        euros,
+        "stored text differs"
+    );
 }
 
 #[tokio::test]
@@ -46,7 +54,10 @@ async fn message_text_over_65536_bytes_is_refused_naming_the_limit() {
         .send()
         .await;
     assert_names_limit(reply.err(), "65536");
-    assert!(s.history_all(&alice).await.is_empty(), "an oversized message was stored");
+    assert!(
+        s.history_all(&alice).await.is_empty(),
+        "an oversized message was stored"
+    );
 }
 
 #[tokio::test]
@@ -61,7 +72,14 @@ async fn agent_names_are_bounded_non_empty_and_free_of_control_characters() {
     };
     let reply = join("n".repeat(101)).await;
     assert_names_limit(reply.err(), "100");
-    for bad in ["", "bad\nname", "tab\there", "nul\0", "del\u{7f}", "esc\u{1b}[31m"] {
+    for bad in [
+        "",
+        "bad\nname",
+        "tab\there",
+        "nul\0",
+        "del\u{7f}",
+        "esc\u{1b}[31m",
+    ] {
         let reply = join(bad.to_string()).await;
         assert!(reply.is_error(), "agent name {bad:?} accepted: {}", reply.0);
     }
@@ -78,7 +96,12 @@ async fn agent_names_are_bounded_non_empty_and_free_of_control_characters() {
     let agent = join(long.clone()).await.ok();
     assert_eq!(agent.data()["agentName"], long.as_str());
     let info = s.act("room.info").ctx("lobby").send().await.ok();
-    assert_eq!(info.data()["agents"].as_array().unwrap().len(), 2, "{}", info.0);
+    assert_eq!(
+        info.data()["agents"].as_array().unwrap().len(),
+        2,
+        "{}",
+        info.0
+    );
 }
 
 #[tokio::test]
@@ -134,7 +157,11 @@ async fn description_is_limited_to_5000_characters() {
         .await;
     assert_names_limit(reply.err(), "5000");
     let info = s.act("room.info").ctx("described").send().await.ok();
-    assert_eq!(info.data()["description"], fine.as_str(), "an oversized update was applied");
+    assert_eq!(
+        info.data()["description"],
+        fine.as_str(),
+        "an oversized update was applied"
+    );
 }
 
 #[tokio::test]
@@ -150,7 +177,10 @@ async fn request_body_over_1_mib_gets_413_and_the_node_stays_up() {
     let garbage = vec![b'{'; 2 * 1024 * 1024];
     // Check every body, then that the node is up, and only then report what went wrong.
     let mut problems = Vec::new();
-    for (what, body) in [("a JSON-RPC", big.to_string().into_bytes()), ("a non-JSON", garbage)] {
+    for (what, body) in [
+        ("a JSON-RPC", big.to_string().into_bytes()),
+        ("a non-JSON", garbage),
+    ] {
         let sent = s
             .http
             .post(s.url("/a2a"))
@@ -177,7 +207,9 @@ async fn request_body_over_1_mib_gets_413_and_the_node_stays_up() {
         let answer: Value = serde_json::from_str(&text).unwrap_or_default();
         let message = answer["error"]["message"].as_str().unwrap_or_default();
         let names_limit = message.contains("limit")
-            && ["1048576", "1 MiB", "1MiB", "1024 KiB"].iter().any(|n| message.contains(n));
+            && ["1048576", "1 MiB", "1MiB", "1024 KiB"]
+                .iter()
+                .any(|n| message.contains(n));
         if answer["jsonrpc"] != "2.0" || !answer["error"]["code"].is_i64() || !names_limit {
             problems.push(format!(
                 "{what} 2 MiB body: the 413 must be a JSON-RPC error naming the limit: {text:.300}"
@@ -189,13 +221,21 @@ async fn request_body_over_1_mib_gets_413_and_the_node_stays_up() {
     assert!(s.is_running(), "the node died on a 2 MiB body");
     let fresh = http_client()
         .post(s.url("/a2a"))
-        .json(&s.act("message.send").text("still here").token(&alice.token).request())
+        .json(
+            &s.act("message.send")
+                .text("still here")
+                .token(&alice.token)
+                .request(),
+        )
         .send()
         .await
         .expect("the node accepts a new connection after the 2 MiB bodies");
     assert_eq!(fresh.status(), 200);
     let answer: Value = fresh.json().await.unwrap();
-    assert_eq!(answer["result"]["parts"][0]["text"], "Message sent", "{answer}");
+    assert_eq!(
+        answer["result"]["parts"][0]["text"], "Message sent",
+        "{answer}"
+    );
     assert_eq!(bodies(&s.history_all(&alice).await), ["still here"]);
 
     // A client that keeps its connections alive must not be handed a connection the

@@ -16,13 +16,23 @@ async fn send_stores_a_message_with_id_seq_and_timestamp() {
 
     let history = s.history_all(&bob).await;
     assert_eq!(bodies(&history), ["bob joined the room", "hello"]);
-    assert_eq!(seqs(&history), [1, 2], "seq is gapless from 1 and notices take seqs");
+    assert_eq!(
+        seqs(&history),
+        [1, 2],
+        "seq is gapless from 1 and notices take seqs"
+    );
     let hello = &history[1];
     assert_eq!(hello["from"], "alice");
     assert_eq!(hello["roomId"], alice.room_id.as_str());
     assert!(is_uuid_v4(hello["id"].as_str().unwrap()), "{hello}");
-    assert!(is_rfc3339_utc(hello["timestamp"].as_str().unwrap()), "{hello}");
-    assert!(hello.get("to").is_none(), "a broadcast carries no `to`: {hello}");
+    assert!(
+        is_rfc3339_utc(hello["timestamp"].as_str().unwrap()),
+        "{hello}"
+    );
+    assert!(
+        hello.get("to").is_none(),
+        "a broadcast carries no `to`: {hello}"
+    );
     assert_ne!(history[0]["id"], history[1]["id"]);
 }
 
@@ -48,7 +58,12 @@ async fn send_needs_a_valid_token() {
         "agentToken required"
     );
     assert_eq!(
-        s.act("message.send").text("x").token("bogus").send().await.err(),
+        s.act("message.send")
+            .text("x")
+            .token("bogus")
+            .send()
+            .await
+            .err(),
         "Invalid agentToken"
     );
     // A token of the right shape but altered is still invalid.
@@ -56,7 +71,12 @@ async fn send_needs_a_valid_token() {
     let last = forged.pop().unwrap();
     forged.push(if last == 'A' { 'B' } else { 'A' });
     assert_eq!(
-        s.act("message.send").text("x").token(&forged).send().await.err(),
+        s.act("message.send")
+            .text("x")
+            .token(&forged)
+            .send()
+            .await
+            .err(),
         "Invalid agentToken"
     );
     assert!(s.history_all(&alice).await.is_empty());
@@ -69,7 +89,8 @@ async fn history_pages_the_most_recent_messages_oldest_first() {
     for i in 1..=110 {
         s.say(&alice, &format!("m{i}")).await;
     }
-    let names = |from: u32, to: u32| -> Vec<String> { (from..=to).map(|i| format!("m{i}")).collect() };
+    let names =
+        |from: u32, to: u32| -> Vec<String> { (from..=to).map(|i| format!("m{i}")).collect() };
 
     let reply = s
         .act("message.history")
@@ -78,7 +99,11 @@ async fn history_pages_the_most_recent_messages_oldest_first() {
         .send()
         .await
         .ok();
-    assert_eq!(bodies(&reply.messages("messages")), names(91, 110), "default limit 20");
+    assert_eq!(
+        bodies(&reply.messages("messages")),
+        names(91, 110),
+        "default limit 20"
+    );
     assert_eq!(reply.data()["total"], 110);
     let text: Value = serde_json::from_str(reply.text()).expect("history text is JSON");
     assert!(text.is_object() || text.is_array());
@@ -107,7 +132,10 @@ async fn history_refuses_missing_invalid_and_foreign_tokens() {
         }
         call.send()
     };
-    assert_eq!(history(&alice.room_id, None).await.err(), "agentToken required");
+    assert_eq!(
+        history(&alice.room_id, None).await.err(),
+        "agentToken required"
+    );
     assert_eq!(
         history(&alice.room_id, Some("bogus")).await.err(),
         "Invalid agentToken"
@@ -168,9 +196,18 @@ async fn unread_past_100_comes_in_pages_with_has_more() {
         let reply = s.unread(&bob).await;
         let page = reply.messages("messages");
         assert_eq!(page.len(), expected, "page sizes 100, 100, 50");
-        assert_eq!(reply.data()["total"], expected as u64, "total = count returned");
+        assert_eq!(
+            reply.data()["total"],
+            expected as u64,
+            "total = count returned"
+        );
         if has_more {
-            assert_eq!(reply.data()["hasMore"], true, "{:?}", reply.data().get("hasMore"));
+            assert_eq!(
+                reply.data()["hasMore"],
+                true,
+                "{:?}",
+                reply.data().get("hasMore")
+            );
         } else {
             assert_ne!(reply.data()["hasMore"], true);
         }
@@ -240,7 +277,10 @@ async fn missed_summary_lists_one_line_per_message() {
     assert_eq!(bodies(&reply.messages("missedMessages")), ["one", "two"]);
     assert_eq!(reply.data()["missedCount"], 2);
     let summary = reply.missed_summary().expect("summary part");
-    assert!(summary.starts_with("\n--- 2 missed message(s) ---\n"), "{summary:?}");
+    assert!(
+        summary.starts_with("\n--- 2 missed message(s) ---\n"),
+        "{summary:?}"
+    );
     let lines: Vec<&str> = summary.trim().lines().skip(1).collect();
     assert_eq!(lines, ["[alice] one", "[alice -> bob] two"]);
 

@@ -50,7 +50,10 @@ async fn eight_concurrent_senders_get_gapless_ordered_seq() {
             .map(|m| m["body"].as_str().unwrap().to_string())
             .collect();
         let want: Vec<String> = (0..PER_SENDER).map(|j| format!("s{i}-{j}")).collect();
-        assert_eq!(mine, want, "sender {i}'s messages are out of its send order");
+        assert_eq!(
+            mine, want,
+            "sender {i}'s messages are out of its send order"
+        );
     }
 
     // unread walks the same order.

@@ -23,7 +23,12 @@ async fn scene() -> Scene {
     s.dm(&bob, "alice", "secret-2").await;
     s.dm(&alice, "bob", "secret-1").await;
     s.say(&alice, "public").await;
-    Scene { s, alice, bob, carol }
+    Scene {
+        s,
+        alice,
+        bob,
+        carol,
+    }
 }
 
 fn has(messages: &[serde_json::Value], body: &str) -> bool {
@@ -32,18 +37,36 @@ fn has(messages: &[serde_json::Value], body: &str) -> bool {
 
 #[tokio::test]
 async fn dm_is_invisible_to_third_agent_in_history() {
-    let Scene { s, alice, bob, carol } = scene().await;
+    let Scene {
+        s,
+        alice,
+        bob,
+        carol,
+    } = scene().await;
     let carol_sees = s.history_all(&carol).await;
     assert!(has(&carol_sees, "public"));
-    assert!(!has(&carol_sees, "secret-1"), "carol sees alice->bob: {carol_sees:?}");
-    assert!(!has(&carol_sees, "secret-2"), "carol sees bob->alice: {carol_sees:?}");
+    assert!(
+        !has(&carol_sees, "secret-1"),
+        "carol sees alice->bob: {carol_sees:?}"
+    );
+    assert!(
+        !has(&carol_sees, "secret-2"),
+        "carol sees bob->alice: {carol_sees:?}"
+    );
     // Also on a small page that would straddle the DMs.
     let (page, _) = s.history_page(&carol, 2, 0).await;
-    assert!(!has(&page, "secret-1") && !has(&page, "secret-2"), "{page:?}");
+    assert!(
+        !has(&page, "secret-1") && !has(&page, "secret-2"),
+        "{page:?}"
+    );
 
     for viewer in [&alice, &bob] {
         let sees = s.history_all(viewer).await;
-        assert!(has(&sees, "secret-1") && has(&sees, "secret-2"), "{}: {sees:?}", viewer.name);
+        assert!(
+            has(&sees, "secret-1") && has(&sees, "secret-2"),
+            "{}: {sees:?}",
+            viewer.name
+        );
     }
 }
 
@@ -71,13 +94,19 @@ async fn dm_is_invisible_to_third_agent_in_missed_messages_on_join() {
     assert_eq!(bodies(&reply.messages("missedMessages")), ["public"]);
     assert_eq!(reply.data()["missedCount"], 1);
     let summary = reply.missed_summary().unwrap_or_default();
-    assert!(!summary.contains("secret"), "summary leaks a DM: {summary:?}");
+    assert!(
+        !summary.contains("secret"),
+        "summary leaks a DM: {summary:?}"
+    );
 
     let reply = rejoin(&bob).await.ok();
     let missed = reply.messages("missedMessages");
     assert!(has(&missed, "secret-1"), "{missed:?}");
     assert!(
-        reply.missed_summary().unwrap().contains("[alice -> bob] secret-1"),
+        reply
+            .missed_summary()
+            .unwrap()
+            .contains("[alice -> bob] secret-1"),
         "{}",
         reply.0
     );
@@ -89,10 +118,17 @@ async fn dm_is_invisible_to_third_agent_in_missed_messages_on_send() {
     let reply = s.say(&carol, "hi").await;
     assert_eq!(bodies(&reply.messages("missedMessages")), ["public"]);
     let summary = reply.missed_summary().unwrap_or_default();
-    assert!(!summary.contains("secret"), "summary leaks a DM: {summary:?}");
+    assert!(
+        !summary.contains("secret"),
+        "summary leaks a DM: {summary:?}"
+    );
 
     let reply = s.say(&bob, "hi").await;
-    assert!(has(&reply.messages("missedMessages"), "secret-1"), "{}", reply.0);
+    assert!(
+        has(&reply.messages("missedMessages"), "secret-1"),
+        "{}",
+        reply.0
+    );
 }
 
 #[tokio::test]
@@ -109,7 +145,10 @@ async fn dm_to_an_agent_not_in_the_room_fails_and_stores_nothing() {
             .meta("to", to)
             .send()
     };
-    assert_eq!(send("ghost").await.err(), "Agent \"ghost\" not found in room");
+    assert_eq!(
+        send("ghost").await.err(),
+        "Agent \"ghost\" not found in room"
+    );
     s.act("room.leave").token(&bob.token).send().await.ok();
     assert_eq!(send("bob").await.err(), "Agent \"bob\" not found in room");
     assert!(!has(&s.history_all(&alice).await, "hello?"));
@@ -135,11 +174,23 @@ async fn protected_room_info_needs_the_password_or_a_member_token() {
         s.act("room.info").ctx(&room).send().await,
         s.act("room.info").ctx("vault").send().await,
         s.act("room.info").ctx("vault:wrong").send().await,
-        s.act("room.info").ctx(&room).meta("password", "wrong").send().await,
-        s.act("room.info").ctx(&room).token(&outsider.token).send().await,
+        s.act("room.info")
+            .ctx(&room)
+            .meta("password", "wrong")
+            .send()
+            .await,
+        s.act("room.info")
+            .ctx(&room)
+            .token(&outsider.token)
+            .send()
+            .await,
     ];
     for reply in &refused {
-        assert!(reply.is_error(), "protected room.info answered: {}", reply.0);
+        assert!(
+            reply.is_error(),
+            "protected room.info answered: {}",
+            reply.0
+        );
         let text = reply.0.to_string();
         assert!(
             !text.contains("the plans") && !text.contains("alice"),
@@ -149,8 +200,16 @@ async fn protected_room_info_needs_the_password_or_a_member_token() {
 
     let allowed = [
         s.act("room.info").ctx("vault:s3cret").send().await,
-        s.act("room.info").ctx(&room).meta("password", "s3cret").send().await,
-        s.act("room.info").ctx(&room).token(&alice.token).send().await,
+        s.act("room.info")
+            .ctx(&room)
+            .meta("password", "s3cret")
+            .send()
+            .await,
+        s.act("room.info")
+            .ctx(&room)
+            .token(&alice.token)
+            .send()
+            .await,
     ];
     for reply in allowed {
         let reply = reply.ok();
@@ -198,7 +257,10 @@ async fn protected_rooms_never_appear_in_room_list() {
     let rooms = reply.data()["rooms"].as_array().unwrap().clone();
     assert_eq!(rooms.len(), 1, "{rooms:?}");
     assert_eq!(rooms[0]["name"], "open");
-    assert_eq!(rooms[0]["agents"], 1, "the protected room's members are counted");
+    assert_eq!(
+        rooms[0]["agents"], 1,
+        "the protected room's members are counted"
+    );
     assert_eq!(reply.data()["total"], 1);
 
     let reply = s.act("room.list").meta("search", "vau").send().await.ok();
@@ -221,10 +283,10 @@ async fn passwords_and_tokens_are_not_stored_in_plain_text() {
     let mut needles = vec![password.to_string()];
     for token in [&alice.token, &bob.token] {
         needles.push(token.clone());
-        if let Some((_, secret)) = token.rsplit_once(['.', ':', '_']) {
-            if secret.len() >= 16 {
-                needles.push(secret.to_string());
-            }
+        if let Some((_, secret)) = token.rsplit_once(['.', ':'])
+            && secret.len() >= 16
+        {
+            needles.push(secret.to_string());
         }
     }
     let mut files = Vec::new();
@@ -243,10 +305,12 @@ async fn passwords_and_tokens_are_not_stored_in_plain_text() {
     for file in files {
         let bytes = std::fs::read(&file).unwrap();
         for needle in &needles {
-            let found = bytes
-                .windows(needle.len())
-                .any(|w| w == needle.as_bytes());
-            assert!(!found, "{} holds a secret in clear: {needle:?}", file.display());
+            let found = bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+            assert!(
+                !found,
+                "{} holds a secret in clear: {needle:?}",
+                file.display()
+            );
         }
     }
 }

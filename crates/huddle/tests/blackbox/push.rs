@@ -31,9 +31,8 @@ impl Sink {
         let app = Router::new().fallback(move |uri: Uri, body: Bytes| {
             let store = store.clone();
             async move {
-                let json: Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
-                    Value::String(String::from_utf8_lossy(&body).into_owned())
-                });
+                let json: Value = serde_json::from_slice(&body)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
                 let mut store = store.lock().unwrap();
                 let ok = store.len() >= fail_first;
                 store.push((uri.path().to_string(), json, ok));
@@ -52,7 +51,11 @@ impl Sink {
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Sink { base, received, task }
+        Sink {
+            base,
+            received,
+            task,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -83,10 +86,14 @@ impl Sink {
 
     /// Wait until `path` has received an agent message with body `last`.
     async fn wait_for(&self, path: &str, last: &str, within: Duration) -> Vec<String> {
-        eventually(within, &format!("push of {last:?} to {path}"), || async move {
-            let got = self.agent_bodies(path);
-            got.iter().any(|b| b == last).then_some(got)
-        })
+        eventually(
+            within,
+            &format!("push of {last:?} to {path}"),
+            || async move {
+                let got = self.agent_bodies(path);
+                got.iter().any(|b| b == last).then_some(got)
+            },
+        )
         .await
     }
 }
@@ -148,18 +155,30 @@ async fn push_delivers_every_message_in_order_as_an_a2a_envelope() {
     assert_eq!(meta(&first)["joincloud"], true);
     assert_eq!(meta(&first)["from"], "alice");
     let m0 = history.iter().find(|m| m["body"] == "m0").unwrap();
-    assert_eq!(meta(&first)["messageId"], m0["id"], "messageId is the message's id");
+    assert_eq!(
+        meta(&first)["messageId"],
+        m0["id"],
+        "messageId is the message's id"
+    );
 
     // Its own messages are not pushed back to it.
     s.say(&bob, "mine").await;
     s.say(&alice, "after-mine").await;
-    let got = sink.wait_for("/bob", "after-mine", Duration::from_secs(10)).await;
-    assert!(!got.contains(&"mine".to_string()), "bob got his own message: {got:?}");
+    let got = sink
+        .wait_for("/bob", "after-mine", Duration::from_secs(10))
+        .await;
+    assert!(
+        !got.contains(&"mine".to_string()),
+        "bob got his own message: {got:?}"
+    );
 
     // A 2xx moved bob's read cursor past what was delivered.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let unread = s.unread_all(&bob).await;
-    let alice_unread: Vec<Value> = unread.into_iter().filter(|m| m["from"] == "alice").collect();
+    let alice_unread: Vec<Value> = unread
+        .into_iter()
+        .filter(|m| m["from"] == "alice")
+        .collect();
     assert!(
         alice_unread.is_empty(),
         "delivered pushes are still unread: {:?}",
@@ -178,8 +197,12 @@ async fn dm_is_pushed_only_to_its_recipient() {
     s.dm(&alice, "bob", "secret").await;
     s.say(&alice, "public").await;
 
-    let carol_got = sink.wait_for("/carol", "public", Duration::from_secs(10)).await;
-    let bob_got = sink.wait_for("/bob", "public", Duration::from_secs(10)).await;
+    let carol_got = sink
+        .wait_for("/carol", "public", Duration::from_secs(10))
+        .await;
+    let bob_got = sink
+        .wait_for("/bob", "public", Duration::from_secs(10))
+        .await;
     assert_eq!(carol_got, ["public"], "the DM was pushed to a third agent");
     assert_eq!(bob_got, ["secret", "public"]);
     let secret = sink
@@ -206,7 +229,8 @@ async fn reconnect_moves_pushes_to_the_new_endpoint() {
         .await
         .ok();
     s.say(&alice, "where?").await;
-    sink.wait_for("/new", "where?", Duration::from_secs(10)).await;
+    sink.wait_for("/new", "where?", Duration::from_secs(10))
+        .await;
     assert!(
         !sink.agent_bodies("/old").contains(&"where?".to_string()),
         "pushed to the old endpoint too"
@@ -235,7 +259,11 @@ async fn push_retries_until_the_endpoint_comes_back() {
         0,
     );
     let got = sink.wait_for("/hook", "r3", Duration::from_secs(30)).await;
-    assert_eq!(got, ["r1", "r2", "r3"], "order kept across retries, each once");
+    assert_eq!(
+        got,
+        ["r1", "r2", "r3"],
+        "order kept across retries, each once"
+    );
 
     // Live again: new messages flow without waiting for a retry timer.
     s.say(&alice, "r4").await;
@@ -312,12 +340,13 @@ async fn push_retries_after_error_answers_and_keeps_order() {
         s.say(&alice, body).await;
     }
     let got = sink.wait_for("/bob", "e3", Duration::from_secs(30)).await;
-    assert_eq!(got, ["e1", "e2", "e3"], "order kept across retries, each delivered once");
+    assert_eq!(
+        got,
+        ["e1", "e2", "e3"],
+        "order kept across retries, each delivered once"
+    );
     let attempts = sink.at("/bob");
-    let refused: Vec<&str> = attempts[..3]
-        .iter()
-        .map(|e| body(e))
-        .collect();
+    let refused: Vec<&str> = attempts[..3].iter().map(body).collect();
     assert!(
         refused.iter().all(|b| *b == refused[0]),
         "a later message overtook one that was being retried: {refused:?}"

@@ -129,7 +129,12 @@ async fn create_room_refuses_reserved_names() {
         .await;
     assert!(reply.err().ends_with("is reserved."), "{}", reply.0);
     let list = s.act("room.list").send().await.ok();
-    assert_eq!(list.data()["total"], 0, "a reserved room was created: {}", list.0);
+    assert_eq!(
+        list.data()["total"],
+        0,
+        "a reserved room was created: {}",
+        list.0
+    );
 }
 
 #[tokio::test]
@@ -159,7 +164,10 @@ async fn create_room_refuses_duplicates_per_name_and_password() {
         .meta("password", "p1")
         .send()
         .await;
-    assert_eq!(reply.err(), "Room \"vault\" already exists with this password.");
+    assert_eq!(
+        reply.err(),
+        "Room \"vault\" already exists with this password."
+    );
     let reply = s
         .act("room.create")
         .text("vault")
@@ -220,8 +228,14 @@ async fn join_by_id_or_name_in_any_case_makes_a_member_and_posts_a_notice() {
     assert_eq!(carol.room_id, room);
 
     let history = s.history_all(&alice).await;
-    assert_eq!(bodies(&history), ["bob joined the room", "carol joined the room"]);
-    assert!(history.iter().all(|m| m["from"] == "room-bot"), "{history:?}");
+    assert_eq!(
+        bodies(&history),
+        ["bob joined the room", "carol joined the room"]
+    );
+    assert!(
+        history.iter().all(|m| m["from"] == "room-bot"),
+        "{history:?}"
+    );
     assert_eq!(
         agent_roles(&info(&s, &room).await.ok()),
         pairs(&[("alice", "admin"), ("bob", "member"), ("carol", "member")])
@@ -309,7 +323,10 @@ async fn join_protected_room_needs_the_right_password() {
         .ok();
     assert_eq!(dave.data()["roomId"], room.as_str());
     let members = agent_roles(&info(&s, "vault:s3cret").await.ok());
-    assert!(!members.iter().any(|(n, _)| n == "eve"), "eve got in: {members:?}");
+    assert!(
+        !members.iter().any(|(n, _)| n == "eve"),
+        "eve got in: {members:?}"
+    );
 }
 
 #[tokio::test]
@@ -405,10 +422,22 @@ async fn join_refuses_bad_push_endpoints() {
     s.create_room("lobby", "alice").await;
     let cases = [
         ("not a url", "Invalid endpoint URL"),
-        ("ftp://example.com/hook", "Endpoint URL must use http or https"),
-        ("http://localhost:9/hook", "Endpoint URL must not point to localhost"),
-        ("http://10.1.2.3/hook", "Endpoint URL must not point to a private IP address"),
-        ("http://192.168.1.20:8080/hook", "Endpoint URL must not point to a private IP address"),
+        (
+            "ftp://example.com/hook",
+            "Endpoint URL must use http or https",
+        ),
+        (
+            "http://localhost:9/hook",
+            "Endpoint URL must not point to localhost",
+        ),
+        (
+            "http://10.1.2.3/hook",
+            "Endpoint URL must not point to a private IP address",
+        ),
+        (
+            "http://192.168.1.20:8080/hook",
+            "Endpoint URL must not point to a private IP address",
+        ),
     ];
     for (i, (endpoint, error)) in cases.iter().enumerate() {
         let reply = s
@@ -421,7 +450,12 @@ async fn join_refuses_bad_push_endpoints() {
         assert_eq!(reply.err(), *error, "endpoint {endpoint:?}");
     }
     let info = info(&s, "lobby").await.ok();
-    assert_eq!(agent_roles(&info).len(), 1, "a refused join got in: {}", info.0);
+    assert_eq!(
+        agent_roles(&info).len(),
+        1,
+        "a refused join got in: {}",
+        info.0
+    );
 }
 
 // ---- room.leave ----
@@ -438,7 +472,12 @@ async fn leave_posts_a_notice_and_revokes_the_token() {
     assert_eq!(bodies(&history).last().unwrap(), "bob left the room");
     assert_eq!(history.last().unwrap()["from"], "room-bot");
 
-    let reply = s.act("message.send").text("still here?").token(&bob.token).send().await;
+    let reply = s
+        .act("message.send")
+        .text("still here?")
+        .token(&bob.token)
+        .send()
+        .await;
     assert_eq!(reply.err(), "Invalid agentToken");
     let reply = s.act("room.leave").token(&bob.token).send().await;
     assert_eq!(reply.err(), "Invalid agentToken");
@@ -485,8 +524,14 @@ async fn room_info_shows_room_and_members_as_pretty_json() {
     }
     let text: Value = serde_json::from_str(reply.text()).expect("info text is JSON");
     assert_eq!(&text, data, "info text is not the data");
-    assert!(reply.text().contains('\n'), "info text is not pretty-printed");
-    assert!(!reply.0.to_string().contains(&alice.token), "info leaks a token");
+    assert!(
+        reply.text().contains('\n'),
+        "info text is not pretty-printed"
+    );
+    assert!(
+        !reply.0.to_string().contains(&alice.token),
+        "info leaks a token"
+    );
 
     let by_name = info(&s, "LOBBY").await.ok();
     assert_eq!(by_name.data()["roomId"], alice.room_id.as_str());
@@ -516,7 +561,10 @@ async fn room_list_shows_public_rooms_by_name_with_member_counts() {
     for room in rooms {
         assert_eq!(room["type"], "group");
         assert_eq!(room["description"], "");
-        assert!(is_rfc3339_utc(room["createdAt"].as_str().unwrap()), "{room}");
+        assert!(
+            is_rfc3339_utc(room["createdAt"].as_str().unwrap()),
+            "{room}"
+        );
         assert!(
             room.get("roomId").is_none() && room.get("id").is_none(),
             "room ids are not listed: {room}"
@@ -584,7 +632,12 @@ async fn promote_demote_and_kick_change_roles_and_post_notices() {
         ]
     );
     // A kicked agent's token is no longer a member's.
-    let reply = s.act("message.send").text("hey").token(&carol.token).send().await;
+    let reply = s
+        .act("message.send")
+        .text("hey")
+        .token(&carol.token)
+        .send()
+        .await;
     assert_eq!(reply.err(), "Invalid agentToken");
     // alice is a member now.
     let reply = admin_act("room.promote", &alice, "alice").await;
@@ -604,12 +657,18 @@ async fn admin_actions_refuse_non_admins_strangers_and_the_last_admin() {
             .send()
     };
     for action in ["room.promote", "room.demote", "room.kick"] {
-        assert_eq!(act(action, &bob.token, "alice").await.err(), "Admin role required");
+        assert_eq!(
+            act(action, &bob.token, "alice").await.err(),
+            "Admin role required"
+        );
         assert_eq!(
             act(action, &alice.token, "zed").await.err(),
             "Agent \"zed\" not found in room"
         );
-        assert_eq!(act(action, "bogus", "bob").await.err(), "Invalid agentToken");
+        assert_eq!(
+            act(action, "bogus", "bob").await.err(),
+            "Invalid agentToken"
+        );
     }
     assert_eq!(
         act("room.demote", &alice.token, "alice").await.err(),
@@ -642,7 +701,9 @@ async fn update_room_reports_what_changed_and_posts_a_notice() {
     assert_eq!(reply.text(), "Room updated: description");
     let reply = update(json!({"type": "channel"})).await.ok();
     assert_eq!(reply.text(), "Room updated: type to channel");
-    let reply = update(json!({"description": "newer", "type": "group"})).await.ok();
+    let reply = update(json!({"description": "newer", "type": "group"}))
+        .await
+        .ok();
     assert_eq!(reply.text(), "Room updated: description, type to group");
 
     assert_eq!(
@@ -665,7 +726,10 @@ async fn update_room_errors_check_fields_first_then_admin_then_values() {
     let bob = s.join("lobby", "bob").await;
 
     let reply = s.act("room.update").token(&bob.token).send().await;
-    assert_eq!(reply.err(), "At least one of description or type must be provided");
+    assert_eq!(
+        reply.err(),
+        "At least one of description or type must be provided"
+    );
     let reply = s
         .act("room.update")
         .token(&bob.token)
@@ -707,7 +771,12 @@ async fn channel_rooms_let_only_admins_post() {
     let alice = Agent::from_reply(&created, "alice");
     let bob = s.join("news", "bob").await;
 
-    let reply = s.act("message.send").text("me too").token(&bob.token).send().await;
+    let reply = s
+        .act("message.send")
+        .text("me too")
+        .token(&bob.token)
+        .send()
+        .await;
     assert_eq!(reply.err(), "Only admins can post in channels");
     let reply = s
         .act("message.send")
@@ -719,7 +788,10 @@ async fn channel_rooms_let_only_admins_post() {
     assert_eq!(reply.err(), "Only admins can post in channels");
     s.say(&alice, "headline").await;
 
-    assert_eq!(bodies(&from_agents(&s.history_all(&bob).await)), ["headline"]);
+    assert_eq!(
+        bodies(&from_agents(&s.history_all(&bob).await)),
+        ["headline"]
+    );
 }
 
 // ---- B.3 and contextId splitting ----
@@ -765,7 +837,10 @@ async fn context_id_splits_name_and_password_at_the_first_colon() {
     let s = Server::start().await;
     let alice = s.create_protected("vault", "a:b", "alice").await;
     assert_eq!(s.join("vault:a:b", "bob").await.room_id, alice.room_id);
-    assert_eq!(info(&s, "vault:a:b").await.ok().data()["roomId"], alice.room_id.as_str());
+    assert_eq!(
+        info(&s, "vault:a:b").await.ok().data()["roomId"],
+        alice.room_id.as_str()
+    );
     let reply = s
         .act("room.join")
         .ctx("vault:a")

@@ -43,7 +43,9 @@ async fn sse_refusals_have_the_contract_statuses_and_json() {
         status_and_json(resp).await,
         (403, json!({"error": "Invalid token for this room"}))
     );
-    let resp = s.sse_request(&alice.room_id, Some("bogus"), Resume::Live).await;
+    let resp = s
+        .sse_request(&alice.room_id, Some("bogus"), Resume::Live)
+        .await;
     assert_eq!(
         status_and_json(resp).await,
         (403, json!({"error": "Invalid token for this room"}))
@@ -66,7 +68,11 @@ async fn sse_streams_each_message_with_its_seq_as_event_id() {
     assert_eq!(bodies(&got), ["a", "b", "c", "carol joined the room"]);
     assert_contiguous(&got, got[0]["seq"].as_u64().unwrap());
     let history = s.history_all(&bob).await;
-    assert_eq!(&got[..], &history[history.len() - 4..], "stream and history disagree");
+    assert_eq!(
+        &got[..],
+        &history[history.len() - 4..],
+        "stream and history disagree"
+    );
     assert_eq!(got[0]["from"], "alice");
     assert_eq!(got[0]["roomId"], alice.room_id.as_str());
     assert!(is_uuid_v4(got[0]["id"].as_str().unwrap()));
@@ -101,10 +107,19 @@ async fn resume_after_disconnect(resume: fn(u64) -> Resume) {
     }
     let got = second.until_body("m20", WAIT).await;
     let want: Vec<String> = (6..=20).map(|i| format!("m{i}")).collect();
-    assert_eq!(bodies(&got), want, "resume must give the tail then live, once each");
+    assert_eq!(
+        bodies(&got),
+        want,
+        "resume must give the tail then live, once each"
+    );
     assert_contiguous(&got, last_seen + 1);
     // Nothing after it.
-    assert!(second.next_message(Duration::from_millis(300)).await.is_none());
+    assert!(
+        second
+            .next_message(Duration::from_millis(300))
+            .await
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -139,7 +154,9 @@ async fn sse_resume_from_zero_while_sends_continue_loses_nothing() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let mut stream = s.sse(&bob, Resume::After(0)).await;
-        stream.until_body(&format!("m{}", N - 1), Duration::from_secs(30)).await
+        stream
+            .until_body(&format!("m{}", N - 1), Duration::from_secs(30))
+            .await
     };
     let ((), got) = tokio::join!(sender, reader);
     assert_contiguous(&got, 1);
@@ -167,8 +184,14 @@ async fn dm_is_invisible_to_third_agent_on_sse() {
     // The replay path filters too.
     let mut carol_replay = s.sse(&carol, Resume::After(0)).await;
     let replayed = carol_replay.until_body("public", WAIT).await;
-    assert!(!bodies(&replayed).contains(&"secret".to_string()), "{replayed:?}");
+    assert!(
+        !bodies(&replayed).contains(&"secret".to_string()),
+        "{replayed:?}"
+    );
     let mut bob_replay = s.sse(&bob, Resume::LastEventId(0)).await;
     let replayed = bob_replay.until_body("public", WAIT).await;
-    assert!(bodies(&replayed).contains(&"secret".to_string()), "{replayed:?}");
+    assert!(
+        bodies(&replayed).contains(&"secret".to_string()),
+        "{replayed:?}"
+    );
 }
