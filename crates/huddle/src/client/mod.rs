@@ -44,9 +44,10 @@ pub enum ClientError {
     /// The server answered with a non-success HTTP status (the body, shortened).
     #[error("HTTP {status}: {body}")]
     Status { status: u16, body: String },
-    /// Connecting, sending or reading failed (includes timeouts).
+    /// Connecting, sending or reading failed (includes timeouts). The URL is left out:
+    /// an SSE URL carries the agent's token.
     #[error("{}", error_chain(.0))]
-    Transport(#[from] reqwest::Error),
+    Transport(reqwest::Error),
     /// The server answered, but not with the shape the protocol promises.
     #[error("unexpected reply: {0}")]
     Protocol(String),
@@ -69,6 +70,12 @@ impl ClientError {
             ClientError::Protocol(_) => "protocol",
             ClientError::InvalidUrl { .. } => "url",
         }
+    }
+}
+
+impl From<reqwest::Error> for ClientError {
+    fn from(e: reqwest::Error) -> Self {
+        ClientError::Transport(e.without_url())
     }
 }
 
