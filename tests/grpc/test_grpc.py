@@ -15,6 +15,7 @@ Install the clients with `pip install -r tests/grpc/requirements.txt`.
 Exit status 0 only when every test passed; a missing client is a failure, never a skip.
 """
 
+import atexit
 import json
 import os
 import shutil
@@ -40,6 +41,7 @@ TIMEOUT = 15
 def generate_stubs():
     """Compiles proto/huddle/v1/rooms.proto into a temp dir and imports it."""
     out = tempfile.mkdtemp(prefix="huddle-grpc-stubs-")
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
     well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
     rc = protoc.main(
         [
