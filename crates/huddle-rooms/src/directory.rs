@@ -188,9 +188,12 @@ impl RoomDirectory {
             .clone()
             .try_acquire_owned()
             .map_err(|_| RoomError::Busy(self.inner.config.max_in_flight))?;
-        let response = self.call_actor(room, req.clone()).await?;
+        let response = self.call_actor(room, &req).await?;
         match (req, response) {
-            (RoomRequest::History { limit, offset, .. }, RoomResponse::Viewer { member, .. }) => {
+            (
+                RoomRequest::History { limit, offset, .. },
+                RoomResponse::Viewer { member, .. },
+            ) => {
                 let (messages, total) = self
                     .inner
                     .store
@@ -204,7 +207,7 @@ impl RoomDirectory {
         }
     }
 
-    async fn call_actor(&self, room: RoomId, req: RoomRequest) -> Result<RoomResponse, RoomError> {
+    async fn call_actor(&self, room: RoomId, req: &RoomRequest) -> Result<RoomResponse, RoomError> {
         // One retry: the actor may have passivated between lookup and call.
         for _ in 0..2 {
             let actor = self.actor(room).await?;
