@@ -10,6 +10,7 @@ use futures::future::join_all;
 use serde_json::Value;
 
 use crate::harness::*;
+use crate::push::{Sink, join_with_endpoint};
 
 #[tokio::test]
 async fn kill_9_and_restart_keeps_rooms_members_tokens_cursors_and_messages() {
@@ -215,4 +216,55 @@ async fn every_acknowledged_message_survives_kill_9_under_load() {
         let want: Vec<String> = (0..mine.len()).map(|j| format!("s{i}-{j}")).collect();
         assert_eq!(bodies(&mine), want, "sender {i}");
     }
+}
+
+/// A room unloaded from memory after `--room-idle-secs` comes back with its seq, read
+/// cursors, open streams and push endpoints.
+#[tokio::test]
+async fn idle_room_unload_keeps_seq_cursors_streams_and_pushes() {
+    let sink = Sink::start().await;
+    let s = Server::start_with(&["--room-idle-secs", "1"]).await;
+    let alice = s.create_room("sleepy", "alice").await;
+    let bob = s.join("sleepy", "bob").await;
+    join_with_endpoint(&s, "sleepy", "carol", &sink.url("/carol")).await;
+    for i in 1..=5 {
+        s.say(&alice, &format!("m{i}")).await;
+    }
+    assert!(bodies(&s.unread_all(&bob).await).contains(&"m5".to_string()));
+    sink.wait_for("/carol", "m5", Duration::from_secs(10)).await;
+    let last_seq = s.history_all(&alice).await.last().unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let mut live = s.sse(&bob, Resume::Live).await;
+
+    // Long enough for an idle sweep to unload the room.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.say(&alice, "after-nap").await;
+
+    let message = match live.next(Duration::from_secs(10)).await {
+        Next::Message(_, m) => m,
+        // Ending the stream is allowed: the client resumes.
+        Next::Ended => s
+            .sse(&bob, Resume::LastEventId(last_seq))
+            .await
+            .take(1, Duration::from_secs(10))
+            .await
+            .remove(0),
+        Next::Timeout => panic!("the open stream went silent after the room was unloaded"),
+    };
+    assert_eq!(message["body"], "after-nap");
+    assert_eq!(
+        message["seq"],
+        last_seq + 1,
+        "seq restarted or skipped after unload"
+    );
+    assert_eq!(
+        bodies(&s.unread_all(&bob).await),
+        ["after-nap"],
+        "bob's read cursor was lost"
+    );
+    let pushed = sink
+        .wait_for("/carol", "after-nap", Duration::from_secs(10))
+        .await;
+    assert_eq!(pushed, ["m1", "m2", "m3", "m4", "m5", "after-nap"]);
 }

@@ -64,7 +64,7 @@ impl Server {
     /// live on 127.0.0.1).
     pub async fn start() -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut server = Self::spawn(dir.path(), true).await;
+        let mut server = Self::spawn(dir.path(), true, &[]).await;
         server._tempdir = Some(dir);
         server
     }
@@ -72,17 +72,25 @@ impl Server {
     /// A node in a fresh data dir *without* `--allow-private-endpoints`.
     pub async fn start_strict() -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut server = Self::spawn(dir.path(), false).await;
+        let mut server = Self::spawn(dir.path(), false, &[]).await;
         server._tempdir = Some(dir);
         server
     }
 
     /// A node on a data dir the caller owns (for restarts).
     pub async fn start_in(dir: &Path) -> Server {
-        Self::spawn(dir, true).await
+        Self::spawn(dir, true, &[]).await
     }
 
-    async fn spawn(dir: &Path, allow_private: bool) -> Server {
+    /// A node in a fresh data dir with extra `huddle serve` flags.
+    pub async fn start_with(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = Self::spawn(dir.path(), true, extra).await;
+        server._tempdir = Some(dir);
+        server
+    }
+
+    async fn spawn(dir: &Path, allow_private: bool, extra: &[&str]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_huddle"));
         cmd.arg("serve")
             .arg("--listen")
@@ -92,6 +100,7 @@ impl Server {
         if allow_private {
             cmd.arg("--allow-private-endpoints");
         }
+        cmd.args(extra);
         // The environment must not override our flags.
         for (key, _) in std::env::vars() {
             if key.starts_with("HUDDLE_") || key == "PORT" {
@@ -435,6 +444,14 @@ fn drain_lines(pipe: impl Read, log: &Arc<Mutex<VecDeque<String>>>, mut on_line:
     }
 }
 
+/// What an SSE stream did next.
+#[derive(Debug)]
+pub enum Next {
+    Message(u64, Value),
+    Ended,
+    Timeout,
+}
+
 /// Where an SSE stream starts.
 #[derive(Clone, Copy, Debug)]
 pub enum Resume {
@@ -633,15 +650,24 @@ pub struct Sse {
 
 impl Sse {
     /// The next room message (skipping pings) within `within`, as (`id:` seq, data JSON).
-    /// Asserts the event id equals the message's `seq`.
+    /// Asserts the event id equals the message's `seq`. `None` on timeout or end.
     pub async fn next_message(&mut self, within: Duration) -> Option<(u64, Value)> {
+        match self.next(within).await {
+            Next::Message(seq, data) => Some((seq, data)),
+            Next::Ended | Next::Timeout => None,
+        }
+    }
+
+    /// Like `next_message`, but tells a stream the server ended from a silent one.
+    pub async fn next(&mut self, within: Duration) -> Next {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let next = tokio::time::timeout_at(deadline, self.events.next()).await;
             let event = match next {
-                Err(_) => return None,
-                Ok(None) => return None,
-                Ok(Some(Err(e))) => panic!("SSE stream error: {e}"),
+                Err(_) => return Next::Timeout,
+                Ok(None) => return Next::Ended,
+                // A transport error ends the stream as far as a client can tell.
+                Ok(Some(Err(_))) => return Next::Ended,
                 Ok(Some(Ok(event))) => event,
             };
             if event.event == "ping" || event.data.is_empty() {
@@ -656,9 +682,9 @@ impl Sse {
             assert_eq!(
                 data["seq"].as_u64(),
                 Some(id),
-                "SSE `id:` must be the message's seq: {data}"
+                "SSE `id:` must be the message's seq: {data:.300}"
             );
-            return Some((id, data));
+            return Next::Message(id, data);
         }
     }
 

@@ -13,18 +13,18 @@ use crate::harness::*;
 
 /// Records every POST it receives as (path, JSON body, answered 2xx) and answers 200,
 /// or 500 to the first `fail_first` requests.
-struct Sink {
+pub(crate) struct Sink {
     base: String,
     received: Arc<Mutex<Vec<(String, Value, bool)>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Sink {
-    async fn start() -> Sink {
+    pub(crate) async fn start() -> Sink {
         Self::on(TcpListener::bind("127.0.0.1:0").await.unwrap(), 0)
     }
 
-    fn on(listener: TcpListener, fail_first: usize) -> Sink {
+    pub(crate) fn on(listener: TcpListener, fail_first: usize) -> Sink {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let received = Arc::new(Mutex::new(Vec::new()));
         let store = received.clone();
@@ -58,12 +58,12 @@ impl Sink {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
     /// Every envelope posted to `path` (answered or refused), in arrival order.
-    fn at(&self, path: &str) -> Vec<Value> {
+    pub(crate) fn at(&self, path: &str) -> Vec<Value> {
         self.received
             .lock()
             .unwrap()
@@ -74,7 +74,7 @@ impl Sink {
     }
 
     /// Bodies delivered (answered 200) to `path` by agents (room-bot notices left out).
-    fn agent_bodies(&self, path: &str) -> Vec<String> {
+    pub(crate) fn agent_bodies(&self, path: &str) -> Vec<String> {
         self.received
             .lock()
             .unwrap()
@@ -85,7 +85,7 @@ impl Sink {
     }
 
     /// Wait until `path` has received an agent message with body `last`.
-    async fn wait_for(&self, path: &str, last: &str, within: Duration) -> Vec<String> {
+    pub(crate) async fn wait_for(&self, path: &str, last: &str, within: Duration) -> Vec<String> {
         eventually(
             within,
             &format!("push of {last:?} to {path}"),
@@ -114,7 +114,12 @@ fn meta(envelope: &Value) -> &Value {
     &envelope["params"]["message"]["metadata"]
 }
 
-async fn join_with_endpoint(s: &Server, room: &str, name: &str, endpoint: &str) -> Agent {
+pub(crate) async fn join_with_endpoint(
+    s: &Server,
+    room: &str,
+    name: &str,
+    endpoint: &str,
+) -> Agent {
     let reply = s
         .act("room.join")
         .ctx(room)

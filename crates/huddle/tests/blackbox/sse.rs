@@ -195,3 +195,54 @@ async fn dm_is_invisible_to_third_agent_on_sse() {
         "{replayed:?}"
     );
 }
+
+/// A reader that stops reading while 12 MB of messages pile up: whatever it receives is
+/// contiguous, and if the node ends its stream, a resume with `Last-Event-ID` brings the
+/// rest. A node may drop a slow reader; it may not skip messages on it.
+#[tokio::test]
+async fn slow_sse_reader_gets_no_gap_and_can_resume() {
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    let bob = s.join("lobby", "bob").await;
+    let mut stream = s.sse(&bob, Resume::Live).await;
+    const N: usize = 200;
+    let filler = "x".repeat(60_000);
+    for i in 0..N {
+        s.say(&alice, &format!("{i}:{filler}")).await;
+    }
+    let index = |m: &Value| -> usize {
+        let body = m["body"].as_str().unwrap();
+        body[..body.find(':').unwrap()].parse().unwrap()
+    };
+
+    let mut got: Vec<(u64, usize)> = Vec::new();
+    let mut resumed = 0;
+    while got.last().map(|(_, i)| *i) != Some(N - 1) {
+        match stream.next(Duration::from_secs(10)).await {
+            Next::Message(seq, m) => got.push((seq, index(&m))),
+            Next::Ended => {
+                resumed += 1;
+                assert!(resumed <= 20, "the stream keeps ending");
+                let last = got.last().map(|(seq, _)| *seq).unwrap_or(0);
+                stream = s.sse(&bob, Resume::LastEventId(last)).await;
+            }
+            Next::Timeout => panic!(
+                "the stream went silent after {} of {N} messages without ending",
+                got.len()
+            ),
+        }
+    }
+    eprintln!(
+        "slow reader: {} messages, stream resumed {resumed} times",
+        got.len()
+    );
+    let indexes: Vec<usize> = got.iter().map(|(_, i)| *i).collect();
+    assert_eq!(
+        indexes,
+        (0..N).collect::<Vec<_>>(),
+        "gap or duplicate (resumed {resumed}×)"
+    );
+    let first = got[0].0;
+    let seqs: Vec<u64> = got.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, (first..first + N as u64).collect::<Vec<_>>());
+}
