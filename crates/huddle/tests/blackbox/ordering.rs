@@ -71,3 +71,48 @@ async fn eight_concurrent_senders_get_gapless_ordered_seq() {
         .await;
     assert_eq!(replayed, sent, "replayed SSE differs from history");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_of_one_name_make_one_room() {
+    let s = Server::start().await;
+    let replies = join_all((0..8).map(|i| {
+        s.act("room.create")
+            .text("contested")
+            .meta("agentName", format!("a{i}"))
+            .send()
+    }))
+    .await;
+    let winners: Vec<&Reply> = replies.iter().filter(|r| !r.is_error()).collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "A.1: at most one password-less room per name"
+    );
+    for reply in replies.iter().filter(|r| r.is_error()) {
+        assert_eq!(reply.err(), "Room \"contested\" already exists.");
+    }
+    let list = s.act("room.list").send().await.ok();
+    assert_eq!(list.data()["total"], 1, "{}", list.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_joins_with_one_name_admit_one_agent() {
+    let s = Server::start().await;
+    s.create_room("lobby", "alice").await;
+    let replies = join_all((0..8).map(|_| {
+        s.act("room.join")
+            .ctx("lobby")
+            .meta("agentName", "bob")
+            .send()
+    }))
+    .await;
+    let winners = replies.iter().filter(|r| !r.is_error()).count();
+    assert_eq!(winners, 1, "a display name is unique in its room");
+    let info = s.act("room.info").ctx("lobby").send().await.ok();
+    assert_eq!(
+        info.data()["agents"].as_array().unwrap().len(),
+        2,
+        "{}",
+        info.0
+    );
+}

@@ -365,3 +365,29 @@ async fn push_retries_after_error_answers_and_keeps_order() {
         bodies(&unread)
     );
 }
+
+#[tokio::test]
+async fn kicked_agent_gets_no_more_pushes() {
+    let sink = Sink::start().await;
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    join_with_endpoint(&s, "lobby", "bob", &sink.url("/bob")).await;
+    join_with_endpoint(&s, "lobby", "carol", &sink.url("/carol")).await;
+    s.say(&alice, "before").await;
+    sink.wait_for("/bob", "before", Duration::from_secs(10))
+        .await;
+    s.act("room.kick")
+        .token(&alice.token)
+        .meta("targetAgent", "bob")
+        .send()
+        .await
+        .ok();
+    s.say(&alice, "after").await;
+    sink.wait_for("/carol", "after", Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !sink.at("/bob").iter().any(|e| body(e) == "after"),
+        "a kicked agent still gets pushes"
+    );
+}

@@ -246,3 +246,39 @@ async fn slow_sse_reader_gets_no_gap_and_can_resume() {
     let seqs: Vec<u64> = got.iter().map(|(seq, _)| *seq).collect();
     assert_eq!(seqs, (first..first + N as u64).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn kicked_or_departed_agent_streams_get_nothing_after() {
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    let bob = s.join("lobby", "bob").await;
+    let carol = s.join("lobby", "carol").await;
+    let mut bob_live = s.sse(&bob, Resume::Live).await;
+    let mut carol_live = s.sse(&carol, Resume::Live).await;
+
+    s.act("room.kick")
+        .token(&alice.token)
+        .meta("targetAgent", "bob")
+        .send()
+        .await
+        .ok();
+    s.act("room.leave").token(&carol.token).send().await.ok();
+    s.say(&alice, "after they went").await;
+
+    for (name, stream) in [("bob", &mut bob_live), ("carol", &mut carol_live)] {
+        let mut seen = Vec::new();
+        while let Some((_, m)) = stream.next_message(Duration::from_millis(1500)).await {
+            seen.push(m);
+        }
+        assert!(
+            !bodies(&seen).contains(&"after they went".to_string()),
+            "{name}'s stream kept delivering after {name} was out: {:?}",
+            bodies(&seen)
+        );
+    }
+    // And a new stream is refused.
+    let resp = s
+        .sse_request(&bob.room_id, Some(&bob.token), Resume::Live)
+        .await;
+    assert_eq!(resp.status(), 403);
+}
