@@ -2,15 +2,15 @@
 //! rendering of an action's [`Outcome`] as an A2A Message. Also `GET /a2a` and the
 //! Agent Card (A.8).
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::body::{BodyError, read_limited};
 use crate::ops::{self, Action, Outcome, Params};
 
 fn rpc_error(code: i64, message: impl Into<String>, id: Value) -> Value {
@@ -24,21 +24,30 @@ fn rpc_result(result: Value, id: Value) -> Value {
 pub async fn post(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
-    let body = match body {
+    let body = match read_limited(body, app.config.max_body_bytes).await {
         Ok(b) => b,
-        Err(rejection) => {
-            let status = rejection.status();
-            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                format!(
-                    "Request body is too large: the limit is {} bytes",
-                    app.config.max_body_bytes
-                )
-            } else {
-                format!("Invalid request body: {}", rejection.body_text())
-            };
-            return (status, Json(rpc_error(-32600, message, Value::Null))).into_response();
+        Err(BodyError::TooLarge) => {
+            let message = format!(
+                "Request body is too large: the limit is {} bytes",
+                app.config.max_body_bytes
+            );
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                [(header::CONNECTION, "close")],
+                Json(rpc_error(-32600, message, Value::Null)),
+            )
+                .into_response();
+        }
+        Err(BodyError::Incomplete(why)) => {
+            let message = format!("Invalid request body: {why}");
+            return (
+                StatusCode::BAD_REQUEST,
+                [(header::CONNECTION, "close")],
+                Json(rpc_error(-32600, message, Value::Null)),
+            )
+                .into_response();
         }
     };
     let request: Value = match serde_json::from_slice(&body) {

@@ -13,6 +13,7 @@
 //! - [`grpc`]  — `huddle.v1.RoomService`, gRPC health and reflection (h2c, same port).
 
 pub mod a2a;
+pub mod body;
 pub mod client_kind;
 pub mod docs;
 pub mod grpc;
