@@ -7,6 +7,7 @@
 //! - [`ops`]   — the A.4 actions, envelope-independent (shared by A2A and MCP).
 //! - [`docs`]  — the action documentation (help, rpc.discover, Agent Card, MCP instructions).
 //! - [`a2a`]   — `POST /a2a` JSON-RPC, `GET /a2a`, the Agent Card.
+//! - [`body`]  — reading request bodies under a limit (drain, then 413).
 //! - [`sse`]   — `GET /api/messages/{roomId}/sse`: live, resumable message streams.
 //! - [`web`]   — landing page, docs, health endpoints.
 //! - [`client_kind`] — agent-or-browser detection (plain text vs HTML).
