@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use clap::Args;
 use huddle_cluster::LocalRouter;
 use huddle_core::Limits;
@@ -156,7 +157,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     // The readiness line: scripts and tests wait for it.
     println!("huddle listening on http://{local}");
-    axum::serve(listener, app)
+    axum::serve(listener.tap_io(no_delay), app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     if let Some(grpc) = grpc {
@@ -180,9 +181,18 @@ async fn serve_grpc(
         .await
         .with_context(|| format!("binding {addr}"))?;
     println!("huddle grpc listening on http://{}", listener.local_addr()?);
-    let server = axum::serve(listener, huddle_gateway::grpc::routes(state))
+    let server = axum::serve(listener.tap_io(no_delay), huddle_gateway::grpc::routes(state))
         .with_graceful_shutdown(shutdown_signal());
     Ok(tokio::spawn(server.into_future()))
+}
+
+/// Small writes go out at once: an HTTP/2 answer is several frames (a gRPC reply ends
+/// with a trailers frame), and Nagle's algorithm would hold the last one back until the
+/// peer's delayed ACK (~40 ms).
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY not set");
+    }
 }
 
 async fn shutdown_signal() {

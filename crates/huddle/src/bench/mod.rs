@@ -8,8 +8,10 @@
 //!   delivery accounting (lost / duplicated).
 //! - `creates`  — the `creates` scenario: N room creates then M joins, one at a time.
 //! - `report`   — latency summaries, server RSS sampling, human and JSON output.
+//! - `grpc`     — the `grpc` scenario: `load` over Huddle's gRPC API (tonic client).
 
 mod creates;
+mod grpc;
 mod load;
 mod report;
 
@@ -102,6 +104,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub threads: u32,
 
+    /// [grpc] HTTP/2 connections the senders share (the Subscribe streams use one more).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub grpc_connections: u32,
+
     /// Print one JSON object instead of the human-readable report.
     #[arg(long)]
     pub json: bool,
@@ -113,6 +119,8 @@ pub enum Scenario {
     Load,
     /// Room creates then joins, one at a time.
     Creates,
+    /// The load scenario over Huddle's gRPC API: SendMessage calls and Subscribe streams.
+    Grpc,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -160,6 +168,7 @@ async fn run_here(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Load => load::run(&args, client, &run_id).await,
         Scenario::Creates => creates::run(&args, client, &run_id).await,
+        Scenario::Grpc => grpc::run(&args, &run_id).await,
     }
 }
 
