@@ -203,12 +203,12 @@ pub async fn execute(
     action: Action,
     mut p: Params,
 ) -> Result<Outcome, RoomError> {
-    if action.splits_context() {
-        if let Some(ctx) = p.room.take() {
-            let (room, password) = split_context(&ctx, p.password.take());
-            p.room = Some(room);
-            p.password = password;
-        }
+    if action.splits_context()
+        && let Some(ctx) = p.room.take()
+    {
+        let (room, password) = split_context(&ctx, p.password.take());
+        p.room = Some(room);
+        p.password = password;
     }
     match action {
         Action::Help => Ok(Outcome {
