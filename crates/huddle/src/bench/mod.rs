@@ -24,26 +24,38 @@ use crate::client::A2aClient;
 #[cfg(test)]
 use crate::client::ClientError;
 
-/// Measure a join.cloud-compatible server over A2A + SSE.
-///
-/// Scenario `load` (default): creates --rooms rooms with unique names, joins
-/// --agents-per-room agents to each (the creator is the first), opens every agent's SSE
-/// stream (unless --no-sse), then runs --senders closed-loop senders for --duration-secs
-/// (sender i posts in room i mod R as agent (i div R) mod J: message.send, wait for the
-/// reply, repeat). After the senders stop it waits up to --grace-ms for in-flight
-/// deliveries and reports sends/s, send latency, deliveries/s, delivery latency (from the
-/// send's start to SSE receipt, read from a stamp inside the body), lost deliveries (a
-/// member other than the sender never got an acknowledged message) and duplicated
-/// deliveries. room-bot notices and other traffic are ignored.
-///
-/// Scenario `creates`: --creates room creates, then --joins joins spread round-robin over
-/// those rooms, strictly one request at a time; reports the total time and per-request
-/// latencies.
-///
-/// Exit status is 1 when a send failed or a delivery was lost or duplicated (the report
-/// is printed first), or when setup fails (the server's error is printed).
+/// The scenarios, shown after the options by `huddle bench --help`.
+const SCENARIOS_HELP: &str = "\
+Scenarios:
+  load (default)  Creates --rooms rooms with unique names, joins --agents-per-room agents
+                  to each (the creator is the first), opens every agent's SSE stream
+                  (unless --no-sse), then runs --senders closed-loop senders for
+                  --duration-secs: sender i posts in room i mod R as agent (i div R) mod J
+                  (message.send, wait for the reply, repeat). After the senders stop it
+                  waits up to --grace-ms for in-flight deliveries, then reports sends/s,
+                  send latency, deliveries/s, delivery latency (send start -> SSE receipt,
+                  from a stamp inside the body), lost deliveries (a member other than the
+                  sender never got an acknowledged message) and duplicated deliveries.
+                  room-bot notices and other traffic are ignored.
+  creates         --creates room creates, then --joins joins spread round-robin over those
+                  rooms, strictly one request at a time; reports the total time and the
+                  per-request latencies.
+  grpc            The load scenario over Huddle's gRPC API (Huddle only).
+
+The load and creates scenarios speak only A2A SendMessage + SSE, so they measure any
+join.cloud-compatible server. Latencies are in microseconds in --json output.
+
+Exit status: 1 when setup fails (the server's error is printed), or when a send failed or
+a delivery was lost or duplicated (after the report).
+
+Examples:
+  huddle bench --url http://127.0.0.1:3000 --rooms 10 --agents-per-room 10 --senders 10
+  huddle bench --senders 16 --no-sse --duration-secs 600 --interval-secs 60 --server-pid PID
+  huddle bench --scenario creates --creates 100 --joins 200 --json";
+
+/// Measure a join.cloud-compatible server over A2A + SSE (see the scenarios below).
 #[derive(Args, Debug, Clone)]
-#[command(verbatim_doc_comment)]
+#[command(after_long_help = SCENARIOS_HELP)]
 pub struct BenchArgs {
     /// Base URL of the server.
     #[arg(long, env = "HUDDLE_URL", default_value = "http://localhost:3000")]
