@@ -5,8 +5,10 @@
 //! - `serve`  — configuration and the server's composition root.
 //! - `client` — a small A2A + SSE client shared by `bench` and the client commands.
 //! - `bench`  — the load generator (`huddle bench`).
+//! - `cli`    — the client commands (`huddle rooms`, `create`, `join`, `send`, ...).
 
 mod bench;
+mod cli;
 mod client;
 mod serve;
 
@@ -30,15 +32,22 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Measure a join.cloud-compatible server (A2A + SSE).
     Bench(bench::BenchArgs),
+    #[command(flatten)]
+    Client(cli::Command),
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    // Usage errors exit with status 1, like every other failure (`--help` exits 0).
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        let _ = e.print();
+        std::process::exit(if e.use_stderr() { 1 } else { 0 })
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Client(command) => cli::run(&runtime, command),
     }
 }

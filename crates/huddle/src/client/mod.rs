@@ -178,6 +178,12 @@ impl A2aClient {
         })
     }
 
+    /// The normalized base URL, with a trailing `/` (`http://localhost:3000/`): the
+    /// client commands key stored tokens by it.
+    pub fn base_url(&self) -> &str {
+        self.base.as_str()
+    }
+
     /// The same client with another per-action timeout.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
