@@ -7,6 +7,7 @@
 //! - [`ops`]   — the A.4 actions, envelope-independent (shared by A2A and MCP).
 //! - [`docs`]  — the action documentation (help, rpc.discover, Agent Card, MCP instructions).
 //! - [`a2a`]   — `POST /a2a` JSON-RPC, `GET /a2a`, the Agent Card.
+//! - [`mcp`]   — MCP Streamable HTTP at `/mcp`: the twelve room tools, live room notifications.
 //! - [`body`]  — reading request bodies under a limit (drain, then 413).
 //! - [`sse`]   — `GET /api/messages/{roomId}/sse`: live, resumable message streams.
 //! - [`web`]   — landing page, docs, health endpoints.
@@ -18,6 +19,7 @@ pub mod body;
 pub mod client_kind;
 pub mod docs;
 pub mod grpc;
+pub mod mcp;
 pub mod ops;
 pub mod sse;
 pub mod web;
@@ -55,6 +57,18 @@ pub struct AppState {
 
 /// The whole HTTP application, testable without a socket.
 pub fn app(state: AppState) -> Http {
+    let mcp = mcp::Mcp::new(
+        state.router.clone(),
+        mcp::McpConfig {
+            max_body_bytes: state.config.max_body_bytes,
+            ..mcp::McpConfig::default()
+        },
+    );
+    app_with_mcp(state, mcp)
+}
+
+/// [`app`] with a given MCP endpoint (its settings; shared with `--mcp-listen`).
+pub fn app_with_mcp(state: AppState, mcp: mcp::Mcp) -> Http {
     let limit = state.config.max_body_bytes;
     let grpc = grpc::routes(&state);
     Http::new()
@@ -68,6 +82,7 @@ pub fn app(state: AppState) -> Http {
         .route("/readyz", get(web::readyz))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+        .merge(mcp.routes())
         // gRPC over h2c on the same port: only its own service paths.
         .merge(grpc)
 }

@@ -64,6 +64,27 @@ pub struct ServeArgs {
     #[arg(long, env = "HUDDLE_PUBLIC_URL")]
     public_url: Option<String>,
 
+    /// Also serve MCP (`/mcp`) on this address, for configs written for join.cloud's
+    /// separate MCP port (it is always on the main port too).
+    #[arg(long, env = "HUDDLE_MCP_LISTEN")]
+    mcp_listen: Option<String>,
+
+    /// Host names the MCP endpoint answers (comma-separated, `host` or `host:port`; `*`
+    /// for any). Default: loopback names when every listener is on loopback (protection
+    /// against DNS rebinding), any host otherwise (behind a load balancer).
+    #[arg(long, env = "HUDDLE_MCP_ALLOWED_HOSTS")]
+    mcp_allowed_hosts: Option<String>,
+
+    /// Browser origins allowed to call the MCP endpoint (comma-separated
+    /// `scheme://host[:port]`). Default: no Origin check.
+    #[arg(long, env = "HUDDLE_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    mcp_allowed_origins: Vec<String>,
+
+    /// Seconds without requests (and without an open GET stream) after which an MCP
+    /// session ends; a later request with its id starts a fresh session.
+    #[arg(long, env = "HUDDLE_MCP_SESSION_IDLE_SECS", default_value_t = 3600)]
+    mcp_session_idle_secs: u64,
+
     /// Log format: text or json.
     #[arg(long, env = "HUDDLE_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -81,6 +102,36 @@ impl ServeArgs {
         Ok(addr)
     }
 
+    fn mcp_listen_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        self.mcp_listen
+            .as_deref()
+            .map(|a| {
+                a.parse().with_context(|| {
+                    format!("--mcp-listen {a:?} is not an address like 0.0.0.0:3003")
+                })
+            })
+            .transpose()
+    }
+
+    fn mcp_config(
+        &self,
+        listen: SocketAddr,
+        mcp_listen: Option<SocketAddr>,
+    ) -> huddle_gateway::mcp::McpConfig {
+        use huddle_gateway::mcp::{HostPolicy, McpConfig};
+        let listeners: Vec<SocketAddr> = std::iter::once(listen).chain(mcp_listen).collect();
+        McpConfig {
+            allowed_hosts: match &self.mcp_allowed_hosts {
+                Some(list) => HostPolicy::parse(list),
+                None => HostPolicy::auto(&listeners),
+            },
+            allowed_origins: self.mcp_allowed_origins.clone(),
+            session_idle: Duration::from_secs(self.mcp_session_idle_secs.max(1)),
+            max_body_bytes: self.max_body_bytes,
+            ..McpConfig::default()
+        }
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| {
             std::env::var_os("HOME")
@@ -93,7 +144,8 @@ impl ServeArgs {
 
 fn init_tracing(format: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("HUDDLE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("HUDDLE_LOG").unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -123,6 +175,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes = args.max_body_bytes,
         max_in_flight = args.max_in_flight,
         grpc_listen = ?args.grpc_listen,
+        mcp_listen = ?args.mcp_listen,
+        mcp_allowed_hosts = ?args.mcp_allowed_hosts,
+        mcp_session_idle_secs = args.mcp_session_idle_secs,
         "huddle configuration"
     );
     let store = EmbeddedStore::open(&data_dir, durability)
@@ -139,18 +194,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..RoomsConfig::default()
     };
     let directory = RoomDirectory::new(Arc::new(store), rooms);
+    let router: Arc<dyn huddle_cluster::Router> = Arc::new(LocalRouter::new(directory.clone()));
+    let mcp_addr = args.mcp_listen_addr()?;
+    let mcp = huddle_gateway::mcp::Mcp::new(router.clone(), args.mcp_config(addr, mcp_addr));
     let state = AppState {
-        router: Arc::new(LocalRouter::new(directory.clone())),
+        router,
         config: Arc::new(GatewayConfig {
             max_body_bytes: args.max_body_bytes,
             public_url: args.public_url.clone(),
         }),
     };
-    let app = huddle_gateway::app(state.clone());
+    let app = huddle_gateway::app_with_mcp(state.clone(), mcp.clone());
     let grpc = match &args.grpc_listen {
         Some(a) => Some(serve_grpc(a, &state).await?),
         None => None,
     };
+    if let Some(mcp_addr) = mcp_addr {
+        serve_mcp(mcp_addr, mcp.clone()).await?;
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -165,6 +226,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("draining rooms");
     directory.shutdown(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+/// Serves only `/mcp` on `addr` (`--mcp-listen`, join.cloud's separate MCP port) until
+/// shutdown; prints `huddle MCP listening on http://<addr>/mcp` once bound.
+async fn serve_mcp(addr: SocketAddr, mcp: huddle_gateway::mcp::Mcp) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding --mcp-listen {addr}"))?;
+    println!(
+        "huddle MCP listening on http://{}/mcp",
+        listener.local_addr()?
+    );
+    // Small SSE writes go out at once (no Nagle delay).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move {
+        let served = axum::serve(listener, mcp.routes())
+            .with_graceful_shutdown(shutdown_signal())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the --mcp-listen server stopped");
+        }
+    });
     Ok(())
 }
 

@@ -1,0 +1,185 @@
+//! One tool call: pick the agent it acts as, run the A.4 action through [`ops`], render
+//! the result as A.7 says (the action's text, then the data as compact JSON), and
+//! remember the rooms a session joins.
+
+use std::sync::Arc;
+
+use huddle_cluster::Router;
+use huddle_core::{AgentToken, RoomId};
+use serde_json::Value;
+
+use super::delivery;
+use super::session::{NoRoom, Session};
+use super::tools::{Scope, ToolSpec};
+use crate::ops::{self, Action, Outcome, Params};
+
+/// A tool's answer, before it becomes an MCP `CallToolResult`.
+#[derive(Debug, Clone)]
+pub struct ToolAnswer {
+    pub text: String,
+    pub is_error: bool,
+    /// The room and token a `createRoom`/`joinRoom` made (for sessionless clients'
+    /// resource links).
+    pub joined: Option<(RoomId, AgentToken)>,
+}
+
+impl ToolAnswer {
+    fn error(message: impl std::fmt::Display) -> Self {
+        Self {
+            text: format!("Error: {message}"),
+            is_error: true,
+            joined: None,
+        }
+    }
+}
+
+/// A.7: a tool that needs an agent before any join.
+pub const NOT_JOINED: &str = "Not joined to any room. Call joinRoom first.";
+
+fn arg_str(args: &Value, key: &str) -> Option<String> {
+    args.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+/// Runs `spec` with `args` for `session` (absent for sessionless requests).
+pub async fn run(
+    router: &dyn Router,
+    session: Option<&Arc<Session>>,
+    spec: &ToolSpec,
+    args: &Value,
+) -> ToolAnswer {
+    let mut p = Params::from_json(args);
+    match spec.action {
+        Action::Create => p.text = arg_str(args, "name"),
+        Action::Send => p.text = arg_str(args, "text"),
+        _ => {}
+    }
+    if let Err(message) = pick_agent(spec, session, &mut p) {
+        return ToolAnswer::error(message);
+    }
+    let reference = p.room.clone();
+    match ops::execute(router, spec.action, p).await {
+        Ok(outcome) => {
+            let joined = remember(router, session, spec.action, &outcome, reference).await;
+            ToolAnswer {
+                text: render(&outcome),
+                is_error: false,
+                joined,
+            }
+        }
+        Err(e) => ToolAnswer::error(e),
+    }
+}
+
+/// Fills in the agent token (and for history, the room) from the session's rooms.
+fn pick_agent(
+    spec: &ToolSpec,
+    session: Option<&Arc<Session>>,
+    p: &mut Params,
+) -> Result<(), String> {
+    let explicit = p.agent_token.as_deref().is_some_and(|t| !t.is_empty());
+    match spec.scope {
+        Scope::Anyone | Scope::Joins => Ok(()),
+        Scope::Names => {
+            if !explicit
+                && let (Some(session), Some(reference)) = (session, p.room.as_deref())
+                && let Ok(room) = session.choose(Some(reference))
+            {
+                p.agent_token = Some(room.token.as_str().to_string());
+            }
+            Ok(())
+        }
+        Scope::Member if explicit => {
+            if spec.action != Action::History {
+                p.room = None;
+            }
+            Ok(())
+        }
+        Scope::Member => {
+            // Sessionless and no token: the action says what it needs (`agentToken required`).
+            let Some(session) = session else {
+                return Ok(());
+            };
+            let reference = p.room.take();
+            let room = match session.choose(reference.as_deref()) {
+                Ok(room) => room,
+                Err(NoRoom::NotJoined) => return Err(NOT_JOINED.to_string()),
+                // History of a room the session is not in: the action itself answers
+                // (A.4: `agentToken does not belong to this room`, `Room not found`).
+                Err(NoRoom::NotInRoom(other)) if spec.action == Action::History => {
+                    let own = session.choose(None).map_err(|_| NOT_JOINED.to_string())?;
+                    p.agent_token = Some(own.token.as_str().to_string());
+                    p.room = Some(other);
+                    return Ok(());
+                }
+                Err(NoRoom::NotInRoom(other)) => {
+                    return Err(format!(
+                        "Not joined to room \"{other}\". Call joinRoom first."
+                    ));
+                }
+            };
+            p.agent_token = Some(room.token.as_str().to_string());
+            if spec.action == Action::History {
+                p.room = Some(room.room_id.to_string());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A.7: the text, and when there is data, a newline and the data as compact JSON.
+pub fn render(outcome: &Outcome) -> String {
+    match &outcome.data {
+        Some(data) => format!("{}\n{}", outcome.text, data),
+        None => outcome.text.clone(),
+    }
+}
+
+/// After `createRoom`/`joinRoom` the session subscribes to the room (B.6: creating
+/// subscribes too); after `leaveRoom` it forgets it.
+async fn remember(
+    router: &dyn Router,
+    session: Option<&Arc<Session>>,
+    action: Action,
+    outcome: &Outcome,
+    reference: Option<String>,
+) -> Option<(RoomId, AgentToken)> {
+    let data = outcome.data.as_ref();
+    let field = |k: &str| {
+        data.and_then(|d| d.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    match action {
+        Action::Create | Action::Join => {
+            let room_id = outcome.room_id?;
+            let token = AgentToken::from_wire(field("agentToken")?);
+            let agent_name = field("agentName").unwrap_or_default();
+            if let Some(session) = session {
+                let (name, baseline) = if action == Action::Create {
+                    // A new room: everything in it is news to its creator.
+                    (field("name"), 0)
+                } else {
+                    // A name the client may use again as roomId (not `name:password`).
+                    let name = reference
+                        .map(|r| r.split(':').next().unwrap_or_default().to_lowercase())
+                        .filter(|n| !n.is_empty() && n.parse::<RoomId>().is_err());
+                    // Delivery starts with what follows the join.
+                    let baseline = delivery::last_seq(router, room_id, token.clone())
+                        .await
+                        .unwrap_or(0);
+                    (name, baseline)
+                };
+                let slot = session.join(room_id, name, token.clone(), agent_name, baseline);
+                delivery::start_room(router, session, slot).await;
+            }
+            Some((room_id, token))
+        }
+        Action::Leave => {
+            if let (Some(session), Some(room)) = (session, outcome.room_id) {
+                session.leave(room);
+            }
+            None
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,219 @@
+//! MCP over Streamable HTTP at `/mcp` (PROTOCOL.md A.7, B.6).
+//!
+//! Built on the official Rust SDK (rmcp): rmcp speaks the protocol, including the
+//! sessionless 2026-07-28 revision; the room semantics and the session behaviour A.7
+//! asks for that rmcp does not have are here.
+//!
+//! Layout:
+//! - [`Mcp`] (this file) — the endpoint: rmcp's service, the sessions, their expiry,
+//!   session recovery, and the axum routes.
+//! - [`config`]    — [`McpConfig`]: Host/Origin policy, session idle expiry, limits.
+//! - [`http`]      — the transport around rmcp: POST (recovery, notifications ahead of the
+//!   result), GET (the live stream), DELETE.
+//! - [`server`]    — rmcp's `ServerHandler`: info + instructions, tools, resources, listen.
+//! - [`tools`]     — the twelve tools: descriptions, input schemas, annotations.
+//! - [`call`]      — one tool call: which agent, the A.4 action (`ops`), the result text.
+//! - [`session`]   — what a session remembers: its rooms, tokens and delivery positions.
+//! - [`delivery`]  — room messages as `notifications/message`, on the rooms' seq cursors.
+//! - [`cursor`]    — the GET stream's event ids (one seq per joined room).
+//! - [`resources`] — rooms as resources and `subscriptions/listen` (2026-07-28).
+
+pub mod call;
+pub mod config;
+pub mod cursor;
+pub mod delivery;
+pub mod http;
+pub mod resources;
+pub mod server;
+pub mod session;
+pub mod tools;
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use axum::Router as Http;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::response::Response;
+use axum::routing::any;
+use huddle_cluster::Router;
+use rmcp::transport::streamable_http_server::session::SessionManager;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+
+pub use config::{HostPolicy, McpConfig};
+use server::{RoomServer, SESSION_HEADER, Shared};
+use session::{Session, Sessions};
+
+/// The MCP endpoint; cheap to clone (the main port and `--mcp-listen` share one).
+#[derive(Clone)]
+pub struct Mcp {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    config: McpConfig,
+    shared: Arc<Shared>,
+    sessions: Arc<Sessions>,
+    service: StreamableHttpService<RoomServer, LocalSessionManager>,
+    manager: Arc<LocalSessionManager>,
+    /// Serialises session recovery, so that concurrent requests with the same lost id
+    /// land in one fresh session.
+    recovering: tokio::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// The idle-session sweeper starts with the first request (inside a runtime).
+    sweeper: std::sync::Once,
+}
+
+impl Mcp {
+    /// The endpoint over `router`. Its idle-session sweeper (a tokio task that ends with
+    /// the last clone of this value) starts with the first request.
+    pub fn new(router: Arc<dyn Router>, config: McpConfig) -> Mcp {
+        let sessions = Arc::new(Sessions::default());
+        let shared = Arc::new(Shared {
+            router,
+            sessions: sessions.clone(),
+        });
+        let mut manager = LocalSessionManager::default();
+        // Expiry is ours (an open GET stream keeps a session alive; rmcp sees only POSTs).
+        manager.session_config.keep_alive = None;
+        let manager = Arc::new(manager);
+        let rmcp_config = StreamableHttpServerConfig::default()
+            // Host/Origin are checked before rmcp, for every method (`config`).
+            .disable_allowed_hosts()
+            .disable_allowed_origins()
+            .with_sse_keep_alive(Some(config.keep_alive))
+            .with_max_request_body_bytes(config.max_body_bytes);
+        let factory_shared = shared.clone();
+        let service = StreamableHttpService::new(
+            move || Ok(RoomServer::new(factory_shared.clone())),
+            manager.clone(),
+            rmcp_config,
+        );
+        let inner = Arc::new(Inner {
+            config,
+            shared,
+            sessions,
+            service,
+            manager,
+            recovering: tokio::sync::Mutex::new(std::collections::HashMap::new()),
+            sweeper: std::sync::Once::new(),
+        });
+        Mcp { inner }
+    }
+
+    /// `/mcp` alone: for the `--mcp-listen` port.
+    pub fn routes(&self) -> Http {
+        Http::new()
+            .route("/mcp", any(endpoint))
+            .with_state(self.clone())
+    }
+
+    /// Serves one `/mcp` request (for mounting inside another router).
+    pub async fn handle(&self, req: Request) -> Response {
+        self.inner
+            .sweeper
+            .call_once(|| drop(tokio::spawn(sweep(Arc::downgrade(&self.inner)))));
+        http::handle(&self.inner, req).await
+    }
+
+    /// Live sessions on this node.
+    pub fn session_count(&self) -> usize {
+        self.inner.sessions.len()
+    }
+}
+
+async fn endpoint(State(mcp): State<Mcp>, req: Request<Body>) -> Response {
+    mcp.handle(req).await
+}
+
+impl Inner {
+    /// The session `id`, if both we and rmcp still have it.
+    async fn live_session(&self, id: &str) -> Option<Arc<Session>> {
+        let session = self.sessions.get(id)?;
+        if self.manager.has_session(&id.into()).await.unwrap_or(false) {
+            Some(session)
+        } else {
+            // rmcp's side ended (e.g. it never saw `notifications/initialized`).
+            self.sessions.remove(id);
+            None
+        }
+    }
+
+    /// Starts a fresh session for a request whose session is unknown, expired or absent
+    /// (A.7), by running the `initialize` handshake against rmcp on the client's behalf.
+    async fn recover(&self, parts: &Parts) -> Result<Arc<Session>, Response> {
+        let lost = parts
+            .headers
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut recovering = self.recovering.lock().await;
+        if let Some(lost) = &lost
+            && let Some(fresh) = recovering.get(lost)
+            && let Some(session) = self.live_session(fresh).await
+        {
+            return Ok(session);
+        }
+        let response = self
+            .service
+            .handle(http::handshake_request(parts, None))
+            .await;
+        let id = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let Some(id) = id else {
+            tracing::warn!(status = %response.status(), "session recovery: initialize failed");
+            return Err(response.map(Body::new));
+        };
+        let session = self.sessions.insert(&id);
+        let initialized = self
+            .service
+            .handle(http::handshake_request(parts, Some(&id)))
+            .await;
+        if !initialized.status().is_success() {
+            self.end_session(&id).await;
+            return Err(initialized.map(Body::new));
+        }
+        tracing::debug!(lost = ?lost, fresh = %id, "MCP session recovered");
+        if let Some(lost) = lost {
+            if recovering.len() > 10_000 {
+                recovering.clear();
+            }
+            recovering.insert(lost, id);
+        }
+        Ok(session)
+    }
+
+    /// Ends a session: its GET stream, its subscriptions, and rmcp's side.
+    async fn end_session(&self, id: &str) {
+        self.sessions.remove(id);
+        if let Err(e) = self.manager.close_session(&id.into()).await {
+            tracing::debug!(session = id, error = %e, "closing rmcp session");
+        }
+    }
+}
+
+/// Ends idle sessions, until the endpoint is dropped.
+async fn sweep(inner: Weak<Inner>) {
+    let every = match inner.upgrade() {
+        Some(i) => {
+            (i.config.session_idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(60))
+        }
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        for id in inner.sessions.expire(inner.config.session_idle) {
+            tracing::debug!(session = %id, "MCP session expired");
+            if let Err(e) = inner.manager.close_session(&id.as_str().into()).await {
+                tracing::debug!(session = %id, error = %e, "closing rmcp session");
+            }
+        }
+    }
+}

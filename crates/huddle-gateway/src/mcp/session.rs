@@ -1,0 +1,401 @@
+//! MCP sessions: what a session remembers between requests, and their expiry.
+//!
+//! A session (legacy revisions, `Mcp-Session-Id`) remembers the rooms it joined through
+//! `createRoom`/`joinRoom`: for each, the agent token the other tools use and the room's
+//! delivery position (`delivered`, the last `seq` handed to the client on any stream).
+//! Nothing here buffers messages: a room's messages are read from its log through
+//! `Router::subscribe` from these positions (see `delivery`).
+//!
+//! Locking: `rooms` and `live` are std mutexes held for a few field updates, never across
+//! an `.await`; `flush` is a tokio mutex because draining a subscription awaits.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use huddle_core::{AgentToken, RoomId, Seq};
+use tokio::sync::{mpsc, oneshot};
+
+use super::delivery::RoomFeed;
+
+/// Ranges of seqs delivered on POST responses that a resumed GET stream must skip, per
+/// room; the oldest is forgotten beyond this (a resume that far back may then repeat a
+/// message, never lose one).
+const MAX_POSTED_RANGES: usize = 32;
+
+/// One room the session joined.
+#[derive(Clone, Debug)]
+pub struct JoinedRoom {
+    /// Index in join order; part of the GET stream's event ids (`cursor`).
+    pub slot: usize,
+    pub room_id: RoomId,
+    /// What `roomId` may say to pick this room besides its id: the room's name.
+    pub name: Option<String>,
+    pub token: AgentToken,
+    pub agent_name: String,
+    /// Last seq handed to the client from this room (GET stream or POST response).
+    pub delivered: Seq,
+    /// Seq ranges `(from, to]` handed out on POST responses (see [`MAX_POSTED_RANGES`]).
+    pub posted: Vec<(Seq, Seq)>,
+    /// Bumped when the room is joined again (new token): older subscriptions are stale.
+    pub generation: u64,
+    /// Recency for the default room (most recently joined wins).
+    recency: u64,
+    /// Left through `leaveRoom`: no longer chosen, no longer delivered.
+    pub left: bool,
+}
+
+impl JoinedRoom {
+    /// Whether a resumed GET stream must skip `seq` (already sent on a POST response).
+    pub fn was_posted(&self, seq: Seq) -> bool {
+        self.posted
+            .iter()
+            .any(|&(from, to)| seq > from && seq <= to)
+    }
+
+    fn matches(&self, reference: &str) -> bool {
+        let reference = reference.trim();
+        self.room_id.to_string().eq_ignore_ascii_case(reference)
+            || self
+                .name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(reference))
+    }
+}
+
+/// Why a room-scoped tool has no room to act on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoRoom {
+    /// The session joined nothing (yet).
+    NotJoined,
+    /// `roomId` names none of the session's rooms.
+    NotInRoom(String),
+}
+
+#[derive(Default)]
+struct Rooms {
+    list: Vec<JoinedRoom>,
+    clock: u64,
+}
+
+/// The session's open GET stream, if any.
+struct Live {
+    generation: u64,
+    /// Tells the stream about rooms joined (or joined again) while it is open.
+    joined: mpsc::UnboundedSender<usize>,
+    /// Dropping it ends the stream (a newer GET replaced it, or the session ended).
+    _stop: oneshot::Sender<()>,
+}
+
+/// What a new GET stream gets: its generation, the room-joined feed and its stop signal.
+pub struct LiveRegistration {
+    pub generation: u64,
+    pub joined: mpsc::UnboundedReceiver<usize>,
+    pub stop: oneshot::Receiver<()>,
+}
+
+pub struct Session {
+    pub id: String,
+    last_active: Mutex<Instant>,
+    rooms: Mutex<Rooms>,
+    live: Mutex<Option<Live>>,
+    live_generation: AtomicU64,
+    /// POST-path subscriptions by slot, with the room generation they were made for.
+    pub flush: tokio::sync::Mutex<HashMap<usize, (u64, RoomFeed)>>,
+}
+
+impl Session {
+    fn new(id: String) -> Self {
+        Self {
+            id,
+            last_active: Mutex::new(Instant::now()),
+            rooms: Mutex::new(Rooms::default()),
+            live: Mutex::new(None),
+            live_generation: AtomicU64::new(0),
+            flush: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn touch(&self) {
+        *self.last_active.lock().expect("session poisoned") = Instant::now();
+    }
+
+    /// How long the session has been idle; an open GET stream is activity.
+    fn idle_for(&self) -> Duration {
+        if self.live_open() {
+            return Duration::ZERO;
+        }
+        self.last_active.lock().expect("session poisoned").elapsed()
+    }
+
+    /// Records a joined (or re-joined) room, delivering from `baseline` on; returns its slot.
+    pub fn join(
+        &self,
+        room_id: RoomId,
+        name: Option<String>,
+        token: AgentToken,
+        agent_name: String,
+        baseline: Seq,
+    ) -> usize {
+        let slot = {
+            let mut rooms = self.rooms.lock().expect("session poisoned");
+            rooms.clock += 1;
+            let recency = rooms.clock;
+            if let Some(r) = rooms.list.iter_mut().find(|r| r.room_id == room_id) {
+                if r.token != token || r.left {
+                    r.generation += 1;
+                    r.delivered = r.delivered.max(baseline);
+                }
+                r.token = token;
+                r.agent_name = agent_name;
+                r.name = name.or(r.name.take());
+                r.recency = recency;
+                r.left = false;
+                r.slot
+            } else {
+                let slot = rooms.list.len();
+                rooms.list.push(JoinedRoom {
+                    slot,
+                    room_id,
+                    name,
+                    token,
+                    agent_name,
+                    delivered: baseline,
+                    posted: Vec::new(),
+                    generation: 0,
+                    recency,
+                    left: false,
+                });
+                slot
+            }
+        };
+        if let Some(live) = self.live.lock().expect("session poisoned").as_ref() {
+            let _ = live.joined.send(slot);
+        }
+        slot
+    }
+
+    pub fn leave(&self, room_id: RoomId) {
+        let mut rooms = self.rooms.lock().expect("session poisoned");
+        if let Some(r) = rooms.list.iter_mut().find(|r| r.room_id == room_id) {
+            r.left = true;
+        }
+    }
+
+    /// The room a tool acts on: the one `reference` names, or the most recently joined.
+    pub fn choose(&self, reference: Option<&str>) -> Result<JoinedRoom, NoRoom> {
+        let rooms = self.rooms.lock().expect("session poisoned");
+        let joined = rooms.list.iter().filter(|r| !r.left);
+        let found = match reference.map(str::trim).filter(|r| !r.is_empty()) {
+            Some(reference) => joined
+                .filter(|r| r.matches(reference))
+                .max_by_key(|r| r.recency)
+                .ok_or_else(|| NoRoom::NotInRoom(reference.to_string())),
+            None => joined.max_by_key(|r| r.recency).ok_or(NoRoom::NotJoined),
+        };
+        found.cloned()
+    }
+
+    /// The session's joined rooms (not those it left), in slot order.
+    pub fn rooms(&self) -> Vec<JoinedRoom> {
+        let rooms = self.rooms.lock().expect("session poisoned");
+        rooms.list.iter().filter(|r| !r.left).cloned().collect()
+    }
+
+    pub fn room(&self, slot: usize) -> Option<JoinedRoom> {
+        let rooms = self.rooms.lock().expect("session poisoned");
+        rooms.list.get(slot).filter(|r| !r.left).cloned()
+    }
+
+    pub fn has_rooms(&self) -> bool {
+        let rooms = self.rooms.lock().expect("session poisoned");
+        rooms.list.iter().any(|r| !r.left)
+    }
+
+    /// A message of `slot` went out on the GET stream.
+    pub fn delivered(&self, slot: usize, seq: Seq) {
+        let mut rooms = self.rooms.lock().expect("session poisoned");
+        if let Some(r) = rooms.list.get_mut(slot) {
+            r.delivered = r.delivered.max(seq);
+        }
+    }
+
+    /// Messages `(from, to]` of `slot` went out on a POST response.
+    pub fn posted(&self, slot: usize, from: Seq, to: Seq) {
+        let mut rooms = self.rooms.lock().expect("session poisoned");
+        let Some(r) = rooms.list.get_mut(slot) else {
+            return;
+        };
+        r.delivered = r.delivered.max(to);
+        match r.posted.last_mut() {
+            Some(last) if last.1 == from => last.1 = to,
+            _ => {
+                r.posted.push((from, to));
+                if r.posted.len() > MAX_POSTED_RANGES {
+                    r.posted.remove(0);
+                }
+            }
+        }
+    }
+
+    /// Registers a new GET stream; an older one of this session ends.
+    pub fn open_live(&self) -> LiveRegistration {
+        let generation = self.live_generation.fetch_add(1, Ordering::Relaxed) + 1;
+        let (joined_tx, joined) = mpsc::unbounded_channel();
+        let (stop_tx, stop) = oneshot::channel();
+        *self.live.lock().expect("session poisoned") = Some(Live {
+            generation,
+            joined: joined_tx,
+            _stop: stop_tx,
+        });
+        self.touch();
+        LiveRegistration {
+            generation,
+            joined,
+            stop,
+        }
+    }
+
+    /// The GET stream of `generation` ended (if it is still the current one).
+    pub fn close_live(&self, generation: u64) {
+        let mut live = self.live.lock().expect("session poisoned");
+        if live.as_ref().is_some_and(|l| l.generation == generation) {
+            *live = None;
+        }
+        drop(live);
+        self.touch();
+    }
+
+    pub fn live_open(&self) -> bool {
+        self.live.lock().expect("session poisoned").is_some()
+    }
+
+    /// Ends the session's streams and subscriptions.
+    fn end(&self) {
+        self.live.lock().expect("session poisoned").take();
+        if let Ok(mut flush) = self.flush.try_lock() {
+            flush.clear();
+        }
+        let mut rooms = self.rooms.lock().expect("session poisoned");
+        rooms.list.iter_mut().for_each(|r| r.left = true);
+    }
+}
+
+/// Every live session of this node, by `Mcp-Session-Id`.
+#[derive(Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, Arc<Session>>>,
+}
+
+impl Sessions {
+    pub fn insert(&self, id: &str) -> Arc<Session> {
+        let session = Arc::new(Session::new(id.to_string()));
+        self.map
+            .lock()
+            .expect("sessions poisoned")
+            .insert(id.to_string(), session.clone());
+        session
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.map.lock().expect("sessions poisoned").get(id).cloned()
+    }
+
+    /// Removes the session and ends its streams.
+    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
+        let session = self.map.lock().expect("sessions poisoned").remove(id);
+        if let Some(s) = &session {
+            s.end();
+        }
+        session
+    }
+
+    /// Removes and ends every session idle for longer than `idle`; returns their ids.
+    pub fn expire(&self, idle: Duration) -> Vec<String> {
+        let expired: Vec<Arc<Session>> = {
+            let mut map = self.map.lock().expect("sessions poisoned");
+            let ids: Vec<String> = map
+                .iter()
+                .filter(|(_, s)| s.idle_for() > idle)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter().filter_map(|id| map.remove(id)).collect()
+        };
+        expired.iter().for_each(|s| s.end());
+        expired.into_iter().map(|s| s.id.clone()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().expect("sessions poisoned").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(room: RoomId, s: &str) -> AgentToken {
+        AgentToken::mint(room, s)
+    }
+
+    #[test]
+    fn default_room_is_the_most_recently_joined() {
+        let s = Session::new("s".into());
+        assert_eq!(s.choose(None).unwrap_err(), NoRoom::NotJoined);
+        let (a, b) = (RoomId::new_random(), RoomId::new_random());
+        s.join(a, Some("alpha".into()), token(a, "x"), "ann".into(), 0);
+        s.join(b, Some("beta".into()), token(b, "y"), "ann".into(), 3);
+        assert_eq!(s.choose(None).unwrap().room_id, b);
+        assert_eq!(s.choose(Some("ALPHA")).unwrap().room_id, a);
+        assert_eq!(s.choose(Some(&a.to_string())).unwrap().slot, 0);
+        assert_eq!(
+            s.choose(Some("gamma")).unwrap_err(),
+            NoRoom::NotInRoom("gamma".into())
+        );
+        s.join(a, None, token(a, "x"), "ann".into(), 0);
+        assert_eq!(
+            s.choose(None).unwrap().room_id,
+            a,
+            "joining again makes it the default"
+        );
+        s.leave(a);
+        assert_eq!(s.choose(None).unwrap().room_id, b);
+        assert!(matches!(s.choose(Some("alpha")), Err(NoRoom::NotInRoom(_))));
+    }
+
+    #[test]
+    fn posted_ranges_merge_and_are_skipped() {
+        let s = Session::new("s".into());
+        let a = RoomId::new_random();
+        let slot = s.join(a, None, token(a, "x"), "ann".into(), 2);
+        s.posted(slot, 2, 5);
+        s.posted(slot, 5, 9);
+        s.delivered(slot, 12);
+        s.posted(slot, 12, 14);
+        let r = s.room(slot).unwrap();
+        assert_eq!(r.posted, vec![(2, 9), (12, 14)]);
+        assert_eq!(r.delivered, 14);
+        assert!(!r.was_posted(2) && r.was_posted(3) && r.was_posted(9));
+        assert!(!r.was_posted(10) && r.was_posted(13));
+    }
+
+    #[test]
+    fn idle_sessions_expire_but_an_open_get_stream_keeps_one_alive() {
+        let sessions = Sessions::default();
+        sessions.insert("idle");
+        let busy = sessions.insert("busy");
+        let _live = busy.open_live();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            sessions.expire(Duration::from_millis(10)),
+            vec!["idle".to_string()]
+        );
+        assert!(sessions.get("idle").is_none());
+        assert!(sessions.get("busy").is_some());
+    }
+}

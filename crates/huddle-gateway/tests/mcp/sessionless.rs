@@ -1,0 +1,267 @@
+//! The sessionless 2026-07-28 revision, by hand (what a client of that revision sends):
+//! `server/discover`, tools with the agent token as an argument, and a room's messages
+//! through `subscriptions/listen` on the room's resource.
+
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::{Node, Posted, WAIT, post_raw};
+
+const MODERN: &str = "2026-07-28";
+
+fn meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "hand-written", "version": "1"},
+    })
+}
+
+/// One 2026-07-28 request: per-request `_meta`, `MCP-Protocol-Version`, `Mcp-Method`
+/// (and `Mcp-Name` where the method names something), and no session.
+fn modern_request(
+    node: &Node,
+    id: u64,
+    method: &str,
+    mut params: Value,
+    name: Option<&str>,
+) -> reqwest::RequestBuilder {
+    params["_meta"] = meta();
+    let mut req = node
+        .http
+        .post(node.url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", method);
+    if let Some(name) = name {
+        req = req.header("mcp-name", name);
+    }
+    req.json(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+}
+
+async fn modern(node: &Node, id: u64, method: &str, params: Value, name: Option<&str>) -> Value {
+    let resp = modern_request(node, id, method, params, name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers().get("mcp-session-id").is_none(),
+        "no sessions in 2026-07-28"
+    );
+    let raw = resp.text().await.unwrap();
+    let posted = Posted {
+        status: StatusCode::OK,
+        headers: Default::default(),
+        messages: raw
+            .split("\n\n")
+            .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+            .filter_map(|d| serde_json::from_str(d).ok())
+            .chain(serde_json::from_str::<Value>(&raw).ok())
+            .collect(),
+        raw,
+    };
+    posted.response()["result"].clone()
+}
+
+async fn tool(node: &Node, id: u64, name: &str, args: Value) -> Value {
+    modern(
+        node,
+        id,
+        "tools/call",
+        json!({"name": name, "arguments": args}),
+        Some(name),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_sessionless_client_discovers_calls_tools_and_listens_to_a_room() {
+    let node = Node::start().await;
+
+    let discovered = modern(&node, 1, "server/discover", json!({}), None).await;
+    let versions: Vec<&str> = discovered["supportedVersions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for v in [MODERN, "2025-11-25", "2025-06-18", "2025-03-26"] {
+        assert!(versions.contains(&v), "{v} in {versions:?}");
+    }
+    assert_eq!(discovered["capabilities"]["resources"]["subscribe"], true);
+    assert!(
+        discovered["instructions"]
+            .as_str()
+            .unwrap()
+            .contains("room.join")
+    );
+    let tools = modern(&node, 2, "tools/list", json!({}), None).await;
+    assert_eq!(tools["tools"].as_array().unwrap().len(), 12);
+
+    // createRoom: the result links the room's resource (with the agent's token).
+    let name = format!("modern-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let created = tool(
+        &node,
+        3,
+        "createRoom",
+        json!({"name": name, "agentName": "alice"}),
+    )
+    .await;
+    let content = created["content"].as_array().unwrap();
+    let text = content[0]["text"].as_str().unwrap();
+    let data: Value = serde_json::from_str(text.split_once('\n').unwrap().1).unwrap();
+    let alice_token = data["agentToken"].as_str().unwrap().to_string();
+    assert_eq!(content[1]["type"], "resource_link");
+    let alice_uri = content[1]["uri"].as_str().unwrap().to_string();
+    assert!(alice_uri.starts_with("huddle://rooms/") && alice_uri.contains(&alice_token));
+
+    // Without a session, an agent's tools need its token.
+    let anonymous = tool(&node, 4, "sendMessage", json!({"text": "who am I?"})).await;
+    assert_eq!(anonymous["isError"], true);
+    assert_eq!(
+        anonymous["content"][0]["text"],
+        "Error: agentToken required"
+    );
+
+    let joined = tool(
+        &node,
+        5,
+        "joinRoom",
+        json!({"roomId": name, "agentName": "bob"}),
+    )
+    .await;
+    let bob_text = joined["content"][0]["text"].as_str().unwrap();
+    let bob_token =
+        serde_json::from_str::<Value>(bob_text.split_once('\n').unwrap().1).unwrap()["agentToken"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    tool(
+        &node,
+        6,
+        "joinRoom",
+        json!({"roomId": name, "agentName": "carol"}),
+    )
+    .await;
+
+    // alice listens to her room resource.
+    let listen = modern_request(
+        &node,
+        7,
+        "subscriptions/listen",
+        json!({"notifications": {"resourceSubscriptions": [alice_uri]}}),
+        None,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(listen.status(), StatusCode::OK);
+    let mut events = listen.bytes_stream().eventsource();
+    let mut next = async || -> Value {
+        loop {
+            let e = tokio::time::timeout(WAIT, events.next())
+                .await
+                .expect("listen event")
+                .unwrap()
+                .unwrap();
+            if !e.data.is_empty() {
+                return serde_json::from_str(&e.data).unwrap();
+            }
+        }
+    };
+    let ack = next().await;
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(
+        ack["params"]["notifications"]["resourceSubscriptions"],
+        json!([alice_uri])
+    );
+
+    let sent = tool(
+        &node,
+        8,
+        "sendMessage",
+        json!({"text": "hello alice", "agentToken": bob_token}),
+    )
+    .await;
+    assert_eq!(sent["isError"], false, "{sent}");
+    tool(
+        &node,
+        9,
+        "sendMessage",
+        json!({"text": "for carol", "to": "carol", "agentToken": bob_token}),
+    )
+    .await;
+    tool(
+        &node,
+        10,
+        "sendMessage",
+        json!({"text": "for all", "agentToken": bob_token}),
+    )
+    .await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let update = next().await;
+        assert_eq!(update["method"], "notifications/resources/updated");
+        assert_eq!(update["params"]["uri"], alice_uri.as_str());
+        assert_eq!(
+            update["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+            7
+        );
+        let message = &update["params"]["_meta"]["huddle/message"];
+        assert_eq!(message["from"], "bob");
+        got.push(message["body"].as_str().unwrap().to_string());
+    }
+    // The DM to carol is not in alice's view.
+    assert_eq!(got, ["hello alice", "for all"]);
+
+    // Reading the resource gives the messages.
+    let read = modern(
+        &node,
+        11,
+        "resources/read",
+        json!({"uri": alice_uri}),
+        Some(&alice_uri),
+    )
+    .await;
+    let messages: Value =
+        serde_json::from_str(read["contents"][0]["text"].as_str().unwrap()).unwrap();
+    let bodies: Vec<&str> = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies.last(), Some(&"for all"));
+    assert!(!bodies.contains(&"for carol"));
+
+    // alice answers with her token; her listen stream shows her own message too.
+    tool(
+        &node,
+        12,
+        "sendMessage",
+        json!({"text": "thanks", "agentToken": alice_token}),
+    )
+    .await;
+    let own = next().await;
+    assert_eq!(own["params"]["_meta"]["huddle/message"]["body"], "thanks");
+    drop(events);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // A GET stream needs a session.
+    let get = node
+        .http
+        .get(node.url())
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", MODERN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let _ = post_raw;
+}

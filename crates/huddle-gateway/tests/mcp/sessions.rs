@@ -1,0 +1,275 @@
+//! Session lifecycle (A.7): unknown or expired sessions recovered on POST, 404 on
+//! GET/DELETE, DELETE ends the session and its subscriptions, idle expiry, Host/Origin.
+
+use std::time::Duration;
+
+use huddle_gateway::mcp::{HostPolicy, McpConfig};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::harness::{Node, post_raw};
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+#[tokio::test]
+async fn a_post_with_an_unknown_session_runs_in_a_fresh_one() {
+    let node = Node::start().await;
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "listRooms", "arguments": {}}});
+    let posted = post_raw(
+        &node.http,
+        &node.url(),
+        &[("mcp-session-id", "no-such-session")],
+        &call,
+    )
+    .await;
+    assert_eq!(posted.status, StatusCode::OK, "{}", posted.raw);
+    let fresh = posted.session_id().expect("the fresh session's id");
+    assert_ne!(fresh, "no-such-session");
+    assert_eq!(posted.response()["id"], 7);
+    assert_eq!(posted.response()["result"]["isError"], false);
+    // The fresh session is a real one: it remembers a join.
+    let create = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+        "params": {"name": "createRoom", "arguments": {"agentName": "a", "name": unique("fresh")}}});
+    let created = post_raw(
+        &node.http,
+        &node.url(),
+        &[("mcp-session-id", &fresh)],
+        &create,
+    )
+    .await;
+    assert!(
+        created.session_id().is_none(),
+        "a known session keeps its id"
+    );
+    let send = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "sendMessage", "arguments": {"text": "hi"}}});
+    let sent = post_raw(
+        &node.http,
+        &node.url(),
+        &[("mcp-session-id", &fresh)],
+        &send,
+    )
+    .await;
+    assert_eq!(sent.response()["result"]["isError"], false, "{}", sent.raw);
+    // The same lost id again lands in the same fresh session.
+    let again = post_raw(
+        &node.http,
+        &node.url(),
+        &[("mcp-session-id", "no-such-session")],
+        &send,
+    )
+    .await;
+    assert_eq!(again.session_id().as_deref(), Some(fresh.as_str()));
+    assert_eq!(
+        again.response()["result"]["isError"],
+        false,
+        "{}",
+        again.raw
+    );
+    // No session id at all: a fresh session too.
+    let none = post_raw(&node.http, &node.url(), &[], &call).await;
+    assert!(none.session_id().is_some());
+    // A client's notification with a lost session is accepted as well.
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let accepted = post_raw(
+        &node.http,
+        &node.url(),
+        &[("mcp-session-id", "gone")],
+        &note,
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn get_and_delete_with_an_unknown_session_are_404() {
+    let node = Node::start().await;
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let resp = node
+            .http
+            .request(method.clone(), node.url())
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", "no-such-session")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{method}");
+        assert!(
+            resp.text().await.unwrap().contains("Session not found"),
+            "{method}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn delete_ends_the_session_its_stream_and_its_subscriptions() {
+    let node = Node::start().await;
+    let mut alice = node.session().await;
+    let mut bob = node.session().await;
+    let name = unique("del");
+    alice
+        .ok("createRoom", json!({"name": name, "agentName": "alice"}))
+        .await;
+    bob.ok("joinRoom", json!({"roomId": name, "agentName": "bob"}))
+        .await;
+    let mut live = bob.live(None).await;
+    assert_eq!(node.mcp.session_count(), 2);
+
+    let deleted = bob.delete().await;
+    assert_eq!(deleted.status(), StatusCode::OK);
+    assert!(
+        live.ends_within(Duration::from_secs(5)).await,
+        "DELETE ends the GET stream"
+    );
+    assert_eq!(node.mcp.session_count(), 1);
+    assert_eq!(bob.delete().await.status(), StatusCode::NOT_FOUND);
+    let get = node
+        .http
+        .get(node.url())
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &bob.id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::NOT_FOUND);
+
+    // The old id on POST: a fresh session that has joined nothing.
+    let old = bob.id.clone();
+    bob.fails(
+        "sendMessage",
+        json!({"text": "anyone?"}),
+        "Error: Not joined to any room. Call joinRoom first.",
+    )
+    .await;
+    assert_ne!(bob.id, old);
+    // The room itself is untouched: bob is still a member (DELETE is not leaveRoom).
+    let info = alice.ok("roomInfo", json!({"roomId": name})).await;
+    assert!(info.text.contains("\"bob\""));
+}
+
+#[tokio::test]
+async fn an_idle_session_expires_and_its_next_post_recovers() {
+    let node = Node::start_with(McpConfig {
+        session_idle: Duration::from_millis(300),
+        ..McpConfig::default()
+    })
+    .await;
+    let mut alice = node.session().await;
+    let mut watcher = node.session().await;
+    let name = unique("idle");
+    alice
+        .ok("createRoom", json!({"name": name, "agentName": "alice"}))
+        .await;
+    watcher
+        .ok("joinRoom", json!({"roomId": name, "agentName": "watcher"}))
+        .await;
+    // An open GET stream is activity: the watcher's session outlives the idle time.
+    let mut live = watcher.live(None).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let old = alice.id.clone();
+    alice
+        .fails(
+            "sendMessage",
+            json!({"text": "hello?"}),
+            "Error: Not joined to any room. Call joinRoom first.",
+        )
+        .await;
+    assert_ne!(alice.id, old, "the response names the fresh session");
+    let get = node
+        .http
+        .get(node.url())
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::NOT_FOUND);
+
+    // The watcher is alive and still delivered to.
+    let mut other = node.session().await;
+    other
+        .ok("joinRoom", json!({"roomId": name, "agentName": "other"}))
+        .await;
+    assert_eq!(live.bodies(1).await, ["other joined the room"]);
+    assert!(
+        watcher
+            .ok("listRooms", json!({}))
+            .await
+            .posted
+            .session_id()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn host_and_origin_are_checked_when_configured() {
+    let node = Node::start_with(McpConfig {
+        allowed_hosts: HostPolicy::parse("huddle.example"),
+        allowed_origins: vec!["https://app.example".into()],
+        ..McpConfig::default()
+    })
+    .await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let refused = post_raw(&node.http, &node.url(), &[], &init).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.raw.contains("Host header is not allowed"));
+    let ok = post_raw(
+        &node.http,
+        &node.url(),
+        &[("host", "huddle.example")],
+        &init,
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.raw);
+    let cross = post_raw(
+        &node.http,
+        &node.url(),
+        &[
+            ("host", "huddle.example"),
+            ("origin", "https://evil.example"),
+        ],
+        &init,
+    )
+    .await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+    let same = post_raw(
+        &node.http,
+        &node.url(),
+        &[
+            ("host", "huddle.example"),
+            ("origin", "https://app.example"),
+        ],
+        &init,
+    )
+    .await;
+    assert_eq!(same.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_second_port_serves_the_same_sessions() {
+    let node = Node::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let second = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let routes = node.mcp.routes();
+    tokio::spawn(async move { axum::serve(listener, routes).await });
+    let mut alice = node.session().await;
+    alice
+        .ok(
+            "createRoom",
+            json!({"name": unique("port"), "agentName": "alice"}),
+        )
+        .await;
+    let send = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "sendMessage", "arguments": {"text": "via the MCP port"}}});
+    let sent = post_raw(&node.http, &second, &[("mcp-session-id", &alice.id)], &send).await;
+    assert!(sent.session_id().is_none(), "same session on both ports");
+    assert_eq!(sent.response()["result"]["isError"], false, "{}", sent.raw);
+}
