@@ -9,10 +9,12 @@
 //! - `creates`  — the `creates` scenario: N room creates then M joins, one at a time.
 //! - `report`   — latency summaries, server RSS sampling, human and JSON output.
 //! - `grpc`     — the `grpc` scenario: `load` over Huddle's gRPC API (tonic client).
+//! - `mcp`      — the `mcp` scenario: MCP sessions calling `sendMessage`, GET-stream listeners.
 
 mod creates;
 mod grpc;
 mod load;
+mod mcp;
 mod report;
 
 use std::time::Duration;
@@ -41,6 +43,11 @@ Scenarios:
                   rooms, strictly one request at a time; reports the total time and the
                   per-request latencies.
   grpc            The load scenario over Huddle's gRPC API (Huddle only).
+  mcp             One room over MCP (/mcp): --senders sessions call sendMessage in closed
+                  loops (or paced to --mcp-rate calls/s in total), without GET streams, so
+                  the room's messages come ahead of their results; --mcp-listeners
+                  sessions hold GET streams. Reports tool calls/s and call latency, and
+                  notification latency (call start -> GET stream receipt) p50/p99.
 
 The load and creates scenarios speak only A2A SendMessage + SSE, so they measure any
 join.cloud-compatible server. Latencies are in microseconds in --json output.
@@ -120,6 +127,14 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub grpc_connections: u32,
 
+    /// [mcp] Sessions holding GET streams (the callers are --senders).
+    #[arg(long, default_value_t = 4)]
+    pub mcp_listeners: u32,
+
+    /// [mcp] Pace the callers to this many tool calls per second in total (0: closed loops).
+    #[arg(long, default_value_t = 0.0)]
+    pub mcp_rate: f64,
+
     /// Print one JSON object instead of the human-readable report.
     #[arg(long)]
     pub json: bool,
@@ -133,6 +148,8 @@ pub enum Scenario {
     Creates,
     /// The load scenario over Huddle's gRPC API: SendMessage calls and Subscribe streams.
     Grpc,
+    /// MCP sessions calling sendMessage, and sessions holding GET streams (Huddle's /mcp).
+    Mcp,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -181,6 +198,7 @@ async fn run_here(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Load => load::run(&args, client, &run_id).await,
         Scenario::Creates => creates::run(&args, client, &run_id).await,
         Scenario::Grpc => grpc::run(&args, &run_id).await,
+        Scenario::Mcp => mcp::run(&args, &run_id).await,
     }
 }
 
