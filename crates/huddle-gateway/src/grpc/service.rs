@@ -97,7 +97,7 @@ async fn moderate(
 
 #[tonic::async_trait]
 impl RoomService for RoomGrpc {
-    #[tracing::instrument(skip_all, fields(rpc.method = "CreateRoom"))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "CreateRoom"))]
     async fn create_room(
         &self,
         request: Request<pb::CreateRoomRequest>,
@@ -123,7 +123,7 @@ impl RoomService for RoomGrpc {
         )
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "JoinRoom"))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "JoinRoom"))]
     async fn join_room(
         &self,
         request: Request<pb::JoinRoomRequest>,
@@ -175,7 +175,7 @@ impl RoomService for RoomGrpc {
         )
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "LeaveRoom"))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "LeaveRoom"))]
     async fn leave_room(
         &self,
         request: Request<pb::LeaveRoomRequest>,
@@ -194,7 +194,7 @@ impl RoomService for RoomGrpc {
         )
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "GetRoom"))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "GetRoom"))]
     async fn get_room(
         &self,
         request: Request<pb::GetRoomRequest>,
@@ -222,7 +222,7 @@ impl RoomService for RoomGrpc {
         )
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "ListRooms"))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "ListRooms"))]
     async fn list_rooms(
         &self,
         request: Request<pb::ListRoomsRequest>,
@@ -244,7 +244,7 @@ impl RoomService for RoomGrpc {
         )
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "SendMessage"))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "SendMessage"))]
     async fn send_message(
         &self,
         request: Request<pb::SendMessageRequest>,
@@ -280,7 +280,7 @@ impl RoomService for RoomGrpc {
         )
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "GetHistory"))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "GetHistory"))]
     async fn get_history(
         &self,
         request: Request<pb::GetHistoryRequest>,
@@ -313,7 +313,7 @@ impl RoomService for RoomGrpc {
         )
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "GetUnread"))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "GetUnread"))]
     async fn get_unread(
         &self,
         request: Request<pb::GetUnreadRequest>,
@@ -335,7 +335,7 @@ impl RoomService for RoomGrpc {
         )
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "Promote"))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "Promote"))]
     async fn promote(
         &self,
         request: Request<pb::PromoteRequest>,
@@ -354,7 +354,7 @@ impl RoomService for RoomGrpc {
         )
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "Demote"))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "Demote"))]
     async fn demote(&self, request: Request<pb::DemoteRequest>) -> GrpcResult<pb::DemoteResponse> {
         let (metadata, _, r) = request.into_parts();
         answer(
@@ -370,7 +370,7 @@ impl RoomService for RoomGrpc {
         )
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "Kick"))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "Kick"))]
     async fn kick(&self, request: Request<pb::KickRequest>) -> GrpcResult<pb::KickResponse> {
         let (metadata, _, r) = request.into_parts();
         answer(
@@ -386,7 +386,7 @@ impl RoomService for RoomGrpc {
         )
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "UpdateRoom"))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "UpdateRoom"))]
     async fn update_room(
         &self,
         request: Request<pb::UpdateRoomRequest>,
@@ -419,7 +419,7 @@ impl RoomService for RoomGrpc {
     type SubscribeStream =
         Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send + 'static>>;
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "Subscribe"))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "Subscribe"))]
     async fn subscribe(
         &self,
         request: Request<pb::SubscribeRequest>,
