@@ -59,13 +59,13 @@ async fn dm_reaches_only_its_recipient() {
     let server = Server::start().await;
     let cli = Cli::new(&server.base);
     cli.run(&["create", "lobby", "--name", "alice"]).await.ok();
+    // One after the other, each live before the next joins.
     let mut alice = cli.pty(&["join", "lobby", "--name", "alice"]);
+    alice.expect(READY).await;
     let mut bob = cli.pty(&["join", "lobby", "--name", "bob"]);
+    bob.expect(READY).await;
     let mut carol = cli.pty(&["join", "lobby", "--name", "carol"]);
-    for session in [&mut alice, &mut bob, &mut carol] {
-        session.expect(READY).await;
-    }
-    // Everyone is live: carol's join reached alice and bob.
+    carol.expect(READY).await;
     alice.expect("[room-bot] carol joined the room").await;
     bob.expect("[room-bot] carol joined the room").await;
 
@@ -210,7 +210,7 @@ async fn a_kicked_session_ends_with_status_1() {
     cli.run(&["kick", "lobby", "bob", "--name", "alice"])
         .await
         .ok();
-    bob.expect("error: ").await;
+    bob.expect("error: the room's stream refused bob").await;
     assert_eq!(bob.wait_exit().await, Some(1), "{}", bob.output());
     assert_eq!(
         other.stored_token("bob"),

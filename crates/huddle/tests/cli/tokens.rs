@@ -50,6 +50,21 @@ async fn tokens_are_stored_privately_per_server_room_and_agent() {
     assert!(!run.stderr.contains("Joined"), "{run:?}");
     let history = cli.run(&["history", "vault", "--name", "alice"]).await;
     assert_eq!(history.lines(), ["[alice] hi"], "{history:?}");
+
+    // `join name:password` stores bob's token too; later commands find it by name.
+    let run = cli.run(&["join", "vault:hunter2", "--name", "bob"]).await;
+    assert!(run.stderr.contains("Joined room "), "{run:?}");
+    assert!(
+        run.ok().contains("[alice] hi"),
+        "joining shows recent messages: {run:?}"
+    );
+    let err = cli.run(&["join", "vault:wrong", "--name", "carol"]).await;
+    assert!(err.fails().contains("Invalid room password"), "{err:?}");
+    let run = cli.run(&["send", "vault", "hello", "--name", "bob"]).await;
+    run.ok();
+    assert!(!run.stderr.contains("Joined"), "{run:?}");
+    let history = cli.run(&["history", "vault", "--name", "alice"]).await;
+    assert_eq!(history.lines().last(), Some(&"[bob] hello"), "{history:?}");
 }
 
 #[tokio::test]
