@@ -79,7 +79,9 @@ struct Interval {
     /// Seconds since the senders started, at the end of the interval.
     at_secs: f64,
     sends_per_sec: f64,
-    deliveries_per_sec: f64,
+    /// `None` without SSE.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deliveries_per_sec: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     server_memory: Option<Memory>,
 }
@@ -194,6 +196,7 @@ async fn measure(args: &BenchArgs, client: A2aClient, run_id: &str) -> anyhow::R
         tokio::spawn(intervals(
             Duration::from_secs(args.interval_secs),
             started,
+            sse,
             live.clone(),
             args.server_pid,
             ticker_stop_rx,
@@ -448,6 +451,7 @@ fn parse_stamp(body: &str, run_id: &str) -> Option<(u64, u64)> {
 async fn intervals(
     every: Duration,
     started: Instant,
+    sse: bool,
     live: Arc<Live>,
     server_pid: Option<u32>,
     mut stop: watch::Receiver<bool>,
@@ -471,14 +475,17 @@ async fn intervals(
         let interval = Interval {
             at_secs: (now.duration_since(started).as_secs_f64() * 10.0).round() / 10.0,
             sends_per_sec: report::rate(sent - last_sent, secs),
-            deliveries_per_sec: report::rate(delivered - last_delivered, secs),
+            deliveries_per_sec: sse.then(|| report::rate(delivered - last_delivered, secs)),
             server_memory: server_pid.and_then(Memory::of_pid),
         };
         eprintln!(
-            "[{:>7.1} s] {:>10.1} sends/s {:>10.1} deliveries/s{}",
+            "[{:>7.1} s] {:>10.1} sends/s{}{}",
             interval.at_secs,
             interval.sends_per_sec,
-            interval.deliveries_per_sec,
+            interval
+                .deliveries_per_sec
+                .map(|d| format!(" {d:>10.1} deliveries/s"))
+                .unwrap_or_default(),
             interval
                 .server_memory
                 .map(|m| format!("  server {}", m.human()))
