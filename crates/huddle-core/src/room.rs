@@ -116,13 +116,14 @@ impl Room {
                 }];
                 // A room always keeps an admin: if the last one leaves, the longest-standing
                 // remaining member takes over.
-                if agent.role == Role::Admin && self.admin_count() == 1 {
-                    if let Some(heir) = self.agents.iter().find(|a| a.member != agent.member) {
-                        events.push(Event::RoleChanged {
-                            member: heir.member,
-                            role: Role::Admin,
-                        });
-                    }
+                if agent.role == Role::Admin
+                    && self.admin_count() == 1
+                    && let Some(heir) = self.agents.iter().find(|a| a.member != agent.member)
+                {
+                    events.push(Event::RoleChanged {
+                        member: heir.member,
+                        role: Role::Admin,
+                    });
                 }
                 events.push(self.notice(1, format!("{} left the room", agent.name), ctx.now));
                 Ok(Decision {

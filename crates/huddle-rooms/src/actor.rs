@@ -340,10 +340,10 @@ impl RoomState {
         password: Option<String>,
         token: Option<AgentToken>,
     ) -> Result<(), RoomError> {
-        if let Some(t) = token {
-            if self.room.agent_by_token(&t.digest()).is_some() {
-                return Ok(());
-            }
+        if let Some(t) = token
+            && self.room.agent_by_token(&t.digest()).is_some()
+        {
+            return Ok(());
         }
         self.check_password(password).await
     }

@@ -117,10 +117,10 @@ impl RoomDirectory {
             }
             Some(p) => {
                 for r in &existing {
-                    if let Some(h) = &r.password_hash {
-                        if secrets::verify_password(p.clone(), h.clone()).await {
-                            return Err(RoomError::RoomExistsWithPassword(name));
-                        }
+                    if let Some(h) = &r.password_hash
+                        && secrets::verify_password(p.clone(), h.clone()).await
+                    {
+                        return Err(RoomError::RoomExistsWithPassword(name));
                     }
                 }
             }
@@ -190,10 +190,7 @@ impl RoomDirectory {
             .map_err(|_| RoomError::Busy(self.inner.config.max_in_flight))?;
         let response = self.call_actor(room, &req).await?;
         match (req, response) {
-            (
-                RoomRequest::History { limit, offset, .. },
-                RoomResponse::Viewer { member, .. },
-            ) => {
+            (RoomRequest::History { limit, offset, .. }, RoomResponse::Viewer { member, .. }) => {
                 let (messages, total) = self
                     .inner
                     .store

@@ -106,19 +106,34 @@ async fn reads_hide_other_peoples_dms() {
         .await
         .unwrap();
     let seqs = |v: Vec<Message>| v.iter().map(|m| m.seq).collect::<Vec<_>>();
-    assert_eq!(seqs(store.messages_after(r.id, Some(3), 0, 10).await.unwrap()), [1, 4]);
-    assert_eq!(seqs(store.messages_after(r.id, Some(2), 0, 10).await.unwrap()), [1, 2, 3, 4]);
+    assert_eq!(
+        seqs(store.messages_after(r.id, Some(3), 0, 10).await.unwrap()),
+        [1, 4]
+    );
+    assert_eq!(
+        seqs(store.messages_after(r.id, Some(2), 0, 10).await.unwrap()),
+        [1, 2, 3, 4]
+    );
     let (page, total) = store.history(r.id, 3, 10, 0).await.unwrap();
     assert_eq!((seqs(page), total), (vec![1, 4], 2));
     let (page, total) = store.history(r.id, 1, 2, 1).await.unwrap();
-    assert_eq!((seqs(page), total), (vec![2, 3], 4), "offset skips the most recent");
+    assert_eq!(
+        (seqs(page), total),
+        (vec![2, 3], 4),
+        "offset skips the most recent"
+    );
 }
 
 #[tokio::test]
 async fn listing_shows_only_open_rooms_sorted_and_searchable() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path(), Durability::Process).unwrap();
-    for (name, pw) in [("beta", None), ("alpha", None), ("secret", Some("$argon2id$x")), ("al_x", None)] {
+    for (name, pw) in [
+        ("beta", None),
+        ("alpha", None),
+        ("secret", Some("$argon2id$x")),
+        ("al_x", None),
+    ] {
         store.create_room(&room(name, pw)).await.unwrap();
     }
     let page = store.list_rooms(None, 10, 0).await.unwrap();
@@ -127,7 +142,11 @@ async fn listing_shows_only_open_rooms_sorted_and_searchable() {
     assert_eq!(page.total, 3);
     assert_eq!(page.rooms[0].agents, 1);
     let page = store.list_rooms(Some("l_"), 10, 0).await.unwrap();
-    assert_eq!(page.rooms.len(), 1, "'_' is matched literally, not as a wildcard");
+    assert_eq!(
+        page.rooms.len(),
+        1,
+        "'_' is matched literally, not as a wildcard"
+    );
     let page = store.list_rooms(None, 1, 1).await.unwrap();
     assert_eq!(page.rooms[0].name, "alpha");
     assert_eq!(page.total, 3);
