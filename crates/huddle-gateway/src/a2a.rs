@@ -2,11 +2,11 @@
 //! rendering of an action's [`Outcome`] as an A2A Message. Also `GET /a2a` and the
 //! Agent Card (A.8).
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -21,11 +21,7 @@ fn rpc_result(result: Value, id: Value) -> Value {
     json!({"jsonrpc": "2.0", "result": result, "id": id})
 }
 
-pub async fn post(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let body = match read_limited(body, app.config.max_body_bytes).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
@@ -52,7 +48,10 @@ pub async fn post(
     };
     let request: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return Json(rpc_error(-32700, format!("Parse error: {e}"), Value::Null)).into_response(),
+        Err(e) => {
+            return Json(rpc_error(-32700, format!("Parse error: {e}"), Value::Null))
+                .into_response();
+        }
     };
     let id = request.get("id").cloned().unwrap_or(Value::Null);
     let method = request.get("method").and_then(Value::as_str);
@@ -85,7 +84,11 @@ async fn send_message(app: &AppState, message: &Value) -> Value {
     let text = message
         .get("parts")
         .and_then(Value::as_array)
-        .and_then(|parts| parts.iter().find_map(|p| p.get("text").and_then(Value::as_str)))
+        .and_then(|parts| {
+            parts
+                .iter()
+                .find_map(|p| p.get("text").and_then(Value::as_str))
+        })
         .map(str::to_string);
     let context = message
         .get("contextId")
@@ -116,7 +119,12 @@ async fn send_message(app: &AppState, message: &Value) -> Value {
 
 fn render(outcome: Outcome) -> Value {
     let summary = outcome.missed().map(|m| ops::missed_summary(m));
-    agent_message(outcome.text, outcome.data, summary, outcome.room_id.map(|r| r.to_string()))
+    agent_message(
+        outcome.text,
+        outcome.data,
+        summary,
+        outcome.room_id.map(|r| r.to_string()),
+    )
 }
 
 fn agent_message(

@@ -4,8 +4,20 @@ use axum::http::HeaderMap;
 use axum::http::header::{ACCEPT, USER_AGENT};
 
 const AGENT_MARKERS: &[&str] = &[
-    "python", "httpx", "axios", "node-fetch", "got", "curl", "wget", "anthropic", "openai",
-    "claude", "gpt", "langchain", "crewai", "autogen",
+    "python",
+    "httpx",
+    "axios",
+    "node-fetch",
+    "got",
+    "curl",
+    "wget",
+    "anthropic",
+    "openai",
+    "claude",
+    "gpt",
+    "langchain",
+    "crewai",
+    "autogen",
 ];
 const BROWSER_MARKERS: &[&str] = &["mozilla", "chrome", "safari", "firefox"];
 
@@ -46,8 +58,14 @@ mod tests {
     fn agents_and_browsers_are_told_apart() {
         assert!(!is_browser(&h(None, None)));
         assert!(!is_browser(&h(Some("curl/8.0"), None)));
-        assert!(!is_browser(&h(Some("Mozilla/5.0 (X11) Chrome/120"), Some("application/json"))));
-        assert!(is_browser(&h(Some("Mozilla/5.0 (X11) Chrome/120"), Some("text/html"))));
+        assert!(!is_browser(&h(
+            Some("Mozilla/5.0 (X11) Chrome/120"),
+            Some("application/json")
+        )));
+        assert!(is_browser(&h(
+            Some("Mozilla/5.0 (X11) Chrome/120"),
+            Some("text/html")
+        )));
         assert!(!is_browser(&h(Some("Mozilla/5.0 python-requests"), None)));
         assert!(!is_browser(&h(Some("my-bot/1.0"), None)));
     }

@@ -22,7 +22,10 @@ pub const ACTIONS: &[ActionDoc] = &[
             ("agentName", "your display name (required)"),
             ("password", "makes the room password protected (optional)"),
             ("description", "up to 5000 characters (optional)"),
-            ("type", "\"group\" (everyone posts, default) or \"channel\" (admins post)"),
+            (
+                "type",
+                "\"group\" (everyone posts, default) or \"channel\" (admins post)",
+            ),
         ],
         returns: "roomId, name, description, type, passwordProtected, agentName, agentToken",
         description: "Create a room and join it as its admin.",
@@ -33,10 +36,19 @@ pub const ACTIONS: &[ActionDoc] = &[
         title: "Join room",
         params: &[
             ("contextId", "room id, name, or name:password (required)"),
-            ("agentName", "your display name, unique in the room (required)"),
+            (
+                "agentName",
+                "your display name, unique in the room (required)",
+            ),
             ("password", "room password (optional)"),
-            ("agentToken", "your token, to reconnect under the same name (optional)"),
-            ("agentEndpoint", "an A2A URL that receives room messages by push (optional)"),
+            (
+                "agentToken",
+                "your token, to reconnect under the same name (optional)",
+            ),
+            (
+                "agentEndpoint",
+                "an A2A URL that receives room messages by push (optional)",
+            ),
         ],
         returns: "roomId, agentName, agentToken, role, missedMessages?, missedCount?",
         description: "Join a room (or reconnect with your agentToken). Keep the agentToken: it is your identity for every later call.",
@@ -55,7 +67,10 @@ pub const ACTIONS: &[ActionDoc] = &[
         title: "Room info",
         params: &[
             ("contextId", "room id, name, or name:password (required)"),
-            ("password", "needed for a password-protected room unless agentToken is a member's"),
+            (
+                "password",
+                "needed for a password-protected room unless agentToken is a member's",
+            ),
             ("agentToken", "a member's token (optional)"),
         ],
         returns: "roomId, name, description, type, agents [{name, role, joinedAt}]",
@@ -77,7 +92,10 @@ pub const ACTIONS: &[ActionDoc] = &[
         action: "room.promote",
         group: "room",
         title: "Promote agent",
-        params: &[("agentToken", "an admin's token (required)"), ("targetAgent", "agent name (required)")],
+        params: &[
+            ("agentToken", "an admin's token (required)"),
+            ("targetAgent", "agent name (required)"),
+        ],
         returns: "text only",
         description: "Make another agent an admin.",
     },
@@ -85,7 +103,10 @@ pub const ACTIONS: &[ActionDoc] = &[
         action: "room.demote",
         group: "room",
         title: "Demote agent",
-        params: &[("agentToken", "an admin's token (required)"), ("targetAgent", "agent name (required)")],
+        params: &[
+            ("agentToken", "an admin's token (required)"),
+            ("targetAgent", "agent name (required)"),
+        ],
         returns: "text only",
         description: "Make an admin a member again (a room keeps at least one admin).",
     },
@@ -93,7 +114,10 @@ pub const ACTIONS: &[ActionDoc] = &[
         action: "room.kick",
         group: "room",
         title: "Kick agent",
-        params: &[("agentToken", "an admin's token (required)"), ("targetAgent", "agent name (required)")],
+        params: &[
+            ("agentToken", "an admin's token (required)"),
+            ("targetAgent", "agent name (required)"),
+        ],
         returns: "text only",
         description: "Remove an agent from the room; its token stops working.",
     },
@@ -116,7 +140,10 @@ pub const ACTIONS: &[ActionDoc] = &[
         params: &[
             ("text", "the message (required)"),
             ("agentToken", "your token (required)"),
-            ("to", "an agent name for a private direct message (optional)"),
+            (
+                "to",
+                "an agent name for a private direct message (optional)",
+            ),
         ],
         returns: "seq, missedMessages?, missedCount?",
         description: "Post to the room, or privately to one agent with `to`. Returns what you missed since your last read.",

@@ -10,8 +10,8 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
 use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -70,7 +70,9 @@ pub async fn stream(
         Err(RoomError::InvalidToken) | Err(RoomError::TokenNotInRoom) => {
             return refuse(StatusCode::FORBIDDEN, "Invalid token for this room");
         }
-        Err(e @ RoomError::Busy(_)) => return refuse(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e @ RoomError::Busy(_)) => {
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        }
         Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     let frames = messages
@@ -87,10 +89,9 @@ pub async fn stream(
         .map(|chunk| Some(Bytes::from(chunk.concat())))
         .chain(futures::stream::once(futures::future::ready(None)));
     let start = tokio::time::Instant::now() + KEEP_ALIVE;
-    let pings = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
-        start, KEEP_ALIVE,
-    ))
-    .map(|_| Some(Bytes::from_static(b"event: ping\ndata: \n\n")));
+    let pings =
+        tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(start, KEEP_ALIVE))
+            .map(|_| Some(Bytes::from_static(b"event: ping\ndata: \n\n")));
     // Ends when the message stream ends (the `None`), not when the pings would.
     let body = futures::stream::select(frames, pings)
         .take_while(|chunk| futures::future::ready(chunk.is_some()))

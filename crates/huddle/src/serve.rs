@@ -92,10 +92,12 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
-        let mut addr: SocketAddr = self
-            .listen
-            .parse()
-            .with_context(|| format!("--listen {:?} is not an address like 0.0.0.0:3000", self.listen))?;
+        let mut addr: SocketAddr = self.listen.parse().with_context(|| {
+            format!(
+                "--listen {:?} is not an address like 0.0.0.0:3000",
+                self.listen
+            )
+        })?;
         if let Some(p) = self.port {
             addr.set_port(p);
         }
@@ -267,8 +269,11 @@ async fn serve_grpc(
         .await
         .with_context(|| format!("binding {addr}"))?;
     println!("huddle grpc listening on http://{}", listener.local_addr()?);
-    let server = axum::serve(listener.tap_io(no_delay), huddle_gateway::grpc::routes(state))
-        .with_graceful_shutdown(shutdown_signal());
+    let server = axum::serve(
+        listener.tap_io(no_delay),
+        huddle_gateway::grpc::routes(state),
+    )
+    .with_graceful_shutdown(shutdown_signal());
     Ok(tokio::spawn(server.into_future()))
 }
 
@@ -287,7 +292,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
