@@ -2,16 +2,24 @@
 //!
 //! Requests are handled one at a time, in mailbox order, so the room needs no lock and
 //! its `seq` order is its mailbox order. A request is decided and applied to the
-//! in-memory room at once, but its reply waits: the first request after a commit
-//! schedules a `Flush` message behind everything already queued, and the flush commits
-//! all events gathered meanwhile in one store append (group commit), then publishes the
-//! new messages and releases the replies. So a reply always means "durable", and any
-//! reply sent after another request's events were applied comes after their commit too.
+//! in-memory room at once, but its reply waits for the commit of its events:
 //!
-//! If the store refuses or fails an append, the in-memory room may be ahead of the store:
+//! - The first request after a commit schedules a `Flush` behind everything already
+//!   queued; the flush hands all events gathered meanwhile to the store in one append
+//!   (group commit) on a separate task, and the actor goes on deciding new requests
+//!   while that append runs (pipelining). At most one append is in flight, so appends
+//!   reach the store in order.
+//! - When the append finishes (`Committed`), the batch's messages are published and its
+//!   replies released; whatever gathered meanwhile is flushed next.
+//!
+//! So a reply always means "durable", and any reply computed after another request's
+//! events were applied is released after their commit too (reads included).
+//!
+//! If the store refuses or fails an append, the in-memory room is ahead of the store:
 //! every waiting caller gets `Service unavailable` and the actor stops; the directory
 //! loads the room again from the store on the next request. Domain errors never stop the
-//! actor; they are replies.
+//! actor; they are replies. On a graceful stop (drain, idle) everything applied is
+//! committed and answered before the actor ends.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -41,6 +49,8 @@ pub enum RoomMsg {
     Request(RoomRequest, RoomReply),
     /// Commit what was applied since the last flush, then publish and reply.
     Flush,
+    /// The in-flight append finished (its task holds the result).
+    Committed,
     /// Passivate if idle.
     IdleCheck,
 }
@@ -58,14 +68,28 @@ pub struct RoomArgs {
     pub config: Arc<RoomsConfig>,
 }
 
+type PendingReply = (RoomReply, Result<RoomResponse, RoomError>);
+
+/// The append being written, and what to do once it is durable.
+struct Inflight {
+    task: tokio::task::JoinHandle<Result<(), huddle_store::StoreError>>,
+    replies: Vec<PendingReply>,
+    messages: Vec<Arc<Message>>,
+    left: Vec<huddle_core::MemberId>,
+    last_seq: Seq,
+}
+
 pub struct RoomState {
     room: Room,
     epoch: Epoch,
     /// Highest `seq` known to be in the store.
     committed: Seq,
     tail: LogTail,
+    /// Highest `seq` handed to the store (committed or in flight).
+    submitted: Seq,
     pending: Vec<Event>,
-    replies: Vec<(RoomReply, Result<RoomResponse, RoomError>)>,
+    replies: Vec<PendingReply>,
+    inflight: Option<Inflight>,
     flush_scheduled: bool,
     last_active: Instant,
     store: Arc<dyn RoomStore>,
@@ -96,6 +120,8 @@ impl Actor for RoomActor {
         myself.send_interval(check_every, || RoomMsg::IdleCheck);
         Ok(RoomState {
             committed: args.room.last_seq,
+            submitted: args.room.last_seq,
+            inflight: None,
             room: args.room,
             epoch: args.epoch,
             tail: LogTail::new(TAIL, args.recent),
@@ -120,38 +146,47 @@ impl Actor for RoomActor {
             RoomMsg::Request(req, port) => {
                 state.last_active = Instant::now();
                 let result = state.request(req).await;
-                if state.pending.is_empty() && state.replies.is_empty() {
+                if state.pending.is_empty() && state.replies.is_empty() && state.inflight.is_none()
+                {
                     let _ = port.send(result);
                 } else {
                     state.replies.push((port, result));
-                    if !state.flush_scheduled {
-                        state.flush_scheduled = true;
-                        // While draining (shutdown) the mailbox refuses new messages:
-                        // then commit right away instead.
-                        if myself.send_message(RoomMsg::Flush).is_err() {
-                            state.flush_scheduled = false;
-                            if let Err(reason) = state.flush().await {
-                                myself.stop(Some(reason));
-                            }
-                        }
-                    }
+                    state.schedule_flush(&myself).await;
                 }
             }
             RoomMsg::Flush => {
                 state.flush_scheduled = false;
-                if let Err(reason) = state.flush().await {
-                    tracing::warn!(room.id = %state.room.id, %reason, "room stopped after a failed commit; it reloads on the next request");
-                    myself.stop(Some(reason));
+                if state.inflight.is_none() {
+                    state.start_commit(&myself);
+                }
+            }
+            RoomMsg::Committed => {
+                state.finish_commit(&myself).await;
+                if !state.pending.is_empty() || !state.replies.is_empty() {
+                    state.schedule_flush(&myself).await;
                 }
             }
             RoomMsg::IdleCheck => {
                 let idle = state.last_active.elapsed() >= state.config.idle_timeout;
-                if idle && state.pending.is_empty() && state.replies.is_empty() {
+                let quiet = state.pending.is_empty()
+                    && state.replies.is_empty()
+                    && state.inflight.is_none();
+                if idle && quiet {
                     tracing::debug!(room.id = %state.room.id, "passivating idle room");
                     myself.stop(Some("idle".into()));
                 }
             }
         }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<RoomMsg>,
+        state: &mut RoomState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Graceful stop: commit and answer everything that was applied.
+        state.commit_now(&myself).await;
         Ok(())
     }
 }
@@ -348,35 +383,99 @@ impl RoomState {
         self.check_password(password).await
     }
 
-    /// Commits pending events, then publishes and releases replies. An `Err` means the
-    /// room must stop (its memory may be ahead of the store).
-    async fn flush(&mut self) -> Result<(), String> {
+    /// Asks for a flush behind what is queued, unless an append is in flight (its
+    /// completion flushes next). While draining (shutdown) the mailbox refuses new
+    /// messages: then commit right away.
+    async fn schedule_flush(&mut self, myself: &ActorRef<RoomMsg>) {
+        if self.inflight.is_some() || self.flush_scheduled {
+            return;
+        }
+        self.flush_scheduled = true;
+        if myself.send_message(RoomMsg::Flush).is_err() {
+            self.flush_scheduled = false;
+            self.commit_now(myself).await;
+        }
+    }
+
+    /// Hands the pending events to the store on a task; replies wait for it. With no
+    /// events (only reads were waiting), the replies go out at once.
+    fn start_commit(&mut self, myself: &ActorRef<RoomMsg>) {
         let events = std::mem::take(&mut self.pending);
-        if !events.is_empty() {
-            let left: Vec<_> = events
-                .iter()
-                .filter_map(|e| match e {
-                    Event::Left { member } => Some(*member),
-                    _ => None,
-                })
-                .collect();
-            if let Err(e) = self.store.append(self.room.id, self.epoch, events).await {
-                let err = RoomError::Unavailable(format!("commit failed: {e}"));
-                for (port, _) in self.replies.drain(..) {
+        let replies = std::mem::take(&mut self.replies);
+        if events.is_empty() {
+            for (port, result) in replies {
+                let _ = port.send(result);
+            }
+            return;
+        }
+        let left = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Left { member } => Some(*member),
+                _ => None,
+            })
+            .collect();
+        let messages = self.tail.newer_than(self.submitted);
+        self.submitted = self.room.last_seq;
+        let store = self.store.clone();
+        let (room, epoch) = (self.room.id, self.epoch);
+        let me = myself.clone();
+        let task = tokio::spawn(async move {
+            let result = store.append(room, epoch, events).await;
+            // Refused while draining: then the actor awaits this task itself.
+            let _ = me.send_message(RoomMsg::Committed);
+            result
+        });
+        self.inflight = Some(Inflight {
+            task,
+            replies,
+            messages,
+            left,
+            last_seq: self.room.last_seq,
+        });
+    }
+
+    /// Completes the in-flight append: publish, push and reply, or — if it failed —
+    /// fail every waiting caller and stop the actor.
+    async fn finish_commit(&mut self, myself: &ActorRef<RoomMsg>) {
+        let Some(batch) = self.inflight.take() else {
+            return;
+        };
+        let outcome = match batch.task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("commit task failed: {e}")),
+        };
+        match outcome {
+            Ok(()) => {
+                self.committed = batch.last_seq;
+                self.tail.trim(self.committed);
+                self.hub.publish(self.room.id, &batch.messages, &batch.left);
+                self.push(&batch.messages);
+                for (port, result) in batch.replies {
+                    let _ = port.send(result);
+                }
+            }
+            Err(reason) => {
+                // Everything applied after the failed batch builds on it: drop it all.
+                let err = RoomError::Unavailable(format!("commit failed: {reason}"));
+                self.pending.clear();
+                for (port, _) in batch.replies.into_iter().chain(self.replies.drain(..)) {
                     let _ = port.send(Err(err.clone()));
                 }
-                return Err(e.to_string());
+                tracing::warn!(room.id = %self.room.id, %reason, "room stopped after a failed commit; it reloads on the next request");
+                myself.stop(Some(reason));
             }
-            let new = self.tail.newer_than(self.committed);
-            self.committed = self.room.last_seq;
-            self.tail.trim(self.committed);
-            self.hub.publish(self.room.id, &new, &left);
-            self.push(&new);
         }
-        for (port, result) in self.replies.drain(..) {
-            let _ = port.send(result);
+    }
+
+    /// Commits everything applied so far and waits for it (drain, stop).
+    async fn commit_now(&mut self, myself: &ActorRef<RoomMsg>) {
+        self.finish_commit(myself).await;
+        if !self.pending.is_empty() || !self.replies.is_empty() {
+            self.start_commit(myself);
+            self.finish_commit(myself).await;
         }
-        Ok(())
     }
 
     /// Queues A2A pushes: every agent with an endpoint gets what it may see and has not
