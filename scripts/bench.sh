@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The benchmark scenarios of BENCHMARKS.md against a fresh release server on loopback.
+# Usage: scripts/bench.sh [seconds per scenario]   (default 10; the server is stopped at the end)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+bin=target/release/huddle
+[ -x "$bin" ] || cargo build --release -p huddle
+data=$(mktemp -d)
+out=$(mktemp)
+"$bin" serve --listen 127.0.0.1:0 --data-dir "$data" >"$out" 2>"$data/server.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data" "$out"' EXIT
+for _ in $(seq 100); do grep -q 'listening on' "$out" && break; sleep 0.1; done
+url=$(grep -o 'http://[0-9.:]*' "$out" | head -1)
+echo "server $url (pid $pid, data $data)"
+b() { echo; echo "== $1"; shift; "$bin" bench --url "$url" --server-pid "$pid" "$@"; }
+b "1: 1 room x 2 agents, 1 sender, SSE on (target: delivery p99 <= 2 ms)" \
+  --rooms 1 --agents-per-room 2 --senders 1 --duration-secs "$secs"
+b "2: 1 room x 2 agents, 16 senders, no SSE (target: >= 20,000 sends/s)" \
+  --rooms 1 --agents-per-room 2 --senders 16 --no-sse --duration-secs "$secs"
+b "3: 10 rooms x 10 agents, 10 senders, SSE on (target: >= 40,000 deliveries/s, p99 <= 25 ms, 0 lost; RSS <= 100 MB)" \
+  --rooms 10 --agents-per-room 10 --senders 10 --duration-secs "$secs"
+b "4: 100 creates + 200 joins, one at a time (target: <= 1 s)" \
+  --scenario creates --creates 100 --joins 200
+b "gRPC: 16 callers (issue 4)" --scenario grpc --rooms 1 --agents-per-room 2 --senders 16 --no-sse --duration-secs "$secs"
+b "MCP: 8 callers (issue 3)" --scenario mcp --senders 8 --duration-secs "$secs"
