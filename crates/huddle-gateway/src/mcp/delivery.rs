@@ -23,7 +23,7 @@ use axum::body::Bytes;
 use futures::{FutureExt, Stream, StreamExt};
 use huddle_cluster::Router;
 use huddle_core::{AgentToken, Message, RoomError, RoomId, RoomRequest, RoomResponse, Seq};
-use serde_json::{Value, json};
+use serde::Serialize;
 use tokio_stream::StreamMap;
 
 use super::cursor::Cursor;
@@ -38,35 +38,64 @@ pub type RoomFeed = Pin<Box<dyn Stream<Item = Result<Arc<Message>, String>> + Se
 const REPLAY_WAIT: Duration = Duration::from_millis(250);
 
 /// One SSE event carrying a JSON-RPC message (`event: message`, as MCP clients expect).
-pub fn sse_message(id: Option<&str>, message: &Value) -> Bytes {
+pub fn sse_message(id: Option<&str>, message: &str) -> Bytes {
     match id {
         Some(id) => Bytes::from(format!("event: message\nid: {id}\ndata: {message}\n\n")),
         None => Bytes::from(format!("event: message\ndata: {message}\n\n")),
     }
 }
 
-/// `notifications/message` for one room message (PROTOCOL.md A.7).
-pub fn notification(m: &Message) -> Value {
-    let mut data = json!({
-        "from": m.from,
-        "body": m.body,
-        "timestamp": m.timestamp.rfc3339(),
-        "seq": m.seq,
-        "messageId": m.id,
-        "roomId": m.room_id.to_string(),
-    });
-    if let Some(to) = &m.to {
-        data["to"] = Value::String(to.clone());
-    }
-    json!({
-        "jsonrpc": "2.0",
-        "method": "notifications/message",
-        "params": {
-            "level": "info",
-            "logger": format!("room/{}", m.room_id),
-            "data": data,
+/// The wire shape of a room message notification (serialised straight from the message:
+/// it is written once per recipient, so no intermediate JSON tree).
+#[derive(Serialize)]
+struct Note<'a> {
+    jsonrpc: &'static str,
+    method: &'static str,
+    params: NoteParams<'a>,
+}
+
+#[derive(Serialize)]
+struct NoteParams<'a> {
+    level: &'static str,
+    logger: String,
+    data: NoteData<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NoteData<'a> {
+    from: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+    body: &'a str,
+    timestamp: String,
+    seq: Seq,
+    message_id: &'a str,
+    room_id: String,
+}
+
+/// `notifications/message` for one room message (PROTOCOL.md A.7), as JSON text:
+/// `{level: "info", logger: "room/<roomId>", data: {from, to?, body, timestamp, seq, ...}}`.
+pub fn notification(m: &Message) -> String {
+    let room_id = m.room_id.to_string();
+    let note = Note {
+        jsonrpc: "2.0",
+        method: "notifications/message",
+        params: NoteParams {
+            level: "info",
+            logger: format!("room/{room_id}"),
+            data: NoteData {
+                from: &m.from,
+                to: m.to.as_deref(),
+                body: &m.body,
+                timestamp: m.timestamp.rfc3339(),
+                seq: m.seq,
+                message_id: &m.id,
+                room_id,
+            },
         },
-    })
+    };
+    serde_json::to_string(&note).expect("a notification serialises")
 }
 
 /// Messages of `room` visible to `token`'s agent with `seq > after`, log first then live.
@@ -116,7 +145,7 @@ pub async fn start_room(router: &dyn Router, session: &Session, slot: usize) {
 /// is known to carry them ([`Flushed::commit`]).
 #[derive(Default)]
 pub struct Flushed {
-    pub notes: Vec<Value>,
+    pub notes: Vec<String>,
     /// `(slot, from, to)`: the seqs of each room these notes cover.
     ranges: Vec<(usize, Seq, Seq)>,
 }
@@ -198,7 +227,7 @@ async fn drain(
     feed: &mut RoomFeed,
     last: &mut Seq,
     target: Option<Seq>,
-    out: &mut Vec<Value>,
+    out: &mut Vec<String>,
 ) -> Drained {
     loop {
         let replaying = target.is_some_and(|t| *last < t);

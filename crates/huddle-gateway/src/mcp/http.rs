@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::Inner;
 use super::cursor::Cursor;
@@ -227,7 +227,7 @@ async fn post(inner: &Arc<Inner>, req: Request<Body>) -> Response {
 }
 
 /// Puts `notifications/message` events at the head of an SSE response.
-fn prepend(response: Response, notes: Vec<Value>) -> Response {
+fn prepend(response: Response, notes: Vec<String>) -> Response {
     let (parts, body) = response.into_parts();
     let head: Vec<Result<Bytes, axum::Error>> = notes
         .iter()
