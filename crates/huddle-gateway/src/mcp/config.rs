@@ -70,6 +70,9 @@ pub struct McpConfig {
     pub keep_alive: Duration,
     /// Largest POST body, in bytes.
     pub max_body_bytes: usize,
+    /// Most room notifications put ahead of one tool result (the rest follow with the
+    /// next ones).
+    pub max_notes: usize,
 }
 
 impl Default for McpConfig {
@@ -80,6 +83,7 @@ impl Default for McpConfig {
             session_idle: Duration::from_secs(3600),
             keep_alive: Duration::from_secs(15),
             max_body_bytes: 1024 * 1024,
+            max_notes: 500,
         }
     }
 }

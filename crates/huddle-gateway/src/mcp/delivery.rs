@@ -32,6 +32,16 @@ use super::session::{JoinedRoom, LiveRegistration, Session};
 /// One room's messages as one agent sees them (errors only say that the stream ended early).
 pub type RoomFeed = Pin<Box<dyn Stream<Item = Result<Arc<Message>, String>> + Send>>;
 
+/// A subscription a session without GET stream holds for one room (POST path).
+pub struct FlushFeed {
+    /// The room generation (see `JoinedRoom::generation`) it was made for.
+    generation: u64,
+    feed: RoomFeed,
+    /// The room's last seq when it was made: up to there it replays the log (store
+    /// reads), so a flush waits for it rather than taking only what is at hand.
+    replay_until: Seq,
+}
+
 /// How long a POST flush waits for a fresh subscription's replay from the store before
 /// answering anyway (it only waits when messages visible to the agent are still to come
 /// from the log; the rest is delivered by the next flush).
@@ -133,11 +143,12 @@ pub async fn start_room(router: &dyn Router, session: &Session, slot: usize) {
         return;
     };
     if let Ok(feed) = subscribe(router, room.room_id, room.token.clone(), room.delivered).await {
-        session
-            .flush
-            .lock()
-            .await
-            .insert(slot, (room.generation, feed));
+        let feed = FlushFeed {
+            generation: room.generation,
+            feed,
+            replay_until: room.delivered,
+        };
+        session.flush.lock().await.insert(slot, feed);
     }
 }
 
@@ -170,8 +181,10 @@ impl Flushed {
     }
 }
 
-/// The notifications owed to a session without a GET stream, in seq order per room.
-pub async fn flush(router: &dyn Router, session: &Session) -> Flushed {
+/// The notifications owed to a session without a GET stream, in seq order per room; at
+/// most `max` (the rest go with the next responses: a session that was away long does
+/// not get one unbounded response).
+pub async fn flush(router: &dyn Router, session: &Session, max: usize) -> Flushed {
     let mut flushed = Flushed::default();
     if session.live_open() {
         return flushed;
@@ -179,14 +192,16 @@ pub async fn flush(router: &dyn Router, session: &Session) -> Flushed {
     let out = &mut flushed.notes;
     let mut feeds = session.flush.lock().await;
     for room in session.rooms() {
+        if out.len() >= max {
+            break;
+        }
         let from = room.delivered;
         let mut last = from;
         // Twice at most: a subscription that ended early is made again once.
         for _ in 0..2 {
-            let mut target = None;
             let current = feeds
                 .get(&room.slot)
-                .is_some_and(|(generation, _)| *generation == room.generation);
+                .is_some_and(|f| f.generation == room.generation);
             if !current {
                 feeds.remove(&room.slot);
                 let Ok(end) = last_seq(router, room.room_id, room.token.clone()).await else {
@@ -196,11 +211,15 @@ pub async fn flush(router: &dyn Router, session: &Session) -> Flushed {
                 else {
                     break;
                 };
-                feeds.insert(room.slot, (room.generation, feed));
-                target = Some(end);
+                let feed = FlushFeed {
+                    generation: room.generation,
+                    feed,
+                    replay_until: end,
+                };
+                feeds.insert(room.slot, feed);
             }
-            let (_, feed) = feeds.get_mut(&room.slot).expect("inserted above");
-            match drain(feed, &mut last, target, out).await {
+            let feed = feeds.get_mut(&room.slot).expect("inserted above");
+            match drain(feed, &mut last, out, max).await {
                 Drained::Caught => break,
                 Drained::Ended => {
                     feeds.remove(&room.slot);
@@ -221,23 +240,23 @@ enum Drained {
     Ended,
 }
 
-/// Takes what `feed` has now; with a `target` (a fresh subscription replaying the log),
-/// waits for the replay up to that seq first.
-async fn drain(
-    feed: &mut RoomFeed,
-    last: &mut Seq,
-    target: Option<Seq>,
-    out: &mut Vec<String>,
-) -> Drained {
+/// Takes what `feed` has now, waiting for its replay of the log first.
+async fn drain(feed: &mut FlushFeed, last: &mut Seq, out: &mut Vec<String>, max: usize) -> Drained {
     loop {
-        let replaying = target.is_some_and(|t| *last < t);
-        let item = if replaying {
-            match tokio::time::timeout(REPLAY_WAIT, feed.next()).await {
+        if out.len() >= max {
+            return Drained::Caught;
+        }
+        let item = if *last < feed.replay_until {
+            match tokio::time::timeout(REPLAY_WAIT, feed.feed.next()).await {
                 Ok(item) => item,
-                Err(_) => return Drained::Caught,
+                Err(_) => {
+                    // What is left up to there is not for this agent (DMs to others).
+                    feed.replay_until = 0;
+                    return Drained::Caught;
+                }
             }
         } else {
-            match feed.next().now_or_never() {
+            match feed.feed.next().now_or_never() {
                 Some(item) => item,
                 None => return Drained::Caught,
             }

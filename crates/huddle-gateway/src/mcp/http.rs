@@ -192,7 +192,9 @@ async fn post(inner: &Arc<Inner>, req: Request<Body>) -> Response {
     // What the session is owed goes ahead of this request's result (A.7): the messages
     // committed before the request came, never the request's own effects.
     let flushed = match &session {
-        Some(s) if peek.is_request() => delivery::flush(inner.shared.router.as_ref(), s).await,
+        Some(s) if peek.is_request() => {
+            delivery::flush(inner.shared.router.as_ref(), s, inner.config.max_notes).await
+        }
         _ => delivery::Flushed::default(),
     };
     let response = inner

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use huddle_core::{AgentToken, RoomId, Seq};
 use tokio::sync::{mpsc, oneshot};
 
-use super::delivery::RoomFeed;
+use super::delivery::FlushFeed;
 
 /// Ranges of seqs delivered on POST responses that a resumed GET stream must skip, per
 /// room; the oldest is forgotten beyond this (a resume that far back may then repeat a
@@ -101,8 +101,8 @@ pub struct Session {
     rooms: Mutex<Rooms>,
     live: Mutex<Option<Live>>,
     live_generation: AtomicU64,
-    /// POST-path subscriptions by slot, with the room generation they were made for.
-    pub flush: tokio::sync::Mutex<HashMap<usize, (u64, RoomFeed)>>,
+    /// POST-path subscriptions by slot.
+    pub flush: tokio::sync::Mutex<HashMap<usize, FlushFeed>>,
 }
 
 impl Session {

@@ -52,11 +52,15 @@ impl Node {
     }
 
     pub async fn start_with(config: McpConfig) -> Node {
+        Self::start_with_rooms(config, RoomsConfig::default()).await
+    }
+
+    pub async fn start_with_rooms(config: McpConfig, rooms: RoomsConfig) -> Node {
         // Before the room directory: its A2A pusher builds a reqwest client.
         let http = http_client();
         let dir = tempfile::tempdir().expect("tempdir");
         let store = EmbeddedStore::open(dir.path(), Durability::Process).expect("store");
-        let directory = RoomDirectory::new(Arc::new(store), RoomsConfig::default());
+        let directory = RoomDirectory::new(Arc::new(store), rooms);
         let router: Arc<dyn huddle_cluster::Router> = Arc::new(LocalRouter::new(directory));
         let mcp = Mcp::new(router.clone(), config);
         let app = huddle_gateway::app_with_mcp(

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use huddle_gateway::mcp::McpConfig;
+use huddle_rooms::RoomsConfig;
 use serde_json::json;
 
 use crate::harness::{Node, Session, bodies};
@@ -316,4 +318,38 @@ async fn messages_given_on_a_post_response_are_not_repeated_by_a_resumed_get_str
         "posted {posted:?}, resumed {resumed:?}"
     );
     assert_eq!(resumed.len(), resumed_away + 1);
+}
+
+#[tokio::test]
+async fn a_session_away_for_long_catches_up_in_bounded_responses_without_loss() {
+    // A tiny fan-out buffer: bob's held subscription falls behind and is made again
+    // from his position, replaying the log.
+    const MAX: usize = 20;
+    let node = Node::start_with_rooms(
+        McpConfig {
+            max_notes: MAX,
+            ..McpConfig::default()
+        },
+        RoomsConfig {
+            subscriber_buffer: 4,
+            ..RoomsConfig::default()
+        },
+    )
+    .await;
+    let mut alice = node.session().await;
+    let mut bob = node.session().await;
+    pair(&mut alice, &mut bob).await;
+    let total = MAX + 15;
+    for i in 0..total {
+        alice
+            .ok("sendMessage", json!({"text": format!("n{i}")}))
+            .await;
+    }
+    let first = bob.ok("listRooms", json!({})).await.bodies();
+    assert_eq!(first.len(), MAX, "one response carries at most {MAX}");
+    let second = bob.ok("listRooms", json!({})).await.bodies();
+    let all: Vec<String> = first.into_iter().chain(second).collect();
+    let expected: Vec<String> = (0..total).map(|i| format!("n{i}")).collect();
+    assert_eq!(all, expected);
+    assert!(bob.ok("listRooms", json!({})).await.bodies().is_empty());
 }
