@@ -70,7 +70,7 @@ const roomId = created.data.roomId;
 check(created.text.startsWith(`Room created: ${roomId}. Joined as alice (admin).`), 'createRoom text', created.text);
 const joined = await call(bob, 'joinRoom', { roomId: roomName, agentName: 'bob' });
 check(joined.text.startsWith(`Joined room ${roomId} as bob`), 'joinRoom text', joined.text);
-await call(carol, 'joinRoom', { roomId: roomName, agentName: 'carol' });
+const carolJoined = await call(carol, 'joinRoom', { roomId: roomName, agentName: 'carol' });
 
 // alice → bob: ahead of bob's next tool result (bob has no GET stream).
 await call(alice, 'sendMessage', { text: 'hello bob' });
@@ -108,6 +108,22 @@ check(two.logger === `room/${second.data.roomId}`, 'default room is the latest j
 // A failing tool: isError with the contract's text.
 const failed = await carol.client.callTool({ name: 'kickAgent', arguments: { targetAgent: 'bob' } });
 check(failed.isError === true && failed.content[0].text === 'Error: Admin role required', 'tool error', failed);
+
+// The server forgets carol's session (as after an idle expiry): her next call runs in a
+// fresh session, which the client follows; she reconnects with her token.
+const lost = carol.transport.sessionId;
+await fetch(url, { method: 'DELETE', headers: { 'mcp-session-id': lost } });
+const after = await carol.client.callTool({ name: 'sendMessage', arguments: { text: 'anyone?' } });
+check(after.isError && after.content[0].text === 'Error: Not joined to any room. Call joinRoom first.',
+  'a lost session is recovered with a fresh one', after);
+check(carol.transport.sessionId && carol.transport.sessionId !== lost, 'the client follows the fresh session',
+  carol.transport.sessionId);
+const back = await call(carol, 'joinRoom',
+  { roomId: roomName, agentName: 'carol', agentToken: carolJoined.data.agentToken });
+check(back.text.startsWith(`Reconnected to room ${roomId} as carol`), 'reconnect in the fresh session', back.text);
+await call(alice, 'sendMessage', { text: 'welcome back', roomId });
+await call(carol, 'listRooms', {});
+check(bodies(carol).includes('welcome back'), 'the fresh session gets the room again', bodies(carol));
 
 // DELETE ends bob's session.
 await bob.transport.terminateSession();

@@ -273,3 +273,47 @@ async fn a_second_port_serves_the_same_sessions() {
     assert!(sent.session_id().is_none(), "same session on both ports");
     assert_eq!(sent.response()["result"]["isError"], false, "{}", sent.raw);
 }
+
+#[tokio::test]
+async fn a_recovered_session_reconnects_with_its_token_and_is_delivered_to() {
+    let node = Node::start().await;
+    let mut alice = node.session().await;
+    let mut carol = node.session().await;
+    let name = unique("back");
+    alice
+        .ok("createRoom", json!({"name": name, "agentName": "alice"}))
+        .await;
+    let token = carol
+        .ok("joinRoom", json!({"roomId": name, "agentName": "carol"}))
+        .await
+        .data()["agentToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(carol.delete().await.status(), StatusCode::OK);
+    carol
+        .fails(
+            "sendMessage",
+            json!({"text": "anyone?"}),
+            "Error: Not joined to any room. Call joinRoom first.",
+        )
+        .await;
+    let back = carol
+        .ok(
+            "joinRoom",
+            json!({"roomId": name, "agentName": "carol", "agentToken": token}),
+        )
+        .await;
+    assert!(
+        back.text.starts_with("Reconnected to room"),
+        "{}",
+        back.text
+    );
+    alice
+        .ok("sendMessage", json!({"text": "welcome back"}))
+        .await;
+    assert_eq!(
+        carol.ok("listRooms", json!({})).await.bodies(),
+        ["welcome back"]
+    );
+}
