@@ -208,11 +208,6 @@ impl Session {
         rooms.list.get(slot).filter(|r| !r.left).cloned()
     }
 
-    pub fn has_rooms(&self) -> bool {
-        let rooms = self.rooms.lock().expect("session poisoned");
-        rooms.list.iter().any(|r| !r.left)
-    }
-
     /// A message of `slot` went out on the GET stream.
     pub fn delivered(&self, slot: usize, seq: Seq) {
         let mut rooms = self.rooms.lock().expect("session poisoned");
