@@ -100,6 +100,10 @@ pub enum RoomResponse {
         role: Role,
         reconnected: bool,
         missed: Missed,
+        /// The agent's read cursor after the join: everything up to it was handed out
+        /// (its own join notice, the missed messages). A subscription that should carry
+        /// on from the join starts here, so nothing committed after it is skipped.
+        cursor: Seq,
     },
     Done(Reply),
     Info(RoomView),

@@ -9,6 +9,7 @@ use huddle_cluster::Router;
 use huddle_cluster::resolve::{call_by_reference, split_context};
 use huddle_core::{
     AgentToken, CreateRoom, Message, Missed, Reply, RoomError, RoomId, RoomRequest, RoomResponse,
+    Seq,
 };
 use serde_json::{Value, json};
 
@@ -128,6 +129,9 @@ pub struct Outcome {
     pub text: String,
     pub data: Option<Value>,
     pub room_id: Option<RoomId>,
+    /// After a join or create: the agent's read cursor (not on the wire). Notification
+    /// delivery to an MCP session carries on from here.
+    pub cursor: Option<Seq>,
 }
 
 impl Outcome {
@@ -136,6 +140,7 @@ impl Outcome {
             text: text.into(),
             data: None,
             room_id: None,
+            cursor: None,
         }
     }
 
@@ -215,6 +220,7 @@ pub async fn execute(
             text: crate::docs::text(),
             data: Some(json!({ "documentation": crate::docs::structured() })),
             room_id: None,
+            cursor: None,
         }),
         Action::Create => create(router, p).await,
         Action::Join => join(router, p).await,
@@ -252,6 +258,7 @@ pub async fn execute(
                 text: pretty(&rooms),
                 data: Some(json!({ "rooms": rooms, "total": page.total })),
                 room_id: None,
+                cursor: None,
             })
         }
         Action::Promote | Action::Demote | Action::Kick => {
@@ -317,6 +324,7 @@ pub async fn execute(
                         text: "Message sent".into(),
                         data: Some(data),
                         room_id: Some(room),
+                        cursor: None,
                     })
                 }
                 other => Err(unexpected(RoomResponse::Done(other))),
@@ -342,6 +350,7 @@ pub async fn execute(
                         text,
                         data: Some(data),
                         room_id: Some(room),
+                        cursor: None,
                     })
                 }
                 other => Err(unexpected(RoomResponse::Done(other))),
@@ -397,6 +406,8 @@ async fn create(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
             "agentToken": created.agent_token.as_str(),
         })),
         room_id: Some(created.room_id),
+        // A new room's creator has seen nothing yet: everything in it is news.
+        cursor: Some(0),
     })
 }
 
@@ -429,6 +440,7 @@ async fn join(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
             role,
             reconnected,
             missed,
+            cursor,
         } => {
             let verb = if reconnected {
                 "Reconnected to room"
@@ -446,6 +458,7 @@ async fn join(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
                 text: format!("{verb} {room_id} as {agent_name}"),
                 data: Some(data),
                 room_id: Some(room_id),
+                cursor: Some(cursor),
             })
         }
         other => Err(unexpected(other)),
@@ -490,6 +503,7 @@ async fn info(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
         text: pretty(&data),
         data: Some(data),
         room_id: Some(view.room_id),
+        cursor: None,
     })
 }
 
@@ -512,6 +526,7 @@ async fn history(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
                 text: pretty(&messages),
                 data: Some(json!({ "messages": messages, "total": total })),
                 room_id: Some(room),
+                cursor: None,
             })
         }
         Ok(other) => Err(unexpected(other)),

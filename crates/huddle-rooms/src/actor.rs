@@ -214,12 +214,13 @@ impl RoomState {
                 };
                 match self.run(cmd).await? {
                     Reply::Joined {
+                        member,
                         agent_name,
                         role,
                         reconnected,
                         missed,
-                        ..
                     } => Ok(RoomResponse::Joined {
+                        cursor: self.room.agent(member).map_or(0, |a| a.cursor),
                         room_id: self.room.id,
                         agent_name,
                         agent_token: match (reconnected, token) {

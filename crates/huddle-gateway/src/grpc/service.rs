@@ -156,6 +156,7 @@ impl RoomService for RoomGrpc {
                         role,
                         reconnected,
                         missed,
+                        ..
                     } => {
                         let (missed_messages, missed_has_more) = conversions::missed(&missed);
                         Ok(pb::JoinRoomResponse {

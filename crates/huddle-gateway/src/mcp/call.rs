@@ -155,19 +155,21 @@ async fn remember(
             let token = AgentToken::from_wire(field("agentToken")?);
             let agent_name = field("agentName").unwrap_or_default();
             if let Some(session) = session {
-                let (name, baseline) = if action == Action::Create {
-                    // A new room: everything in it is news to its creator.
-                    (field("name"), 0)
+                let name = if action == Action::Create {
+                    field("name")
                 } else {
                     // A name the client may use again as roomId (not `name:password`).
-                    let name = reference
+                    reference
                         .map(|r| r.split(':').next().unwrap_or_default().to_lowercase())
-                        .filter(|n| !n.is_empty() && n.parse::<RoomId>().is_err());
-                    // Delivery starts with what follows the join.
-                    let baseline = delivery::last_seq(router, room_id, token.clone())
+                        .filter(|n| !n.is_empty() && n.parse::<RoomId>().is_err())
+                };
+                // Delivery carries on from the agent's cursor after the join: nothing
+                // committed after the join is skipped, nothing handed out is repeated.
+                let baseline = match outcome.cursor {
+                    Some(cursor) => cursor,
+                    None => delivery::last_seq(router, room_id, token.clone())
                         .await
-                        .unwrap_or(0);
-                    (name, baseline)
+                        .unwrap_or(0),
                 };
                 let slot = session.join(room_id, name, token.clone(), agent_name, baseline);
                 delivery::start_room(router, session, slot).await;

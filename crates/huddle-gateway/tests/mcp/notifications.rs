@@ -353,3 +353,42 @@ async fn a_session_away_for_long_catches_up_in_bounded_responses_without_loss() 
     assert_eq!(all, expected);
     assert!(bob.ok("listRooms", json!({})).await.bodies().is_empty());
 }
+
+/// A reconnect that is handed only the first 100 missed messages must get the rest as
+/// notifications: delivery carries on from the agent's cursor after the join, not from
+/// the room's end.
+#[tokio::test]
+async fn a_reconnect_with_more_missed_than_a_page_gets_the_rest_as_notifications() {
+    let node = Node::start().await;
+    let mut alice = node.session().await;
+    let mut bob = node.session().await;
+    let room = pair(&mut alice, &mut bob).await;
+    // carol joins in a session of her own and goes away with her token.
+    let token = {
+        let mut carol = node.session().await;
+        let joined = carol
+            .ok("joinRoom", json!({"roomId": room, "agentName": "carol"}))
+            .await;
+        joined.data()["agentToken"].as_str().unwrap().to_string()
+    };
+    for i in 0..150 {
+        alice
+            .ok("sendMessage", json!({"text": format!("m{i}")}))
+            .await;
+    }
+    // carol comes back in a new session with her token: 100 missed in the result...
+    let mut again = node.session().await;
+    let joined = again
+        .ok(
+            "joinRoom",
+            json!({"roomId": room, "agentName": "carol", "agentToken": token}),
+        )
+        .await;
+    let data = joined.data();
+    assert_eq!(data["missedCount"], 100);
+    assert_eq!(data["missedMessages"][99]["body"], "m99");
+    // ...and the other 50, in order, as notifications ahead of her next result.
+    let call = again.ok("listRooms", json!({})).await;
+    let expected: Vec<String> = (100..150).map(|i| format!("m{i}")).collect();
+    assert_eq!(call.bodies(), expected);
+}
