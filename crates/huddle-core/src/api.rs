@@ -84,10 +84,11 @@ pub enum RoomRequest {
     Authorize {
         token: AgentToken,
     },
-    /// An A2A push to `member` was acknowledged.
+    /// An A2A push to `member` was acknowledged (see `Command::Delivered` for `prev`).
     Delivered {
         member: MemberId,
         seq: Seq,
+        prev: Seq,
     },
 }
 

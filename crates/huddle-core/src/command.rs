@@ -46,10 +46,14 @@ pub enum Command {
     Unread {
         token: TokenDigest,
     },
-    /// An A2A push was acknowledged with a 2xx: the recipient has seen `seq`.
+    /// An A2A push was acknowledged with a 2xx: the recipient has seen `seq`. `prev` is
+    /// the message pushed to it before this one: the cursor only moves if the agent has
+    /// seen that one too, so a push that was given up is never skipped over by a later
+    /// success (the agent still finds it with `message.unread`).
     Delivered {
         member: MemberId,
         seq: Seq,
+        prev: Seq,
     },
 }
 

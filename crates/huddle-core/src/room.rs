@@ -270,9 +270,9 @@ impl Room {
                     reply: Reply::Unread(log),
                 })
             }
-            Command::Delivered { member, seq } => {
+            Command::Delivered { member, seq, prev } => {
                 let events = match self.agent(member) {
-                    Some(a) if seq > a.cursor && seq <= self.last_seq => {
+                    Some(a) if a.cursor >= prev && seq > a.cursor && seq <= self.last_seq => {
                         vec![Event::CursorMoved { member, seq }]
                     }
                     _ => vec![],

@@ -1285,6 +1285,7 @@ fn log_is_read_only_for_commands_that_hand_out_messages() {
         Command::Delivered {
             member: sim.member("bob"),
             seq: 1,
+            prev: 0,
         },
         // Refused anyway: no read needed.
         Command::Unread {
@@ -1429,11 +1430,48 @@ fn delivered_moves_the_cursor_forward() {
     let member = sim.member("bob");
     let one = sim.log[sim.log.len() - 2].seq;
     assert_eq!(
-        sim.reply(Command::Delivered { member, seq: one }),
+        sim.reply(Command::Delivered {
+            member,
+            seq: one,
+            prev: 0
+        }),
         Reply::Delivered
     );
     assert_eq!(sim.cursor("bob"), one);
     assert_eq!(bodies(&sim.unread(bob)), ["two"]);
+}
+
+#[test]
+fn a_push_acknowledged_after_a_given_up_one_does_not_skip_it() {
+    let (mut sim, alice) = Sim::new("alice");
+    let bob = sim.join("bob");
+    sim.send(alice, "lost in push");
+    sim.send(alice, "pushed fine");
+    let member = sim.member("bob");
+    let lost = sim.log[sim.log.len() - 2].seq;
+    let fine = sim.log[sim.log.len() - 1].seq;
+    let before = sim.cursor("bob");
+    // The push of `lost` was given up; `fine` (pushed after it) is acknowledged.
+    sim.reply(Command::Delivered {
+        member,
+        seq: fine,
+        prev: lost,
+    });
+    assert_eq!(
+        sim.cursor("bob"),
+        before,
+        "the cursor does not jump the gap"
+    );
+    assert_eq!(bodies(&sim.unread(bob)), ["lost in push", "pushed fine"]);
+    // Once bob has read past the gap, later acknowledgements move the cursor again.
+    sim.send(alice, "next");
+    let next = sim.log[sim.log.len() - 1].seq;
+    sim.reply(Command::Delivered {
+        member,
+        seq: next,
+        prev: fine,
+    });
+    assert_eq!(sim.cursor("bob"), next);
 }
 
 #[test]
@@ -1445,7 +1483,13 @@ fn delivered_never_moves_the_cursor_backwards() {
     sim.unread(bob);
     let cursor = sim.cursor("bob");
     let member = sim.member("bob");
-    let decision = sim.run(Command::Delivered { member, seq: 1 }).unwrap();
+    let decision = sim
+        .run(Command::Delivered {
+            member,
+            seq: 1,
+            prev: 0,
+        })
+        .unwrap();
     assert_eq!(decision.reply, Reply::Delivered);
     assert!(decision.events.is_empty());
     assert_eq!(sim.cursor("bob"), cursor);
@@ -1454,6 +1498,7 @@ fn delivered_never_moves_the_cursor_backwards() {
         .run(Command::Delivered {
             member,
             seq: cursor,
+            prev: 0,
         })
         .unwrap();
     assert!(decision.events.is_empty());
@@ -1470,6 +1515,7 @@ fn delivered_never_moves_the_cursor_past_the_log() {
         .run(Command::Delivered {
             member,
             seq: sim.room.last_seq + 1,
+            prev: 0,
         })
         .unwrap();
     assert_eq!(decision.reply, Reply::Delivered);
@@ -1488,6 +1534,7 @@ fn delivered_for_a_departed_member_is_a_no_op() {
         .run(Command::Delivered {
             member,
             seq: sim.room.last_seq,
+            prev: 0,
         })
         .unwrap();
     assert_eq!(decision.reply, Reply::Delivered);

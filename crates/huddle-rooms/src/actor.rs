@@ -90,6 +90,9 @@ pub struct RoomState {
     pending: Vec<Event>,
     replies: Vec<PendingReply>,
     inflight: Option<Inflight>,
+    /// Per agent with an endpoint: the last message queued for push (starts at its
+    /// cursor when first seen).
+    pushed: std::collections::HashMap<huddle_core::MemberId, Seq>,
     flush_scheduled: bool,
     last_active: Instant,
     store: Arc<dyn RoomStore>,
@@ -122,6 +125,7 @@ impl Actor for RoomActor {
             committed: args.room.last_seq,
             submitted: args.room.last_seq,
             inflight: None,
+            pushed: Default::default(),
             room: args.room,
             epoch: args.epoch,
             tail: LogTail::new(TAIL, args.recent),
@@ -287,9 +291,10 @@ impl RoomState {
                 })
                 .await
                 .map(done),
-            RoomRequest::Delivered { member, seq } => {
-                self.run(Command::Delivered { member, seq }).await.map(done)
-            }
+            RoomRequest::Delivered { member, seq, prev } => self
+                .run(Command::Delivered { member, seq, prev })
+                .await
+                .map(done),
             RoomRequest::Info { password, token } => {
                 self.check_access(password, token).await?;
                 Ok(RoomResponse::Info(self.room.view()))
@@ -480,17 +485,20 @@ impl RoomState {
     }
 
     /// Queues A2A pushes: every agent with an endpoint gets what it may see and has not
-    /// seen yet (never its own messages).
-    fn push(&self, messages: &[Arc<Message>]) {
+    /// seen yet (never its own messages). Each push names the one queued before it for
+    /// the same agent, so acknowledgements move the cursor only without gaps.
+    fn push(&mut self, messages: &[Arc<Message>]) {
         for agent in &self.room.agents {
             let Some(url) = &agent.endpoint else { continue };
+            let prev = self.pushed.entry(agent.member).or_insert(agent.cursor);
             for m in messages {
                 if m.from_member != agent.member
                     && m.seq > agent.cursor
                     && m.visible_to(agent.member)
                 {
                     self.pusher
-                        .enqueue(self.room.id, agent.member, url, m.clone());
+                        .enqueue(self.room.id, agent.member, url, m.clone(), *prev);
+                    *prev = m.seq;
                 }
             }
         }

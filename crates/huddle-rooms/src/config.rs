@@ -31,7 +31,8 @@ pub struct PushConfig {
     pub attempts: u32,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
-    /// Messages waiting per agent; beyond it the oldest waiting push is dropped.
+    /// Messages waiting per agent; beyond it a new push is dropped (with a warning; the
+    /// agent still gets the message from `message.unread`).
     pub queue: usize,
 }
 

@@ -359,6 +359,7 @@ async fn feed_acks(dir: Weak<Inner>, mut acks: mpsc::UnboundedReceiver<Ack>) {
         let req = RoomRequest::Delivered {
             member: ack.member,
             seq: ack.seq,
+            prev: ack.prev,
         };
         if let Err(e) = dir.call(ack.room, req).await {
             tracing::debug!(room.id = %ack.room, error = %e, "push ack not recorded");

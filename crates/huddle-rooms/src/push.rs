@@ -32,11 +32,14 @@ pub struct Ack {
     pub room: RoomId,
     pub member: MemberId,
     pub seq: Seq,
+    /// The message pushed to this agent before this one (see `Command::Delivered`).
+    pub prev: Seq,
 }
 
 struct Job {
     endpoint: String,
     message: Arc<Message>,
+    prev: Seq,
 }
 
 type Key = (RoomId, MemberId);
@@ -82,12 +85,21 @@ impl Pusher {
         )
     }
 
-    /// Queues `message` for the agent `member` of `room` at `endpoint`.
-    pub fn enqueue(&self, room: RoomId, member: MemberId, endpoint: &str, message: Arc<Message>) {
+    /// Queues `message` for the agent `member` of `room` at `endpoint`; `prev` is the
+    /// message pushed to that agent before it.
+    pub fn enqueue(
+        &self,
+        room: RoomId,
+        member: MemberId,
+        endpoint: &str,
+        message: Arc<Message>,
+        prev: Seq,
+    ) {
         let key = (room, member);
         let job = Job {
             endpoint: endpoint.to_string(),
             message,
+            prev,
         };
         let mut queues = self.inner.queues.lock().expect("push queues poisoned");
         let tx = queues.entry(key).or_insert_with(|| {
@@ -156,6 +168,7 @@ async fn deliver(inner: &Inner, (room, member): Key, job: Job) {
                     room,
                     member,
                     seq: m.seq,
+                    prev: job.prev,
                 });
                 return;
             }
