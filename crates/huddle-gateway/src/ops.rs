@@ -423,15 +423,64 @@ async fn join(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
         .filter(|t| !t.is_empty())
         .map(AgentToken::from_wire);
     let endpoint = p.agent_endpoint.filter(|e| !e.is_empty());
-    let (_, response) = call_by_reference(router, &reference, p.password, |password| {
-        RoomRequest::Join {
+    let Joined {
+        room_id,
+        agent_name,
+        agent_token,
+        role,
+        reconnected,
+        missed,
+        cursor,
+    } = join_room(router, &reference, p.password, agent_name, token, endpoint).await?;
+    let verb = if reconnected {
+        "Reconnected to room"
+    } else {
+        "Joined room"
+    };
+    let mut data = json!({
+        "roomId": room_id.to_string(),
+        "agentName": agent_name,
+        "agentToken": agent_token.as_str(),
+        "role": role.as_str(),
+    });
+    add_missed(&mut data, &missed);
+    Ok(Outcome {
+        text: format!("{verb} {room_id} as {agent_name}"),
+        data: Some(data),
+        room_id: Some(room_id),
+        cursor: Some(cursor),
+    })
+}
+
+/// A room's answer to a join: what `room.join` / `JoinRoom` render.
+pub(crate) struct Joined {
+    pub room_id: RoomId,
+    pub agent_name: String,
+    pub agent_token: AgentToken,
+    pub role: huddle_core::Role,
+    pub reconnected: bool,
+    pub missed: Missed,
+    pub cursor: Seq,
+}
+
+/// Joins (or reconnects to) the room `reference` names — an id, a name, same-name rooms
+/// tried by password (B.3). Shared by every protocol's join.
+pub(crate) async fn join_room(
+    router: &dyn Router,
+    reference: &str,
+    password: Option<String>,
+    agent_name: String,
+    token: Option<AgentToken>,
+    endpoint: Option<String>,
+) -> Result<Joined, RoomError> {
+    let (_, response) =
+        call_by_reference(router, reference, password, |password| RoomRequest::Join {
             agent_name: agent_name.clone(),
             password,
             token: token.clone(),
             endpoint: endpoint.clone(),
-        }
-    })
-    .await?;
+        })
+        .await?;
     match response {
         RoomResponse::Joined {
             room_id,
@@ -441,26 +490,15 @@ async fn join(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
             reconnected,
             missed,
             cursor,
-        } => {
-            let verb = if reconnected {
-                "Reconnected to room"
-            } else {
-                "Joined room"
-            };
-            let mut data = json!({
-                "roomId": room_id.to_string(),
-                "agentName": agent_name,
-                "agentToken": agent_token.as_str(),
-                "role": role.as_str(),
-            });
-            add_missed(&mut data, &missed);
-            Ok(Outcome {
-                text: format!("{verb} {room_id} as {agent_name}"),
-                data: Some(data),
-                room_id: Some(room_id),
-                cursor: Some(cursor),
-            })
-        }
+        } => Ok(Joined {
+            room_id,
+            agent_name,
+            agent_token,
+            role,
+            reconnected,
+            missed,
+            cursor,
+        }),
         other => Err(unexpected(other)),
     }
 }

@@ -138,39 +138,25 @@ impl RoomService for RoomGrpc {
                 ])?;
                 let (reference, password) = split_context(&r.room, r.password);
                 let endpoint = r.agent_endpoint.filter(|e| !e.is_empty());
-                let (_, response) =
-                    call_by_reference(self.router(), &reference, password, |password| {
-                        RoomRequest::Join {
-                            agent_name: r.agent_name.clone(),
-                            password,
-                            token: token.clone(),
-                            endpoint: endpoint.clone(),
-                        }
-                    })
-                    .await?;
-                match response {
-                    RoomResponse::Joined {
-                        room_id,
-                        agent_name,
-                        agent_token,
-                        role,
-                        reconnected,
-                        missed,
-                        ..
-                    } => {
-                        let (missed_messages, missed_has_more) = conversions::missed(&missed);
-                        Ok(pb::JoinRoomResponse {
-                            room_id: room_id.to_string(),
-                            agent_name,
-                            agent_token: agent_token.as_str().to_string(),
-                            role: pb::Role::from(role).into(),
-                            reconnected,
-                            missed_messages,
-                            missed_has_more,
-                        })
-                    }
-                    other => Err(unexpected(other)),
-                }
+                let joined = ops::join_room(
+                    self.router(),
+                    &reference,
+                    password,
+                    r.agent_name,
+                    token,
+                    endpoint,
+                )
+                .await?;
+                let (missed_messages, missed_has_more) = conversions::missed(&joined.missed);
+                Ok(pb::JoinRoomResponse {
+                    room_id: joined.room_id.to_string(),
+                    agent_name: joined.agent_name,
+                    agent_token: joined.agent_token.as_str().to_string(),
+                    role: pb::Role::from(joined.role).into(),
+                    reconnected: joined.reconnected,
+                    missed_messages,
+                    missed_has_more,
+                })
             }
             .await,
         )
