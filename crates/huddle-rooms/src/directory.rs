@@ -240,25 +240,19 @@ impl RoomDirectory {
         }
     }
 
+    fn active(&self, room: RoomId) -> Option<ActorRef<RoomMsg>> {
+        let actors = self.inner.actors.lock().expect("directory poisoned");
+        actors.get(&room).cloned()
+    }
+
+    /// The room's actor, activated (loaded under a new epoch) if it is not running.
     async fn actor(&self, room: RoomId) -> Result<ActorRef<RoomMsg>, RoomError> {
-        if let Some(a) = self
-            .inner
-            .actors
-            .lock()
-            .expect("directory poisoned")
-            .get(&room)
-        {
-            return Ok(a.clone());
+        if let Some(a) = self.active(room) {
+            return Ok(a);
         }
         let _guard = self.inner.activating[stripe(&room)].lock().await;
-        if let Some(a) = self
-            .inner
-            .actors
-            .lock()
-            .expect("directory poisoned")
-            .get(&room)
-        {
-            return Ok(a.clone());
+        if let Some(a) = self.active(room) {
+            return Ok(a);
         }
         let unavailable = |e: String| RoomError::Unavailable(e);
         let (state, epoch) = self
