@@ -61,13 +61,16 @@ pub struct Pusher {
 impl Pusher {
     /// The pusher and the stream of acknowledgements its owner must feed back to rooms.
     pub fn new(config: PushConfig, allow_private: bool) -> (Self, mpsc::UnboundedReceiver<Ack>) {
+        // reqwest is built without a default TLS provider (it would pull aws-lc-sys):
+        // make sure one is installed; a no-op when the binary already did it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .dns_resolver(endpoint::resolver(allow_private))
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("huddle/", env!("CARGO_PKG_VERSION")))
             .build()
-            .expect("push client: TLS provider must be installed");
+            .expect("push client: the TLS provider is installed above");
         let (acks, ack_rx) = mpsc::unbounded_channel();
         let inner = Inner {
             queues: Mutex::new(HashMap::new()),
