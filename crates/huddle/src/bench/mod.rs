@@ -3,15 +3,20 @@
 //! and join.cloud alike.
 //!
 //! Layout:
-//! - this file  — the command line ([`BenchArgs`]) and [`run`].
-//! - `load`     — the `load` scenario: rooms, agents, SSE receivers, closed-loop senders,
-//!   delivery accounting (lost / duplicated).
-//! - `creates`  — the `creates` scenario: N room creates then M joins, one at a time.
-//! - `report`   — latency summaries, server RSS sampling, human and JSON output.
-//! - `grpc`     — the `grpc` scenario: `load` over Huddle's gRPC API (tonic client).
-//! - `mcp`      — the `mcp` scenario: MCP sessions calling `sendMessage`, GET-stream listeners.
+//! - this file    — the command line ([`BenchArgs`]) and [`run`].
+//! - `deliveries` — the delivery scenarios (`load`, `grpc`) whatever the wire: rooms and
+//!   agents, stream receivers, closed-loop senders, message stamps, delivery accounting
+//!   (lost / duplicated / unconfirmed), interval lines, their report and its printing.
+//! - `load`       — the `load` scenario's wire (a `deliveries::Transport`): A2A
+//!   `SendMessage` + SSE, so any join.cloud-compatible server.
+//! - `grpc`       — the `grpc` scenario's wire: Huddle's gRPC API (tonic client),
+//!   `SendMessage` calls and `Subscribe` streams.
+//! - `creates`    — the `creates` scenario: N room creates then M joins, one at a time.
+//! - `mcp`        — the `mcp` scenario: MCP sessions calling `sendMessage`, GET-stream listeners.
+//! - `report`     — latency summaries, error tallies, server RSS sampling, JSON output.
 
 mod creates;
+mod deliveries;
 mod grpc;
 mod load;
 mod mcp;
@@ -195,9 +200,9 @@ async fn run_here(args: BenchArgs) -> anyhow::Result<()> {
     // A short unique tag: room names and message stamps of this run.
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     match args.scenario {
-        Scenario::Load => load::run(&args, client, &run_id).await,
+        Scenario::Load => deliveries::run(&args, client, &run_id).await,
         Scenario::Creates => creates::run(&args, client, &run_id).await,
-        Scenario::Grpc => grpc::run(&args, &run_id).await,
+        Scenario::Grpc => deliveries::run(&args, grpc::Grpc::connect(&args).await?, &run_id).await,
         Scenario::Mcp => mcp::run(&args, &run_id).await,
     }
 }

@@ -7,8 +7,6 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::client::ClientError;
-
 /// Most distinct error texts kept; the rest are counted under one "other" entry.
 const MAX_DISTINCT_ERRORS: usize = 20;
 
@@ -89,10 +87,6 @@ pub struct ErrorTally {
 }
 
 impl ErrorTally {
-    pub fn add(&mut self, e: &ClientError) {
-        self.add_text(format!("{}: {e}", e.kind()));
-    }
-
     pub fn add_text(&mut self, text: String) {
         if self.counts.len() >= MAX_DISTINCT_ERRORS && !self.counts.contains_key(&text) {
             *self.counts.entry("(other errors)".into()).or_default() += 1;
