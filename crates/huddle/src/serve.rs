@@ -85,6 +85,16 @@ pub struct ServeArgs {
     #[arg(long, env = "HUDDLE_MCP_SESSION_IDLE_SECS", default_value_t = 3600)]
     mcp_session_idle_secs: u64,
 
+    /// Most MCP sessions at once; beyond it a request that would start one gets 503
+    /// (`Too many MCP sessions: the limit is N`) until sessions end.
+    #[arg(long, env = "HUDDLE_MCP_MAX_SESSIONS", default_value_t = 10_000)]
+    mcp_max_sessions: usize,
+
+    /// Most rooms one MCP session remembers (rooms it left included), and most rooms one
+    /// `subscriptions/listen` follows.
+    #[arg(long, env = "HUDDLE_MCP_MAX_SESSION_ROOMS", default_value_t = 100)]
+    mcp_max_session_rooms: usize,
+
     /// Log format: text or json.
     #[arg(long, env = "HUDDLE_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -130,6 +140,8 @@ impl ServeArgs {
             allowed_origins: self.mcp_allowed_origins.clone(),
             session_idle: Duration::from_secs(self.mcp_session_idle_secs.max(1)),
             max_body_bytes: self.max_body_bytes,
+            max_sessions: self.mcp_max_sessions.max(1),
+            max_session_rooms: self.mcp_max_session_rooms.max(1),
             ..McpConfig::default()
         }
     }
@@ -180,6 +192,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         mcp_listen = ?args.mcp_listen,
         mcp_allowed_hosts = ?args.mcp_allowed_hosts,
         mcp_session_idle_secs = args.mcp_session_idle_secs,
+        mcp_max_sessions = args.mcp_max_sessions,
+        mcp_max_session_rooms = args.mcp_max_session_rooms,
         "huddle configuration"
     );
     let store = EmbeddedStore::open(&data_dir, durability)

@@ -9,7 +9,7 @@ use huddle_core::{AgentToken, RoomId};
 use serde_json::Value;
 
 use super::delivery;
-use super::session::{NoRoom, Session};
+use super::session::{NoRoom, Session, too_many_rooms};
 use super::tools::{Scope, ToolSpec};
 use crate::ops::{self, Action, Outcome, Params};
 
@@ -56,18 +56,37 @@ pub async fn run(
     if let Err(message) = pick_agent(spec, session, &mut p) {
         return ToolAnswer::error(message);
     }
+    // B.8: a session remembers a bounded number of rooms; refused before the action,
+    // so that no room is made or joined that the session could not follow.
+    if let Some(session) = session {
+        let reference = match spec.action {
+            Action::Create => Some(None),
+            Action::Join => Some(p.room.as_deref().map(room_name)),
+            _ => None,
+        };
+        if let Some(reference) = reference
+            && !session.may_join(reference)
+        {
+            return ToolAnswer::error(too_many_rooms(session.room_limit()));
+        }
+    }
     let reference = p.room.clone();
     match ops::execute(router, spec.action, p).await {
-        Ok(outcome) => {
-            let joined = remember(router, session, spec.action, &outcome, reference).await;
-            ToolAnswer {
+        Ok(outcome) => match remember(router, session, spec.action, &outcome, reference).await {
+            Ok(joined) => ToolAnswer {
                 text: render(&outcome),
                 is_error: false,
                 joined,
-            }
-        }
+            },
+            Err(message) => ToolAnswer::error(message),
+        },
         Err(e) => ToolAnswer::error(e),
     }
+}
+
+/// The room a `joinRoom` reference names: the id or name without `:password`.
+fn room_name(reference: &str) -> &str {
+    reference.split(':').next().unwrap_or_default()
 }
 
 /// Fills in the agent token (and for history, the room) from the session's rooms.
@@ -135,14 +154,15 @@ pub fn render(outcome: &Outcome) -> String {
 }
 
 /// After `createRoom`/`joinRoom` the session subscribes to the room (B.6: creating
-/// subscribes too); after `leaveRoom` it forgets it.
+/// subscribes too); after `leaveRoom` it forgets it. `Err`: the session is at its room
+/// limit (a concurrent call took the last place).
 async fn remember(
     router: &dyn Router,
     session: Option<&Arc<Session>>,
     action: Action,
     outcome: &Outcome,
     reference: Option<String>,
-) -> Option<(RoomId, AgentToken)> {
+) -> Result<Option<(RoomId, AgentToken)>, String> {
     let data = outcome.data.as_ref();
     let field = |k: &str| {
         data.and_then(|d| d.get(k))
@@ -151,8 +171,10 @@ async fn remember(
     };
     match action {
         Action::Create | Action::Join => {
-            let room_id = outcome.room_id?;
-            let token = AgentToken::from_wire(field("agentToken")?);
+            let (Some(room_id), Some(token)) = (outcome.room_id, field("agentToken")) else {
+                return Ok(None);
+            };
+            let token = AgentToken::from_wire(token);
             let agent_name = field("agentName").unwrap_or_default();
             if let Some(session) = session {
                 let name = if action == Action::Create {
@@ -160,7 +182,7 @@ async fn remember(
                 } else {
                     // A name the client may use again as roomId (not `name:password`).
                     reference
-                        .map(|r| r.split(':').next().unwrap_or_default().to_lowercase())
+                        .map(|r| room_name(&r).to_lowercase())
                         .filter(|n| !n.is_empty() && n.parse::<RoomId>().is_err())
                 };
                 // Delivery carries on from the agent's cursor after the join: nothing
@@ -171,17 +193,22 @@ async fn remember(
                         .await
                         .unwrap_or(0),
                 };
-                let slot = session.join(room_id, name, token.clone(), agent_name, baseline);
+                let slot = session
+                    .join(room_id, name, token.clone(), agent_name, baseline)
+                    .map_err(too_many_rooms)?;
                 delivery::start_room(router, session, slot).await;
             }
-            Some((room_id, token))
+            Ok(Some((room_id, token)))
         }
         Action::Leave => {
-            if let (Some(session), Some(room)) = (session, outcome.room_id) {
-                session.leave(room);
+            if let (Some(session), Some(room)) = (session, outcome.room_id)
+                && let Some(slot) = session.leave(room)
+            {
+                // Its POST-path subscription goes with it (the GET stream drops its own).
+                session.flush.lock().await.remove(&slot);
             }
-            None
+            Ok(None)
         }
-        _ => None,
+        _ => Ok(None),
     }
 }

@@ -73,6 +73,12 @@ pub struct McpConfig {
     /// Most room notifications put ahead of one tool result (the rest follow with the
     /// next ones).
     pub max_notes: usize,
+    /// Most live sessions on this node; beyond it a request that would start one is
+    /// refused (503) until sessions end (DELETE or idle expiry).
+    pub max_sessions: usize,
+    /// Most rooms one session remembers (rooms it left still hold their place), and most
+    /// rooms one `subscriptions/listen` follows.
+    pub max_session_rooms: usize,
 }
 
 impl Default for McpConfig {
@@ -84,6 +90,8 @@ impl Default for McpConfig {
             keep_alive: Duration::from_secs(15),
             max_body_bytes: 1024 * 1024,
             max_notes: 500,
+            max_sessions: 10_000,
+            max_session_rooms: 100,
         }
     }
 }

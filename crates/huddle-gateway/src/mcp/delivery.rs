@@ -363,7 +363,7 @@ impl Live {
             tokio::select! {
                 _ = &mut self.registration.stop => return None,
                 _ = &mut ping => return Some(Bytes::from_static(b": ping\n\n")),
-                Some(slot) = self.registration.joined.recv() => self.pending.push(slot),
+                slots = self.registration.joined.next() => self.pending.extend(slots),
                 Some((slot, item)) = self.feeds.next(), if !self.feeds.is_empty() => match item {
                     Ok(m) => {
                         if m.seq <= self.cursor.get(slot).unwrap_or(0) {

@@ -11,28 +11,37 @@
 //! - the GET stream is served here from the rooms' logs, its event ids being the
 //!   session's seq cursor (rmcp's are its own counters over a 16-event replay buffer);
 //! - DELETE answers 404 for an unknown session (rmcp answers 202 whatever the id) and 200
-//!   otherwise, and idle sessions expire here (an open GET stream counts as activity).
+//!   otherwise, and idle sessions expire here (an open GET stream counts as activity);
+//! - a request that would start a session beyond [`McpConfig::max_sessions`] is refused
+//!   with 503, `Retry-After` and a JSON-RPC error naming the limit (B.8).
+//!
+//! [`McpConfig::max_sessions`]: super::McpConfig::max_sessions
 
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::http::header::{ACCEPT, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HOST};
+use axum::http::header::{ACCEPT, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HOST, RETRY_AFTER};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::Inner;
 use super::cursor::Cursor;
 use super::delivery;
+use super::manager;
 use super::server::SESSION_HEADER;
 use super::session::Session;
 
 const PROTOCOL_HEADER: &str = "mcp-protocol-version";
 const SESSIONLESS_VERSION: &str = "2026-07-28";
+
+/// `Retry-After` of a refusal at the session cap: sessions end by DELETE or idle expiry,
+/// neither of which can be predicted.
+const RETRY_AFTER_SECS: &str = "30";
 
 fn plain(status: StatusCode, text: &'static str) -> Response {
     (status, text).into_response()
@@ -46,6 +55,19 @@ fn session_not_found() -> Response {
         "id": null,
     });
     (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+}
+
+/// B.8: a request that would start a session beyond the cap (`id`: the request's).
+pub(super) fn too_many_sessions(limit: usize, id: Option<&Value>) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "error": {"code": -32000, "message": manager::too_many_sessions(limit)},
+        "id": id.cloned().unwrap_or(Value::Null),
+    });
+    let mut r = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    r.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    r
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -68,7 +90,7 @@ fn accepts(headers: &HeaderMap, media: &str) -> bool {
 #[derive(Deserialize, Default)]
 struct Peek {
     method: Option<String>,
-    id: Option<IgnoredAny>,
+    id: Option<Value>,
     params: Option<PeekParams>,
 }
 
@@ -174,7 +196,7 @@ async fn post(inner: &Arc<Inner>, req: Request<Body>) -> Response {
         let s = match known {
             Some(s) => s,
             // A.7: an unknown or expired session is not an error: a fresh one runs it.
-            None => match inner.recover(&parts).await {
+            None => match inner.recover(&parts, peek.id.as_ref()).await {
                 Ok(s) => {
                     recovered = Some(s.id.clone());
                     s
@@ -197,17 +219,22 @@ async fn post(inner: &Arc<Inner>, req: Request<Body>) -> Response {
         }
         _ => delivery::Flushed::default(),
     };
-    let response = inner
-        .service
-        .handle(Request::from_parts(parts, Body::from(body)))
-        .await;
-    let mut response = response.map(Body::new);
-    if peek.is_initialize()
-        && response.status().is_success()
-        && let Some(id) = header(response.headers(), SESSION_HEADER)
-    {
-        inner.sessions.insert(id);
+    let starts_session = peek.is_initialize() && header(&parts.headers, SESSION_HEADER).is_none();
+    if starts_session && inner.sessions.is_full() {
+        return too_many_sessions(inner.sessions.max(), peek.id.as_ref());
     }
+    // (The session an `initialize` makes is registered by the manager, with rmcp's.)
+    let (response, refused) = manager::refused(
+        inner
+            .service
+            .handle(Request::from_parts(parts, Body::from(body))),
+    )
+    .await;
+    if refused {
+        // Full since the check above (a concurrent request took the last place).
+        return too_many_sessions(inner.sessions.max(), peek.id.as_ref());
+    }
+    let mut response = response.map(Body::new);
     if let Some(id) = recovered {
         response.headers_mut().insert(
             SESSION_HEADER,

@@ -10,6 +10,8 @@
 //! - [`config`]    — [`McpConfig`]: Host/Origin policy, session idle expiry, limits.
 //! - [`http`]      — the transport around rmcp: POST (recovery, notifications ahead of the
 //!   result), GET (the live stream), DELETE.
+//! - [`manager`]   — rmcp's session manager kept in step with [`session`]'s table; the
+//!   session cap.
 //! - [`server`]    — rmcp's `ServerHandler`: info + instructions, tools, resources, listen.
 //! - [`tools`]     — the twelve tools: descriptions, input schemas, annotations.
 //! - [`call`]      — one tool call: which agent, the A.4 action (`ops`), the result text.
@@ -23,6 +25,7 @@ pub mod config;
 pub mod cursor;
 pub mod delivery;
 pub mod http;
+pub mod manager;
 pub mod resources;
 pub mod server;
 pub mod session;
@@ -41,8 +44,10 @@ use huddle_cluster::Router;
 use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::Value;
 
 pub use config::{HostPolicy, McpConfig};
+use manager::Manager;
 use server::{RoomServer, SESSION_HEADER, Shared};
 use session::{Session, Sessions};
 
@@ -56,8 +61,8 @@ pub(crate) struct Inner {
     config: McpConfig,
     shared: Arc<Shared>,
     sessions: Arc<Sessions>,
-    service: StreamableHttpService<RoomServer, LocalSessionManager>,
-    manager: Arc<LocalSessionManager>,
+    service: StreamableHttpService<RoomServer, Manager>,
+    manager: Arc<Manager>,
     /// Serialises session recovery, so that concurrent requests with the same lost id
     /// land in one fresh session.
     recovering: tokio::sync::Mutex<std::collections::HashMap<String, String>>,
@@ -69,15 +74,16 @@ impl Mcp {
     /// The endpoint over `router`. Its idle-session sweeper (a tokio task that ends with
     /// the last clone of this value) starts with the first request.
     pub fn new(router: Arc<dyn Router>, config: McpConfig) -> Mcp {
-        let sessions = Arc::new(Sessions::default());
+        let sessions = Arc::new(Sessions::new(config.max_sessions, config.max_session_rooms));
         let shared = Arc::new(Shared {
             router,
             sessions: sessions.clone(),
+            max_listen_rooms: config.max_session_rooms,
         });
-        let mut manager = LocalSessionManager::default();
+        let mut local = LocalSessionManager::default();
         // Expiry is ours (an open GET stream keeps a session alive; rmcp sees only POSTs).
-        manager.session_config.keep_alive = None;
-        let manager = Arc::new(manager);
+        local.session_config.keep_alive = None;
+        let manager = Arc::new(Manager::new(local, sessions.clone()));
         let rmcp_config = StreamableHttpServerConfig::default()
             // Host/Origin are checked before rmcp, for every method (`config`).
             .disable_allowed_hosts()
@@ -117,7 +123,7 @@ impl Mcp {
         http::handle(&self.inner, req).await
     }
 
-    /// Live sessions on this node.
+    /// Live sessions on this node (at most [`McpConfig::max_sessions`]).
     pub fn session_count(&self) -> usize {
         self.inner.sessions.len()
     }
@@ -142,7 +148,12 @@ impl Inner {
 
     /// Starts a fresh session for a request whose session is unknown, expired or absent
     /// (A.7), by running the `initialize` handshake against rmcp on the client's behalf.
-    async fn recover(&self, parts: &Parts) -> Result<Arc<Session>, Response> {
+    /// `request_id`: the client's request's, for a refusal (at the session cap).
+    async fn recover(
+        &self,
+        parts: &Parts,
+        request_id: Option<&Value>,
+    ) -> Result<Arc<Session>, Response> {
         let lost = parts
             .headers
             .get(SESSION_HEADER)
@@ -155,20 +166,25 @@ impl Inner {
         {
             return Ok(session);
         }
-        let response = self
-            .service
-            .handle(http::handshake_request(parts, None))
-            .await;
+        if self.sessions.is_full() {
+            return Err(http::too_many_sessions(self.sessions.max(), request_id));
+        }
+        let (response, refused) =
+            manager::refused(self.service.handle(http::handshake_request(parts, None))).await;
+        if refused {
+            return Err(http::too_many_sessions(self.sessions.max(), request_id));
+        }
         let id = response
             .headers()
             .get(SESSION_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let Some(id) = id else {
+        // Made (and registered) by the manager; gone already if its handshake failed.
+        let Some(session) = id.as_deref().and_then(|id| self.sessions.get(id)) else {
             tracing::warn!(status = %response.status(), "session recovery: initialize failed");
             return Err(response.map(Body::new));
         };
-        let session = self.sessions.insert(&id);
+        let id = session.id.clone();
         let initialized = self
             .service
             .handle(http::handshake_request(parts, Some(&id)))
@@ -179,7 +195,8 @@ impl Inner {
         }
         tracing::debug!(lost = ?lost, fresh = %id, "MCP session recovered");
         if let Some(lost) = lost {
-            if recovering.len() > 10_000 {
+            // Bounded like the sessions the entries lead to.
+            if recovering.len() >= self.sessions.max() {
                 recovering.clear();
             }
             recovering.insert(lost, id);
@@ -189,7 +206,7 @@ impl Inner {
 
     /// Ends a session: its GET stream, its subscriptions, and rmcp's side.
     async fn end_session(&self, id: &str) {
-        self.sessions.remove(id);
+        // The manager drops our side too.
         if let Err(e) = self.manager.close_session(&id.into()).await {
             tracing::debug!(session = id, error = %e, "closing rmcp session");
         }

@@ -185,18 +185,31 @@ pub fn acceptable(uris: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// B.8: one listen stream follows a bounded number of rooms.
+pub fn too_many_listen_rooms(limit: usize) -> String {
+    format!("Too many rooms in one subscriptions/listen: the limit is {limit}")
+}
+
 /// Runs one `subscriptions/listen` stream until the client cancels it: for each room
 /// message the agent may see, `notifications/resources/updated` on the room's URI.
+/// At most `max_rooms` rooms (each is a room subscription held as long as the stream).
 pub async fn listen(
     router: Arc<dyn Router>,
     session: Option<Arc<Session>>,
     ctx: SubscriptionContext,
+    max_rooms: usize,
 ) -> Result<(), McpError> {
     let uris = ctx
         .accepted()
         .resource_subscriptions
         .clone()
         .unwrap_or_default();
+    if uris.len() > max_rooms {
+        return Err(McpError::invalid_params(
+            too_many_listen_rooms(max_rooms),
+            None,
+        ));
+    }
     let mut feeds = StreamMap::new();
     let mut rooms = Vec::new();
     for (i, uri) in uris.iter().enumerate() {

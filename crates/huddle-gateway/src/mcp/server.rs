@@ -39,6 +39,8 @@ pub const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
 pub struct Shared {
     pub router: Arc<dyn Router>,
     pub sessions: Arc<Sessions>,
+    /// Most rooms one `subscriptions/listen` follows (`McpConfig::max_session_rooms`).
+    pub max_listen_rooms: usize,
 }
 
 #[derive(Clone)]
@@ -225,6 +227,12 @@ impl ServerHandler for RoomServer {
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
         let session = self.session(context.request_context());
-        resources::listen(self.shared.router.clone(), session, context).await
+        resources::listen(
+            self.shared.router.clone(),
+            session,
+            context,
+            self.shared.max_listen_rooms,
+        )
+        .await
     }
 }

@@ -9,13 +9,13 @@
 //! Locking: `rooms` and `live` are std mutexes held for a few field updates, never across
 //! an `.await`; `flush` is a tokio mutex because draining a subscription awaits.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use huddle_core::{AgentToken, RoomId, Seq};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 use super::delivery::FlushFeed;
 
@@ -79,24 +79,58 @@ struct Rooms {
     clock: u64,
 }
 
+/// B.8: a session's rooms are bounded, and the refusal names the limit.
+pub fn too_many_rooms(limit: usize) -> String {
+    format!("Too many rooms in this MCP session: the limit is {limit}")
+}
+
 /// The session's open GET stream, if any.
 struct Live {
     generation: u64,
     /// Tells the stream about rooms joined (or joined again) while it is open.
-    joined: mpsc::UnboundedSender<usize>,
+    joined: Arc<Joined>,
     /// Dropping it ends the stream (a newer GET replaced it, or the session ended).
     _stop: oneshot::Sender<()>,
+}
+
+/// The slots joined (or joined again) that a GET stream has yet to (re)open. A set, not
+/// a queue: a client joining over and over while it does not read its stream holds one
+/// entry per room, not one per call.
+#[derive(Default)]
+pub struct Joined {
+    slots: Mutex<BTreeSet<usize>>,
+    notify: Notify,
+}
+
+impl Joined {
+    fn push(&self, slot: usize) {
+        self.slots.lock().expect("session poisoned").insert(slot);
+        self.notify.notify_one();
+    }
+
+    /// The slots joined since the last call, once there is at least one.
+    pub async fn next(&self) -> Vec<usize> {
+        loop {
+            let slots = std::mem::take(&mut *self.slots.lock().expect("session poisoned"));
+            if !slots.is_empty() {
+                return slots.into_iter().collect();
+            }
+            self.notify.notified().await;
+        }
+    }
 }
 
 /// What a new GET stream gets: its generation, the room-joined feed and its stop signal.
 pub struct LiveRegistration {
     pub generation: u64,
-    pub joined: mpsc::UnboundedReceiver<usize>,
+    pub joined: Arc<Joined>,
     pub stop: oneshot::Receiver<()>,
 }
 
 pub struct Session {
     pub id: String,
+    /// Most rooms (slots) the session remembers.
+    max_rooms: usize,
     last_active: Mutex<Instant>,
     rooms: Mutex<Rooms>,
     live: Mutex<Option<Live>>,
@@ -106,9 +140,10 @@ pub struct Session {
 }
 
 impl Session {
-    fn new(id: String) -> Self {
+    fn new(id: String, max_rooms: usize) -> Self {
         Self {
             id,
+            max_rooms,
             last_active: Mutex::new(Instant::now()),
             rooms: Mutex::new(Rooms::default()),
             live: Mutex::new(None),
@@ -129,7 +164,22 @@ impl Session {
         self.last_active.lock().expect("session poisoned").elapsed()
     }
 
-    /// Records a joined (or re-joined) room, delivering from `baseline` on; returns its slot.
+    /// Most rooms the session remembers (rooms it left keep their slot, and count).
+    pub fn room_limit(&self) -> usize {
+        self.max_rooms
+    }
+
+    /// Whether joining the room `reference` names (its id or name; `None`: a new room)
+    /// stays within [`Session::room_limit`]: a room the session already has (left
+    /// or not) takes its old slot again.
+    pub fn may_join(&self, reference: Option<&str>) -> bool {
+        let rooms = self.rooms.lock().expect("session poisoned");
+        rooms.list.len() < self.max_rooms
+            || reference.is_some_and(|r| rooms.list.iter().any(|room| room.matches(r)))
+    }
+
+    /// Records a joined (or re-joined) room, delivering from `baseline` on; returns its
+    /// slot, or `Err` with the limit when it would be a room beyond [`Session::room_limit`].
     pub fn join(
         &self,
         room_id: RoomId,
@@ -137,9 +187,13 @@ impl Session {
         token: AgentToken,
         agent_name: String,
         baseline: Seq,
-    ) -> usize {
+    ) -> Result<usize, usize> {
         let slot = {
             let mut rooms = self.rooms.lock().expect("session poisoned");
+            let known = rooms.list.iter().any(|r| r.room_id == room_id);
+            if !known && rooms.list.len() >= self.max_rooms {
+                return Err(self.max_rooms);
+            }
             rooms.clock += 1;
             let recency = rooms.clock;
             if let Some(r) = rooms.list.iter_mut().find(|r| r.room_id == room_id) {
@@ -171,16 +225,17 @@ impl Session {
             }
         };
         if let Some(live) = self.live.lock().expect("session poisoned").as_ref() {
-            let _ = live.joined.send(slot);
+            live.joined.push(slot);
         }
-        slot
+        Ok(slot)
     }
 
-    pub fn leave(&self, room_id: RoomId) {
+    /// The room was left; returns its slot.
+    pub fn leave(&self, room_id: RoomId) -> Option<usize> {
         let mut rooms = self.rooms.lock().expect("session poisoned");
-        if let Some(r) = rooms.list.iter_mut().find(|r| r.room_id == room_id) {
-            r.left = true;
-        }
+        let r = rooms.list.iter_mut().find(|r| r.room_id == room_id)?;
+        r.left = true;
+        Some(r.slot)
     }
 
     /// The room a tool acts on: the one `reference` names, or the most recently joined.
@@ -237,11 +292,11 @@ impl Session {
     /// Registers a new GET stream; an older one of this session ends.
     pub fn open_live(&self) -> LiveRegistration {
         let generation = self.live_generation.fetch_add(1, Ordering::Relaxed) + 1;
-        let (joined_tx, joined) = mpsc::unbounded_channel();
+        let joined = Arc::new(Joined::default());
         let (stop_tx, stop) = oneshot::channel();
         *self.live.lock().expect("session poisoned") = Some(Live {
             generation,
-            joined: joined_tx,
+            joined: joined.clone(),
             _stop: stop_tx,
         });
         self.touch();
@@ -277,29 +332,97 @@ impl Session {
     }
 }
 
-/// Every live session of this node, by `Mcp-Session-Id`.
-#[derive(Default)]
+/// Every live session of this node, by `Mcp-Session-Id`, at most `max` of them.
 pub struct Sessions {
-    map: Mutex<HashMap<String, Arc<Session>>>,
+    map: Mutex<Table>,
+    max: usize,
+    /// Most rooms each session remembers.
+    max_rooms: usize,
+}
+
+#[derive(Default)]
+struct Table {
+    live: HashMap<String, Arc<Session>>,
+    /// Places taken by sessions being created (see [`Sessions::reserve`]).
+    starting: usize,
+}
+
+/// A place under the cap for one session being created; given back when dropped unless
+/// [`filled`](Place::fill).
+pub struct Place<'a> {
+    sessions: &'a Sessions,
+    filled: bool,
+}
+
+impl Place<'_> {
+    /// The session `id` takes the place.
+    pub fn fill(mut self, id: &str) -> Arc<Session> {
+        let session = Arc::new(Session::new(id.to_string(), self.sessions.max_rooms));
+        let mut table = self.sessions.map.lock().expect("sessions poisoned");
+        table.starting -= 1;
+        table.live.insert(id.to_string(), session.clone());
+        self.filled = true;
+        session
+    }
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        if !self.filled {
+            self.sessions
+                .map
+                .lock()
+                .expect("sessions poisoned")
+                .starting -= 1;
+        }
+    }
 }
 
 impl Sessions {
-    pub fn insert(&self, id: &str) -> Arc<Session> {
-        let session = Arc::new(Session::new(id.to_string()));
-        self.map
-            .lock()
-            .expect("sessions poisoned")
-            .insert(id.to_string(), session.clone());
-        session
+    /// A table of at most `max` sessions, each remembering at most `max_rooms` rooms.
+    pub fn new(max: usize, max_rooms: usize) -> Self {
+        Self {
+            map: Mutex::new(Table::default()),
+            max,
+            max_rooms,
+        }
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// A place for a new session; `None` when the table is full.
+    pub fn reserve(&self) -> Option<Place<'_>> {
+        let mut table = self.map.lock().expect("sessions poisoned");
+        if table.live.len() + table.starting >= self.max {
+            return None;
+        }
+        table.starting += 1;
+        Some(Place {
+            sessions: self,
+            filled: false,
+        })
+    }
+
+    /// Whether a new session would be refused now.
+    pub fn is_full(&self) -> bool {
+        let table = self.map.lock().expect("sessions poisoned");
+        table.live.len() + table.starting >= self.max
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        self.map.lock().expect("sessions poisoned").get(id).cloned()
+        self.map
+            .lock()
+            .expect("sessions poisoned")
+            .live
+            .get(id)
+            .cloned()
     }
 
     /// Removes the session and ends its streams.
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        let session = self.map.lock().expect("sessions poisoned").remove(id);
+        let session = self.map.lock().expect("sessions poisoned").live.remove(id);
         if let Some(s) = &session {
             s.end();
         }
@@ -309,20 +432,22 @@ impl Sessions {
     /// Removes and ends every session idle for longer than `idle`; returns their ids.
     pub fn expire(&self, idle: Duration) -> Vec<String> {
         let expired: Vec<Arc<Session>> = {
-            let mut map = self.map.lock().expect("sessions poisoned");
-            let ids: Vec<String> = map
+            let mut table = self.map.lock().expect("sessions poisoned");
+            let ids: Vec<String> = table
+                .live
                 .iter()
                 .filter(|(_, s)| s.idle_for() > idle)
                 .map(|(id, _)| id.clone())
                 .collect();
-            ids.iter().filter_map(|id| map.remove(id)).collect()
+            ids.iter().filter_map(|id| table.live.remove(id)).collect()
         };
         expired.iter().for_each(|s| s.end());
         expired.into_iter().map(|s| s.id.clone()).collect()
     }
 
+    /// Live sessions (those being created not included).
     pub fn len(&self) -> usize {
-        self.map.lock().expect("sessions poisoned").len()
+        self.map.lock().expect("sessions poisoned").live.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -340,11 +465,13 @@ mod tests {
 
     #[test]
     fn default_room_is_the_most_recently_joined() {
-        let s = Session::new("s".into());
+        let s = Session::new("s".into(), 100);
         assert_eq!(s.choose(None).unwrap_err(), NoRoom::NotJoined);
         let (a, b) = (RoomId::new_random(), RoomId::new_random());
-        s.join(a, Some("alpha".into()), token(a, "x"), "ann".into(), 0);
-        s.join(b, Some("beta".into()), token(b, "y"), "ann".into(), 3);
+        s.join(a, Some("alpha".into()), token(a, "x"), "ann".into(), 0)
+            .unwrap();
+        s.join(b, Some("beta".into()), token(b, "y"), "ann".into(), 3)
+            .unwrap();
         assert_eq!(s.choose(None).unwrap().room_id, b);
         assert_eq!(s.choose(Some("ALPHA")).unwrap().room_id, a);
         assert_eq!(s.choose(Some(&a.to_string())).unwrap().slot, 0);
@@ -352,7 +479,7 @@ mod tests {
             s.choose(Some("gamma")).unwrap_err(),
             NoRoom::NotInRoom("gamma".into())
         );
-        s.join(a, None, token(a, "x"), "ann".into(), 0);
+        s.join(a, None, token(a, "x"), "ann".into(), 0).unwrap();
         assert_eq!(
             s.choose(None).unwrap().room_id,
             a,
@@ -365,9 +492,9 @@ mod tests {
 
     #[test]
     fn posted_ranges_merge_and_are_skipped() {
-        let s = Session::new("s".into());
+        let s = Session::new("s".into(), 100);
         let a = RoomId::new_random();
-        let slot = s.join(a, None, token(a, "x"), "ann".into(), 2);
+        let slot = s.join(a, None, token(a, "x"), "ann".into(), 2).unwrap();
         s.posted(slot, 2, 5);
         s.posted(slot, 5, 9);
         s.delivered(slot, 12);
@@ -381,9 +508,9 @@ mod tests {
 
     #[test]
     fn idle_sessions_expire_but_an_open_get_stream_keeps_one_alive() {
-        let sessions = Sessions::default();
-        sessions.insert("idle");
-        let busy = sessions.insert("busy");
+        let sessions = Sessions::new(10, 10);
+        sessions.reserve().unwrap().fill("idle");
+        let busy = sessions.reserve().unwrap().fill("busy");
         let _live = busy.open_live();
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(
@@ -392,5 +519,47 @@ mod tests {
         );
         assert!(sessions.get("idle").is_none());
         assert!(sessions.get("busy").is_some());
+    }
+
+    #[test]
+    fn the_table_is_capped_and_places_being_created_count() {
+        let sessions = Sessions::new(2, 10);
+        let a = sessions.reserve().unwrap();
+        let b = sessions.reserve().unwrap();
+        assert!(sessions.is_full() && sessions.reserve().is_none());
+        drop(b); // creation failed or was abandoned: the place is given back
+        assert!(!sessions.is_full());
+        a.fill("a");
+        sessions.reserve().unwrap().fill("b");
+        assert_eq!(sessions.len(), 2);
+        assert!(sessions.reserve().is_none());
+        sessions.remove("a");
+        assert!(sessions.reserve().is_some());
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(sessions.expire(Duration::ZERO), vec!["b".to_string()]);
+        assert!(sessions.is_empty() && !sessions.is_full());
+    }
+
+    #[test]
+    fn a_session_remembers_a_bounded_number_of_rooms() {
+        let s = Session::new("s".into(), 2);
+        let (a, b, c) = (
+            RoomId::new_random(),
+            RoomId::new_random(),
+            RoomId::new_random(),
+        );
+        s.join(a, Some("alpha".into()), token(a, "x"), "ann".into(), 0)
+            .unwrap();
+        s.join(b, None, token(b, "y"), "ann".into(), 0).unwrap();
+        assert!(!s.may_join(None) && !s.may_join(Some("gamma")));
+        assert_eq!(s.join(c, None, token(c, "z"), "ann".into(), 0), Err(2));
+        // A room it left keeps its slot: joining it again is within the limit.
+        assert_eq!(s.leave(a), Some(0));
+        assert!(s.may_join(Some("ALPHA")) && s.may_join(Some(&a.to_string())));
+        assert_eq!(s.join(a, None, token(a, "x2"), "ann".into(), 0), Ok(0));
+        assert_eq!(
+            too_many_rooms(2),
+            "Too many rooms in this MCP session: the limit is 2"
+        );
     }
 }

@@ -265,3 +265,40 @@ async fn a_sessionless_client_discovers_calls_tools_and_listens_to_a_room() {
     assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
     let _ = post_raw;
 }
+
+#[tokio::test]
+async fn one_listen_follows_a_bounded_number_of_rooms() {
+    let node = Node::start_with(huddle_gateway::mcp::McpConfig {
+        max_session_rooms: 2,
+        ..Default::default()
+    })
+    .await;
+    let uris: Vec<String> = (0..3)
+        .map(|_| format!("huddle://rooms/{}/messages", uuid::Uuid::new_v4()))
+        .collect();
+    let listen = modern_request(
+        &node,
+        1,
+        "subscriptions/listen",
+        json!({"notifications": {"resourceSubscriptions": uris}}),
+        None,
+    )
+    .send()
+    .await
+    .unwrap();
+    let raw = tokio::time::timeout(WAIT, listen.text())
+        .await
+        .expect("the refusal ends the stream")
+        .unwrap();
+    let error = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|m| m.get("error").is_some())
+        .unwrap_or_else(|| panic!("no error in {raw}"));
+    assert_eq!(error["id"], 1);
+    assert_eq!(
+        error["error"]["message"],
+        "Too many rooms in one subscriptions/listen: the limit is 2"
+    );
+}

@@ -317,3 +317,186 @@ async fn a_recovered_session_reconnects_with_its_token_and_is_delivered_to() {
         ["welcome back"]
     );
 }
+
+fn initialize(id: u64) -> serde_json::Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+}
+
+/// A request refused because the node has `limit` sessions already (B.8): 503, a
+/// `Retry-After`, and a JSON-RPC error naming the limit, with the request's id.
+fn assert_too_many_sessions(posted: &crate::harness::Posted, id: serde_json::Value, limit: usize) {
+    assert_eq!(
+        posted.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        posted.raw
+    );
+    assert!(
+        posted.headers.get("retry-after").is_some(),
+        "{:?}",
+        posted.headers
+    );
+    assert!(posted.session_id().is_none(), "no session was made");
+    let error = &posted.response()["error"];
+    assert_eq!(
+        error["message"],
+        format!("Too many MCP sessions: the limit is {limit}"),
+        "{}",
+        posted.raw
+    );
+    assert_eq!(posted.response()["id"], id);
+}
+
+#[tokio::test]
+async fn sessions_are_capped_and_a_deleted_one_makes_room() {
+    let node = Node::start_with(McpConfig {
+        max_sessions: 3,
+        ..McpConfig::default()
+    })
+    .await;
+    let mut alice = node.session().await;
+    let mut bob = node.session().await;
+    let mut carol = node.session().await;
+    assert_eq!(node.mcp.session_count(), 3);
+
+    // A fourth initialize, again and again: refused, nothing grows.
+    for id in 40..45 {
+        let refused = post_raw(&node.http, &node.url(), &[], &initialize(id)).await;
+        assert_too_many_sessions(&refused, json!(id), 3);
+    }
+    // So is a request that would start a fresh session (unknown id, or none).
+    let call = json!({"jsonrpc": "2.0", "id": "call-1", "method": "tools/call",
+        "params": {"name": "listRooms", "arguments": {}}});
+    for headers in [&[("mcp-session-id", "no-such-session")][..], &[][..]] {
+        let refused = post_raw(&node.http, &node.url(), headers, &call).await;
+        assert_too_many_sessions(&refused, json!("call-1"), 3);
+    }
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let refused = post_raw(
+        &node.http,
+        &node.url(),
+        &[("mcp-session-id", "gone")],
+        &note,
+    )
+    .await;
+    assert_too_many_sessions(&refused, json!(null), 3);
+    assert_eq!(node.mcp.session_count(), 3);
+
+    // The three sessions work as before, notifications included.
+    let name = unique("cap");
+    alice
+        .ok("createRoom", json!({"name": name, "agentName": "alice"}))
+        .await;
+    bob.ok("joinRoom", json!({"roomId": name, "agentName": "bob"}))
+        .await;
+    let mut live = carol.live(None).await;
+    carol
+        .ok("joinRoom", json!({"roomId": name, "agentName": "carol"}))
+        .await;
+    alice.ok("sendMessage", json!({"text": "still here"})).await;
+    assert_eq!(live.bodies(1).await, ["still here"]);
+    assert_eq!(
+        bob.ok("listRooms", json!({})).await.bodies(),
+        ["carol joined the room", "still here"]
+    );
+    for s in [&alice, &bob, &carol] {
+        assert!(s.id.len() > 8);
+    }
+    assert_eq!(node.mcp.session_count(), 3);
+
+    // One ends: a new session is accepted, and the cap holds again after it.
+    assert_eq!(bob.delete().await.status(), StatusCode::OK);
+    assert_eq!(node.mcp.session_count(), 2);
+    let mut dave = node.session().await;
+    dave.ok("joinRoom", json!({"roomId": name, "agentName": "dave"}))
+        .await;
+    let refused = post_raw(&node.http, &node.url(), &[], &initialize(50)).await;
+    assert_too_many_sessions(&refused, json!(50), 3);
+    alice.ok("sendMessage", json!({"text": "hello dave"})).await;
+    assert_eq!(
+        dave.ok("listRooms", json!({})).await.bodies(),
+        ["hello dave"]
+    );
+}
+
+#[tokio::test]
+async fn expired_sessions_make_room_under_the_cap() {
+    let node = Node::start_with(McpConfig {
+        max_sessions: 1,
+        session_idle: Duration::from_millis(300),
+        ..McpConfig::default()
+    })
+    .await;
+    let _first = node.session().await;
+    let refused = post_raw(&node.http, &node.url(), &[], &initialize(1)).await;
+    assert_too_many_sessions(&refused, json!(1), 1);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(node.mcp.session_count(), 0, "the idle session expired");
+    let mut second = node.session().await;
+    second.ok("listRooms", json!({})).await;
+}
+
+#[tokio::test]
+async fn a_session_remembers_a_bounded_number_of_rooms() {
+    let node = Node::start_with(McpConfig {
+        max_session_rooms: 2,
+        ..McpConfig::default()
+    })
+    .await;
+    let mut alice = node.session().await;
+    let mut other = node.session().await;
+    let (a, b, c, d) = (unique("ra"), unique("rb"), unique("rc"), unique("rd"));
+    other
+        .ok("createRoom", json!({"name": d, "agentName": "other"}))
+        .await;
+    alice
+        .ok("createRoom", json!({"name": a, "agentName": "alice"}))
+        .await;
+    alice
+        .ok("createRoom", json!({"name": b, "agentName": "alice"}))
+        .await;
+    let limit = "Error: Too many rooms in this MCP session: the limit is 2";
+    alice
+        .fails(
+            "createRoom",
+            json!({"name": c, "agentName": "alice"}),
+            limit,
+        )
+        .await;
+    alice
+        .fails(
+            "joinRoom",
+            json!({"roomId": d, "agentName": "alice"}),
+            limit,
+        )
+        .await;
+    // Refused before the action: the room was not made, nobody joined.
+    let info = other.ok("roomInfo", json!({"roomId": d})).await;
+    assert!(!info.text.contains("\"alice\""), "{}", info.text);
+    other
+        .fails(
+            "joinRoom",
+            json!({"roomId": c, "agentName": "other"}),
+            &format!("Error: Room not found: {c}"),
+        )
+        .await;
+    // A room left still holds its place; joining it again takes the place back.
+    alice.ok("leaveRoom", json!({"roomId": a})).await;
+    alice
+        .fails(
+            "createRoom",
+            json!({"name": c, "agentName": "alice"}),
+            limit,
+        )
+        .await;
+    alice
+        .ok("joinRoom", json!({"roomId": a, "agentName": "alice"}))
+        .await;
+    alice
+        .ok("sendMessage", json!({"roomId": a, "text": "back in a"}))
+        .await;
+    alice
+        .ok("sendMessage", json!({"roomId": b, "text": "still in b"}))
+        .await;
+}

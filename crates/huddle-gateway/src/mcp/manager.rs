@@ -1,0 +1,197 @@
+//! rmcp's session manager, kept in step with our session table, and the session cap.
+//!
+//! rmcp's [`LocalSessionManager`] holds one worker task per session; [`Sessions`] holds
+//! what a session remembers. [`Manager`] wraps the former so that the two always hold
+//! the same sessions, whatever ends one:
+//! - a session enters our table when rmcp creates it (not once its `initialize` is
+//!   answered: a client that goes away mid-handshake leaves a session that expires like
+//!   any other, instead of an rmcp worker nobody sweeps);
+//! - every close goes through [`Manager::close_session`], which drops our side too: our
+//!   DELETE and idle expiry, and rmcp closing a session whose worker ended (a failed
+//!   handshake, the transport closed).
+//!
+//! Creating a session takes a place under the cap ([`Sessions::reserve`]); with none
+//! left, creation fails and [`refused`] tells the HTTP layer, which answers 503.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::Stream;
+use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::transport::WorkerTransport;
+use rmcp::transport::streamable_http_server::session::local::{
+    LocalSessionManager, LocalSessionManagerError, LocalSessionWorker,
+};
+use rmcp::transport::streamable_http_server::session::{
+    ServerSseMessage, SessionId, SessionManager,
+};
+
+use super::session::Sessions;
+
+/// Why rmcp's session operations fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    #[error("{}", too_many_sessions(*.0))]
+    Full(usize),
+    #[error(transparent)]
+    Local(#[from] LocalSessionManagerError),
+}
+
+/// B.8: the refusal names the limit.
+pub fn too_many_sessions(limit: usize) -> String {
+    format!("Too many MCP sessions: the limit is {limit}")
+}
+
+tokio::task_local! {
+    /// Set when a session creation inside [`refused`] hit the cap.
+    static REFUSED: Cell<bool>;
+}
+
+/// Runs `f` (a request handed to rmcp) and says whether it tried to create a session
+/// beyond the cap.
+pub async fn refused<F: Future>(f: F) -> (F::Output, bool) {
+    REFUSED
+        .scope(Cell::new(false), async move {
+            let out = f.await;
+            (out, REFUSED.with(Cell::get))
+        })
+        .await
+}
+
+/// [`LocalSessionManager`] with our [`Sessions`] kept in step (see the module docs).
+pub struct Manager {
+    local: LocalSessionManager,
+    sessions: Arc<Sessions>,
+}
+
+impl Manager {
+    pub fn new(local: LocalSessionManager, sessions: Arc<Sessions>) -> Self {
+        Self { local, sessions }
+    }
+}
+
+// Through a generic function, the streams carry the trait's bounds (`Sync` included).
+async fn stream<M: SessionManager>(
+    manager: &M,
+    id: &SessionId,
+    message: ClientJsonRpcMessage,
+) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, M::Error> {
+    manager.create_stream(id, message).await
+}
+
+async fn standalone<M: SessionManager>(
+    manager: &M,
+    id: &SessionId,
+) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, M::Error> {
+    manager.create_standalone_stream(id).await
+}
+
+async fn resumed<M: SessionManager>(
+    manager: &M,
+    id: &SessionId,
+    last_event_id: String,
+) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, M::Error> {
+    manager.resume(id, last_event_id).await
+}
+
+impl SessionManager for Manager {
+    type Error = ManagerError;
+    type Transport = WorkerTransport<LocalSessionWorker>;
+
+    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        let Some(place) = self.sessions.reserve() else {
+            let _ = REFUSED.try_with(|r| r.set(true));
+            return Err(ManagerError::Full(self.sessions.max()));
+        };
+        let (id, transport) = self.local.create_session().await?;
+        // No await since rmcp registered it: ours is registered with it.
+        place.fill(&id);
+        Ok((id, transport))
+    }
+
+    async fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        Ok(self.local.initialize_session(id, message).await?)
+    }
+
+    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        Ok(self.local.has_session(id).await?)
+    }
+
+    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        self.sessions.remove(id);
+        Ok(self.local.close_session(id).await?)
+    }
+
+    async fn create_stream(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        Ok(stream(&self.local, id, message).await?)
+    }
+
+    async fn accept_message(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<(), Self::Error> {
+        Ok(self.local.accept_message(id, message).await?)
+    }
+
+    async fn create_standalone_stream(
+        &self,
+        id: &SessionId,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        Ok(standalone(&self.local, id).await?)
+    }
+
+    async fn resume(
+        &self,
+        id: &SessionId,
+        last_event_id: String,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        Ok(resumed(&self.local, id, last_event_id).await?)
+    }
+
+    // `restore_session` keeps its default (not supported): no session store is
+    // configured, and a restored session would bypass the cap.
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn our_table_follows_rmcp_and_the_cap_holds() {
+        let sessions = Arc::new(Sessions::new(2, 10));
+        let manager = Manager::new(LocalSessionManager::default(), sessions.clone());
+        let (a, _a) = manager.create_session().await.unwrap();
+        let (b, _b) = manager.create_session().await.unwrap();
+        // Registered as soon as rmcp has it, before any handshake.
+        assert!(sessions.get(&a).is_some() && sessions.get(&b).is_some());
+        let (third, refused_) = refused(manager.create_session()).await;
+        assert!(refused_);
+        assert_eq!(
+            third.err().map(|e| e.to_string()).as_deref(),
+            Some("Too many MCP sessions: the limit is 2")
+        );
+        let (_, outside) = refused(manager.has_session(&a)).await;
+        assert!(!outside);
+        // rmcp closes a session whose worker ended (the transport closed, a failed
+        // handshake) through the manager: ours ends with it, and its place is free.
+        manager.close_session(&b).await.unwrap();
+        assert!(sessions.get(&b).is_none());
+        assert!(!manager.has_session(&b).await.unwrap());
+        let (c, _c) = manager.create_session().await.unwrap();
+        assert_eq!(sessions.len(), 2);
+        // And what ends on our side (DELETE, expiry) closes rmcp's.
+        manager.close_session(&c).await.unwrap();
+        assert!(!manager.has_session(&c).await.unwrap());
+        assert_eq!(sessions.len(), 1);
+    }
+}
