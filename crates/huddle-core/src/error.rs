@@ -65,6 +65,10 @@ pub enum RoomError {
     /// Admission control refused the request: retry later.
     #[error("Server busy: too many requests in flight (limit {0}); retry shortly")]
     Busy(usize),
+    /// Live streams (SSE, gRPC Subscribe, MCP notifications) on this node are at their
+    /// limit: retry later or on another node.
+    #[error("Too many live streams on this node: the limit is {0}; retry shortly")]
+    TooManyStreams(usize),
     /// The store or the room's actor failed; the command may not have been applied.
     #[error("Service unavailable: {0}")]
     Unavailable(String),

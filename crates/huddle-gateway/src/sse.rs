@@ -70,7 +70,7 @@ pub async fn stream(
         Err(RoomError::InvalidToken) | Err(RoomError::TokenNotInRoom) => {
             return refuse(StatusCode::FORBIDDEN, "Invalid token for this room");
         }
-        Err(e @ RoomError::Busy(_)) => {
+        Err(e @ (RoomError::Busy(_) | RoomError::TooManyStreams(_))) => {
             return refuse(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
         }
         Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

@@ -15,6 +15,9 @@ pub struct RoomsConfig {
     /// Requests in flight across all rooms; beyond it callers get `Server busy`. This is
     /// the admission control in front of ractor's unbounded mailboxes.
     pub max_in_flight: usize,
+    /// Live streams (subscriptions of every protocol) held open on this node at once;
+    /// beyond it a new one is refused with `Too many live streams ... the limit is N`.
+    pub max_streams: usize,
     /// Messages a live subscriber may fall behind before it is dropped (it resumes from
     /// its last `seq`, losing nothing).
     pub subscriber_buffer: usize,
@@ -43,6 +46,7 @@ impl Default for RoomsConfig {
             idle_timeout: Duration::from_secs(300),
             call_timeout: Duration::from_secs(10),
             max_in_flight: 4096,
+            max_streams: 50_000,
             subscriber_buffer: 4096,
             allow_private_endpoints: false,
             push: PushConfig::default(),

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
+use futures::StreamExt;
 use huddle_core::room::NewRoom;
 use huddle_core::{
     CreateRoom, Created, Room, RoomError, RoomId, RoomRequest, RoomResponse, RoomType, Seq,
@@ -43,6 +44,8 @@ struct Inner {
     /// Serialises creations of one name (so the uniqueness rules of A.4 hold).
     creating: Vec<tokio::sync::Mutex<()>>,
     admission: Arc<Semaphore>,
+    /// One permit per open subscription stream (all protocols).
+    streams: Arc<Semaphore>,
 }
 
 fn stripe<T: std::hash::Hash>(key: &T) -> usize {
@@ -61,6 +64,7 @@ impl RoomDirectory {
             hub: Arc::new(Hub::new(config.subscriber_buffer)),
             pusher,
             admission: Arc::new(Semaphore::new(config.max_in_flight)),
+            streams: Arc::new(Semaphore::new(config.max_streams)),
             config: Arc::new(config),
             actors: Mutex::new(HashMap::new()),
             activating: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
@@ -304,6 +308,13 @@ impl RoomDirectory {
         token: huddle_core::AgentToken,
         after: Option<Seq>,
     ) -> Result<(MessageStream, huddle_core::MemberId), RoomError> {
+        // The permit lives as long as the stream: dropping the stream frees the place.
+        let permit = self
+            .inner
+            .streams
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| RoomError::TooManyStreams(self.inner.config.max_streams))?;
         // Open the live side first so nothing committed after the snapshot is missed.
         let live = self.inner.hub.receiver(room);
         match self.call(room, RoomRequest::Authorize { token }).await? {
@@ -311,17 +322,19 @@ impl RoomDirectory {
                 member, last_seq, ..
             } => {
                 let after = after.unwrap_or(last_seq).min(last_seq);
-                Ok((
-                    hub::stream(
-                        self.inner.store.clone(),
-                        room,
-                        member,
-                        after,
-                        last_seq,
-                        live,
-                    ),
+                let stream = hub::stream(
+                    self.inner.store.clone(),
+                    room,
                     member,
-                ))
+                    after,
+                    last_seq,
+                    live,
+                );
+                let held: MessageStream = Box::pin(stream.map(move |item| {
+                    let _held = &permit;
+                    item
+                }));
+                Ok((held, member))
             }
             other => Err(RoomError::Unavailable(format!(
                 "unexpected room answer {other:?}"

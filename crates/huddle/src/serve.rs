@@ -56,6 +56,11 @@ pub struct ServeArgs {
     #[arg(long, env = "HUDDLE_MAX_IN_FLIGHT", default_value_t = 4096)]
     max_in_flight: usize,
 
+    /// Live streams (SSE, gRPC Subscribe, MCP notification feeds) open at once on this
+    /// node; beyond it new ones are refused, naming the limit.
+    #[arg(long, env = "HUDDLE_MAX_STREAMS", default_value_t = 50_000)]
+    max_streams: usize,
+
     /// Seconds without requests after which a room is unloaded from memory.
     #[arg(long, env = "HUDDLE_ROOM_IDLE_SECS", default_value_t = 300)]
     room_idle_secs: u64,
@@ -188,6 +193,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_message_bytes = args.max_message_bytes,
         max_body_bytes = args.max_body_bytes,
         max_in_flight = args.max_in_flight,
+        max_streams = args.max_streams,
         grpc_listen = ?args.grpc_listen,
         mcp_listen = ?args.mcp_listen,
         mcp_allowed_hosts = ?args.mcp_allowed_hosts,
@@ -206,6 +212,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         idle_timeout: Duration::from_secs(args.room_idle_secs.max(1)),
         max_in_flight: args.max_in_flight,
+        max_streams: args.max_streams,
         allow_private_endpoints: args.allow_private_endpoints,
         ..RoomsConfig::default()
     };

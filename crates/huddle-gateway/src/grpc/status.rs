@@ -49,6 +49,7 @@ pub fn classify(e: &RoomError) -> (Code, bool) {
         RoomError::Invalid(_) => (Code::InvalidArgument, true),
         // Admission control refused it before it reached the room: nothing was applied.
         RoomError::Busy(_) => (Code::ResourceExhausted, true),
+        RoomError::TooManyStreams(_) => (Code::ResourceExhausted, true),
         // The store or the actor failed mid-way: the command may have been applied.
         RoomError::Unavailable(_) => (Code::Unavailable, false),
     }

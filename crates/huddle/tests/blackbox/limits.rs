@@ -255,3 +255,49 @@ async fn request_body_over_1_mib_gets_413_and_the_node_stays_up() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Live streams are bounded per node (invariant 7): over `--max-streams` a new SSE stream
+/// is refused with 503 naming the limit, the open ones keep working, and a closed one
+/// makes room again.
+#[tokio::test]
+async fn live_streams_over_the_node_limit_are_refused_naming_it() {
+    let s = Server::start_with(&["--max-streams", "2"]).await;
+    let alice = s.create_room("streams", "alice").await;
+    let bob = s.join("streams", "bob").await;
+    let mut first = s.sse(&alice, Resume::Live).await;
+    let second = s.sse(&bob, Resume::Live).await;
+
+    let refused = s
+        .sse_request(&bob.room_id, Some(&bob.token), Resume::Live)
+        .await;
+    assert_eq!(refused.status().as_u16(), 503);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("the limit is 2"), "{error}");
+
+    // The open streams still deliver.
+    s.say(&bob, "still here").await.ok();
+    let (_, m) = first
+        .next_message(std::time::Duration::from_secs(10))
+        .await
+        .expect("the first stream still delivers");
+    assert_eq!(m["body"], "still here");
+
+    // Close one; the server notices at its next write, then a new stream fits.
+    drop(second);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        s.say(&alice, "nudge").await.ok();
+        let resp = s
+            .sse_request(&bob.room_id, Some(&bob.token), Resume::Live)
+            .await;
+        if resp.status().as_u16() == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a closed stream never made room for a new one"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
