@@ -64,9 +64,8 @@ pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Body) -
             let message = request
                 .get("params")
                 .and_then(|p| p.get("message"))
-                .cloned()
-                .unwrap_or(Value::Null);
-            rpc_result(send_message(&app, &message).await, id)
+                .unwrap_or(&Value::Null);
+            rpc_result(send_message(&app, message).await, id)
         }
         "GetTask" => rpc_error(-32601, "GetTask not implemented", id),
         "rpc.discover" => rpc_result(discover(&app, &headers), id),
@@ -94,8 +93,8 @@ async fn send_message(app: &AppState, message: &Value) -> Value {
         .get("contextId")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let metadata = message.get("metadata").cloned().unwrap_or(Value::Null);
-    let mut params = Params::from_json(&metadata);
+    let metadata = message.get("metadata").unwrap_or(&Value::Null);
+    let mut params = Params::from_json(metadata);
     params.text = text;
     params.room = context.or(params.room);
     let action = match metadata.get("action").and_then(Value::as_str) {
