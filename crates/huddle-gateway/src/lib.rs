@@ -4,7 +4,8 @@
 //!
 //! Layout:
 //! - [`app`] (this file) — the axum application and its shared state.
-//! - [`ops`]   — the A.4 actions, envelope-independent (shared by A2A and MCP).
+//! - [`ops`]   — the A.4 actions, envelope-independent (A2A and MCP run them; gRPC reuses
+//!   their join, resolution and token helpers).
 //! - [`docs`]  — the action documentation (help, rpc.discover, Agent Card, MCP instructions).
 //! - [`a2a`]   — `POST /a2a` JSON-RPC, `GET /a2a`, the Agent Card.
 //! - [`mcp`]   — MCP Streamable HTTP at `/mcp`: the twelve room tools, live room notifications.
