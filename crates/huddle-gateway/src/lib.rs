@@ -39,6 +39,9 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// Base URL advertised in the Agent Card; default: derived from the request's Host.
     pub public_url: Option<String>,
+    /// Interval of the SSE `event: ping` keep-alive (A.6: 15 s). Shorter helps behind
+    /// proxies that cut idle connections sooner.
+    pub sse_keep_alive: std::time::Duration,
 }
 
 impl Default for GatewayConfig {
@@ -46,6 +49,7 @@ impl Default for GatewayConfig {
         Self {
             max_body_bytes: 1024 * 1024,
             public_url: None,
+            sse_keep_alive: std::time::Duration::from_secs(15),
         }
     }
 }

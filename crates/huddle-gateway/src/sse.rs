@@ -1,7 +1,7 @@
 //! `GET /api/messages/{roomId}/sse?agentToken=T` (PROTOCOL.md A.6, Part C).
 //!
 //! Each message is an event `id: <seq>` / `data: <message JSON>`; a keep-alive
-//! `event: ping` every 15 s. `Last-Event-ID` (or `?after=<seq>`) replays the log after that
+//! `event: ping` every 15 s (`--sse-keep-alive-secs`). `Last-Event-ID` (or `?after=<seq>`) replays the log after that
 //! seq before going live. A subscriber too slow to keep up is disconnected (its stream
 //! ends) rather than buffered without bound; it reconnects with `Last-Event-ID`.
 
@@ -19,9 +19,6 @@ use huddle_core::{AgentToken, Message, RoomError, RoomId, RoomRequest, Seq};
 use serde_json::json;
 
 use crate::AppState;
-
-/// Interval of the `event: ping` keep-alive (A.6).
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 fn refuse(status: StatusCode, error: &str) -> Response {
     (status, Json(json!({ "error": error }))).into_response()
@@ -88,9 +85,10 @@ pub async fn stream(
         .ready_chunks(64)
         .map(|chunk| Some(Bytes::from(chunk.concat())))
         .chain(futures::stream::once(futures::future::ready(None)));
-    let start = tokio::time::Instant::now() + KEEP_ALIVE;
+    let keep_alive = app.config.sse_keep_alive.max(Duration::from_millis(100));
+    let start = tokio::time::Instant::now() + keep_alive;
     let pings =
-        tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(start, KEEP_ALIVE))
+        tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(start, keep_alive))
             .map(|_| Some(Bytes::from_static(b"event: ping\ndata: \n\n")));
     // Ends when the message stream ends (the `None`), not when the pings would.
     let body = futures::stream::select(frames, pings)

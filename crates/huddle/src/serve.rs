@@ -65,6 +65,10 @@ pub struct ServeArgs {
     #[arg(long, env = "HUDDLE_ROOM_IDLE_SECS", default_value_t = 300)]
     room_idle_secs: u64,
 
+    /// Seconds between SSE `event: ping` keep-alives (join.cloud: 15).
+    #[arg(long, env = "HUDDLE_SSE_KEEP_ALIVE_SECS", default_value_t = 15)]
+    sse_keep_alive_secs: u64,
+
     /// Base URL advertised in the Agent Card (default: from the request's Host header).
     #[arg(long, env = "HUDDLE_PUBLIC_URL")]
     public_url: Option<String>,
@@ -225,6 +229,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         config: Arc::new(GatewayConfig {
             max_body_bytes: args.max_body_bytes,
             public_url: args.public_url.clone(),
+            sse_keep_alive: Duration::from_secs(args.sse_keep_alive_secs.max(1)),
         }),
     };
     let app = huddle_gateway::app_with_mcp(state.clone(), mcp.clone());

@@ -282,3 +282,30 @@ async fn kicked_or_departed_agent_streams_get_nothing_after() {
         .await;
     assert_eq!(resp.status(), 403);
 }
+
+/// A.6: an idle stream gets `event: ping` with empty data (interval shortened for the
+/// test; the default is join.cloud's 15 s).
+#[tokio::test]
+async fn idle_sse_stream_gets_ping_keep_alives() {
+    use futures::StreamExt;
+    let s = Server::start_with(&["--sse-keep-alive-secs", "1"]).await;
+    let alice = s.create_room("pings", "alice").await;
+    let resp = s
+        .sse_request(&alice.room_id, Some(&alice.token), Resume::Live)
+        .await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut body = resp.bytes_stream();
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if seen.matches("event: ping\ndata: \n\n").count() >= 2 {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(found, "no two pings within 10 s; got {seen:?}");
+}
