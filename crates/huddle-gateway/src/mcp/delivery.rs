@@ -142,11 +142,16 @@ pub async fn start_room(router: &dyn Router, session: &Session, slot: usize) {
     let Some(room) = session.room(slot) else {
         return;
     };
+    // Everything committed up to now that follows the join (e.g. missed messages beyond
+    // the join result's page) comes from the log: the next flush waits for that replay.
+    let end = last_seq(router, room.room_id, room.token.clone())
+        .await
+        .unwrap_or(room.delivered);
     if let Ok(feed) = subscribe(router, room.room_id, room.token.clone(), room.delivered).await {
         let feed = FlushFeed {
             generation: room.generation,
             feed,
-            replay_until: room.delivered,
+            replay_until: end,
         };
         session.flush.lock().await.insert(slot, feed);
     }
