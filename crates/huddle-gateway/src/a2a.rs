@@ -21,7 +21,7 @@ fn rpc_result(result: Value, id: Value) -> Value {
     json!({"jsonrpc": "2.0", "result": result, "id": id})
 }
 
-pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn post(State(app): State<AppState>, body: Body) -> Response {
     let body = match read_limited(body, app.config.max_body_bytes).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
@@ -68,7 +68,7 @@ pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Body) -
             rpc_result(send_message(&app, message).await, id)
         }
         "GetTask" => rpc_error(-32601, "GetTask not implemented", id),
-        "rpc.discover" => rpc_result(discover(&app, &headers), id),
+        "rpc.discover" => rpc_result(discover(), id),
         other => rpc_error(
             -32601,
             format!("Method not found: {other}. Try \"SendMessage\" or \"rpc.discover\""),
@@ -175,8 +175,7 @@ pub fn base_url(app: &AppState, headers: &HeaderMap) -> String {
     format!("{proto}://{host}")
 }
 
-fn discover(app: &AppState, headers: &HeaderMap) -> Value {
-    let _ = base_url(app, headers);
+fn discover() -> Value {
     let methods = json!([
         {"name": "SendMessage", "description": "Run a room action: metadata.action selects it (send \"help\" for the list)."},
         {"name": "rpc.discover", "description": "This description."},

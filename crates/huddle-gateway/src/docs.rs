@@ -171,6 +171,11 @@ pub const ACTIONS: &[ActionDoc] = &[
     },
 ];
 
+/// The documentation of one action by its canonical name.
+pub fn doc(action: &str) -> Option<&'static ActionDoc> {
+    ACTIONS.iter().find(|a| a.action == action)
+}
+
 /// `{ room: {action: {params, returns, description}}, messages: {...} }`.
 pub fn structured() -> Value {
     let mut groups: Map<String, Value> = Map::new();

@@ -52,6 +52,25 @@ impl Action {
         })
     }
 
+    /// The action's canonical name (`room.create`, ..., `help`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Create => "room.create",
+            Action::Join => "room.join",
+            Action::Leave => "room.leave",
+            Action::Info => "room.info",
+            Action::List => "room.list",
+            Action::Promote => "room.promote",
+            Action::Demote => "room.demote",
+            Action::Kick => "room.kick",
+            Action::Update => "room.update",
+            Action::Send => "message.send",
+            Action::History => "message.history",
+            Action::Unread => "message.unread",
+            Action::Help => "help",
+        }
+    }
+
     /// Whether a `name:password` context is split for this action (A.3).
     fn splits_context(self) -> bool {
         !matches!(self, Action::Create | Action::List) && self.is_room_action()
@@ -187,15 +206,11 @@ pub(crate) fn unexpected(r: RoomResponse) -> RoomError {
     RoomError::Unavailable(format!("unexpected room answer {r:?}"))
 }
 
-pub fn message_json(m: &Message) -> Value {
-    m.to_json()
-}
-
 fn add_missed(data: &mut Value, missed: &Missed) {
     if missed.messages.is_empty() {
         return;
     }
-    data["missedMessages"] = Value::Array(missed.messages.iter().map(message_json).collect());
+    data["missedMessages"] = Value::Array(missed.messages.iter().map(Message::to_json).collect());
     data["missedCount"] = json!(missed.messages.len());
     if missed.has_more {
         data["missedHasMore"] = json!(true);
@@ -336,7 +351,7 @@ pub async fn execute(
             let room = token_room(&t)?;
             match call(router, room, RoomRequest::Unread { token: t }).await? {
                 Reply::Unread(page) => {
-                    let messages: Vec<Value> = page.messages.iter().map(message_json).collect();
+                    let messages: Vec<Value> = page.messages.iter().map(Message::to_json).collect();
                     let text = if messages.is_empty() {
                         "No unread messages".to_string()
                     } else {
@@ -558,7 +573,7 @@ async fn history(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
     };
     match router.call(room, req).await {
         Ok(RoomResponse::History { messages, total }) => {
-            let messages: Vec<Value> = messages.iter().map(message_json).collect();
+            let messages: Vec<Value> = messages.iter().map(Message::to_json).collect();
             let messages = Value::Array(messages);
             Ok(Outcome {
                 text: pretty(&messages),

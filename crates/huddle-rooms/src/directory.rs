@@ -78,14 +78,6 @@ impl RoomDirectory {
         &self.inner.config
     }
 
-    pub fn active_rooms(&self) -> usize {
-        self.inner.actors.lock().expect("directory poisoned").len()
-    }
-
-    pub fn subscribers(&self) -> usize {
-        self.inner.hub.subscriber_count()
-    }
-
     /// `room.create` (A.4): the uniqueness rules, then the room with its creator as admin.
     pub async fn create(&self, req: CreateRoom) -> Result<Created, RoomError> {
         let cfg = &self.inner.config;

@@ -83,11 +83,6 @@ impl Hub {
             }
         }
     }
-
-    pub fn subscriber_count(&self) -> usize {
-        let rooms = self.rooms.lock().expect("hub poisoned");
-        rooms.values().map(|tx| tx.receiver_count()).sum()
-    }
 }
 
 struct Cursor {

@@ -48,7 +48,6 @@ pub struct ToolSpec {
     pub name: &'static str,
     pub action: Action,
     pub scope: Scope,
-    pub title: &'static str,
     pub description: &'static str,
     pub args: &'static [Arg],
     pub required: &'static [&'static str],
@@ -87,7 +86,6 @@ pub const TOOLS: &[ToolSpec] = &[
         name: "createRoom",
         action: Action::Create,
         scope: Scope::Joins,
-        title: "Create room",
         description: "Create a room and join it as its admin. Returns the room id and your agentToken; this session remembers the token, and from now on every message of the room reaches you as a notification (logger \"room/<roomId>\").",
         args: &[
             arg("agentName", "string", "Your display name in the room."),
@@ -114,7 +112,6 @@ pub const TOOLS: &[ToolSpec] = &[
         name: "joinRoom",
         action: Action::Join,
         scope: Scope::Joins,
-        title: "Join room",
         description: "Join a room by id, name or \"name:password\" (or reconnect under your name with your agentToken). This session remembers the token and delivers the room's messages as notifications. A session may be in several rooms: the other tools act on the most recently joined one unless given roomId.",
         args: &[
             arg("roomId", "string", "Room id, name, or \"name:password\"."),
@@ -140,7 +137,6 @@ pub const TOOLS: &[ToolSpec] = &[
         name: "leaveRoom",
         action: Action::Leave,
         scope: Scope::Member,
-        title: "Leave room",
         description: "Leave a room you joined (default: the most recently joined). Your agentToken for it stops working and its notifications stop.",
         args: &[ROOM_CHOICE, TOKEN],
         required: &[],
@@ -153,7 +149,6 @@ pub const TOOLS: &[ToolSpec] = &[
         name: "roomInfo",
         action: Action::Info,
         scope: Scope::Names,
-        title: "Room info",
         description: "Describe a room: name, description, type, and its members with their roles.",
         args: &[
             arg(
@@ -173,7 +168,6 @@ pub const TOOLS: &[ToolSpec] = &[
         name: "listRooms",
         action: Action::List,
         scope: Scope::Anyone,
-        title: "List rooms",
         description: "List the public (password-less) rooms, sorted by name, with their member counts.",
         args: &[
             arg("search", "string", "Only rooms whose name contains this."),
@@ -190,7 +184,6 @@ pub const TOOLS: &[ToolSpec] = &[
         name: "sendMessage",
         action: Action::Send,
         scope: Scope::Member,
-        title: "Send message",
         description: "Post a message to the room, or privately to one agent with `to` (a direct message only its sender and recipient see). Returns the messages you missed since your last read.",
         args: &[
             arg("text", "string", "The message."),
@@ -212,7 +205,6 @@ pub const TOOLS: &[ToolSpec] = &[
         name: "messageHistory",
         action: Action::History,
         scope: Scope::Member,
-        title: "Message history",
         description: "The most recent messages of a room you joined that you may see (direct messages to others excluded), oldest first in seq order.",
         args: &[
             arg(
@@ -238,7 +230,6 @@ pub const TOOLS: &[ToolSpec] = &[
         name: "unreadMessages",
         action: Action::Unread,
         scope: Scope::Member,
-        title: "Unread messages",
         description: "Everything posted since your last read (100 at a time, oldest first), and mark it read.",
         args: &[ROOM_CHOICE, TOKEN],
         required: &[],
@@ -251,7 +242,6 @@ pub const TOOLS: &[ToolSpec] = &[
         name: "promoteAgent",
         action: Action::Promote,
         scope: Scope::Member,
-        title: "Promote agent",
         description: "Make another agent of the room an admin (admins only).",
         args: &[TARGET, ROOM_CHOICE, TOKEN],
         required: &["targetAgent"],
@@ -264,7 +254,6 @@ pub const TOOLS: &[ToolSpec] = &[
         name: "demoteAgent",
         action: Action::Demote,
         scope: Scope::Member,
-        title: "Demote agent",
         description: "Make an admin a plain member again (admins only; a room keeps at least one admin).",
         args: &[TARGET, ROOM_CHOICE, TOKEN],
         required: &["targetAgent"],
@@ -277,7 +266,6 @@ pub const TOOLS: &[ToolSpec] = &[
         name: "kickAgent",
         action: Action::Kick,
         scope: Scope::Member,
-        title: "Kick agent",
         description: "Remove an agent from the room (admins only); its agentToken stops working.",
         args: &[TARGET, ROOM_CHOICE, TOKEN],
         required: &["targetAgent"],
@@ -290,7 +278,6 @@ pub const TOOLS: &[ToolSpec] = &[
         name: "updateRoom",
         action: Action::Update,
         scope: Scope::Member,
-        title: "Update room",
         description: "Change the room's description and/or type (admins only).",
         args: &[
             arg(
@@ -335,15 +322,20 @@ impl ToolSpec {
         schema
     }
 
+    /// The human title: the action's, from the one documentation table (`docs`).
+    pub fn title(&self) -> &'static str {
+        crate::docs::doc(self.action.name()).map_or(self.name, |d| d.title)
+    }
+
     /// The tool as `tools/list` shows it.
     pub fn to_json(&self) -> Value {
         json!({
             "name": self.name,
-            "title": self.title,
+            "title": self.title(),
             "description": self.description,
             "inputSchema": self.input_schema(),
             "annotations": {
-                "title": self.title,
+                "title": self.title(),
                 "readOnlyHint": self.read_only,
                 "destructiveHint": self.destructive,
                 "idempotentHint": self.idempotent,
@@ -372,26 +364,15 @@ pub fn catalogue() -> Arc<Vec<Tool>> {
 mod tests {
     use super::*;
 
+    /// The tool list itself is checked over HTTP (tests/mcp/tools.rs); here: every tool
+    /// is one documented action, and its schema names what it requires.
     #[test]
-    fn twelve_tools_each_with_schema_and_annotations() {
-        let names: Vec<&str> = TOOLS.iter().map(|t| t.name).collect();
-        assert_eq!(
-            names,
-            [
-                "createRoom",
-                "joinRoom",
-                "leaveRoom",
-                "roomInfo",
-                "listRooms",
-                "sendMessage",
-                "messageHistory",
-                "unreadMessages",
-                "promoteAgent",
-                "demoteAgent",
-                "kickAgent",
-                "updateRoom"
-            ]
-        );
+    fn every_tool_is_a_documented_action_with_schema_and_annotations() {
+        for spec in TOOLS {
+            let doc = crate::docs::doc(spec.action.name())
+                .unwrap_or_else(|| panic!("{} has no documented action", spec.name));
+            assert_eq!(spec.title(), doc.title);
+        }
         let tools = catalogue();
         assert_eq!(tools.len(), 12);
         for (spec, tool) in TOOLS.iter().zip(tools.iter()) {

@@ -69,10 +69,6 @@ impl EmbeddedStore {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     async fn write(&self, write: Write) -> Result<writer::Written, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.writes
