@@ -17,7 +17,7 @@ use huddle_core::{
 use huddle_store::{NamedRoom, RoomPage, RoomStore};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, RpcReplyPort};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::actor::{RoomArgs, RoomMsg, Subscription};
 use crate::config::RoomsConfig;
@@ -178,6 +178,7 @@ impl RoomDirectory {
 
     /// Sends `req` to `room`'s actor (activating it if needed) and waits for the answer.
     pub async fn call(&self, room: RoomId, req: RoomRequest) -> Result<RoomResponse, RoomError> {
+        let _permit = self.admit()?;
         let response = self
             .ask(room, |port| RoomMsg::Request(req.clone(), port))
             .await?;
@@ -196,19 +197,22 @@ impl RoomDirectory {
         }
     }
 
+    /// A place among the requests in flight on this node, held until the answer is complete.
+    fn admit(&self) -> Result<OwnedSemaphorePermit, RoomError> {
+        self.inner
+            .admission
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| RoomError::Busy(self.inner.config.max_in_flight))
+    }
+
     /// Sends the message `ask` builds to `room`'s actor (activating it if needed) and waits
-    /// for the answer, under the node's admission limit.
+    /// for the answer. The caller holds an [`admit`](Self::admit) permit.
     async fn ask<T: Send + 'static>(
         &self,
         room: RoomId,
         ask: impl Fn(RpcReplyPort<Result<T, RoomError>>) -> RoomMsg,
     ) -> Result<T, RoomError> {
-        let _permit = self
-            .inner
-            .admission
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| RoomError::Busy(self.inner.config.max_in_flight))?;
         // One retry: the actor may have passivated between lookup and call.
         for _ in 0..2 {
             let actor = self.actor(room).await?;
@@ -312,6 +316,7 @@ impl RoomDirectory {
         // The actor authorises first and opens the live feed only then, in the same step
         // as it reads `last_seq`: nothing committed after that snapshot is missed, and a
         // refused token allocates no feed.
+        let admitted = self.admit()?;
         let Subscription {
             member,
             last_seq,
@@ -319,6 +324,7 @@ impl RoomDirectory {
         } = self
             .ask(room, |port| RoomMsg::Subscribe(token.clone(), port))
             .await?;
+        drop(admitted);
         let after = after.unwrap_or(last_seq).min(last_seq);
         let stream = hub::stream(
             self.inner.store.clone(),
