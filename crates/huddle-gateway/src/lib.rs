@@ -10,12 +10,14 @@
 //! - [`a2a`]   — `POST /a2a` JSON-RPC, `GET /a2a`, the Agent Card.
 //! - [`mcp`]   — MCP Streamable HTTP at `/mcp`: the twelve room tools, live room notifications.
 //! - [`body`]  — reading request bodies under a limit (drain, then 413).
+//! - [`bearer`] — `Authorization: Bearer <agentToken>` (SSE and gRPC).
 //! - [`sse`]   — `GET /api/messages/{roomId}/sse`: live, resumable message streams.
 //! - [`web`]   — landing page, docs, health endpoints.
 //! - [`client_kind`] — agent-or-browser detection (plain text vs HTML).
 //! - [`grpc`]  — `huddle.v1.RoomService`, gRPC health and reflection (h2c, same port).
 
 pub mod a2a;
+pub mod bearer;
 pub mod body;
 pub mod client_kind;
 pub mod docs;

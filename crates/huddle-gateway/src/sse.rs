@@ -1,5 +1,9 @@
 //! `GET /api/messages/{roomId}/sse?agentToken=T` (PROTOCOL.md A.6, Part C).
 //!
+//! The token may also come as `Authorization: Bearer <token>`, which keeps it out of URLs
+//! (and so out of access logs); the query parameter stays for join.cloud clients and wins
+//! when both are given, as a request field wins over metadata in gRPC.
+//!
 //! Each message is an event `id: <seq>` / `data: <message JSON>`; a keep-alive
 //! `event: ping` every 15 s (`--sse-keep-alive-secs`). `Last-Event-ID` (or `?after=<seq>`) replays the log after that
 //! seq before going live. A subscriber too slow to keep up is disconnected (its stream
@@ -44,7 +48,15 @@ pub async fn stream(
     let Some(room_id) = room_id else {
         return refuse(StatusCode::NOT_FOUND, "Room not found");
     };
-    let Some(token) = query.get("agentToken").filter(|t| !t.is_empty()) else {
+    let presented = query
+        .get("agentToken")
+        .map(String::as_str)
+        .filter(|t| !t.is_empty())
+        .or_else(|| {
+            let authorization = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+            crate::bearer::token(authorization)
+        });
+    let Some(token) = presented else {
         // Unknown room still wins over a missing token.
         let probe = RoomRequest::Info {
             password: None,
@@ -55,7 +67,7 @@ pub async fn stream(
         }
         return refuse(StatusCode::UNAUTHORIZED, "agentToken query param required");
     };
-    let token = AgentToken::from_wire(token.as_str());
+    let token = AgentToken::from_wire(token);
     let after: Option<Seq> = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

@@ -9,8 +9,13 @@
 //!   (group commit) on a separate task, and the actor goes on deciding new requests
 //!   while that append runs (pipelining). At most one append is in flight, so appends
 //!   reach the store in order.
-//! - When the append finishes (`Committed`), the batch's messages are published and its
-//!   replies released; whatever gathered meanwhile is flushed next.
+//! - When the append finishes (`Committed`), the batch's messages and departures are
+//!   published in the order of its events (so a kicked member's streams end before any
+//!   message committed after the kick) and its replies released; whatever gathered
+//!   meanwhile is flushed next.
+//! - A subscriber is authorised here, and only then its live feed opened, in the same step
+//!   as the room's `last_seq` is read: the actor is the room's only publisher, so the feed
+//!   gets every message after that `last_seq` (see [`crate::hub`]).
 //!
 //! So a reply always means "durable", and any reply computed after another request's
 //! events were applied is released after their commit too (reads included).
@@ -27,15 +32,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use huddle_core::command::LogRead;
 use huddle_core::room::Ctx;
 use huddle_core::{
-    AgentToken, Command, Event, Message, Missed, Reply, Room, RoomError, RoomRequest, RoomResponse,
-    Seq, Timestamp,
+    AgentToken, Command, Event, MemberId, Message, Missed, Reply, Room, RoomError, RoomRequest,
+    RoomResponse, Seq, Timestamp,
 };
 use huddle_store::{Epoch, RoomStore};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::config::RoomsConfig;
 use crate::endpoint;
-use crate::hub::Hub;
+use crate::hub::{Fanout, Hub, Live};
 use crate::log_tail::LogTail;
 use crate::push::Pusher;
 use crate::secrets;
@@ -44,9 +49,20 @@ use crate::secrets;
 const TAIL: usize = 256;
 
 pub type RoomReply = RpcReplyPort<Result<RoomResponse, RoomError>>;
+pub type SubscribeReply = RpcReplyPort<Result<Subscription, RoomError>>;
+
+/// An authorised subscriber's start: who it is, the room's `last_seq` when its feed was
+/// opened, and the feed (which gets every message published after that `last_seq`).
+pub struct Subscription {
+    pub member: MemberId,
+    pub last_seq: Seq,
+    pub live: Live,
+}
 
 pub enum RoomMsg {
     Request(RoomRequest, RoomReply),
+    /// Authorise the token's agent as a reader and open its live feed.
+    Subscribe(AgentToken, SubscribeReply),
     /// Commit what was applied since the last flush, then publish and reply.
     Flush,
     /// The in-flight append finished (its task holds the result).
@@ -68,14 +84,45 @@ pub struct RoomArgs {
     pub config: Arc<RoomsConfig>,
 }
 
-type PendingReply = (RoomReply, Result<RoomResponse, RoomError>);
+/// A reply waiting for the commit of what was applied before it was computed.
+enum PendingReply {
+    Room(RoomReply, Result<RoomResponse, RoomError>),
+    Subscribe(SubscribeReply, Result<Subscription, RoomError>),
+}
+
+impl PendingReply {
+    fn send(self) {
+        // A caller that gave up is gone; a feed sent to it is dropped (and freed) here.
+        match self {
+            PendingReply::Room(port, result) => {
+                let _ = port.send(result);
+            }
+            PendingReply::Subscribe(port, result) => {
+                let _ = port.send(result);
+            }
+        }
+    }
+
+    fn fail(self, err: RoomError) {
+        match self {
+            PendingReply::Room(port, _) => {
+                let _ = port.send(Err(err));
+            }
+            PendingReply::Subscribe(port, _) => {
+                let _ = port.send(Err(err));
+            }
+        }
+    }
+}
 
 /// The append being written, and what to do once it is durable.
 struct Inflight {
     task: tokio::task::JoinHandle<Result<(), huddle_store::StoreError>>,
     replies: Vec<PendingReply>,
+    /// The batch's messages and departures, in event order.
+    fanout: Vec<Fanout>,
+    /// The batch's messages, for A2A push.
     messages: Vec<Arc<Message>>,
-    left: Vec<huddle_core::MemberId>,
     last_seq: Seq,
 }
 
@@ -150,13 +197,14 @@ impl Actor for RoomActor {
             RoomMsg::Request(req, port) => {
                 state.last_active = Instant::now();
                 let result = state.request(req).await;
-                if state.pending.is_empty() && state.replies.is_empty() && state.inflight.is_none()
-                {
-                    let _ = port.send(result);
-                } else {
-                    state.replies.push((port, result));
-                    state.schedule_flush(&myself).await;
-                }
+                state.reply(&myself, PendingReply::Room(port, result)).await;
+            }
+            RoomMsg::Subscribe(token, port) => {
+                state.last_active = Instant::now();
+                let result = state.subscribe(token);
+                state
+                    .reply(&myself, PendingReply::Subscribe(port, result))
+                    .await;
             }
             RoomMsg::Flush => {
                 state.flush_scheduled = false;
@@ -311,6 +359,26 @@ impl RoomState {
         }
     }
 
+    /// Authorises a reader and opens its feed; nothing is allocated for a refused token.
+    fn subscribe(&self, token: AgentToken) -> Result<Subscription, RoomError> {
+        let member = self.room.viewer(&token.digest())?;
+        Ok(Subscription {
+            member,
+            last_seq: self.room.last_seq,
+            live: self.hub.subscribe(self.room.id),
+        })
+    }
+
+    /// Sends `reply` now if nothing uncommitted precedes it, else after the next commit.
+    async fn reply(&mut self, myself: &ActorRef<RoomMsg>, reply: PendingReply) {
+        if self.pending.is_empty() && self.replies.is_empty() && self.inflight.is_none() {
+            reply.send();
+        } else {
+            self.replies.push(reply);
+            self.schedule_flush(myself).await;
+        }
+    }
+
     /// Decides and applies `cmd`, fetching the log slice it needs first.
     async fn run(&mut self, cmd: Command) -> Result<Reply, RoomError> {
         let log = match self.room.log_read(&cmd, &self.config.limits) {
@@ -409,19 +477,11 @@ impl RoomState {
         let events = std::mem::take(&mut self.pending);
         let replies = std::mem::take(&mut self.replies);
         if events.is_empty() {
-            for (port, result) in replies {
-                let _ = port.send(result);
-            }
+            replies.into_iter().for_each(PendingReply::send);
             return;
         }
-        let left = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Left { member } => Some(*member),
-                _ => None,
-            })
-            .collect();
         let messages = self.tail.newer_than(self.submitted);
+        let fanout = fanout_in_event_order(&events, &messages);
         self.submitted = self.room.last_seq;
         let store = self.store.clone();
         let (room, epoch) = (self.room.id, self.epoch);
@@ -435,8 +495,8 @@ impl RoomState {
         self.inflight = Some(Inflight {
             task,
             replies,
+            fanout,
             messages,
-            left,
             last_seq: self.room.last_seq,
         });
     }
@@ -456,18 +516,16 @@ impl RoomState {
             Ok(()) => {
                 self.committed = batch.last_seq;
                 self.tail.trim(self.committed);
-                self.hub.publish(self.room.id, &batch.messages, &batch.left);
+                self.hub.publish(self.room.id, &batch.fanout);
                 self.push(&batch.messages);
-                for (port, result) in batch.replies {
-                    let _ = port.send(result);
-                }
+                batch.replies.into_iter().for_each(PendingReply::send);
             }
             Err(reason) => {
                 // Everything applied after the failed batch builds on it: drop it all.
                 let err = RoomError::Unavailable(format!("commit failed: {reason}"));
                 self.pending.clear();
-                for (port, _) in batch.replies.into_iter().chain(self.replies.drain(..)) {
-                    let _ = port.send(Err(err.clone()));
+                for reply in batch.replies.into_iter().chain(self.replies.drain(..)) {
+                    reply.fail(err.clone());
                 }
                 tracing::warn!(room.id = %self.room.id, %reason, "room stopped after a failed commit; it reloads on the next request");
                 myself.stop(Some(reason));
@@ -503,6 +561,28 @@ impl RoomState {
             }
         }
     }
+}
+
+/// A batch's messages and departures in the order of its events. `messages` are the
+/// batch's posted messages (shared with the log tail), in the same order as their events.
+fn fanout_in_event_order(events: &[Event], messages: &[Arc<Message>]) -> Vec<Fanout> {
+    let mut messages = messages.iter();
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Posted(posted) => {
+                let shared = messages.next().cloned();
+                debug_assert_eq!(shared.as_ref().map(|m| m.seq), Some(posted.seq));
+                shared.map(Fanout::Message)
+            }
+            Event::Left { member } => Some(Fanout::Left(*member)),
+            Event::Joined(_)
+            | Event::Reconnected { .. }
+            | Event::RoleChanged { .. }
+            | Event::Updated { .. }
+            | Event::CursorMoved { .. } => None,
+        })
+        .collect()
 }
 
 fn unexpected(reply: Reply) -> RoomError {

@@ -16,10 +16,10 @@ use huddle_core::{
 };
 use huddle_store::{NamedRoom, RoomPage, RoomStore};
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorRef};
-use tokio::sync::{Semaphore, mpsc};
+use ractor::{Actor, ActorRef, RpcReplyPort};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use crate::actor::{RoomArgs, RoomMsg};
+use crate::actor::{RoomArgs, RoomMsg, Subscription};
 use crate::config::RoomsConfig;
 use crate::hub::{self, Hub, MessageStream};
 use crate::push::{Ack, Pusher};
@@ -178,13 +178,10 @@ impl RoomDirectory {
 
     /// Sends `req` to `room`'s actor (activating it if needed) and waits for the answer.
     pub async fn call(&self, room: RoomId, req: RoomRequest) -> Result<RoomResponse, RoomError> {
-        let _permit = self
-            .inner
-            .admission
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| RoomError::Busy(self.inner.config.max_in_flight))?;
-        let response = self.call_actor(room, &req).await?;
+        let _permit = self.admit()?;
+        let response = self
+            .ask(room, |port| RoomMsg::Request(req.clone(), port))
+            .await?;
         match (req, response) {
             (RoomRequest::History { limit, offset, .. }, RoomResponse::Viewer { member, .. }) => {
                 let (messages, total) = self
@@ -200,18 +197,26 @@ impl RoomDirectory {
         }
     }
 
-    async fn call_actor(&self, room: RoomId, req: &RoomRequest) -> Result<RoomResponse, RoomError> {
+    /// A place among the requests in flight on this node, held until the answer is complete.
+    fn admit(&self) -> Result<OwnedSemaphorePermit, RoomError> {
+        self.inner
+            .admission
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| RoomError::Busy(self.inner.config.max_in_flight))
+    }
+
+    /// Sends the message `ask` builds to `room`'s actor (activating it if needed) and waits
+    /// for the answer. The caller holds an [`admit`](Self::admit) permit.
+    async fn ask<T: Send + 'static>(
+        &self,
+        room: RoomId,
+        ask: impl Fn(RpcReplyPort<Result<T, RoomError>>) -> RoomMsg,
+    ) -> Result<T, RoomError> {
         // One retry: the actor may have passivated between lookup and call.
         for _ in 0..2 {
             let actor = self.actor(room).await?;
-            let r = req.clone();
-            match actor
-                .call(
-                    |port| RoomMsg::Request(r, port),
-                    Some(self.inner.config.call_timeout),
-                )
-                .await
-            {
+            match actor.call(&ask, Some(self.inner.config.call_timeout)).await {
                 Ok(CallResult::Success(result)) => return result,
                 Ok(CallResult::Timeout) => {
                     return Err(RoomError::Unavailable(
@@ -241,7 +246,8 @@ impl RoomDirectory {
         actors.get(&room).cloned()
     }
 
-    /// The room's actor, activated (loaded under a new epoch) if it is not running.
+    /// The room's actor, activated (loaded under a new epoch) if it is not running. An
+    /// unknown room leaves nothing behind: no actor, no entry, no feed.
     async fn actor(&self, room: RoomId) -> Result<ActorRef<RoomMsg>, RoomError> {
         if let Some(a) = self.active(room) {
             return Ok(a);
@@ -307,31 +313,42 @@ impl RoomDirectory {
             .clone()
             .try_acquire_owned()
             .map_err(|_| RoomError::TooManyStreams(self.inner.config.max_streams))?;
-        // Open the live side first so nothing committed after the snapshot is missed.
-        let live = self.inner.hub.receiver(room);
-        match self.call(room, RoomRequest::Authorize { token }).await? {
-            RoomResponse::Viewer {
-                member, last_seq, ..
-            } => {
-                let after = after.unwrap_or(last_seq).min(last_seq);
-                let stream = hub::stream(
-                    self.inner.store.clone(),
-                    room,
-                    member,
-                    after,
-                    last_seq,
-                    live,
-                );
-                let held: MessageStream = Box::pin(stream.map(move |item| {
-                    let _held = &permit;
-                    item
-                }));
-                Ok((held, member))
-            }
-            other => Err(RoomError::Unavailable(format!(
-                "unexpected room answer {other:?}"
-            ))),
-        }
+        // The actor authorises first and opens the live feed only then, in the same step
+        // as it reads `last_seq`: nothing committed after that snapshot is missed, and a
+        // refused token allocates no feed.
+        let admitted = self.admit()?;
+        let Subscription {
+            member,
+            last_seq,
+            live,
+        } = self
+            .ask(room, |port| RoomMsg::Subscribe(token.clone(), port))
+            .await?;
+        drop(admitted);
+        let after = after.unwrap_or(last_seq).min(last_seq);
+        let stream = hub::stream(
+            self.inner.store.clone(),
+            room,
+            member,
+            after,
+            last_seq,
+            live,
+        );
+        let held: MessageStream = Box::pin(stream.map(move |item| {
+            let _held = &permit;
+            item
+        }));
+        Ok((held, member))
+    }
+
+    /// Rooms with a live feed open on this node (each has an open subscription).
+    pub fn live_rooms(&self) -> usize {
+        self.inner.hub.live_rooms()
+    }
+
+    /// Rooms whose actor is running on this node.
+    pub fn active_rooms(&self) -> usize {
+        self.inner.actors.lock().expect("directory poisoned").len()
     }
 
     /// Stops every room after it has handled what is already in its mailbox.

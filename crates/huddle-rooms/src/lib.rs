@@ -7,7 +7,8 @@
 //! - [`actor`]     — [`RoomActor`]: owns one room; handles requests one at a time, group-commits
 //!   their events, then publishes and replies.
 //! - [`log_tail`]  — the actor's cache of recent messages (reads of missed/unread).
-//! - [`hub`]       — per-room broadcast of committed messages, and resumable subscriptions.
+//! - [`hub`]       — per-room broadcast of committed messages to authorised subscribers (a
+//!   room's channel lives as long as its last subscriber), and resumable subscriptions.
 //! - [`push`]      — A2A push delivery: one bounded, ordered, retrying queue per agent.
 //! - [`directory`] — [`RoomDirectory`]: activates actors on demand, passivates idle ones,
 //!   creates rooms, admission control in front of the (unbounded) actor mailboxes.

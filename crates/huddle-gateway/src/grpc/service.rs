@@ -53,11 +53,8 @@ fn presented_token(field: Option<&str>, metadata: &MetadataMap) -> Option<AgentT
     if let Some(t) = field.filter(|t| !t.is_empty()) {
         return Some(AgentToken::from_wire(t));
     }
-    let value = metadata.get("authorization")?.to_str().ok()?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
-        .then(|| AgentToken::from_wire(token))
+    let value = metadata.get("authorization")?.to_str().ok()?;
+    crate::bearer::token(value).map(AgentToken::from_wire)
 }
 
 fn required_token(field: Option<&str>, metadata: &MetadataMap) -> Result<AgentToken, RoomError> {

@@ -191,6 +191,24 @@ impl Server {
         }
     }
 
+    /// The node's resident memory in kB (`VmRSS` of `/proc/<pid>/status`).
+    pub fn rss_kb(&self) -> u64 {
+        let pid = self
+            .child
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(Child::id)
+            .expect("the node is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status:\n{status}"))
+    }
+
     pub fn log_tail(&self) -> String {
         let log = self.log.lock().unwrap();
         log.iter().cloned().collect::<Vec<_>>().join("\n")
@@ -371,21 +389,7 @@ impl Server {
         let resp = self
             .sse_request(&agent.room_id, Some(&agent.token), resume)
             .await;
-        let status = resp.status().as_u16();
-        let ctype = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        assert_eq!(status, 200, "SSE answered {status}");
-        assert!(
-            ctype.starts_with("text/event-stream"),
-            "SSE content-type is {ctype:?}"
-        );
-        Sse {
-            events: Box::pin(resp.bytes_stream().eventsource()),
-        }
+        Sse::open(resp)
     }
 
     pub async fn sse_request(
@@ -393,6 +397,18 @@ impl Server {
         room_id: &str,
         token: Option<&str>,
         resume: Resume,
+    ) -> reqwest::Response {
+        self.sse_request_with(room_id, token, resume, None).await
+    }
+
+    /// An SSE request with the token in the query (`token`) and/or an `Authorization`
+    /// header (`authorization`, sent as is).
+    pub async fn sse_request_with(
+        &self,
+        room_id: &str,
+        token: Option<&str>,
+        resume: Resume,
+        authorization: Option<&str>,
     ) -> reqwest::Response {
         let mut url = reqwest::Url::parse(&self.url(&format!("/api/messages/{room_id}/sse")))
             .expect("SSE url");
@@ -410,6 +426,9 @@ impl Server {
             .timeout(Duration::from_secs(3600));
         if let Resume::LastEventId(seq) = resume {
             req = req.header("last-event-id", seq.to_string());
+        }
+        if let Some(authorization) = authorization {
+            req = req.header("authorization", authorization);
         }
         tokio::time::timeout(Duration::from_secs(15), req.send())
             .await
@@ -649,6 +668,25 @@ pub struct Sse {
 }
 
 impl Sse {
+    /// The stream of an SSE response; asserts 200 and `text/event-stream`.
+    pub fn open(resp: reqwest::Response) -> Sse {
+        let status = resp.status().as_u16();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        assert_eq!(status, 200, "SSE answered {status}");
+        assert!(
+            ctype.starts_with("text/event-stream"),
+            "SSE content-type is {ctype:?}"
+        );
+        Sse {
+            events: Box::pin(resp.bytes_stream().eventsource()),
+        }
+    }
+
     /// The next room message (skipping pings) within `within`, as (`id:` seq, data JSON).
     /// Asserts the event id equals the message's `seq`. `None` on timeout or end.
     pub async fn next_message(&mut self, within: Duration) -> Option<(u64, Value)> {

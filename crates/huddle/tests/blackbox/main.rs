@@ -16,12 +16,14 @@
 //! - `limits`     — bounded input (B.8): text, names, description, request body.
 //! - `ordering`   — concurrent senders get a gapless ordered `seq` (B.2).
 //! - `durability` — `kill -9` and restart on the same data dir.
+//! - `memory`     — refused stream requests (SSE, gRPC, MCP) leave no memory behind.
 
 mod harness;
 
 mod durability;
 mod envelope;
 mod limits;
+mod memory;
 mod messages;
 mod ordering;
 mod privacy;

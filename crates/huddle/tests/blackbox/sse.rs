@@ -1,5 +1,5 @@
-//! The SSE stream (PROTOCOL.md A.6) with `id: <seq>` and resume (Part C), and DM privacy
-//! on it (B.1).
+//! The SSE stream (PROTOCOL.md A.6) with `id: <seq>` and resume (Part C), the token as
+//! `Authorization: Bearer`, and DM privacy on it (B.1).
 
 use std::time::Duration;
 
@@ -50,6 +50,63 @@ async fn sse_refusals_have_the_contract_statuses_and_json() {
         status_and_json(resp).await,
         (403, json!({"error": "Invalid token for this room"}))
     );
+}
+
+/// Secrets out of URLs: the token may come as `Authorization: Bearer <token>` instead of
+/// the query parameter, with the same refusals.
+#[tokio::test]
+async fn sse_takes_the_token_from_an_authorization_bearer_header() {
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    let bob = s.join("lobby", "bob").await;
+    let bearer = |token: &str| format!("Bearer {token}");
+
+    let resp = s
+        .sse_request_with(&bob.room_id, None, Resume::Live, Some(&bearer(&bob.token)))
+        .await;
+    let mut stream = Sse::open(resp);
+    s.say(&alice, "by header").await;
+    assert_eq!(bodies(&stream.take(1, WAIT).await), ["by header"]);
+
+    let resp = s
+        .sse_request_with(&bob.room_id, None, Resume::Live, Some("Bearer bogus"))
+        .await;
+    assert_eq!(
+        status_and_json(resp).await,
+        (403, json!({"error": "Invalid token for this room"}))
+    );
+    // Only the Bearer scheme carries a token.
+    let resp = s
+        .sse_request_with(
+            &bob.room_id,
+            None,
+            Resume::Live,
+            Some("Basic Ym9iOnNlY3JldA=="),
+        )
+        .await;
+    assert_eq!(
+        status_and_json(resp).await,
+        (401, json!({"error": "agentToken query param required"}))
+    );
+    // Both given: the query parameter decides, as for join.cloud clients.
+    let resp = s
+        .sse_request_with(
+            &bob.room_id,
+            Some(&bob.token),
+            Resume::Live,
+            Some("Bearer bogus"),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let resp = s
+        .sse_request_with(
+            &bob.room_id,
+            Some("bogus"),
+            Resume::Live,
+            Some(&bearer(&bob.token)),
+        )
+        .await;
+    assert_eq!(resp.status(), 403);
 }
 
 #[tokio::test]

@@ -1,0 +1,328 @@
+//! Room feeds at the room layer: what a subscription may allocate, when it is freed, and
+//! the order a commit reaches streams in.
+//!
+//! The commit-order tests need several requests to land in one commit. The store below is
+//! the real embedded store with a gate in front of `append`: while the gate is held, the
+//! actor's append stays in flight and the requests sent meanwhile are applied and
+//! gathered into the next commit — exactly the pipelining the actor does under load,
+//! made deterministic.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::{FutureExt, StreamExt};
+use huddle_core::{
+    AgentToken, CreateRoom, Event, MemberId, Message, Reply, Room, RoomError, RoomId, RoomRequest,
+    RoomResponse, Seq,
+};
+use huddle_rooms::{MessageStream, RoomDirectory, RoomsConfig, SubscribeError};
+use huddle_store::{Durability, EmbeddedStore, Epoch, NamedRoom, RoomPage, RoomStore, StoreError};
+use tokio::sync::{OwnedRwLockWriteGuard, RwLock, mpsc};
+
+/// The embedded store, whose appends wait while the test holds the gate.
+struct GatedStore {
+    inner: EmbeddedStore,
+    gate: Arc<RwLock<()>>,
+    /// One signal per append that reached the gate.
+    entered: mpsc::UnboundedSender<()>,
+}
+
+#[async_trait]
+impl RoomStore for GatedStore {
+    async fn create_room(&self, room: &Room) -> Result<(), StoreError> {
+        self.inner.create_room(room).await
+    }
+
+    async fn acquire(&self, room: RoomId) -> Result<Option<(Room, Epoch)>, StoreError> {
+        self.inner.acquire(room).await
+    }
+
+    async fn append(
+        &self,
+        room: RoomId,
+        epoch: Epoch,
+        events: Vec<Event>,
+    ) -> Result<(), StoreError> {
+        let _ = self.entered.send(());
+        let _open = self.gate.read().await;
+        self.inner.append(room, epoch, events).await
+    }
+
+    async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, StoreError> {
+        self.inner.rooms_named(name).await
+    }
+
+    async fn list_rooms(
+        &self,
+        search: Option<&str>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<RoomPage, StoreError> {
+        self.inner.list_rooms(search, limit, offset).await
+    }
+
+    async fn messages_after(
+        &self,
+        room: RoomId,
+        viewer: Option<MemberId>,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.inner.messages_after(room, viewer, after, limit).await
+    }
+
+    async fn history(
+        &self,
+        room: RoomId,
+        viewer: MemberId,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<Message>, u64), StoreError> {
+        self.inner.history(room, viewer, limit, offset).await
+    }
+}
+
+struct Node {
+    dir: RoomDirectory,
+    gate: Arc<RwLock<()>>,
+    entered: mpsc::UnboundedReceiver<()>,
+    _data: tempfile::TempDir,
+}
+
+impl Node {
+    fn start() -> Node {
+        let data = tempfile::tempdir().unwrap();
+        let (tx, entered) = mpsc::unbounded_channel();
+        let gate = Arc::new(RwLock::new(()));
+        let store = GatedStore {
+            inner: EmbeddedStore::open(data.path(), Durability::Process).unwrap(),
+            gate: gate.clone(),
+            entered: tx,
+        };
+        Node {
+            dir: RoomDirectory::new(Arc::new(store), RoomsConfig::default()),
+            gate,
+            entered,
+            _data: data,
+        }
+    }
+
+    /// Holds every append from now on, and returns once one is held at the gate.
+    async fn hold_appends(&mut self) -> OwnedRwLockWriteGuard<()> {
+        while self.entered.try_recv().is_ok() {}
+        self.gate.clone().write_owned().await
+    }
+
+    async fn an_append_is_in_flight(&mut self) {
+        self.entered.recv().await.expect("the store is alive");
+    }
+
+    async fn room(&self, creator: &str) -> (RoomId, AgentToken) {
+        let created = self
+            .dir
+            .create(CreateRoom {
+                name: None,
+                agent_name: creator.into(),
+                password: None,
+                description: None,
+                kind: None,
+                endpoint: None,
+            })
+            .await
+            .unwrap();
+        (created.room_id, created.agent_token)
+    }
+
+    async fn join(&self, room: RoomId, name: &str) -> AgentToken {
+        let req = RoomRequest::Join {
+            agent_name: name.into(),
+            password: None,
+            token: None,
+            endpoint: None,
+        };
+        match self.dir.call(room, req).await.unwrap() {
+            RoomResponse::Joined { agent_token, .. } => agent_token,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+}
+
+fn send(token: &AgentToken, body: &str) -> RoomRequest {
+    RoomRequest::Send {
+        token: token.clone(),
+        body: body.into(),
+        to: None,
+    }
+}
+
+/// What a stream yields, as text: a message body or the error that ended it.
+async fn next(stream: &mut MessageStream) -> String {
+    match stream.next().await {
+        Some(Ok(m)) => m.body.clone(),
+        Some(Err(SubscribeError::Removed)) => "<removed>".into(),
+        Some(Err(e)) => format!("<{e}>"),
+        None => "<end>".into(),
+    }
+}
+
+/// Reads until `last` (included).
+async fn until(stream: &mut MessageStream, last: &str) -> Vec<String> {
+    let mut got = Vec::new();
+    loop {
+        let item = next(stream).await;
+        let done = item == last || item.starts_with('<');
+        got.push(item);
+        if done {
+            return got;
+        }
+    }
+}
+
+/// Polls a request once: it is in the room's mailbox when this returns.
+async fn in_mailbox<F: std::future::Future + Unpin>(mut request: F) -> F {
+    assert!(
+        futures::poll!(&mut request).is_pending(),
+        "the answer must wait for the held append"
+    );
+    request
+}
+
+#[tokio::test]
+async fn refused_subscriptions_and_unknown_rooms_leave_nothing_behind() {
+    let node = Node::start();
+    let (room, _alice) = node.room("alice").await;
+    let foreign = AgentToken::mint(RoomId::new_random(), "c2VjcmV0c2VjcmV0");
+
+    for _ in 0..3 {
+        let ghost = RoomId::new_random();
+        let refused = node.dir.subscribe(ghost, foreign.clone(), None).await;
+        assert!(matches!(refused, Err(RoomError::RoomNotFound(_))));
+        let info = RoomRequest::Info {
+            password: None,
+            token: None,
+        };
+        let refused = node.dir.call(ghost, info).await;
+        assert!(matches!(refused, Err(RoomError::RoomNotFound(_))));
+
+        let refused = node.dir.subscribe(room, foreign.clone(), None).await;
+        assert!(
+            matches!(
+                refused,
+                Err(RoomError::InvalidToken | RoomError::TokenNotInRoom)
+            ),
+            "{:?}",
+            refused.err()
+        );
+    }
+    assert_eq!(node.dir.live_rooms(), 0, "a refused subscriber left a feed");
+    assert_eq!(
+        node.dir.active_rooms(),
+        1,
+        "only the real room may be active"
+    );
+}
+
+#[tokio::test]
+async fn a_rooms_feed_is_freed_when_its_last_stream_drops() {
+    let node = Node::start();
+    let (room, alice) = node.room("alice").await;
+    let bob = node.join(room, "bob").await;
+
+    let (mut first, _) = node.dir.subscribe(room, alice.clone(), None).await.unwrap();
+    let (second, _) = node.dir.subscribe(room, bob, None).await.unwrap();
+    assert_eq!(node.dir.live_rooms(), 1);
+    drop(second);
+    assert_eq!(
+        node.dir.live_rooms(),
+        1,
+        "alice's stream still follows the room"
+    );
+
+    // The remaining stream still works.
+    node.dir
+        .call(room, send(&alice, "still here"))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut first).await, "still here");
+
+    drop(first);
+    assert_eq!(
+        node.dir.live_rooms(),
+        0,
+        "the room's feed outlived its last stream"
+    );
+}
+
+#[tokio::test]
+async fn a_kicked_members_stream_ends_before_what_followed_the_kick_in_its_commit() {
+    let mut node = Node::start();
+    let (room, alice) = node.room("alice").await;
+    let bob = node.join(room, "bob").await;
+    let (mut bob_stream, _) = node.dir.subscribe(room, bob, None).await.unwrap();
+
+    let dir = node.dir.clone();
+    let gate = node.hold_appends().await;
+    let first = in_mailbox(Box::pin(dir.call(room, send(&alice, "before")))).await;
+    node.an_append_is_in_flight().await;
+    // Both land in the next commit, the kick first.
+    let kick = RoomRequest::Kick {
+        token: alice.clone(),
+        target: "bob".into(),
+    };
+    let kick = in_mailbox(Box::pin(dir.call(room, kick))).await;
+    let after = in_mailbox(Box::pin(dir.call(room, send(&alice, "after the kick")))).await;
+    drop(gate);
+    let (first, kick, after) = tokio::join!(first, kick, after);
+    let seq = |r: Result<RoomResponse, RoomError>| match r.unwrap() {
+        RoomResponse::Done(Reply::Sent { seq, .. }) => seq,
+        other => panic!("unexpected answer {other:?}"),
+    };
+    kick.unwrap();
+    assert_eq!(seq(after), seq(first) + 2, "kick notice, then the message");
+
+    assert_eq!(
+        [next(&mut bob_stream).await, next(&mut bob_stream).await],
+        ["before", "<removed>"],
+        "bob's stream must end at the kick"
+    );
+    assert_eq!(next(&mut bob_stream).await, "<end>");
+}
+
+#[tokio::test]
+async fn a_stream_opened_while_commits_are_in_flight_has_no_gap_or_duplicate() {
+    let mut node = Node::start();
+    let (room, alice) = node.room("alice").await;
+    let carol = node.join(room, "carol").await;
+
+    let dir = node.dir.clone();
+    let gate = node.hold_appends().await;
+    let one = in_mailbox(Box::pin(dir.call(room, send(&alice, "one")))).await;
+    node.an_append_is_in_flight().await;
+    // "two" is applied but not yet published when the streams open; "three" after.
+    let two = in_mailbox(Box::pin(dir.call(room, send(&alice, "two")))).await;
+    let live = in_mailbox(Box::pin(dir.subscribe(room, carol.clone(), None))).await;
+    let replay = in_mailbox(Box::pin(dir.subscribe(room, carol.clone(), Some(0)))).await;
+    let three = in_mailbox(Box::pin(dir.call(room, send(&alice, "three")))).await;
+    drop(gate);
+    let (one, two, live, replay, three) = tokio::join!(one, two, live, replay, three);
+    for sent in [one, two, three] {
+        sent.unwrap();
+    }
+    let (mut live, _) = live.unwrap();
+    let (mut replay, _) = replay.unwrap();
+    dir.call(room, send(&alice, "four")).await.unwrap();
+
+    assert_eq!(
+        until(&mut live, "four").await,
+        ["three", "four"],
+        "a stream without a position starts where the room was when it opened"
+    );
+    assert_eq!(
+        until(&mut replay, "four").await,
+        ["carol joined the room", "one", "two", "three", "four"],
+        "the replayed log and the live feed must join without gap or duplicate"
+    );
+    // Nothing else is pending on either stream.
+    assert!(live.next().now_or_never().is_none());
+    assert!(replay.next().now_or_never().is_none());
+}

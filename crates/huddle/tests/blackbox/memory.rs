@@ -1,0 +1,163 @@
+//! What refused stream requests may leave behind on a node: nothing. An SSE request for
+//! an unknown room or with a bad token, a gRPC `Subscribe` and an MCP
+//! `subscriptions/listen` with the token of no room are refused without holding memory,
+//! so the node's resident memory stays flat over thousands of them.
+
+use futures::StreamExt;
+use huddle_proto::v1::SubscribeRequest;
+use huddle_proto::v1::room_service_client::RoomServiceClient;
+use serde_json::json;
+use tonic::transport::{Channel, Endpoint};
+use uuid::Uuid;
+
+use crate::harness::*;
+
+/// Requests in flight at once.
+const CONCURRENCY: usize = 16;
+/// Growth of the node's resident memory allowed over all the refused requests: generous,
+/// since a refused request should hold nothing once answered (a node that kept a room's
+/// broadcast buffer per request grew by about 200 kB each, i.e. over 700 MB here).
+const BOUND_KB: u64 = 30 * 1024;
+
+/// A token of a room that does not exist (the token format: room id, a dot, a secret).
+fn ghost_token() -> String {
+    format!("{}.c2VjcmV0c2VjcmV0c2VjcmV0", Uuid::new_v4().simple())
+}
+
+/// The ways to be refused a stream; each asserts its refusal.
+#[derive(Clone, Copy, Debug)]
+enum Refused {
+    SseUnknownRoom,
+    SseBadToken,
+    GrpcSubscribe,
+    McpListen,
+}
+
+async fn refuse(s: &Server, real_room: &str, grpc: &RoomServiceClient<Channel>, how: Refused) {
+    match how {
+        Refused::SseUnknownRoom => {
+            let ghost = Uuid::new_v4().to_string();
+            let resp = s.sse_request(&ghost, Some("x"), Resume::Live).await;
+            assert_eq!(resp.status(), 404, "{how:?}");
+        }
+        Refused::SseBadToken => {
+            let resp = s
+                .sse_request(real_room, Some(&ghost_token()), Resume::After(0))
+                .await;
+            assert_eq!(resp.status(), 403, "{how:?}");
+        }
+        Refused::GrpcSubscribe => {
+            let request = SubscribeRequest {
+                room_id: String::new(),
+                agent_token: Some(ghost_token()),
+                from_seq: Some(0),
+            };
+            let refused = grpc.clone().subscribe(request).await.err();
+            // The token's room is gone: to the client, a bad token.
+            assert_eq!(
+                refused.map(|status| status.code()),
+                Some(tonic::Code::Unauthenticated),
+                "{how:?}"
+            );
+        }
+        Refused::McpListen => {
+            let uri = format!(
+                "huddle://rooms/{}/messages?agentToken={}&after=0",
+                Uuid::new_v4(),
+                ghost_token()
+            );
+            let method = "subscriptions/listen";
+            let version = "2026-07-28";
+            let body = json!({
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": method,
+                "params": {
+                    "notifications": {"resourceSubscriptions": [uri]},
+                    "_meta": {
+                        "io.modelcontextprotocol/protocolVersion": version,
+                        "io.modelcontextprotocol/clientCapabilities": {},
+                        "io.modelcontextprotocol/clientInfo": {"name": "probe", "version": "1"},
+                    },
+                },
+            });
+            let resp = s
+                .http
+                .post(s.url("/mcp"))
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", version)
+                .header("mcp-method", method)
+                .json(&body)
+                .send()
+                .await
+                .expect("POST /mcp");
+            let text = resp.text().await.expect("MCP answer");
+            assert!(
+                text.contains("\"error\"") && text.contains("Room not found"),
+                "{how:?} was not refused: {text:.300}"
+            );
+        }
+    }
+}
+
+/// `counts` requests of each kind, interleaved, `CONCURRENCY` at a time.
+async fn refuse_many(
+    s: &Server,
+    real_room: &str,
+    grpc: &RoomServiceClient<Channel>,
+    counts: [(Refused, usize); 4],
+) {
+    let longest = counts.iter().map(|&(_, n)| n).max().unwrap_or(0);
+    let order = (0..longest).flat_map(|i| {
+        counts
+            .iter()
+            .filter(move |&&(_, n)| i < n)
+            .map(|&(how, _)| how)
+    });
+    futures::stream::iter(order)
+        .for_each_concurrent(CONCURRENCY, |how| refuse(s, real_room, grpc, how))
+        .await;
+}
+
+#[tokio::test]
+async fn refused_stream_requests_hold_no_memory() {
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    let channel = Endpoint::from_shared(s.base.clone())
+        .expect("gRPC endpoint")
+        .connect()
+        .await
+        .expect("gRPC connects");
+    let grpc = RoomServiceClient::new(channel);
+
+    // Warm up first: thread caches, connection pools and the store's pages settle.
+    let warm_up = [
+        (Refused::SseUnknownRoom, 200),
+        (Refused::SseBadToken, 50),
+        (Refused::GrpcSubscribe, 50),
+        (Refused::McpListen, 50),
+    ];
+    refuse_many(&s, &alice.room_id, &grpc, warm_up).await;
+    let before = s.rss_kb();
+
+    let attack = [
+        (Refused::SseUnknownRoom, 3000),
+        (Refused::SseBadToken, 500),
+        (Refused::GrpcSubscribe, 500),
+        (Refused::McpListen, 300),
+    ];
+    refuse_many(&s, &alice.room_id, &grpc, attack).await;
+    let after = s.rss_kb();
+    eprintln!("refused stream requests: RSS {before} kB -> {after} kB");
+    assert!(
+        after.saturating_sub(before) < BOUND_KB,
+        "4,300 refused stream requests grew the node from {before} kB to {after} kB \
+         (allowed: {BOUND_KB} kB)"
+    );
+
+    // The node still serves streams.
+    let mut stream = s.sse(&alice, Resume::Live).await;
+    s.say(&alice, "still here").await;
+    assert_eq!(bodies(&stream.take(1, SECOND * 10).await), ["still here"]);
+}
