@@ -68,6 +68,12 @@ pub fn room_name(name: &str, limits: &Limits) -> Result<String, RoomError> {
 /// refused too, or anyone could post what reads as a server notice.
 pub fn agent_name(name: &str, limits: &Limits) -> Result<(), RoomError> {
     check_name("Agent name", name, limits)?;
+    if name::fold(name).is_empty() {
+        // Only invisible characters that are not format characters (e.g. U+3164).
+        return Err(RoomError::Invalid(
+            "Agent name must contain a visible character".into(),
+        ));
+    }
     if name == ROOM_BOT {
         return Err(RoomError::Invalid(format!(
             "Agent name \"{ROOM_BOT}\" is reserved"

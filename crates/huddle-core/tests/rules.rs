@@ -1638,6 +1638,14 @@ fn agent_name_with_invisible_formatting_characters_is_refused() {
             "{name:?}"
         );
     }
+    for name in ["\u{3164}", "\u{34F}\u{34F}"] {
+        let err = sim.join_with(name, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Agent name must contain a visible character",
+            "{name:?}"
+        );
+    }
     let err = validate::room_name("dev\u{200B}team", &Limits::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
