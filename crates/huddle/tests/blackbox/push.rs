@@ -445,29 +445,22 @@ async fn endpoint_over_2048_bytes_is_refused_naming_the_limit() {
     let sink = Sink::start().await;
     let s = Server::start().await;
     let huge = sink.url(&format!("/{}", "a".repeat(100 * 1024)));
-    let reply = s
-        .act("room.create")
-        .text("lobby")
+    let too_long = "Endpoint URL is too long: the limit is 2048 bytes";
+    let create = s.act("room.create").text("lobby");
+    let reply = create
         .meta("agentName", "alice")
         .meta("agentEndpoint", huge.as_str())
         .send()
         .await;
-    assert_eq!(
-        reply.err(),
-        "Endpoint URL is too long: the limit is 2048 bytes"
-    );
+    assert_eq!(reply.err(), too_long, "at room.create");
     let alice = s.create_room("lobby", "alice").await;
-    let reply = s
-        .act("room.join")
-        .ctx("lobby")
+    let join = s.act("room.join").ctx("lobby");
+    let reply = join
         .meta("agentName", "bob")
         .meta("agentEndpoint", huge.as_str())
         .send()
         .await;
-    assert_eq!(
-        reply.err(),
-        "Endpoint URL is too long: the limit is 2048 bytes"
-    );
+    assert_eq!(reply.err(), too_long, "at room.join");
 
     // A URL of exactly 2048 bytes is taken and used.
     let path = format!("/{}", "b".repeat(2048 - sink.url("/").len()));
