@@ -12,7 +12,8 @@
 //! - [`time`]     — millisecond timestamps and their RFC 3339 rendering.
 //! - [`limits`]   — every configurable input limit, with its default.
 //! - [`error`]    — [`RoomError`]: the contract's error texts, one variant each.
-//! - [`validate`] — checks on names, descriptions, types and bodies.
+//! - [`name`]     — the fold that decides when two agent names are the same name.
+//! - [`validate`] — checks on names, descriptions, types, bodies and endpoint URLs.
 //! - [`model`]    — `Room`, `Agent`, `Message`, roles and room types.
 //! - [`command`]  — `Command`, `Event`, `Reply`.
 //! - [`room`]     — `Room::decide` and `Room::apply`: the rules of PROTOCOL.md A.4 and Part B.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod ids;
 pub mod limits;
 pub mod model;
+pub mod name;
 pub mod room;
 pub mod time;
 pub mod token;

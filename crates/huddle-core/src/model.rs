@@ -119,8 +119,16 @@ impl Room {
         self.agents.iter().find(|a| &a.token == token)
     }
 
+    /// The member called `name`, compared by [`crate::name::fold`] (so `Alice` finds
+    /// `alice`). An exact match wins: members that joined before names were folded may
+    /// share a fold, and each must still find itself.
     pub fn agent_by_name(&self, name: &str) -> Option<&Agent> {
-        self.agents.iter().find(|a| a.name == name)
+        self.agents.iter().find(|a| a.name == name).or_else(|| {
+            let folded = crate::name::fold(name);
+            self.agents
+                .iter()
+                .find(|a| crate::name::fold(&a.name) == folded)
+        })
     }
 
     pub fn agent(&self, member: MemberId) -> Option<&Agent> {

@@ -146,7 +146,9 @@ impl Room {
                             ctx.now,
                         ),
                     ],
-                    reply: Reply::Promoted { target },
+                    reply: Reply::Promoted {
+                        target: t.name.clone(),
+                    },
                 })
             }
             Command::Demote { token, target } => {
@@ -167,7 +169,9 @@ impl Room {
                             ctx.now,
                         ),
                     ],
-                    reply: Reply::Demoted { target },
+                    reply: Reply::Demoted {
+                        target: t.name.clone(),
+                    },
                 })
             }
             Command::Kick { token, target } => {
@@ -185,7 +189,9 @@ impl Room {
                             ctx.now,
                         ),
                     ],
-                    reply: Reply::Kicked { target },
+                    reply: Reply::Kicked {
+                        target: t.name.clone(),
+                    },
                 })
             }
             Command::Update {
@@ -226,13 +232,14 @@ impl Room {
                 if self.kind == RoomType::Channel && sender.role != Role::Admin {
                     return Err(RoomError::ChannelAdminsOnly);
                 }
-                let to_member = match &to {
-                    Some(name) => Some(
-                        self.agent_by_name(name)
-                            .ok_or_else(|| RoomError::AgentNotFound(name.clone()))?
-                            .member,
-                    ),
-                    None => None,
+                // The recipient is found by its folded name; the message names it as it
+                // joined, so its clients recognise themselves in `to`.
+                let (to, to_member) = match to {
+                    Some(name) => {
+                        let recipient = self.target(&name)?;
+                        (Some(recipient.name.clone()), Some(recipient.member))
+                    }
+                    None => (None, None),
                 };
                 let seq = self.last_seq + 1;
                 let message = Message {
@@ -308,7 +315,7 @@ impl Room {
                 events,
                 reply: Reply::Joined {
                     member: existing.member,
-                    agent_name,
+                    agent_name: existing.name.clone(),
                     role: existing.role,
                     reconnected: true,
                     missed: log,

@@ -3,6 +3,7 @@
 use crate::error::RoomError;
 use crate::limits::Limits;
 use crate::model::{ROOM_BOT, RoomType};
+use crate::name;
 
 /// Room names a client may not take: join.cloud's reserved words plus the first path
 /// segment of every route Huddle serves, so `GET /{name}` can never shadow a route.
@@ -33,6 +34,11 @@ fn check_name(kind: &str, name: &str, limits: &Limits) -> Result<(), RoomError> 
             "{kind} must not contain control characters"
         )));
     }
+    if name.chars().any(name::is_format_char) {
+        return Err(RoomError::Invalid(format!(
+            "{kind} must not contain invisible formatting characters"
+        )));
+    }
     if name.chars().count() > limits.max_name_chars {
         return Err(RoomError::too_long(
             kind,
@@ -58,12 +64,41 @@ pub fn room_name(name: &str, limits: &Limits) -> Result<String, RoomError> {
     Ok(lower)
 }
 
+/// Checks an agent name. Names that merely look like `room-bot` ([`name::same`]) are
+/// refused too, or anyone could post what reads as a server notice.
 pub fn agent_name(name: &str, limits: &Limits) -> Result<(), RoomError> {
     check_name("Agent name", name, limits)?;
+    if name::fold(name).is_empty() {
+        // Only invisible characters that are not format characters (e.g. U+3164).
+        return Err(RoomError::Invalid(
+            "Agent name must contain a visible character".into(),
+        ));
+    }
     if name == ROOM_BOT {
         return Err(RoomError::Invalid(format!(
             "Agent name \"{ROOM_BOT}\" is reserved"
         )));
+    }
+    if name::same(name, ROOM_BOT) {
+        return Err(RoomError::Invalid(format!(
+            "Agent name \"{name}\" reads as \"{ROOM_BOT}\", which is reserved"
+        )));
+    }
+    Ok(())
+}
+
+/// Longest push endpoint URL, in bytes. A real webhook URL fits many times over; the URL
+/// is kept with the member and checked again at every delivery.
+pub const MAX_ENDPOINT_BYTES: usize = 2048;
+
+/// The size check of a push endpoint URL, made before anything parses it.
+pub fn endpoint_length(url: &str) -> Result<(), RoomError> {
+    if url.len() > MAX_ENDPOINT_BYTES {
+        return Err(RoomError::too_long(
+            "Endpoint URL",
+            MAX_ENDPOINT_BYTES,
+            "bytes",
+        ));
     }
     Ok(())
 }

@@ -1598,6 +1598,152 @@ fn a_refused_join_posts_nothing() {
     assert_eq!(sim.room.agents.len(), 2);
 }
 
+/// Names that read as `room-bot` would let anyone post what looks like a server notice.
+#[test]
+fn room_bot_look_alikes_cannot_be_agent_names() {
+    let (mut sim, _) = Sim::new("alice");
+    for name in [
+        "Room-Bot",
+        "ROOM-BOT",
+        "room-bot\u{200B}",
+        "room\u{2010}bot",
+        "r\u{043E}om-bot",
+        "\u{FF52}oom-bot",
+    ] {
+        let err = sim.join_with(name, None).unwrap_err();
+        assert!(matches!(err, RoomError::Invalid(_)), "{name:?}: {err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("reads as \"room-bot\"") || text.contains("invisible formatting"),
+            "{name:?}: {text}"
+        );
+    }
+    assert_eq!(sim.room.agents.len(), 1);
+}
+
+#[test]
+fn agent_name_with_invisible_formatting_characters_is_refused() {
+    let (mut sim, _) = Sim::new("alice");
+    for name in [
+        "bob\u{200B}",
+        "\u{FEFF}bob",
+        "b\u{200D}ob",
+        "bob\u{202E}",
+        "\u{AD}bob",
+    ] {
+        let err = sim.join_with(name, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Agent name must not contain invisible formatting characters",
+            "{name:?}"
+        );
+    }
+    for name in ["\u{3164}", "\u{34F}\u{34F}"] {
+        let err = sim.join_with(name, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Agent name must contain a visible character",
+            "{name:?}"
+        );
+    }
+    let err = validate::room_name("dev\u{200B}team", &Limits::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Room name must not contain invisible formatting characters"
+    );
+}
+
+/// Uniqueness in a room uses the same fold as the `room-bot` check, or a member could be
+/// impersonated by a name that merely looks like theirs.
+#[test]
+fn agent_names_are_unique_by_how_they_read() {
+    let (mut sim, _) = Sim::new("alice");
+    for name in ["Alice", "ALICE", "\u{0430}lice", " alice", "\u{FF41}lice"] {
+        assert_eq!(
+            sim.join_with(name, None).unwrap_err(),
+            RoomError::NameTaken(name.into()),
+            "{name:?}"
+        );
+    }
+    assert_eq!(sim.room.agents.len(), 1);
+    sim.join("bob");
+    assert_eq!(sim.room.agents[1].name, "bob", "names are kept as given");
+}
+
+#[test]
+fn reconnect_under_a_look_alike_of_ones_own_name_keeps_the_name() {
+    let (mut sim, alice) = Sim::new("alice");
+    match sim.reply(join_cmd("Alice", Some(alice), token_number(99), None)) {
+        Reply::Joined {
+            agent_name,
+            reconnected,
+            ..
+        } => {
+            assert!(reconnected);
+            assert_eq!(agent_name, "alice");
+        }
+        other => panic!("expected Joined, got {other:?}"),
+    }
+    assert_eq!(sim.room.agents.len(), 1);
+}
+
+#[test]
+fn dms_and_admin_targets_find_members_by_how_they_read() {
+    let (mut sim, alice) = Sim::new("alice");
+    sim.join("bob");
+    sim.join("carol");
+    sim.dm(alice, "BOB", "psst");
+    let dm = sim.log.last().unwrap();
+    assert_eq!(
+        dm.to.as_deref(),
+        Some("bob"),
+        "to names the member as it joined"
+    );
+    assert_eq!(dm.to_member, Some(sim.member("bob")));
+    assert_eq!(
+        sim.reply(promote(alice, "B\u{043E}b")),
+        Reply::Promoted {
+            target: "bob".into()
+        }
+    );
+    assert_eq!(sim.role("bob"), Role::Admin);
+    assert_eq!(
+        sim.reply(kick(alice, "Carol")),
+        Reply::Kicked {
+            target: "carol".into()
+        }
+    );
+    assert!(sim.room.agent_by_name("carol").is_none());
+    assert_eq!(sim.last_body(), "alice kicked carol from the room");
+}
+
+/// Members that joined before names were folded may share a fold: each still finds
+/// itself by its exact name.
+#[test]
+fn members_sharing_a_fold_from_before_keep_their_own_names() {
+    let (mut sim, _) = Sim::new("alice");
+    let mut twin = sim.room.agents[0].clone();
+    twin.member = 2;
+    twin.name = "Alice".into();
+    twin.token = token_number(50);
+    sim.room.apply(&Event::Joined(twin));
+    assert_eq!(sim.member("alice"), 1);
+    assert_eq!(sim.member("Alice"), 2);
+    match sim.reply(join_cmd(
+        "Alice",
+        Some(token_number(50)),
+        token_number(51),
+        None,
+    )) {
+        Reply::Joined {
+            member,
+            reconnected,
+            ..
+        } => assert_eq!((member, reconnected), (2, true)),
+        other => panic!("expected Joined, got {other:?}"),
+    }
+}
+
 #[test]
 fn reserved_room_names_are_refused_lower_cased() {
     let l = Limits::default();

@@ -21,7 +21,8 @@ pub struct RoomsConfig {
     /// Messages a live subscriber may fall behind before it is dropped (it resumes from
     /// its last `seq`, losing nothing).
     pub subscriber_buffer: usize,
-    /// Allow push endpoints on loopback/private/link-local addresses (B.9).
+    /// Allow push endpoints on addresses that are not global unicast (loopback,
+    /// private, link-local...).
     pub allow_private_endpoints: bool,
     pub push: PushConfig,
 }
@@ -37,6 +38,10 @@ pub struct PushConfig {
     /// Messages waiting per agent; beyond it a new push is dropped (with a warning; the
     /// agent still gets the message from `message.unread`).
     pub queue: usize,
+    /// Pushes queued or being delivered on the whole node (every agent of every room);
+    /// beyond it a new push is dropped like one over `queue`. Each holds its message, so
+    /// this bounds what endpoints that stopped answering can make the node keep.
+    pub max_queued: usize,
 }
 
 impl Default for RoomsConfig {
@@ -62,6 +67,7 @@ impl Default for PushConfig {
             backoff_initial: Duration::from_millis(250),
             backoff_max: Duration::from_secs(15),
             queue: 1000,
+            max_queued: 10_000,
         }
     }
 }

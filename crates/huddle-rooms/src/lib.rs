@@ -3,13 +3,15 @@
 //! Layout:
 //! - [`config`]    — [`RoomsConfig`]: limits, timeouts, queue sizes, push policy.
 //! - [`secrets`]   — minting agent tokens, hashing and checking room passwords (argon2id).
-//! - [`endpoint`]  — push endpoint checks: the literal URL at join, resolved addresses at delivery.
+//! - [`endpoint`]  — push endpoint checks (global unicast only): the literal URL at join,
+//!   resolved addresses at delivery.
 //! - [`actor`]     — [`RoomActor`]: owns one room; handles requests one at a time, group-commits
 //!   their events, then publishes and replies.
 //! - [`log_tail`]  — the actor's cache of recent messages (reads of missed/unread).
 //! - [`hub`]       — per-room broadcast of committed messages to authorised subscribers (a
 //!   room's channel lives as long as its last subscriber), and resumable subscriptions.
-//! - [`push`]      — A2A push delivery: one bounded, ordered, retrying queue per agent.
+//! - [`push`]      — A2A push delivery: one bounded, ordered, retrying queue per agent,
+//!   and a node-wide bound on queued pushes.
 //! - [`directory`] — [`RoomDirectory`]: activates actors on demand, passivates idle ones,
 //!   creates rooms, admission control in front of the (unbounded) actor mailboxes.
 
@@ -23,6 +25,6 @@ pub mod push;
 pub mod secrets;
 
 pub use actor::RoomActor;
-pub use config::RoomsConfig;
+pub use config::{PushConfig, RoomsConfig};
 pub use directory::RoomDirectory;
 pub use hub::{MessageStream, SubscribeError};

@@ -1,30 +1,43 @@
-//! A2A push delivery (PROTOCOL.md A.8, B.9).
+//! A2A push delivery.
 //!
 //! One queue and one worker per (room, agent): pushes to an agent are delivered in `seq`
-//! order, a slow or dead endpoint delays only its own agent, and each queue is bounded
-//! (when full the new push is dropped with a warning; the agent still finds the message
-//! through `message.unread`). A delivery is retried with exponential backoff; the head of
-//! the queue blocks the rest so order is kept. A 2xx answer is acknowledged to the room,
-//! which moves the agent's read cursor.
+//! order, and a slow or dead endpoint delays only its own agent. A 2xx answer is
+//! acknowledged to the room, which moves the agent's read cursor.
+//!
+//! Push is at-least-once best effort; `message.unread` is the truth. So every bound here
+//! drops rather than waits: each agent's queue holds at most `PushConfig::queue` pushes,
+//! and the whole node at most `PushConfig::max_queued` (queued or being delivered). A
+//! push over either bound is dropped, counted and logged; the agent's cursor does not
+//! move past it, so the agent still finds the message through `message.unread`.
+//!
+//! A failed delivery is retried with exponential backoff while retrying can help: on a
+//! network error, a timeout, 408, 429 or 5xx. Any other answer (a 4xx such as 404, or a
+//! redirect, which is not followed) and an endpoint refused by the checks give up at
+//! once. The head of the queue blocks the rest so order is kept.
 //!
 //! Endpoints are re-checked at every attempt: the literal URL, and — through the push
 //! client's [`CheckedResolver`](crate::endpoint::CheckedResolver) — every address the
-//! hostname resolves to.
+//! hostname resolves to. The client ignores proxy settings from the environment: a
+//! proxy would make the connection on our behalf, to addresses we never checked.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use huddle_core::{MemberId, Message, RoomId, Seq};
+use reqwest::StatusCode;
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::config::PushConfig;
 use crate::endpoint;
 
 /// A worker with nothing to do for this long exits (and is re-created on demand).
 const WORKER_IDLE: Duration = Duration::from_secs(60);
+
+/// At most one warning about dropped pushes per this interval (each drop is counted).
+const DROP_WARN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A push that the endpoint accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,20 +50,44 @@ pub struct Ack {
 }
 
 struct Job {
-    endpoint: String,
+    /// Shared with the agent's queue and every other job for it: an endpoint may be
+    /// kilobytes long, and a queue holds up to a thousand jobs.
+    endpoint: Arc<str>,
     message: Arc<Message>,
     prev: Seq,
+    /// This job's place in the node-wide bound; freed when the job is done.
+    _slot: OwnedSemaphorePermit,
 }
 
 type Key = (RoomId, MemberId);
 
+/// An agent's queue, with the endpoint its newest jobs go to.
+struct Queue {
+    tx: mpsc::Sender<Job>,
+    endpoint: Arc<str>,
+}
+
+/// Why a push was dropped before any attempt.
+#[derive(Clone, Copy, Debug)]
+enum DropReason {
+    NodeFull,
+    AgentQueueFull,
+}
+
 struct Inner {
-    queues: Mutex<HashMap<Key, mpsc::Sender<Job>>>,
+    queues: Mutex<HashMap<Key, Queue>>,
     client: reqwest::Client,
     config: PushConfig,
     allow_private: bool,
     acks: mpsc::UnboundedSender<Ack>,
     next_id: AtomicU64,
+    /// Pushes queued or being delivered on this node: one permit each.
+    slots: Arc<Semaphore>,
+    /// Pushes dropped because a bound was reached, since the node started.
+    dropped: AtomicU64,
+    /// When the last drop warning was logged, in ms since `started` (`u64::MAX`: never).
+    last_drop_warning: AtomicU64,
+    started: Instant,
 }
 
 #[derive(Clone)]
@@ -65,6 +102,7 @@ impl Pusher {
         // make sure one is installed; a no-op when the binary already did it.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
+            .no_proxy()
             .dns_resolver(endpoint::resolver(allow_private))
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -75,10 +113,14 @@ impl Pusher {
         let inner = Inner {
             queues: Mutex::new(HashMap::new()),
             client,
+            slots: Arc::new(Semaphore::new(config.max_queued)),
             config,
             allow_private,
             acks,
             next_id: AtomicU64::new(1),
+            dropped: AtomicU64::new(0),
+            last_drop_warning: AtomicU64::new(u64::MAX),
+            started: Instant::now(),
         };
         (
             Self {
@@ -89,7 +131,8 @@ impl Pusher {
     }
 
     /// Queues `message` for the agent `member` of `room` at `endpoint`; `prev` is the
-    /// message pushed to that agent before it.
+    /// message pushed to that agent before it. Dropped (counted and logged) when the
+    /// node or the agent's queue is full.
     pub fn enqueue(
         &self,
         room: RoomId,
@@ -98,21 +141,73 @@ impl Pusher {
         message: Arc<Message>,
         prev: Seq,
     ) {
-        let key = (room, member);
-        let job = Job {
-            endpoint: endpoint.to_string(),
-            message,
-            prev,
+        let Ok(slot) = self.inner.slots.clone().try_acquire_owned() else {
+            self.inner
+                .note_drop(room, member, message.seq, DropReason::NodeFull);
+            return;
         };
+        let key = (room, member);
         let mut queues = self.inner.queues.lock().expect("push queues poisoned");
-        let tx = queues.entry(key).or_insert_with(|| {
+        let queue = queues.entry(key).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(self.inner.config.queue);
             let inner = self.inner.clone();
             tokio::spawn(async move { worker(inner, key, rx).await });
-            tx
+            Queue {
+                tx,
+                endpoint: Arc::from(endpoint),
+            }
         });
-        if let Err(e) = tx.try_send(job) {
-            tracing::warn!(room.id = %room, member, error = %e, "push queue full or closed: push dropped (agent can read it via message.unread)");
+        if *queue.endpoint != *endpoint {
+            queue.endpoint = Arc::from(endpoint);
+        }
+        let job = Job {
+            endpoint: queue.endpoint.clone(),
+            message,
+            prev,
+            _slot: slot,
+        };
+        if let Err(e) = queue.tx.try_send(job) {
+            let seq = match &e {
+                mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => {
+                    job.message.seq
+                }
+            };
+            drop(queues);
+            self.inner
+                .note_drop(room, member, seq, DropReason::AgentQueueFull);
+        }
+    }
+}
+
+impl Inner {
+    /// Counts a dropped push and warns about it, at most once per
+    /// [`DROP_WARN_INTERVAL`] (an endpoint that stopped answering can make thousands).
+    fn note_drop(&self, room: RoomId, member: MemberId, seq: Seq, reason: DropReason) {
+        let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let last = self.last_drop_warning.load(Ordering::Relaxed);
+        let due =
+            last == u64::MAX || now.saturating_sub(last) >= DROP_WARN_INTERVAL.as_millis() as u64;
+        if due
+            && self
+                .last_drop_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let (limit, what) = match reason {
+                DropReason::NodeFull => (self.config.max_queued, "pushes queued on this node"),
+                DropReason::AgentQueueFull => (self.config.queue, "pushes queued for this agent"),
+            };
+            tracing::warn!(
+                room.id = %room,
+                member,
+                seq,
+                limit,
+                dropped_total = total,
+                "push dropped: too many {what} (the agent can read the message via message.unread)"
+            );
+        } else {
+            tracing::debug!(room.id = %room, member, seq, ?reason, dropped_total = total, "push dropped");
         }
     }
 }
@@ -158,11 +253,10 @@ async fn deliver(inner: &Inner, (room, member): Key, job: Job) {
     let mut backoff = cfg.backoff_initial;
     for attempt in 1..=cfg.attempts {
         let outcome = match endpoint::check_url(&job.endpoint, inner.allow_private) {
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(Failure::Final(e.to_string())),
             Ok(url) => match inner.client.post(url).json(&body).send().await {
-                Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => Err(format!("HTTP {}", r.status())),
-                Err(e) => Err(e.to_string()),
+                Ok(r) => judge(r.status()),
+                Err(e) => Err(Failure::Retry(e.to_string())),
             },
         };
         match outcome {
@@ -175,14 +269,59 @@ async fn deliver(inner: &Inner, (room, member): Key, job: Job) {
                 });
                 return;
             }
-            Err(error) if attempt < cfg.attempts => {
+            Err(Failure::Retry(error)) if attempt < cfg.attempts => {
                 tracing::debug!(room.id = %room, member, seq = m.seq, attempt, %error, "push failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(cfg.backoff_max);
             }
-            Err(error) => {
+            Err(Failure::Retry(error) | Failure::Final(error)) => {
                 tracing::warn!(room.id = %room, member, seq = m.seq, attempt, %error, "push given up");
+                return;
             }
+        }
+    }
+}
+
+/// A failed attempt: worth retrying, or not.
+enum Failure {
+    Retry(String),
+    Final(String),
+}
+
+/// What an endpoint's answer means for the push: 2xx delivered; 408 (timeout), 429 (rate
+/// limited) and 5xx are passing troubles worth a retry; any other answer (4xx, or a
+/// redirect, which the client does not follow) will not change, so it ends the push.
+fn judge(status: StatusCode) -> Result<(), Failure> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let error = format!("HTTP {status}");
+    if status.is_server_error()
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+    {
+        Err(Failure::Retry(error))
+    } else {
+        Err(Failure::Final(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_passing_troubles_are_retried() {
+        for code in [200, 202, 204] {
+            assert!(judge(StatusCode::from_u16(code).unwrap()).is_ok(), "{code}");
+        }
+        for code in [408, 429, 500, 502, 503, 504] {
+            let judged = judge(StatusCode::from_u16(code).unwrap());
+            assert!(matches!(judged, Err(Failure::Retry(_))), "{code}");
+        }
+        for code in [301, 302, 307, 400, 401, 403, 404, 405, 410, 413, 422] {
+            let judged = judge(StatusCode::from_u16(code).unwrap());
+            assert!(matches!(judged, Err(Failure::Final(_))), "{code}");
         }
     }
 }

@@ -107,6 +107,11 @@ pub struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "HUDDLE_LOG_FORMAT", default_value = "text")]
     log_format: String,
+
+    /// A2A pushes queued or being delivered on this node at once (all agents); beyond it
+    /// a new push is dropped, counted and logged, and the message stays unread.
+    #[arg(long, env = "HUDDLE_MAX_QUEUED_PUSHES", default_value_t = 10_000)]
+    max_queued_pushes: usize,
 }
 
 impl ServeArgs {
@@ -204,6 +209,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         mcp_session_idle_secs = args.mcp_session_idle_secs,
         mcp_max_sessions = args.mcp_max_sessions,
         mcp_max_session_rooms = args.mcp_max_session_rooms,
+        max_queued_pushes = args.max_queued_pushes,
         "huddle configuration"
     );
     let store = EmbeddedStore::open(&data_dir, durability)
@@ -218,6 +224,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_in_flight: args.max_in_flight,
         max_streams: args.max_streams,
         allow_private_endpoints: args.allow_private_endpoints,
+        push: huddle_rooms::PushConfig {
+            max_queued: args.max_queued_pushes.max(1),
+            ..Default::default()
+        },
         ..RoomsConfig::default()
     };
     let directory = RoomDirectory::new(Arc::new(store), rooms);

@@ -90,7 +90,24 @@ impl Server {
         server
     }
 
+    /// A node in a fresh data dir with extra flags and environment variables.
+    pub async fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = Self::spawn_env(dir.path(), true, extra, env).await;
+        server._tempdir = Some(dir);
+        server
+    }
+
     async fn spawn(dir: &Path, allow_private: bool, extra: &[&str]) -> Server {
+        Self::spawn_env(dir, allow_private, extra, &[]).await
+    }
+
+    async fn spawn_env(
+        dir: &Path,
+        allow_private: bool,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_huddle"));
         cmd.arg("serve")
             .arg("--listen")
@@ -107,6 +124,7 @@ impl Server {
                 cmd.env_remove(key);
             }
         }
+        cmd.envs(env.iter().copied());
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

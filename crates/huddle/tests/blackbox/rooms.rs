@@ -881,3 +881,53 @@ async fn room_keeps_an_admin_when_its_only_admin_leaves() {
         reply.text()
     );
 }
+
+/// Names that read as `room-bot` would let anyone post what looks like a server notice;
+/// names that read as a member's would let anyone impersonate that member.
+#[tokio::test]
+async fn look_alike_agent_names_are_refused() {
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    let join = |name: &str| {
+        s.act("room.join")
+            .ctx("lobby")
+            .meta("agentName", name)
+            .send()
+    };
+    for name in ["Room-Bot", "ROOM-BOT", "room\u{2010}bot"] {
+        let reply = join(name).await;
+        assert_eq!(
+            reply.err(),
+            format!("Agent name \"{name}\" reads as \"room-bot\", which is reserved")
+        );
+    }
+    let reply = join("room-bot\u{200B}").await;
+    assert_eq!(
+        reply.err(),
+        "Agent name must not contain invisible formatting characters"
+    );
+    for name in ["Alice", "\u{0430}lice"] {
+        let reply = join(name).await;
+        assert!(
+            reply.err().starts_with(&format!(
+                "Agent name \"{name}\" is already taken in this room."
+            )),
+            "{}",
+            reply.0
+        );
+    }
+    let members: Vec<String> = agent_roles(&info(&s, "lobby").await.ok())
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(members, ["alice"]);
+
+    // Lookups by name use the same fold: a DM to "ALICE" reaches alice, named as she
+    // joined.
+    let bob = s.join("lobby", "Bob").await;
+    s.dm(&bob, "ALICE", "psst").await;
+    let unread = s.unread_all(&alice).await;
+    let dm = unread.iter().find(|m| m["body"] == "psst").expect("the DM");
+    assert_eq!(dm["to"], "alice");
+    assert_eq!(dm["from"], "Bob", "names are shown as given");
+}
