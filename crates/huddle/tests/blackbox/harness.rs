@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
@@ -80,6 +80,11 @@ impl Server {
     /// A node on a data dir the caller owns (for restarts).
     pub async fn start_in(dir: &Path) -> Server {
         Self::spawn(dir, true, &[]).await
+    }
+
+    /// A node on a data dir the caller owns, with extra `huddle serve` flags.
+    pub async fn start_in_with(dir: &Path, extra: &[&str]) -> Server {
+        Self::spawn(dir, true, extra).await
     }
 
     /// A node in a fresh data dir with extra `huddle serve` flags.
@@ -189,6 +194,51 @@ impl Server {
             Some(child) => matches!(child.try_wait(), Ok(None)),
             None => false,
         }
+    }
+
+    /// `kill -TERM` the node (what an orchestrator sends to stop it).
+    pub fn terminate(&self) {
+        let pid = self
+            .child
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(Child::id)
+            .expect("the node is running");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {pid}: {status}");
+    }
+
+    /// Waits up to `within` for the process to exit and reaps it; `None`: still running.
+    pub async fn wait_exit(&self, within: Duration) -> Option<ExitStatus> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            {
+                let mut child = self.child.lock().unwrap();
+                let exited = match child.as_mut() {
+                    Some(c) => c.try_wait().expect("wait for huddle"),
+                    None => panic!("the node was already reaped"),
+                };
+                if exited.is_some() {
+                    child.take();
+                    return exited;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The rest of the first output line that starts with `prefix`.
+    pub fn printed(&self, prefix: &str) -> Option<String> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .find_map(|line| line.strip_prefix(prefix).map(|rest| rest.trim().to_string()))
     }
 
     pub fn log_tail(&self) -> String {
@@ -685,6 +735,20 @@ impl Sse {
                 "SSE `id:` must be the message's seq: {data:.300}"
             );
             return Next::Message(id, data);
+        }
+    }
+
+    /// Reads (and drops) events until the server ends the stream: `Ok` when it ended
+    /// cleanly, `Err` when the connection broke or the stream was still open after `within`.
+    pub async fn end(&mut self, within: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.next()).await {
+                Err(_) => return Err(format!("still open after {within:?}")),
+                Ok(None) => return Ok(()),
+                Ok(Some(Err(e))) => return Err(format!("broken, not ended: {e}")),
+                Ok(Some(Ok(_))) => {}
+            }
         }
     }
 

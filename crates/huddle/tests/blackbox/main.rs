@@ -16,6 +16,7 @@
 //! - `limits`     — bounded input (B.8): text, names, description, request body.
 //! - `ordering`   — concurrent senders get a gapless ordered `seq` (B.2).
 //! - `durability` — `kill -9` and restart on the same data dir.
+//! - `shutdown`   — SIGTERM: streams end, requests in flight are answered, the grace bound.
 
 mod harness;
 
@@ -27,4 +28,5 @@ mod ordering;
 mod privacy;
 mod push;
 mod rooms;
+mod shutdown;
 mod sse;
