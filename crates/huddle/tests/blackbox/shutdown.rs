@@ -285,13 +285,37 @@ async fn a_request_in_flight_at_sigterm_is_answered() {
     assert!(!s.log_tail().contains(CUT), "{}", s.log_tail());
 }
 
-#[tokio::test]
-async fn a_connection_that_never_ends_is_cut_when_the_grace_runs_out() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_cannot_end_is_cut_when_the_grace_runs_out() {
     const GRACE: u64 = 1;
+    /// The HTTP/2 default (hyper's client grants megabytes).
+    const WINDOW: u32 = 65_535;
     let grace = GRACE.to_string();
     let s = Server::start_with(&["--shutdown-grace-secs", &grace]).await;
-    // A client that stopped half-way through its request: it never sends the body.
-    let _stalled = request_awaiting_body(&s, 100).await;
+    let alice = s.create_room("lobby", "alice").await;
+    let bob = s.join("lobby", "bob").await;
+    // A gRPC subscriber that stopped reading: once HTTP/2 flow control holds back what
+    // the node has sent, the end of its stream cannot reach it either.
+    let channel = tonic::transport::Endpoint::from_shared(s.base.clone())
+        .unwrap()
+        .initial_stream_window_size(WINDOW)
+        .initial_connection_window_size(WINDOW)
+        .connect()
+        .await
+        .expect("connect gRPC to the main port");
+    let _stalled = RoomServiceClient::new(channel)
+        .subscribe(SubscribeRequest {
+            agent_token: Some(bob.token.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("Subscribe")
+        .into_inner();
+    // Far more than the HTTP/2 windows the client grants and never replenishes.
+    let big = "x".repeat(60_000);
+    for _ in 0..4 {
+        s.say(&alice, &big).await;
+    }
 
     s.terminate();
     expect_clean_exit(&s, GRACE).await;
