@@ -33,11 +33,8 @@ use crate::AppState;
 /// Request messages are limited to the HTTP body limit (B.8).
 pub fn routes(state: &AppState) -> axum::Router {
     let max_message = state.config.max_body_bytes;
-    let rooms = RoomServiceServer::new(RoomGrpc::new(
-        state.router.clone(),
-        state.shutdown.clone(),
-    ))
-    .max_decoding_message_size(max_message);
+    let rooms = RoomServiceServer::new(RoomGrpc::new(state.router.clone(), state.shutdown.clone()))
+        .max_decoding_message_size(max_message);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // A fresh reporter's lock is free: this completes on the first poll.

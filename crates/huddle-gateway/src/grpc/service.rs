@@ -13,8 +13,8 @@ use huddle_core::{AgentToken, CreateRoom, Reply, RoomError, RoomRequest, RoomRes
 use huddle_proto::conversions::{self, room_type_param};
 use huddle_proto::v1 as pb;
 use huddle_proto::v1::room_service_server::RoomService;
-use tonic::metadata::MetadataMap;
 use tokio_util::sync::CancellationToken;
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::status::{shutting_down, stream_end, to_status};
@@ -449,10 +449,11 @@ impl RoomService for RoomGrpc {
             .filter_map(futures::future::ready);
         // The node shuts down: the stream ends with UNAVAILABLE (resume elsewhere).
         let shutdown = self.shutdown.clone();
-        let cut = futures::stream::once(async move {
-            shutdown.is_cancelled().then(|| Err(shutting_down()))
-        })
-        .filter_map(futures::future::ready);
+        let cut =
+            futures::stream::once(
+                async move { shutdown.is_cancelled().then(|| Err(shutting_down())) },
+            )
+            .filter_map(futures::future::ready);
         let stream = stream
             .take_until(self.shutdown.clone().cancelled_owned())
             .chain(cut);

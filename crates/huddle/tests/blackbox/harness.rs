@@ -237,8 +237,10 @@ impl Server {
     /// The rest of the first output line that starts with `prefix`.
     pub fn printed(&self, prefix: &str) -> Option<String> {
         let log = self.log.lock().unwrap();
-        log.iter()
-            .find_map(|line| line.strip_prefix(prefix).map(|rest| rest.trim().to_string()))
+        log.iter().find_map(|line| {
+            line.strip_prefix(prefix)
+                .map(|rest| rest.trim().to_string())
+        })
     }
 
     pub fn log_tail(&self) -> String {
@@ -433,9 +435,7 @@ impl Server {
             ctype.starts_with("text/event-stream"),
             "SSE content-type is {ctype:?}"
         );
-        Sse {
-            events: Box::pin(resp.bytes_stream().eventsource()),
-        }
+        Sse::from_response(resp)
     }
 
     pub async fn sse_request(
@@ -699,6 +699,30 @@ pub struct Sse {
 }
 
 impl Sse {
+    /// Any `text/event-stream` response (an MCP POST answered with SSE, too).
+    pub fn from_response(resp: reqwest::Response) -> Sse {
+        Sse {
+            events: Box::pin(resp.bytes_stream().eventsource()),
+        }
+    }
+
+    /// The next event with data, as JSON, within `within`; `None` on timeout or end.
+    pub async fn next_data(&mut self, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.next()).await;
+            match event {
+                Ok(Some(Ok(e))) if e.data.is_empty() => {}
+                Ok(Some(Ok(e))) => {
+                    return Some(serde_json::from_str(&e.data).unwrap_or_else(|err| {
+                        panic!("SSE data is not JSON ({err}): {:?}", e.data)
+                    }));
+                }
+                _ => return None,
+            }
+        }
+    }
+
     /// The next room message (skipping pings) within `within`, as (`id:` seq, data JSON).
     /// Asserts the event id equals the message's `seq`. `None` on timeout or end.
     pub async fn next_message(&mut self, within: Duration) -> Option<(u64, Value)> {

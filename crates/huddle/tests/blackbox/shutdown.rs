@@ -1,4 +1,5 @@
-//! Graceful shutdown on SIGTERM: every live stream ends (SSE and MCP cleanly, gRPC
+//! Graceful shutdown on SIGTERM: every live stream ends (SSE and MCP — GET and
+//! `subscriptions/listen` — cleanly, gRPC
 //! `Subscribe` with UNAVAILABLE, health watches after NOT_SERVING), requests in flight are
 //! answered, acknowledged messages are in the log after a restart, and the node exits
 //! within `--shutdown-grace-secs` even when a connection cannot end.
@@ -15,9 +16,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 use crate::harness::*;
 
@@ -63,11 +64,57 @@ async fn mcp_session(s: &Server, url: &str) -> String {
     });
     let resp = post(init, None).await.expect("POST initialize");
     assert_eq!(resp.status().as_u16(), 200, "initialize");
-    let id = resp.headers()["mcp-session-id"].to_str().unwrap().to_string();
+    let id = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let resp = post(note, Some(id.clone())).await.expect("POST initialized");
+    let resp = post(note, Some(id.clone()))
+        .await
+        .expect("POST initialized");
     assert_eq!(resp.status().as_u16(), 202, "notifications/initialized");
     id
+}
+
+/// A sessionless (MCP 2026-07-28) `subscriptions/listen` on `agent`'s room resource, its
+/// SSE response open after the acknowledgement.
+async fn mcp_listen(s: &Server, url: &str, agent: &Agent) -> Sse {
+    const MODERN: &str = "2026-07-28";
+    let uri = format!(
+        "huddle://rooms/{}/messages?agentToken={}",
+        agent.room_id, agent.token
+    );
+    let body = json!({
+        "jsonrpc": "2.0", "id": 7, "method": "subscriptions/listen",
+        "params": {
+            "notifications": {"resourceSubscriptions": [uri]},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": MODERN,
+                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientInfo": {"name": "blackbox", "version": "1"},
+            },
+        },
+    });
+    let resp = s
+        .http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", "subscriptions/listen")
+        .timeout(Duration::from_secs(3600))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("POST subscriptions/listen");
+    assert_eq!(resp.status().as_u16(), 200, "subscriptions/listen");
+    let mut listen = Sse::from_response(resp);
+    let ack = listen.next_data(WAIT).await.expect("the acknowledgement");
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    listen
 }
 
 /// Opens a POST /a2a whose body the test sends later: the node has read the headers and
@@ -91,7 +138,10 @@ async fn request_awaiting_body(s: &Server, body_len: usize) -> TcpStream {
         got.extend_from_slice(&buf[..n]);
     }
     let got = String::from_utf8_lossy(&got);
-    assert!(got.starts_with("HTTP/1.1 100"), "expected 100 Continue: {got}");
+    assert!(
+        got.starts_with("HTTP/1.1 100"),
+        "expected 100 Continue: {got}"
+    );
     tcp
 }
 
@@ -155,6 +205,8 @@ async fn sigterm_ends_every_live_stream_and_the_node_exits_cleanly() {
         .expect("GET /mcp");
     assert_eq!(get.status().as_u16(), 200, "GET /mcp");
     let mut mcp_stream = Box::pin(get.bytes_stream());
+    // A sessionless listen on the --mcp-listen port.
+    let mut listen = mcp_listen(&s, &mcp_url, &alice).await;
 
     // Every stream is live.
     s.say(&alice, "before").await;
@@ -169,6 +221,11 @@ async fn sigterm_ends_every_live_stream_and_the_node_exits_cleanly() {
         .await
         .expect("the MCP priming event in time");
     assert!(matches!(priming, Some(Ok(_))), "GET /mcp: {priming:?}");
+    let update = listen.next_data(WAIT).await.expect("a listen notification");
+    assert_eq!(
+        update["params"]["_meta"]["huddle/message"]["body"],
+        "before"
+    );
 
     s.terminate();
     let bound = exit_bound(GRACE);
@@ -198,6 +255,17 @@ async fn sigterm_ends_every_live_stream_and_the_node_exits_cleanly() {
         rest.iter().all(Result::is_ok),
         "the MCP GET stream broke instead of ending: {rest:?}"
     );
+    // The listen request is answered (its final result), then its stream ends.
+    let result = listen
+        .next_data(bound)
+        .await
+        .expect("the listen result before the end");
+    assert_eq!(result["id"], 7, "{result}");
+    assert!(result["result"].is_object(), "{result}");
+    listen
+        .end(bound)
+        .await
+        .unwrap_or_else(|e| panic!("the listen stream did not end cleanly: {e}"));
 
     expect_clean_exit(&s, GRACE).await;
     let log = s.log_tail();
@@ -232,7 +300,9 @@ async fn messages_acknowledged_around_sigterm_are_in_the_log_after_a_restart() {
         }
     }
     assert!(acked.len() >= 50, "only {} sends acknowledged", acked.len());
-    sse.end(exit_bound(GRACE)).await.expect("the SSE stream ends");
+    sse.end(exit_bound(GRACE))
+        .await
+        .expect("the SSE stream ends");
     expect_clean_exit(&s, GRACE).await;
     drop(s);
 
@@ -270,7 +340,9 @@ async fn a_request_in_flight_at_sigterm_is_answered() {
         s.log_tail().contains(SHUTTING_DOWN).then_some(())
     })
     .await;
-    sse.end(exit_bound(GRACE)).await.expect("the SSE stream ends");
+    sse.end(exit_bound(GRACE))
+        .await
+        .expect("the SSE stream ends");
     tcp.write_all(body.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
     tokio::time::timeout(exit_bound(GRACE), tcp.read_to_end(&mut answer))
