@@ -449,14 +449,11 @@ impl RoomService for RoomGrpc {
             .filter_map(futures::future::ready);
         // The node shuts down: the stream ends with UNAVAILABLE (resume elsewhere).
         let shutdown = self.shutdown.clone();
-        let cut =
-            futures::stream::once(
-                async move { shutdown.is_cancelled().then(|| Err(shutting_down())) },
-            )
-            .filter_map(futures::future::ready);
+        let end = futures::stream::once(async move { shutdown.is_cancelled() })
+            .filter_map(|cut| futures::future::ready(cut.then(|| Err(shutting_down()))));
         let stream = stream
             .take_until(self.shutdown.clone().cancelled_owned())
-            .chain(cut);
+            .chain(end);
         Ok(Response::new(Box::pin(stream)))
     }
 }

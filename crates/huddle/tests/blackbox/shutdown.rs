@@ -10,12 +10,13 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use huddle_proto::v1::SubscribeRequest;
 use huddle_proto::v1::room_service_client::RoomServiceClient;
+use huddle_proto::v1::{SubscribeRequest, SubscribeResponse};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tonic::Code;
+use tonic::transport::Channel;
+use tonic::{Code, Streaming};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -41,6 +42,18 @@ async fn expect_clean_exit(s: &Server, grace_secs: u64) {
         .await
         .unwrap_or_else(|| panic!("the node still runs {bound:?} after SIGTERM"));
     assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+/// A gRPC `Subscribe` of `agent`'s room, live from now.
+async fn subscribe(channel: Channel, agent: &Agent) -> Streaming<SubscribeResponse> {
+    RoomServiceClient::new(channel)
+        .subscribe(SubscribeRequest {
+            agent_token: Some(agent.token.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("Subscribe")
+        .into_inner()
 }
 
 /// An MCP session on `url` (handshake done), its `Mcp-Session-Id`.
@@ -175,15 +188,7 @@ async fn sigterm_ends_every_live_stream_and_the_node_exits_cleanly() {
         .connect()
         .await
         .expect("connect to --grpc-listen");
-    let mut rooms = RoomServiceClient::new(channel.clone());
-    let mut subscription = rooms
-        .subscribe(SubscribeRequest {
-            agent_token: Some(bob.token.clone()),
-            ..Default::default()
-        })
-        .await
-        .expect("Subscribe")
-        .into_inner();
+    let mut subscription = subscribe(channel.clone(), &bob).await;
     let mut health = HealthClient::new(channel);
     let mut watch = health
         .watch(HealthCheckRequest::default())
@@ -375,14 +380,7 @@ async fn a_stream_that_cannot_end_is_cut_when_the_grace_runs_out() {
         .connect()
         .await
         .expect("connect gRPC to the main port");
-    let _stalled = RoomServiceClient::new(channel)
-        .subscribe(SubscribeRequest {
-            agent_token: Some(bob.token.clone()),
-            ..Default::default()
-        })
-        .await
-        .expect("Subscribe")
-        .into_inner();
+    let _stalled = subscribe(channel, &bob).await;
     // Far more than the HTTP/2 windows the client grants and never replenishes.
     let big = "x".repeat(60_000);
     for _ in 0..4 {
