@@ -33,6 +33,7 @@ use axum::Router as Http;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use huddle_cluster::Router;
+use tokio_util::sync::CancellationToken;
 
 /// Settings of the HTTP surface.
 #[derive(Clone, Debug)]
@@ -60,6 +61,11 @@ impl Default for GatewayConfig {
 pub struct AppState {
     pub router: Arc<dyn Router>,
     pub config: Arc<GatewayConfig>,
+    /// Cancelled when the node begins to shut down: every live stream (SSE, gRPC
+    /// `Subscribe`, MCP) then ends, so that the servers can finish their in-flight
+    /// requests and close; clients resume by seq on any node. A token that is never
+    /// cancelled keeps streams open until their clients leave.
+    pub shutdown: CancellationToken,
 }
 
 /// The whole HTTP application, testable without a socket.
@@ -70,6 +76,7 @@ pub fn app(state: AppState) -> Http {
             max_body_bytes: state.config.max_body_bytes,
             ..mcp::McpConfig::default()
         },
+        state.shutdown.clone(),
     );
     app_with_mcp(state, mcp)
 }

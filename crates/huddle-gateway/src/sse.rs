@@ -102,9 +102,11 @@ pub async fn stream(
     let pings =
         tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(start, keep_alive))
             .map(|_| Some(Bytes::from_static(b"event: ping\ndata: \n\n")));
-    // Ends when the message stream ends (the `None`), not when the pings would.
+    // Ends when the message stream ends (the `None`), not when the pings would, and
+    // when the node shuts down (the client resumes with `Last-Event-ID` elsewhere).
     let body = futures::stream::select(frames, pings)
         .take_while(|chunk| futures::future::ready(chunk.is_some()))
+        .take_until(app.shutdown.clone().cancelled_owned())
         .map(|chunk| Ok::<_, Infallible>(chunk.unwrap_or_default()));
     (
         [

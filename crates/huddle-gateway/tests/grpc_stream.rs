@@ -38,6 +38,7 @@ async fn serve(dir: &std::path::Path) -> String {
     let app = huddle_gateway::app(AppState {
         router: Arc::new(LocalRouter::new(directory)),
         config: Arc::new(GatewayConfig::default()),
+        shutdown: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -1,4 +1,7 @@
 //! `huddle serve`: configuration, the composition root, and graceful shutdown.
+//!
+//! Layout: this file (the flags, `run`: the node composed and served) and `shutdown`
+//! (the one shutdown trigger, the servers it waits for, the grace).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,13 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use clap::Args;
 use huddle_cluster::LocalRouter;
 use huddle_core::Limits;
 use huddle_gateway::{AppState, GatewayConfig};
 use huddle_rooms::{RoomDirectory, RoomsConfig};
 use huddle_store::{Durability, EmbeddedStore};
+
+mod shutdown;
+
+use shutdown::Shutdown;
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -112,6 +118,11 @@ pub struct ServeArgs {
     /// a new push is dropped, counted and logged, and the message stays unread.
     #[arg(long, env = "HUDDLE_MAX_QUEUED_PUSHES", default_value_t = 10_000)]
     max_queued_pushes: usize,
+    /// Seconds a shutdown (SIGTERM, ctrl-c) may take: streams end at once, requests in
+    /// flight finish, rooms commit; what is still open after this is cut and the node
+    /// exits anyway (0: cut at once).
+    #[arg(long, env = "HUDDLE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    shutdown_grace_secs: u64,
 }
 
 impl ServeArgs {
@@ -210,6 +221,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         mcp_max_sessions = args.mcp_max_sessions,
         mcp_max_session_rooms = args.mcp_max_session_rooms,
         max_queued_pushes = args.max_queued_pushes,
+        shutdown_grace_secs = args.shutdown_grace_secs,
         "huddle configuration"
     );
     let store = EmbeddedStore::open(&data_dir, durability)
@@ -232,8 +244,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let directory = RoomDirectory::new(Arc::new(store), rooms);
     let router: Arc<dyn huddle_cluster::Router> = Arc::new(LocalRouter::new(directory.clone()));
+    let mut shutdown = Shutdown::new(Duration::from_secs(args.shutdown_grace_secs));
     let mcp_addr = args.mcp_listen_addr()?;
-    let mcp = huddle_gateway::mcp::Mcp::new(router.clone(), args.mcp_config(addr, mcp_addr));
+    let mcp = huddle_gateway::mcp::Mcp::new(
+        router.clone(),
+        args.mcp_config(addr, mcp_addr),
+        shutdown.trigger(),
+    );
     let state = AppState {
         router,
         config: Arc::new(GatewayConfig {
@@ -241,14 +258,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             public_url: args.public_url.clone(),
             sse_keep_alive: Duration::from_secs(args.sse_keep_alive_secs.max(1)),
         }),
+        shutdown: shutdown.trigger(),
     };
     let app = huddle_gateway::app_with_mcp(state.clone(), mcp.clone());
-    let grpc = match &args.grpc_listen {
-        Some(a) => Some(serve_grpc(a, &state).await?),
-        None => None,
-    };
+    if let Some(a) = &args.grpc_listen {
+        let grpc = bind_grpc(a).await?;
+        shutdown.serve("--grpc-listen", grpc, huddle_gateway::grpc::routes(&state));
+    }
     if let Some(mcp_addr) = mcp_addr {
-        serve_mcp(mcp_addr, mcp.clone()).await?;
+        shutdown.serve("--mcp-listen", bind_mcp(mcp_addr).await?, mcp.routes());
     }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -256,20 +274,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     // The readiness line: scripts and tests wait for it.
     println!("huddle listening on http://{local}");
-    axum::serve(listener.tap_io(no_delay), app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    if let Some(grpc) = grpc {
-        let _ = grpc.await;
-    }
-    tracing::info!("draining rooms");
-    directory.shutdown(Duration::from_secs(10)).await;
-    Ok(())
+    shutdown.serve("--listen", listener, app);
+    shutdown.run(shutdown_signal(), &directory).await
 }
 
-/// Serves only `/mcp` on `addr` (`--mcp-listen`, join.cloud's separate MCP port) until
-/// shutdown; prints `huddle MCP listening on http://<addr>/mcp` once bound.
-async fn serve_mcp(addr: SocketAddr, mcp: huddle_gateway::mcp::Mcp) -> anyhow::Result<()> {
+/// Binds `--mcp-listen` (only `/mcp`, join.cloud's separate MCP port); prints
+/// `huddle MCP listening on http://<addr>/mcp` once bound.
+async fn bind_mcp(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding --mcp-listen {addr}"))?;
@@ -277,27 +288,12 @@ async fn serve_mcp(addr: SocketAddr, mcp: huddle_gateway::mcp::Mcp) -> anyhow::R
         "huddle MCP listening on http://{}/mcp",
         listener.local_addr()?
     );
-    // Small SSE writes go out at once (no Nagle delay).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    tokio::spawn(async move {
-        let served = axum::serve(listener, mcp.routes())
-            .with_graceful_shutdown(shutdown_signal())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "the --mcp-listen server stopped");
-        }
-    });
-    Ok(())
+    Ok(listener)
 }
 
-/// Serves only the gRPC services on `addr` (`--grpc-listen`) until shutdown; prints
+/// Binds `--grpc-listen` (only the gRPC services); prints
 /// `huddle grpc listening on http://<addr>` once bound.
-async fn serve_grpc(
-    addr: &str,
-    state: &AppState,
-) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+async fn bind_grpc(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
     let addr: SocketAddr = addr
         .parse()
         .with_context(|| format!("--grpc-listen {addr:?} is not an address like 0.0.0.0:50051"))?;
@@ -305,12 +301,7 @@ async fn serve_grpc(
         .await
         .with_context(|| format!("binding {addr}"))?;
     println!("huddle grpc listening on http://{}", listener.local_addr()?);
-    let server = axum::serve(
-        listener.tap_io(no_delay),
-        huddle_gateway::grpc::routes(state),
-    )
-    .with_graceful_shutdown(shutdown_signal());
-    Ok(tokio::spawn(server.into_future()))
+    Ok(listener)
 }
 
 /// Small writes go out at once: an HTTP/2 answer is several frames (a gRPC reply ends
@@ -322,6 +313,7 @@ fn no_delay(tcp: &mut tokio::net::TcpStream) {
     }
 }
 
+/// `huddle serve`'s shutdown: SIGTERM (what orchestrators send) or ctrl-c.
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

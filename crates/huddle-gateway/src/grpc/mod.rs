@@ -14,7 +14,11 @@ pub mod status;
 
 use futures::FutureExt;
 use huddle_proto::v1::room_service_server::RoomServiceServer;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
 use tonic::service::Routes;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 pub use service::RoomGrpc;
 
@@ -24,11 +28,12 @@ use crate::AppState;
 /// `/grpc.health.v1.Health/*`, both reflection versions) and no fallback, so they merge
 /// into the HTTP application without taking over its unknown paths.
 ///
-/// Health reports SERVING for the server ("") and for `huddle.v1.RoomService`.
+/// Health reports SERVING for the server ("") and for `huddle.v1.RoomService`, until
+/// `state.shutdown` fires: then NOT_SERVING, and open watches end.
 /// Request messages are limited to the HTTP body limit (B.8).
 pub fn routes(state: &AppState) -> axum::Router {
     let max_message = state.config.max_body_bytes;
-    let rooms = RoomServiceServer::new(RoomGrpc::new(state.router.clone()))
+    let rooms = RoomServiceServer::new(RoomGrpc::new(state.router.clone(), state.shutdown.clone()))
         .max_decoding_message_size(max_message);
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -39,6 +44,11 @@ pub fn routes(state: &AppState) -> axum::Router {
         .is_none()
     {
         tracing::warn!("could not mark huddle.v1.RoomService as serving");
+    }
+    // The task lives until the shutdown (or the runtime) ends; routes built outside a
+    // runtime keep reporting SERVING.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(report_draining(health, state.shutdown.clone()));
     }
 
     let reflection = || {
@@ -61,4 +71,20 @@ pub fn routes(state: &AppState) -> axum::Router {
         .add_service(reflection_v1alpha)
         .prepare()
         .into_axum_router()
+}
+
+/// Once the node shuts down: health reports NOT_SERVING (watchers learn that the node is
+/// going), then forgets its statuses, which ends every open `Health/Watch` stream: like
+/// `Subscribe`, a watch must not hold the shutdown open.
+async fn report_draining(mut health: HealthReporter, shutdown: CancellationToken) {
+    shutdown.cancelled().await;
+    let rooms = <RoomServiceServer<RoomGrpc> as NamedService>::NAME;
+    for service in ["", rooms] {
+        health
+            .set_service_status(service, ServingStatus::NotServing)
+            .await;
+    }
+    for service in ["", rooms] {
+        health.clear_service_status(service).await;
+    }
 }

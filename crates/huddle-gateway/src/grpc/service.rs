@@ -13,10 +13,11 @@ use huddle_core::{AgentToken, CreateRoom, Reply, RoomError, RoomRequest, RoomRes
 use huddle_proto::conversions::{self, room_type_param};
 use huddle_proto::v1 as pb;
 use huddle_proto::v1::room_service_server::RoomService;
+use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use super::status::{stream_end, to_status};
+use super::status::{shutting_down, stream_end, to_status};
 use crate::ops::{self, reading_room, required, token_room, unexpected};
 
 /// Page size when a request leaves `limit` at 0 (A.4's default).
@@ -28,11 +29,13 @@ const MAX_LIMIT: u32 = 100;
 #[derive(Clone)]
 pub struct RoomGrpc {
     router: Arc<dyn Router>,
+    /// The node's shutdown: open `Subscribe` streams end with UNAVAILABLE when it fires.
+    shutdown: CancellationToken,
 }
 
 impl RoomGrpc {
-    pub fn new(router: Arc<dyn Router>) -> Self {
-        Self { router }
+    pub fn new(router: Arc<dyn Router>, shutdown: CancellationToken) -> Self {
+        Self { router, shutdown }
     }
 
     fn router(&self) -> &dyn Router {
@@ -441,6 +444,13 @@ impl RoomService for RoomGrpc {
                 futures::future::ready(out)
             })
             .filter_map(futures::future::ready);
+        // The node shuts down: the stream ends with UNAVAILABLE (resume elsewhere).
+        let shutdown = self.shutdown.clone();
+        let end = futures::stream::once(async move { shutdown.is_cancelled() })
+            .filter_map(|cut| futures::future::ready(cut.then(|| Err(shutting_down()))));
+        let stream = stream
+            .take_until(self.shutdown.clone().cancelled_owned())
+            .chain(end);
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -79,6 +79,15 @@ pub fn stream_end(e: &SubscribeError) -> Option<Status> {
     Some(with_retry_hint(status, true))
 }
 
+/// How a `Subscribe` stream ends when the node shuts down: UNAVAILABLE, so that the
+/// client subscribes again, on another node, from the last seq it received.
+pub fn shutting_down() -> Status {
+    with_retry_hint(
+        Status::unavailable("Server shutting down; subscribe again to resume"),
+        true,
+    )
+}
+
 fn with_retry_hint(mut status: Status, retry_safe: bool) -> Status {
     let value = if retry_safe { "true" } else { "false" };
     status.metadata_mut().insert(
@@ -133,5 +142,13 @@ mod tests {
         assert_eq!(s.code(), Code::ResourceExhausted);
         assert!(s.message().contains("from_seq 41"), "{}", s.message());
         assert!(stream_end(&SubscribeError::Removed).is_none());
+    }
+
+    #[test]
+    fn a_shutdown_tells_the_subscriber_to_resume_elsewhere() {
+        let s = shutting_down();
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(s.message().contains("shutting down"), "{}", s.message());
+        assert_eq!(s.metadata().get(RETRY_SAFE).unwrap(), "true");
     }
 }

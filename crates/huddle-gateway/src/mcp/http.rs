@@ -9,7 +9,8 @@
 //!   session has no GET stream (rmcp sends every server notification to the GET stream
 //!   only, and keeps 16 of them when none is open);
 //! - the GET stream is served here from the rooms' logs, its event ids being the
-//!   session's seq cursor (rmcp's are its own counters over a 16-event replay buffer);
+//!   session's seq cursor (rmcp's are its own counters over a 16-event replay buffer),
+//!   and it ends when the node shuts down;
 //! - DELETE answers 404 for an unknown session (rmcp answers 202 whatever the id) and 200
 //!   otherwise, and idle sessions expire here (an open GET stream counts as activity);
 //! - a request that would start a session beyond [`McpConfig::max_sessions`] is refused
@@ -290,7 +291,9 @@ async fn get(inner: &Arc<Inner>, req: Request<Body>) -> Response {
         session,
         resume,
         inner.config.keep_alive,
-    );
+    )
+    // The node shuts down: the stream ends; the client resumes by its event id elsewhere.
+    .take_until(inner.shared.shutdown.clone().cancelled_owned());
     Response::builder()
         .header(CONTENT_TYPE, "text/event-stream")
         .header(CACHE_CONTROL, "no-cache")

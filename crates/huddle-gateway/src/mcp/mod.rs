@@ -45,6 +45,7 @@ use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 pub use config::{HostPolicy, McpConfig};
 use manager::Manager;
@@ -72,13 +73,15 @@ pub(crate) struct Inner {
 
 impl Mcp {
     /// The endpoint over `router`. Its idle-session sweeper (a tokio task that ends with
-    /// the last clone of this value) starts with the first request.
-    pub fn new(router: Arc<dyn Router>, config: McpConfig) -> Mcp {
+    /// the last clone of this value) starts with the first request. Its live streams
+    /// (GET, `subscriptions/listen`) end when `shutdown` is cancelled.
+    pub fn new(router: Arc<dyn Router>, config: McpConfig, shutdown: CancellationToken) -> Mcp {
         let sessions = Arc::new(Sessions::new(config.max_sessions, config.max_session_rooms));
         let shared = Arc::new(Shared {
             router,
             sessions: sessions.clone(),
             max_listen_rooms: config.max_session_rooms,
+            shutdown,
         });
         let mut local = LocalSessionManager::default();
         // Expiry is ours (an open GET stream keeps a session alive; rmcp sees only POSTs).

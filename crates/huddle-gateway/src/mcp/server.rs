@@ -18,6 +18,7 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use super::call;
 use super::resources::{self, RoomUri};
@@ -41,6 +42,8 @@ pub struct Shared {
     pub sessions: Arc<Sessions>,
     /// Most rooms one `subscriptions/listen` follows (`McpConfig::max_session_rooms`).
     pub max_listen_rooms: usize,
+    /// The node's shutdown: live streams (GET, `subscriptions/listen`) end when it fires.
+    pub shutdown: CancellationToken,
 }
 
 #[derive(Clone)]
@@ -227,12 +230,17 @@ impl ServerHandler for RoomServer {
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
         let session = self.session(context.request_context());
-        resources::listen(
+        let listen = resources::listen(
             self.shared.router.clone(),
             session,
             context,
             self.shared.max_listen_rooms,
-        )
-        .await
+        );
+        tokio::select! {
+            ended = listen => ended,
+            // The node shuts down: the stream completes (the protocol's graceful server
+            // teardown) and the client listens again, with `after=<seq>`, elsewhere.
+            () = self.shared.shutdown.cancelled() => Ok(()),
+        }
     }
 }

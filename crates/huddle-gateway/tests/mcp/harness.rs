@@ -62,11 +62,13 @@ impl Node {
         let store = EmbeddedStore::open(dir.path(), Durability::Process).expect("store");
         let directory = RoomDirectory::new(Arc::new(store), rooms);
         let router: Arc<dyn huddle_cluster::Router> = Arc::new(LocalRouter::new(directory));
-        let mcp = Mcp::new(router.clone(), config);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let mcp = Mcp::new(router.clone(), config, shutdown.clone());
         let app = huddle_gateway::app_with_mcp(
             AppState {
                 router,
                 config: Arc::new(GatewayConfig::default()),
+                shutdown,
             },
             mcp.clone(),
         );

@@ -227,6 +227,7 @@ mod tests {
         let app = huddle_gateway::app(AppState {
             router: Arc::new(LocalRouter::new(directory)),
             config: Arc::new(GatewayConfig::default()),
+            shutdown: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

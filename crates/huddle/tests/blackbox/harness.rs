@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
@@ -80,6 +80,11 @@ impl Server {
     /// A node on a data dir the caller owns (for restarts).
     pub async fn start_in(dir: &Path) -> Server {
         Self::spawn(dir, true, &[]).await
+    }
+
+    /// A node on a data dir the caller owns, with extra `huddle serve` flags.
+    pub async fn start_in_with(dir: &Path, extra: &[&str]) -> Server {
+        Self::spawn(dir, true, extra).await
     }
 
     /// A node in a fresh data dir with extra `huddle serve` flags.
@@ -209,15 +214,18 @@ impl Server {
         }
     }
 
-    /// The node's resident memory in kB (`VmRSS` of `/proc/<pid>/status`).
-    pub fn rss_kb(&self) -> u64 {
-        let pid = self
-            .child
+    fn pid(&self) -> u32 {
+        self.child
             .lock()
             .unwrap()
             .as_ref()
             .map(Child::id)
-            .expect("the node is running");
+            .expect("the node is running")
+    }
+
+    /// The node's resident memory in kB (`VmRSS` of `/proc/<pid>/status`).
+    pub fn rss_kb(&self) -> u64 {
+        let pid = self.pid();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
         status
@@ -225,6 +233,47 @@ impl Server {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status:\n{status}"))
+    }
+
+    /// `kill -TERM` the node (what an orchestrator sends to stop it).
+    pub fn terminate(&self) {
+        let pid = self.pid();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {pid}: {status}");
+    }
+
+    /// Waits up to `within` for the process to exit and reaps it; `None`: still running.
+    pub async fn wait_exit(&self, within: Duration) -> Option<ExitStatus> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            {
+                let mut child = self.child.lock().unwrap();
+                let exited = match child.as_mut() {
+                    Some(c) => c.try_wait().expect("wait for huddle"),
+                    None => panic!("the node was already reaped"),
+                };
+                if exited.is_some() {
+                    child.take();
+                    return exited;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The rest of the first output line that starts with `prefix`.
+    pub fn printed(&self, prefix: &str) -> Option<String> {
+        let log = self.log.lock().unwrap();
+        log.iter().find_map(|line| {
+            line.strip_prefix(prefix)
+                .map(|rest| rest.trim().to_string())
+        })
     }
 
     pub fn log_tail(&self) -> String {
@@ -700,8 +749,30 @@ impl Sse {
             ctype.starts_with("text/event-stream"),
             "SSE content-type is {ctype:?}"
         );
+        Sse::from_response(resp)
+    }
+
+    /// Any `text/event-stream` response (an MCP POST answered with SSE, too).
+    pub fn from_response(resp: reqwest::Response) -> Sse {
         Sse {
             events: Box::pin(resp.bytes_stream().eventsource()),
+        }
+    }
+
+    /// The next event with data, as JSON, within `within`; `None` on timeout or end.
+    pub async fn next_data(&mut self, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.next()).await;
+            match event {
+                Ok(Some(Ok(e))) if e.data.is_empty() => {}
+                Ok(Some(Ok(e))) => {
+                    return Some(serde_json::from_str(&e.data).unwrap_or_else(|err| {
+                        panic!("SSE data is not JSON ({err}): {:?}", e.data)
+                    }));
+                }
+                _ => return None,
+            }
         }
     }
 
@@ -741,6 +812,20 @@ impl Sse {
                 "SSE `id:` must be the message's seq: {data:.300}"
             );
             return Next::Message(id, data);
+        }
+    }
+
+    /// Reads (and drops) events until the server ends the stream: `Ok` when it ended
+    /// cleanly, `Err` when the connection broke or the stream was still open after `within`.
+    pub async fn end(&mut self, within: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.next()).await {
+                Err(_) => return Err(format!("still open after {within:?}")),
+                Ok(None) => return Ok(()),
+                Ok(Some(Err(e))) => return Err(format!("broken, not ended: {e}")),
+                Ok(Some(Ok(_))) => {}
+            }
         }
     }
 

@@ -17,6 +17,7 @@
 //! - `ordering`   — concurrent senders get a gapless ordered `seq` (B.2).
 //! - `durability` — `kill -9` and restart on the same data dir.
 //! - `memory`     — refused stream requests (SSE, gRPC, MCP) leave no memory behind.
+//! - `shutdown`   — SIGTERM: streams end, requests in flight are answered, the grace bound.
 
 mod harness;
 
@@ -29,4 +30,5 @@ mod ordering;
 mod privacy;
 mod push;
 mod rooms;
+mod shutdown;
 mod sse;
