@@ -227,7 +227,10 @@ async fn sweep(inner: Weak<Inner>) {
             return;
         };
         let config = &inner.config;
-        for id in inner.sessions.expire(config.session_idle, config.anonymous_idle) {
+        for id in inner
+            .sessions
+            .expire(config.session_idle, config.anonymous_idle)
+        {
             tracing::debug!(session = %id, "MCP session expired");
             if let Err(e) = inner.manager.close_session(&id.as_str().into()).await {
                 tracing::debug!(session = %id, error = %e, "closing rmcp session");

@@ -608,7 +608,10 @@ mod tests {
         assert!(sessions.expire(HOUR, SHORT).is_empty());
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(sessions.expire(HOUR, SHORT), ["member"]);
-        assert!(sessions.get("listening").is_some(), "its GET stream is open");
+        assert!(
+            sessions.get("listening").is_some(),
+            "its GET stream is open"
+        );
         assert_eq!(sessions.len(), 1);
 
         // The short idle time never outlasts the general one.

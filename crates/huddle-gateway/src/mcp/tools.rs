@@ -151,11 +151,7 @@ pub const TOOLS: &[ToolSpec] = &[
         scope: Scope::Names,
         description: "Describe a room: name, description, type, and its members with their roles.",
         args: &[
-            arg(
-                "roomId",
-                "string",
-                "Room id, name, or \"name:password\".",
-            ),
+            arg("roomId", "string", "Room id, name, or \"name:password\"."),
             TOKEN,
         ],
         required: &["roomId"],

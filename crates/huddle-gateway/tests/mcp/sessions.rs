@@ -375,13 +375,25 @@ async fn anonymous_posts_cannot_lock_real_clients_out() {
         let made_up = format!("made-up-{i}");
         let posted = match i % 3 {
             0 => post_raw(&node.http, &node.url(), &[], &call).await,
-            1 => post_raw(&node.http, &node.url(), &[("mcp-session-id", &made_up)], &call).await,
+            1 => {
+                post_raw(
+                    &node.http,
+                    &node.url(),
+                    &[("mcp-session-id", &made_up)],
+                    &call,
+                )
+                .await
+            }
             _ => post_raw(&node.http, &node.url(), &[], &initialize(i)).await,
         };
         assert_eq!(posted.status, StatusCode::OK, "POST {i}: {}", posted.raw);
         assert!(posted.session_id().is_some(), "POST {i}");
     }
-    assert_eq!(node.mcp.session_count(), 50, "the table stays within its cap");
+    assert_eq!(
+        node.mcp.session_count(),
+        50,
+        "the table stays within its cap"
+    );
 
     // A new client initialises and works.
     let mut carol = node.session().await;
@@ -509,7 +521,10 @@ async fn sessions_in_no_room_expire_after_the_short_idle_time() {
     assert_eq!(anonymous.delete().await.status(), StatusCode::NOT_FOUND);
     let id = member.id.clone();
     member.ok("sendMessage", json!({"text": "still in"})).await;
-    assert_eq!(member.id, id, "a session in a room keeps the long idle time");
+    assert_eq!(
+        member.id, id,
+        "a session in a room keeps the long idle time"
+    );
 }
 
 #[tokio::test]

@@ -3,7 +3,19 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Node, http_client};
+use crate::harness::{Node, ToolCall, http_client};
+
+/// The bodies of `data.messages` (history, unread): the compact JSON on the last line.
+fn message_bodies(call: &ToolCall) -> Vec<String> {
+    let (_, data) = call.text.rsplit_once('\n').expect("text, then data");
+    let data: Value = serde_json::from_str(data).unwrap();
+    data["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap().to_string())
+        .collect()
+}
 
 fn unique(prefix: &str) -> String {
     format!(
@@ -312,15 +324,9 @@ async fn every_tool_answers_with_the_contract_texts() {
     let history = bob
         .ok("messageHistory", json!({"roomId": room, "limit": 50}))
         .await;
-    let h: Value = serde_json::from_str(history.text.rsplit_once('\n').unwrap().1).unwrap();
-    let seen: Vec<&str> = h["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["body"].as_str().unwrap())
-        .collect();
+    let seen = message_bodies(&history);
     assert!(
-        seen.contains(&"hello all") && !seen.contains(&"psst"),
+        seen.contains(&"hello all".to_string()) && !seen.contains(&"psst".to_string()),
         "{seen:?}"
     );
     let other = unique("other");
@@ -351,14 +357,7 @@ async fn every_tool_answers_with_the_contract_texts() {
 
     // unreadMessages: carol has the broadcast and her DM, then nothing
     let unread = carol.ok("unreadMessages", json!({})).await;
-    let u: Value = serde_json::from_str(unread.text.rsplit_once('\n').unwrap().1).unwrap();
-    let got: Vec<&str> = u["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["body"].as_str().unwrap())
-        .collect();
-    assert_eq!(got, ["hello all", "psst"]);
+    assert_eq!(message_bodies(&unread), ["hello all", "psst"]);
     let none = carol.ok("unreadMessages", json!({})).await;
     assert!(
         none.text.starts_with("No unread messages\n"),
@@ -527,14 +526,7 @@ async fn message_history_and_room_info_need_a_room_id_even_in_a_joined_session()
     // Named, by id or by the name it was joined by, both answer.
     for room in [created.data()["roomId"].as_str().unwrap(), name.as_str()] {
         let history = alice.ok("messageHistory", json!({"roomId": room})).await;
-        let data: Value = serde_json::from_str(history.text.rsplit_once('\n').unwrap().1).unwrap();
-        let bodies: Vec<&str> = data["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["body"].as_str().unwrap())
-            .collect();
-        assert_eq!(bodies, ["hello"]);
+        assert_eq!(message_bodies(&history), ["hello"]);
         alice.ok("roomInfo", json!({"roomId": room})).await;
     }
 }

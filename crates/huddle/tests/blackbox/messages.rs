@@ -154,7 +154,12 @@ async fn history_of_any_other_room_is_refused_alike_whether_it_exists_or_not() {
     let olga = s.create_room("elsewhere", "olga").await;
     s.say(&olga, "theirs").await;
     let vault = s.create_protected("vault", "s3cret", "vera").await;
-    let history = |room: String| s.act("message.history").ctx(room).token(&alice.token).send();
+    let history = |room: String| {
+        s.act("message.history")
+            .ctx(room)
+            .token(&alice.token)
+            .send()
+    };
     // The token's own room, by id or by name.
     for own in [alice.room_id.clone(), "LOBBY".to_string()] {
         let reply = history(own).await.ok();
