@@ -589,31 +589,33 @@ async fn history(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
 }
 
 /// The room an agent reads (history, gRPC `Subscribe`): its token's room `own`, which
-/// `reference` (an id or a name, optional) must name. A reference to another room is
-/// `agentToken does not belong to this room` once the token is known to be valid, and
-/// `Room not found` when it names no room at all.
+/// `reference` (an id or a name, optional) must name. Any other reference — another
+/// room's id or name, or one that names no room at all — is `agentToken does not belong
+/// to this room` once the token is known to be valid: the answer is the same whether
+/// that room exists, so a member cannot probe for room ids or names. An id is compared
+/// with the token's room without looking it up.
 pub(crate) async fn reading_room(
     router: &dyn Router,
     t: &AgentToken,
     own: RoomId,
     reference: Option<&str>,
 ) -> Result<RoomId, RoomError> {
-    match reference.filter(|r| !r.is_empty()) {
-        None => Ok(own),
-        Some(r) if r.parse::<RoomId>().ok() == Some(own) => Ok(own),
-        Some(reference) => {
-            // Is it a token at all? Then: does the reference name the token's room?
-            call_viewer(router, own, t).await?;
-            let ids = huddle_cluster::resolve::candidates(router, reference, None).await?;
-            if ids.contains(&own) {
-                Ok(own)
-            } else if ids.is_empty() {
-                Err(RoomError::RoomNotFound(reference.to_string()))
-            } else {
-                Err(RoomError::TokenNotInRoom)
-            }
-        }
+    let Some(reference) = reference.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(own);
+    };
+    let named = match reference.parse::<RoomId>() {
+        Ok(id) => id == own,
+        // A name: does it name the token's room (same-name rooms included)?
+        Err(_) => huddle_cluster::resolve::candidates(router, reference, None)
+            .await?
+            .contains(&own),
+    };
+    if named {
+        return Ok(own);
     }
+    // Is it a token at all? Then it is the wrong room for it.
+    call_viewer(router, own, t).await?;
+    Err(RoomError::TokenNotInRoom)
 }
 
 async fn call_viewer(router: &dyn Router, room: RoomId, t: &AgentToken) -> Result<(), RoomError> {

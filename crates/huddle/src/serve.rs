@@ -123,6 +123,11 @@ pub struct ServeArgs {
     /// exits anyway (0: cut at once).
     #[arg(long, env = "HUDDLE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
+    /// Seconds without requests (and without an open GET stream) after which an MCP
+    /// session in no room ends (at most `--mcp-session-idle-secs`): such sessions are
+    /// made by any POST without a session, and cost their client nothing to lose.
+    #[arg(long, env = "HUDDLE_MCP_ANONYMOUS_IDLE_SECS", default_value_t = 30)]
+    mcp_anonymous_idle_secs: u64,
 }
 
 impl ServeArgs {
@@ -164,6 +169,7 @@ impl ServeArgs {
             },
             allowed_origins: self.mcp_allowed_origins.clone(),
             session_idle: Duration::from_secs(self.mcp_session_idle_secs.max(1)),
+            anonymous_idle: Duration::from_secs(self.mcp_anonymous_idle_secs.max(1)),
             max_body_bytes: self.max_body_bytes,
             max_sessions: self.mcp_max_sessions.max(1),
             max_session_rooms: self.mcp_max_session_rooms.max(1),
@@ -222,6 +228,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         mcp_max_session_rooms = args.mcp_max_session_rooms,
         max_queued_pushes = args.max_queued_pushes,
         shutdown_grace_secs = args.shutdown_grace_secs,
+        mcp_anonymous_idle_secs = args.mcp_anonymous_idle_secs,
         "huddle configuration"
     );
     let store = EmbeddedStore::open(&data_dir, durability)

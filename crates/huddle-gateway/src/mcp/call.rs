@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use huddle_cluster::Router;
-use huddle_core::{AgentToken, RoomId};
+use huddle_core::{AgentToken, RoomError, RoomId};
 use serde_json::Value;
 
 use super::delivery;
@@ -47,6 +47,9 @@ pub async fn run(
     spec: &ToolSpec,
     args: &Value,
 ) -> ToolAnswer {
+    if let Err(e) = required_args(spec, args) {
+        return ToolAnswer::error(e);
+    }
     let mut p = Params::from_json(args);
     match spec.action {
         Action::Create => p.text = arg_str(args, "name"),
@@ -82,6 +85,26 @@ pub async fn run(
         },
         Err(e) => ToolAnswer::error(e),
     }
+}
+
+/// The arguments `spec`'s schema requires, all there (else the actions' own
+/// `<names> required`): an absent or null one is missing, and a `roomId` that is not a
+/// non-blank string names no room (`messageHistory` and `roomInfo` have no default room,
+/// as in join.cloud's schema). Other empty values are for the action to judge.
+fn required_args(spec: &ToolSpec, args: &Value) -> Result<(), RoomError> {
+    let present: Vec<(&str, bool)> = spec
+        .required
+        .iter()
+        .map(|&name| {
+            let given = match args.get(name) {
+                None | Some(Value::Null) => false,
+                Some(v) if name == "roomId" => v.as_str().is_some_and(|s| !s.trim().is_empty()),
+                Some(_) => true,
+            };
+            (name, given)
+        })
+        .collect();
+    ops::required(&present)
 }
 
 /// The room a `joinRoom` reference names: the id or name without `:password`.

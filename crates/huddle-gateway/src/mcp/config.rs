@@ -66,6 +66,10 @@ pub struct McpConfig {
     pub allowed_origins: Vec<String>,
     /// A session without requests (and without an open GET stream) this long ends.
     pub session_idle: Duration,
+    /// The same for a session in no room (anonymous: it never joined one, or left them
+    /// all), which a client loses nothing by: short, so that sessions made by stray or
+    /// hostile POSTs do not hold places for long. Capped by `session_idle`.
+    pub anonymous_idle: Duration,
     /// SSE keep-alive interval of GET streams and POST responses.
     pub keep_alive: Duration,
     /// Largest POST body, in bytes.
@@ -73,8 +77,10 @@ pub struct McpConfig {
     /// Most room notifications put ahead of one tool result (the rest follow with the
     /// next ones).
     pub max_notes: usize,
-    /// Most live sessions on this node; beyond it a request that would start one is
-    /// refused (503) until sessions end (DELETE or idle expiry).
+    /// Most live sessions on this node. At the cap, a new session takes the place of the
+    /// longest-idle one without an open GET stream (anonymous ones first); a request
+    /// that would start one is refused (503) only when every session has a GET stream
+    /// open.
     pub max_sessions: usize,
     /// Most rooms one session remembers (rooms it left still hold their place), and most
     /// rooms one `subscriptions/listen` follows.
@@ -87,6 +93,7 @@ impl Default for McpConfig {
             allowed_hosts: HostPolicy::Any,
             allowed_origins: Vec::new(),
             session_idle: Duration::from_secs(3600),
+            anonymous_idle: Duration::from_secs(30),
             keep_alive: Duration::from_secs(15),
             max_body_bytes: 1024 * 1024,
             max_notes: 500,

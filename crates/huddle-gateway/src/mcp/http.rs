@@ -13,8 +13,9 @@
 //!   and it ends when the node shuts down;
 //! - DELETE answers 404 for an unknown session (rmcp answers 202 whatever the id) and 200
 //!   otherwise, and idle sessions expire here (an open GET stream counts as activity);
-//! - a request that would start a session beyond [`McpConfig::max_sessions`] is refused
-//!   with 503, `Retry-After` and a JSON-RPC error naming the limit (B.8).
+//! - a request that would start a session beyond [`McpConfig::max_sessions`] when no
+//!   idle session can give way (see `session`) is refused with 503, `Retry-After` and a
+//!   JSON-RPC error naming the limit (B.8).
 //!
 //! [`McpConfig::max_sessions`]: super::McpConfig::max_sessions
 
@@ -40,7 +41,8 @@ use super::session::Session;
 const PROTOCOL_HEADER: &str = "mcp-protocol-version";
 const SESSIONLESS_VERSION: &str = "2026-07-28";
 
-/// `Retry-After` of a refusal at the session cap: sessions end by DELETE or idle expiry,
+/// `Retry-After` of a refusal at the session cap (every session has a GET stream open):
+/// a place frees when a stream closes and its session can give way, or by DELETE,
 /// neither of which can be predicted.
 const RETRY_AFTER_SECS: &str = "30";
 

@@ -10,8 +10,10 @@
 //!   DELETE and idle expiry, and rmcp closing a session whose worker ended (a failed
 //!   handshake, the transport closed).
 //!
-//! Creating a session takes a place under the cap ([`Sessions::reserve`]); with none
-//! left, creation fails and [`refused`] tells the HTTP layer, which answers 503.
+//! Creating a session takes a place under the cap ([`Sessions::reserve`]). When the table
+//! is full, an idle session without a GET stream gives its place up (evicted: ours is
+//! ended by the table, rmcp's here); with none that can, creation fails and [`refused`]
+//! tells the HTTP layer, which answers 503.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -104,6 +106,12 @@ impl SessionManager for Manager {
             let _ = REFUSED.try_with(|r| r.set(true));
             return Err(ManagerError::Full(self.sessions.max()));
         };
+        if let Some(evicted) = place.evicted() {
+            tracing::debug!(session = %evicted, "MCP session evicted for a new one (the table is full)");
+            if let Err(e) = self.local.close_session(&evicted.into()).await {
+                tracing::debug!(session = %evicted, error = %e, "closing rmcp session");
+            }
+        }
         let (id, transport) = self.local.create_session().await?;
         // No await since rmcp registered it: ours is registered with it.
         place.fill(&id);
@@ -174,6 +182,8 @@ mod tests {
         let (b, _b) = manager.create_session().await.unwrap();
         // Registered as soon as rmcp has it, before any handshake.
         assert!(sessions.get(&a).is_some() && sessions.get(&b).is_some());
+        // Both listening on GET streams: neither gives way.
+        let _streams = [&a, &b].map(|id| sessions.get(id).unwrap().open_live());
         let (third, refused_) = refused(manager.create_session()).await;
         assert!(refused_);
         assert_eq!(
@@ -193,5 +203,25 @@ mod tests {
         manager.close_session(&c).await.unwrap();
         assert!(!manager.has_session(&c).await.unwrap());
         assert_eq!(sessions.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_table_evicts_an_idle_session_on_both_sides() {
+        let sessions = Arc::new(Sessions::new(2, 10));
+        let manager = Manager::new(LocalSessionManager::default(), sessions.clone());
+        let (idle, _idle) = manager.create_session().await.unwrap();
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        let (busy, _busy) = manager.create_session().await.unwrap();
+        let (fresh, refused_) = refused(manager.create_session()).await;
+        assert!(!refused_, "an idle session gives way instead of a refusal");
+        let (fresh, _fresh) = fresh.unwrap();
+        // The longest idle went, from our table and from rmcp's.
+        assert!(sessions.get(&idle).is_none());
+        assert!(!manager.has_session(&idle).await.unwrap());
+        for id in [&busy, &fresh] {
+            assert!(sessions.get(id).is_some());
+            assert!(manager.has_session(id).await.unwrap());
+        }
+        assert_eq!(sessions.len(), 2);
     }
 }

@@ -7,11 +7,12 @@
 //! Layout:
 //! - [`Mcp`] (this file) — the endpoint: rmcp's service, the sessions, their expiry,
 //!   session recovery, and the axum routes.
-//! - [`config`]    — [`McpConfig`]: Host/Origin policy, session idle expiry, limits.
+//! - [`config`]    — [`McpConfig`]: Host/Origin policy, session idle expiry (shorter for
+//!   sessions in no room), limits.
 //! - [`http`]      — the transport around rmcp: POST (recovery, notifications ahead of the
 //!   result), GET (the live stream), DELETE.
 //! - [`manager`]   — rmcp's session manager kept in step with [`session`]'s table; the
-//!   session cap.
+//!   session cap, and eviction of an idle session when the table is full.
 //! - [`server`]    — rmcp's `ServerHandler`: info + instructions, tools, resources, listen.
 //! - [`tools`]     — the twelve tools: descriptions, input schemas, annotations.
 //! - [`call`]      — one tool call: which agent, the A.4 action (`ops`), the result text.
@@ -219,9 +220,8 @@ impl Inner {
 /// Ends idle sessions, until the endpoint is dropped.
 async fn sweep(inner: Weak<Inner>) {
     let every = match inner.upgrade() {
-        Some(i) => {
-            (i.config.session_idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(60))
-        }
+        Some(i) => (i.config.session_idle.min(i.config.anonymous_idle) / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(60)),
         None => return,
     };
     loop {
@@ -229,7 +229,11 @@ async fn sweep(inner: Weak<Inner>) {
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        for id in inner.sessions.expire(inner.config.session_idle) {
+        let config = &inner.config;
+        for id in inner
+            .sessions
+            .expire(config.session_idle, config.anonymous_idle)
+        {
             tracing::debug!(session = %id, "MCP session expired");
             if let Err(e) = inner.manager.close_session(&id.as_str().into()).await {
                 tracing::debug!(session = %id, error = %e, "closing rmcp session");

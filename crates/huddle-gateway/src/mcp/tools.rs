@@ -112,7 +112,7 @@ pub const TOOLS: &[ToolSpec] = &[
         name: "joinRoom",
         action: Action::Join,
         scope: Scope::Joins,
-        description: "Join a room by id, name or \"name:password\" (or reconnect under your name with your agentToken). This session remembers the token and delivers the room's messages as notifications. A session may be in several rooms: the other tools act on the most recently joined one unless given roomId.",
+        description: "Join a room by id, name or \"name:password\" (or reconnect under your name with your agentToken). This session remembers the token and delivers the room's messages as notifications. A session may be in several rooms: the tools that act as your agent (sendMessage, leaveRoom, ...) act on the most recently joined one unless given roomId.",
         args: &[
             arg("roomId", "string", "Room id, name, or \"name:password\"."),
             arg(
@@ -151,14 +151,10 @@ pub const TOOLS: &[ToolSpec] = &[
         scope: Scope::Names,
         description: "Describe a room: name, description, type, and its members with their roles.",
         args: &[
-            arg(
-                "roomId",
-                "string",
-                "Room id, name, or \"name:password\" (required).",
-            ),
+            arg("roomId", "string", "Room id, name, or \"name:password\"."),
             TOKEN,
         ],
-        required: &[],
+        required: &["roomId"],
         read_only: true,
         destructive: false,
         idempotent: true,
@@ -210,7 +206,7 @@ pub const TOOLS: &[ToolSpec] = &[
             arg(
                 "roomId",
                 "string",
-                "The room's id (default: the room you joined most recently).",
+                "The room's id (or the name you joined it by).",
             ),
             LIMIT,
             arg(
@@ -220,7 +216,7 @@ pub const TOOLS: &[ToolSpec] = &[
             ),
             TOKEN,
         ],
-        required: &[],
+        required: &["roomId"],
         read_only: true,
         destructive: false,
         idempotent: true,

@@ -349,7 +349,69 @@ fn assert_too_many_sessions(posted: &crate::harness::Posted, id: serde_json::Val
 }
 
 #[tokio::test]
-async fn sessions_are_capped_and_a_deleted_one_makes_room() {
+async fn anonymous_posts_cannot_lock_real_clients_out() {
+    let node = Node::start_with(McpConfig {
+        max_sessions: 50,
+        ..McpConfig::default()
+    })
+    .await;
+    // Two real clients first: alice listens on her GET stream, bob only POSTs.
+    let mut alice = node.session().await;
+    let mut bob = node.session().await;
+    let name = unique("flood");
+    alice
+        .ok("createRoom", json!({"name": name, "agentName": "alice"}))
+        .await;
+    bob.ok("joinRoom", json!({"roomId": name, "agentName": "bob"}))
+        .await;
+    let mut live = alice.live(None).await;
+    assert_eq!(live.bodies(1).await, ["bob joined the room"]);
+
+    // 120 POSTs that each make a session and never join a room: tool calls without a
+    // session or with a made-up one, and handshakes left unfinished.
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "listRooms", "arguments": {}}});
+    for i in 0..120 {
+        let made_up = format!("made-up-{i}");
+        let posted = match i % 3 {
+            0 => post_raw(&node.http, &node.url(), &[], &call).await,
+            1 => {
+                post_raw(
+                    &node.http,
+                    &node.url(),
+                    &[("mcp-session-id", &made_up)],
+                    &call,
+                )
+                .await
+            }
+            _ => post_raw(&node.http, &node.url(), &[], &initialize(i)).await,
+        };
+        assert_eq!(posted.status, StatusCode::OK, "POST {i}: {}", posted.raw);
+        assert!(posted.session_id().is_some(), "POST {i}");
+    }
+    assert_eq!(
+        node.mcp.session_count(),
+        50,
+        "the table stays within its cap"
+    );
+
+    // A new client initialises and works.
+    let mut carol = node.session().await;
+    carol
+        .ok("joinRoom", json!({"roomId": name, "agentName": "carol"}))
+        .await;
+    carol.ok("sendMessage", json!({"text": "made it"})).await;
+    assert_eq!(live.bodies(2).await, ["carol joined the room", "made it"]);
+    // The anonymous sessions gave way, not the members: bob's session is his own still.
+    let bob_id = bob.id.clone();
+    let listed = bob.ok("listRooms", json!({})).await;
+    assert_eq!(listed.bodies(), ["carol joined the room", "made it"]);
+    assert_eq!(bob.id, bob_id, "bob's session was not evicted");
+    assert_eq!(node.mcp.session_count(), 50);
+}
+
+#[tokio::test]
+async fn a_full_table_refuses_only_when_every_session_is_listening() {
     let node = Node::start_with(McpConfig {
         max_sessions: 3,
         ..McpConfig::default()
@@ -358,6 +420,11 @@ async fn sessions_are_capped_and_a_deleted_one_makes_room() {
     let mut alice = node.session().await;
     let mut bob = node.session().await;
     let mut carol = node.session().await;
+    // Listening, even before joining any room: none of them gives way.
+    let mut streams = Vec::new();
+    for s in [&alice, &bob, &carol] {
+        streams.push(s.live(None).await);
+    }
     assert_eq!(node.mcp.session_count(), 3);
 
     // A fourth initialize, again and again: refused, nothing grows.
@@ -390,51 +457,74 @@ async fn sessions_are_capped_and_a_deleted_one_makes_room() {
         .await;
     bob.ok("joinRoom", json!({"roomId": name, "agentName": "bob"}))
         .await;
-    let mut live = carol.live(None).await;
     carol
         .ok("joinRoom", json!({"roomId": name, "agentName": "carol"}))
         .await;
     alice.ok("sendMessage", json!({"text": "still here"})).await;
-    assert_eq!(live.bodies(1).await, ["still here"]);
     assert_eq!(
-        bob.ok("listRooms", json!({})).await.bodies(),
+        streams[0].bodies(3).await,
+        ["bob joined the room", "carol joined the room", "still here"]
+    );
+    assert_eq!(
+        streams[1].bodies(2).await,
         ["carol joined the room", "still here"]
     );
-    for s in [&alice, &bob, &carol] {
-        assert!(s.id.len() > 8);
-    }
-    assert_eq!(node.mcp.session_count(), 3);
+    assert_eq!(streams[2].bodies(1).await, ["still here"]);
 
-    // One ends: a new session is accepted, and the cap holds again after it.
+    // One ends: a new session is accepted.
     assert_eq!(bob.delete().await.status(), StatusCode::OK);
     assert_eq!(node.mcp.session_count(), 2);
     let mut dave = node.session().await;
     dave.ok("joinRoom", json!({"roomId": name, "agentName": "dave"}))
         .await;
-    let refused = post_raw(&node.http, &node.url(), &[], &initialize(50)).await;
-    assert_too_many_sessions(&refused, json!(50), 3);
-    alice.ok("sendMessage", json!({"text": "hello dave"})).await;
-    assert_eq!(
-        dave.ok("listRooms", json!({})).await.bodies(),
-        ["hello dave"]
-    );
+    // Dave does not listen: the next newcomer takes his place instead of a refusal,
+    // and his next POST carries on in a fresh session (his token rejoins the room).
+    let newcomer = post_raw(&node.http, &node.url(), &[], &initialize(50)).await;
+    assert_eq!(newcomer.status, StatusCode::OK, "{}", newcomer.raw);
+    assert_eq!(node.mcp.session_count(), 3);
+    let evicted = dave.id.clone();
+    dave.fails(
+        "sendMessage",
+        json!({"text": "hello?"}),
+        "Error: Not joined to any room. Call joinRoom first.",
+    )
+    .await;
+    assert_ne!(dave.id, evicted, "a fresh session");
+    assert_eq!(node.mcp.session_count(), 3);
+    // The listeners were never cut off.
+    alice.ok("sendMessage", json!({"text": "hello all"})).await;
+    for listener in [0, 2] {
+        assert_eq!(
+            streams[listener].bodies(2).await,
+            ["dave joined the room", "hello all"]
+        );
+    }
 }
 
 #[tokio::test]
-async fn expired_sessions_make_room_under_the_cap() {
+async fn sessions_in_no_room_expire_after_the_short_idle_time() {
     let node = Node::start_with(McpConfig {
-        max_sessions: 1,
-        session_idle: Duration::from_millis(300),
+        anonymous_idle: Duration::from_millis(200),
         ..McpConfig::default()
     })
     .await;
-    let _first = node.session().await;
-    let refused = post_raw(&node.http, &node.url(), &[], &initialize(1)).await;
-    assert_too_many_sessions(&refused, json!(1), 1);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(node.mcp.session_count(), 0, "the idle session expired");
-    let mut second = node.session().await;
-    second.ok("listRooms", json!({})).await;
+    let anonymous = node.session().await;
+    let mut member = node.session().await;
+    member
+        .ok(
+            "createRoom",
+            json!({"name": unique("short"), "agentName": "m"}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(node.mcp.session_count(), 1, "the anonymous session expired");
+    assert_eq!(anonymous.delete().await.status(), StatusCode::NOT_FOUND);
+    let id = member.id.clone();
+    member.ok("sendMessage", json!({"text": "still in"})).await;
+    assert_eq!(
+        member.id, id,
+        "a session in a room keeps the long idle time"
+    );
 }
 
 #[tokio::test]

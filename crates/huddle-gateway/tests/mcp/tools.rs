@@ -3,7 +3,19 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Node, http_client};
+use crate::harness::{Node, ToolCall, http_client};
+
+/// The bodies of `data.messages` (history, unread): the compact JSON on the last line.
+fn message_bodies(call: &ToolCall) -> Vec<String> {
+    let (_, data) = call.text.rsplit_once('\n').expect("text, then data");
+    let data: Value = serde_json::from_str(data).unwrap();
+    data["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap().to_string())
+        .collect()
+}
 
 fn unique(prefix: &str) -> String {
     format!(
@@ -122,6 +134,14 @@ async fn tools_list_has_the_twelve_tools_with_schemas_and_annotations() {
         by_name("sendMessage")["inputSchema"]["required"],
         json!(["text"])
     );
+    // As in join.cloud's schema: these two name their room, with no default.
+    for tool in ["messageHistory", "roomInfo"] {
+        assert_eq!(
+            by_name(tool)["inputSchema"]["required"],
+            json!(["roomId"]),
+            "{tool}"
+        );
+    }
     assert_eq!(by_name("listRooms")["annotations"]["readOnlyHint"], true);
     assert_eq!(by_name("kickAgent")["annotations"]["destructiveHint"], true);
     assert_eq!(
@@ -140,17 +160,17 @@ async fn every_tool_answers_with_the_contract_texts() {
 
     // Before any join.
     let not_joined = "Error: Not joined to any room. Call joinRoom first.";
-    for tool in [
-        "sendMessage",
-        "leaveRoom",
-        "unreadMessages",
-        "messageHistory",
-        "updateRoom",
-    ] {
+    for tool in ["sendMessage", "leaveRoom", "unreadMessages", "updateRoom"] {
         alice
             .fails(tool, json!({"text": "x", "description": "d"}), not_joined)
             .await;
     }
+    alice
+        .fails("messageHistory", json!({"roomId": "lab-x"}), not_joined)
+        .await;
+    alice
+        .fails("messageHistory", json!({}), "Error: roomId required")
+        .await;
     alice
         .fails("promoteAgent", json!({"targetAgent": "x"}), not_joined)
         .await;
@@ -301,16 +321,12 @@ async fn every_tool_answers_with_the_contract_texts() {
         .await;
 
     // messageHistory: bob does not see the DM to carol
-    let history = bob.ok("messageHistory", json!({"limit": 50})).await;
-    let h: Value = serde_json::from_str(history.text.rsplit_once('\n').unwrap().1).unwrap();
-    let seen: Vec<&str> = h["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["body"].as_str().unwrap())
-        .collect();
+    let history = bob
+        .ok("messageHistory", json!({"roomId": room, "limit": 50}))
+        .await;
+    let seen = message_bodies(&history);
     assert!(
-        seen.contains(&"hello all") && !seen.contains(&"psst"),
+        seen.contains(&"hello all".to_string()) && !seen.contains(&"psst".to_string()),
         "{seen:?}"
     );
     let other = unique("other");
@@ -329,16 +345,19 @@ async fn every_tool_answers_with_the_contract_texts() {
     )
     .await;
 
+    // Nor does a room that does not exist: the same answer, so no probing.
+    for unknown in [uuid::Uuid::new_v4().to_string(), unique("nowhere")] {
+        bob.fails(
+            "messageHistory",
+            json!({"roomId": unknown}),
+            "Error: agentToken does not belong to this room",
+        )
+        .await;
+    }
+
     // unreadMessages: carol has the broadcast and her DM, then nothing
     let unread = carol.ok("unreadMessages", json!({})).await;
-    let u: Value = serde_json::from_str(unread.text.rsplit_once('\n').unwrap().1).unwrap();
-    let got: Vec<&str> = u["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["body"].as_str().unwrap())
-        .collect();
-    assert_eq!(got, ["hello all", "psst"]);
+    assert_eq!(message_bodies(&unread), ["hello all", "psst"]);
     let none = carol.ok("unreadMessages", json!({})).await;
     assert!(
         none.text.starts_with("No unread messages\n"),
@@ -478,4 +497,36 @@ async fn protected_rooms_need_their_password() {
             .text
             .contains(&name)
     );
+}
+
+#[tokio::test]
+async fn message_history_and_room_info_need_a_room_id_even_in_a_joined_session() {
+    let node = Node::start().await;
+    let mut alice = node.session().await;
+    let name = unique("hist");
+    let created = alice
+        .ok("createRoom", json!({"name": name, "agentName": "alice"}))
+        .await;
+    let token = created.data()["agentToken"].as_str().unwrap().to_string();
+    alice.ok("sendMessage", json!({"text": "hello"})).await;
+    // No silent default to the session's room: missing, null, blank or not a string.
+    for args in [
+        json!({}),
+        json!({"roomId": null, "limit": 5}),
+        json!({"roomId": "  "}),
+        json!({"roomId": 7}),
+        json!({"agentToken": token}),
+    ] {
+        for tool in ["messageHistory", "roomInfo"] {
+            alice
+                .fails(tool, args.clone(), "Error: roomId required")
+                .await;
+        }
+    }
+    // Named, by id or by the name it was joined by, both answer.
+    for room in [created.data()["roomId"].as_str().unwrap(), name.as_str()] {
+        let history = alice.ok("messageHistory", json!({"roomId": room})).await;
+        assert_eq!(message_bodies(&history), ["hello"]);
+        alice.ok("roomInfo", json!({"roomId": room})).await;
+    }
 }

@@ -144,12 +144,46 @@ async fn history_refuses_missing_invalid_and_foreign_tokens() {
         history(&alice.room_id, Some(&other.token)).await.err(),
         "agentToken does not belong to this room"
     );
-    // The room is checked by name here: with an unknown *id*, a valid token of another
-    // room may be refused first as not belonging (the contract fixes no order).
-    assert_eq!(
-        history("nosuchroom", Some(&alice.token)).await.err(),
-        "Room not found: nosuchroom"
-    );
+}
+
+#[tokio::test]
+async fn history_of_any_other_room_is_refused_alike_whether_it_exists_or_not() {
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    s.say(&alice, "mine").await;
+    let olga = s.create_room("elsewhere", "olga").await;
+    s.say(&olga, "theirs").await;
+    let vault = s.create_protected("vault", "s3cret", "vera").await;
+    let history = |room: String| {
+        s.act("message.history")
+            .ctx(room)
+            .token(&alice.token)
+            .send()
+    };
+    // The token's own room, by id or by name.
+    for own in [alice.room_id.clone(), "LOBBY".to_string()] {
+        let reply = history(own).await.ok();
+        assert_eq!(bodies(&reply.messages("messages")), ["mine"]);
+    }
+    // Any other reference gets one answer, so a member learns nothing about which
+    // rooms exist: another room's id or name, a protected one, an unknown id or name.
+    let unknown_id = uuid::Uuid::new_v4().to_string();
+    for other in [
+        olga.room_id.clone(),
+        "elsewhere".to_string(),
+        vault.room_id.clone(),
+        "vault".to_string(),
+        unknown_id,
+        "nosuchroom".to_string(),
+    ] {
+        let reply = history(other.clone()).await;
+        assert_eq!(
+            reply.err(),
+            "agentToken does not belong to this room",
+            "{other}"
+        );
+        assert!(!reply.0.to_string().contains("theirs"), "{other}");
+    }
 }
 
 #[tokio::test]
