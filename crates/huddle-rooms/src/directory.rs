@@ -157,11 +157,7 @@ impl RoomDirectory {
     }
 
     pub async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, RoomError> {
-        self.inner
-            .store
-            .rooms_named(name)
-            .await
-            .map_err(room_error)
+        self.inner.store.rooms_named(name).await.map_err(room_error)
     }
 
     pub async fn list(

@@ -13,3 +13,20 @@ pub(crate) fn room_error(e: StoreError) -> RoomError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_read_queue_is_server_busy_naming_the_limit() {
+        assert_eq!(
+            room_error(StoreError::Busy(4098)).to_string(),
+            "Server busy: too many requests in flight (limit 4098); retry shortly"
+        );
+        assert!(matches!(
+            room_error(StoreError::Backend("disk".into())),
+            RoomError::Unavailable(_)
+        ));
+    }
+}

@@ -160,7 +160,6 @@ async fn listing_shows_only_open_rooms_sorted_and_searchable() {
     assert_eq!(page.total, 3);
 }
 
-
 fn joined(member: MemberId) -> Event {
     Event::Joined(Agent {
         member,
@@ -185,15 +184,29 @@ fn seqs(messages: &[Message]) -> Vec<u64> {
 }
 
 /// The brute-force reference of `history`: filter the whole log, count it, slice it.
-fn reference_history(log: &[Message], viewer: MemberId, limit: usize, offset: usize) -> (Vec<u64>, u64) {
-    let visible: Vec<u64> = log.iter().filter(|m| m.visible_to(viewer)).map(|m| m.seq).collect();
+fn reference_history(
+    log: &[Message],
+    viewer: MemberId,
+    limit: usize,
+    offset: usize,
+) -> (Vec<u64>, u64) {
+    let visible: Vec<u64> = log
+        .iter()
+        .filter(|m| m.visible_to(viewer))
+        .map(|m| m.seq)
+        .collect();
     let end = visible.len().saturating_sub(offset);
     let start = end.saturating_sub(limit);
     (visible[start..end].to_vec(), visible.len() as u64)
 }
 
 /// The brute-force reference of `messages_after`.
-fn reference_after(log: &[Message], viewer: Option<MemberId>, after: u64, limit: usize) -> Vec<u64> {
+fn reference_after(
+    log: &[Message],
+    viewer: Option<MemberId>,
+    after: u64,
+    limit: usize,
+) -> Vec<u64> {
     log.iter()
         .filter(|m| m.seq > after && viewer.is_none_or(|v| m.visible_to(v)))
         .take(limit)
@@ -204,12 +217,25 @@ fn reference_after(log: &[Message], viewer: Option<MemberId>, after: u64, limit:
 /// Asserts that every history page and every `messages_after` read of `room` equals the
 /// reference over `log`, for members who sent or received DMs, the room-bot (0) and a
 /// member who never took part (`outsider`).
-async fn assert_reads_match(store: &EmbeddedStore, room: RoomId, log: &[Message], outsider: MemberId) {
+async fn assert_reads_match(
+    store: &EmbeddedStore,
+    room: RoomId,
+    log: &[Message],
+    outsider: MemberId,
+) {
     let n = log.len();
     for viewer in (0..=outsider).collect::<Vec<_>>() {
         let total = log.iter().filter(|m| m.visible_to(viewer)).count();
         for limit in [0, 1, 2, 7, 100] {
-            for offset in [0, 1, 3, total.saturating_sub(1), total, total + 1, usize::MAX] {
+            for offset in [
+                0,
+                1,
+                3,
+                total.saturating_sub(1),
+                total,
+                total + 1,
+                usize::MAX,
+            ] {
                 let (page, got_total) = store.history(room, viewer, limit, offset).await.unwrap();
                 assert_eq!(
                     (seqs(&page), got_total),
@@ -223,7 +249,10 @@ async fn assert_reads_match(store: &EmbeddedStore, room: RoomId, log: &[Message]
     for viewer in viewers {
         for after in [0, 1, n as u64 / 2, n as u64, u64::MAX] {
             for limit in [1, 5, 1000] {
-                let got = store.messages_after(room, viewer, after, limit).await.unwrap();
+                let got = store
+                    .messages_after(room, viewer, after, limit)
+                    .await
+                    .unwrap();
                 assert_eq!(
                     seqs(&got),
                     reference_after(log, viewer, after, limit),
@@ -316,7 +345,11 @@ async fn history_totals_count_what_each_member_may_see() {
     }
     assert_reads_match(&store, r.id, &log, 4).await;
     let (page, total) = store.history(RoomId::new_random(), 1, 10, 0).await.unwrap();
-    assert_eq!((page.len(), total), (0, 0), "an unknown room has no history");
+    assert_eq!(
+        (page.len(), total),
+        (0, 0),
+        "an unknown room has no history"
+    );
 }
 
 /// Appends `log` to a fresh room in batches cut at `cuts`, then checks every read against
@@ -445,7 +478,11 @@ const FIRST_SCHEMA: &str = "
 fn write_first_schema(dir: &Path, room: &Room, more: &[MemberId], log: &[Message]) {
     let c = rusqlite::Connection::open(dir.join("huddle.db")).unwrap();
     let exists: i64 = c
-        .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'rooms'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'rooms'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     if exists == 0 {
         c.execute_batch(&format!("PRAGMA journal_mode=WAL; {FIRST_SCHEMA}"))
@@ -469,7 +506,12 @@ fn write_first_schema(dir: &Path, room: &Room, more: &[MemberId], log: &[Message
     for member in std::iter::once(1).chain(more.iter().copied()) {
         c.execute(
             "INSERT INTO agents VALUES (?1, ?2, ?3, 'member', 1000, ?4, NULL, 0)",
-            rusqlite::params![id, member as i64, format!("a{member}"), &[member as u8; 32][..]],
+            rusqlite::params![
+                id,
+                member as i64,
+                format!("a{member}"),
+                &[member as u8; 32][..]
+            ],
         )
         .unwrap();
     }
@@ -498,11 +540,17 @@ async fn a_file_of_the_first_schema_opens_with_identical_answers() {
     let dev = room("dev", None);
     let ops = room("ops", None);
     let secret = room("secret", Some("$argon2id$x"));
-    let dev_log: Vec<Message> = [(1, None), (2, Some(3)), (3, Some(2)), (1, None), (4, Some(4))]
-        .iter()
-        .enumerate()
-        .map(|(i, (from, to))| message(dev.id, i as u64 + 1, *from, *to))
-        .collect();
+    let dev_log: Vec<Message> = [
+        (1, None),
+        (2, Some(3)),
+        (3, Some(2)),
+        (1, None),
+        (4, Some(4)),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (from, to))| message(dev.id, i as u64 + 1, *from, *to))
+    .collect();
     let ops_log = vec![message(ops.id, 1, 1, None), message(ops.id, 2, 1, Some(2))];
     write_first_schema(dir.path(), &dev, &[2, 3, 4], &dev_log);
     write_first_schema(dir.path(), &ops, &[2], &ops_log);
@@ -510,7 +558,11 @@ async fn a_file_of_the_first_schema_opens_with_identical_answers() {
 
     let store = EmbeddedStore::open(dir.path(), Durability::Process).unwrap();
     let page = store.list_rooms(None, 10, 0).await.unwrap();
-    let listed: Vec<_> = page.rooms.iter().map(|r| (r.name.as_str(), r.agents)).collect();
+    let listed: Vec<_> = page
+        .rooms
+        .iter()
+        .map(|r| (r.name.as_str(), r.agents))
+        .collect();
     assert_eq!(listed, [("dev", 4), ("ops", 2)], "member counts backfilled");
     assert_eq!(page.total, 2);
     assert_reads_match(&store, dev.id, &dev_log, 5).await;

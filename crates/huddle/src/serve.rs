@@ -12,7 +12,7 @@ use huddle_cluster::LocalRouter;
 use huddle_core::Limits;
 use huddle_gateway::{AppState, GatewayConfig};
 use huddle_rooms::{RoomDirectory, RoomsConfig};
-use huddle_store::{Durability, EmbeddedStore};
+use huddle_store::{Durability, EmbeddedOptions, EmbeddedStore};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -107,6 +107,15 @@ pub struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "HUDDLE_LOG_FORMAT", default_value = "text")]
     log_format: String,
+
+    /// Reader connections of the embedded store (default: the number of cores, at least 2).
+    #[arg(long, env = "HUDDLE_STORE_READERS")]
+    store_readers: Option<usize>,
+
+    /// Store reads that may wait for a reader; beyond them a request gets `Server busy`
+    /// naming the limit (readers plus this queue).
+    #[arg(long, env = "HUDDLE_STORE_READ_QUEUE", default_value_t = huddle_store::DEFAULT_READ_QUEUE)]
+    store_read_queue: usize,
 }
 
 impl ServeArgs {
@@ -206,7 +215,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         mcp_max_session_rooms = args.mcp_max_session_rooms,
         "huddle configuration"
     );
-    let store = EmbeddedStore::open(&data_dir, durability)
+    let defaults = EmbeddedOptions::new(durability);
+    let store_options = EmbeddedOptions {
+        readers: args.store_readers.unwrap_or(defaults.readers).max(1),
+        read_queue: args.store_read_queue,
+        ..defaults
+    };
+    let store = EmbeddedStore::open_with(&data_dir, store_options)
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let rooms = RoomsConfig {
         limits: Limits {

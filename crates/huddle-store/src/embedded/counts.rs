@@ -97,8 +97,10 @@ impl Counts {
                 .unwrap_or(0),
         } + 1;
         self.dm_ranks.insert(member, rank);
-        c.prepare_cached("INSERT INTO dm_views (room_id, member, seq, rank) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![room, member as i64, seq as i64, rank])?;
+        c.prepare_cached(
+            "INSERT INTO dm_views (room_id, member, seq, rank) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![room, member as i64, seq as i64, rank])?;
         Ok(())
     }
 

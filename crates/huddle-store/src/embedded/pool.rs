@@ -100,8 +100,11 @@ impl ReadPool {
                 _free: free,
                 _admitted: admitted,
             };
-            f(lease.conn.as_ref().expect("a lease holds its connection until dropped"))
-                .map_err(backend)
+            f(lease
+                .conn
+                .as_ref()
+                .expect("a lease holds its connection until dropped"))
+            .map_err(backend)
         })
         .await
         .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
