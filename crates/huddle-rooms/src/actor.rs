@@ -409,7 +409,7 @@ impl RoomState {
                 .store
                 .messages_after(self.room.id, Some(read.viewer), read.after, want)
                 .await
-                .map_err(|e| RoomError::Unavailable(e.to_string()))?;
+                .map_err(crate::store_error::room_error)?;
         }
         let from = out.last().map(|m| m.seq).unwrap_or(read.after);
         if out.len() < want {

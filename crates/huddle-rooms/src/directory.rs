@@ -23,6 +23,7 @@ use crate::actor::{RoomArgs, RoomMsg, Subscription};
 use crate::config::RoomsConfig;
 use crate::hub::{self, Hub, MessageStream};
 use crate::push::{Ack, Pusher};
+use crate::store_error::room_error;
 use crate::{RoomActor, endpoint, secrets};
 
 /// Stripes of the activation and creation locks (bounded, unlike a lock per key).
@@ -156,11 +157,7 @@ impl RoomDirectory {
     }
 
     pub async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, RoomError> {
-        self.inner
-            .store
-            .rooms_named(name)
-            .await
-            .map_err(|e| RoomError::Unavailable(e.to_string()))
+        self.inner.store.rooms_named(name).await.map_err(room_error)
     }
 
     pub async fn list(
@@ -173,7 +170,7 @@ impl RoomDirectory {
             .store
             .list_rooms(search, limit, offset)
             .await
-            .map_err(|e| RoomError::Unavailable(e.to_string()))
+            .map_err(room_error)
     }
 
     /// Sends `req` to `room`'s actor (activating it if needed) and waits for the answer.
@@ -189,7 +186,7 @@ impl RoomDirectory {
                     .store
                     .history(room, member, limit, offset)
                     .await
-                    .map_err(|e| RoomError::Unavailable(e.to_string()))?;
+                    .map_err(room_error)?;
                 debug_assert!(messages.iter().all(|m| m.visible_to(member)));
                 Ok(RoomResponse::History { messages, total })
             }
@@ -269,7 +266,7 @@ impl RoomDirectory {
             .store
             .messages_after(room, None, state.last_seq.saturating_sub(64), 64)
             .await
-            .map_err(|e| unavailable(e.to_string()))?;
+            .map_err(room_error)?;
         let args = RoomArgs {
             room: state,
             epoch,

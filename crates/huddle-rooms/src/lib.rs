@@ -14,6 +14,8 @@
 //!   and a node-wide bound on queued pushes.
 //! - [`directory`] — [`RoomDirectory`]: activates actors on demand, passivates idle ones,
 //!   creates rooms, admission control in front of the (unbounded) actor mailboxes.
+//! - `store_error` — what a store failure means to a client (a full read queue is
+//!   `Server busy`).
 
 pub mod actor;
 pub mod config;
@@ -23,6 +25,7 @@ pub mod hub;
 pub mod log_tail;
 pub mod push;
 pub mod secrets;
+mod store_error;
 
 pub use actor::RoomActor;
 pub use config::{PushConfig, RoomsConfig};

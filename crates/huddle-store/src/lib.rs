@@ -6,7 +6,7 @@
 //!   epoch, the name index, the public listing, and reads of the message log.
 //! - [`embedded`] — the default backend: SQLite in WAL mode under the data dir, one
 //!   writer thread that commits everything queued in one transaction (group commit
-//!   across rooms), and a small pool of reader connections.
+//!   across rooms), and a fixed pool of reader connections behind a bounded queue.
 //!
 //! Nothing here knows a wire protocol, and nothing above knows SQL.
 
@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use huddle_core::{Event, MemberId, Message, Room, RoomId, RoomSummary, Seq};
 use thiserror::Error;
 
-pub use embedded::{Durability, EmbeddedStore};
+pub use embedded::{DEFAULT_READ_QUEUE, Durability, EmbeddedOptions, EmbeddedStore};
 
 /// The fencing token of a room's writer: grows on every acquisition, and every append
 /// names the epoch it was acquired under. An append under an older epoch is refused, so a
@@ -32,6 +32,10 @@ pub enum StoreError {
     NoSuchRoom(RoomId),
     #[error("store failure: {0}")]
     Backend(String),
+    /// Every read slot and every place in the read queue is taken: nothing was read.
+    /// Carries the limit (reads running plus waiting) so the refusal can name it.
+    #[error("too many reads in flight (limit {0})")]
+    Busy(usize),
 }
 
 /// A room of a given name, for resolving `name` / `name:password` and for the uniqueness
@@ -49,6 +53,19 @@ pub struct RoomPage {
     pub total: u64,
 }
 
+/// What every backend promises, beyond the signatures:
+///
+/// - **Snapshots.** A read sees one committed state: a page and the `total` next to it
+///   come from the same snapshot, and nothing uncommitted is ever returned.
+/// - **Privacy.** A read for a `viewer` returns only messages visible to that member
+///   (`Message::visible_to`: broadcasts, and DMs the member sent or received). Identity
+///   is the member id, not the name.
+/// - **Bounded cost.** No read costs time proportional to `offset` or to the size of the
+///   room's log: counts are kept as the log is appended, not counted per call, and pages
+///   are found by `seq`. A backend keeps what it needs for that up to date in `append`.
+/// - **Admission.** A backend bounds the reads it runs at once and the reads waiting for
+///   them; past that it refuses at once with [`StoreError::Busy`] naming the limit,
+///   instead of queueing without bound.
 #[async_trait]
 pub trait RoomStore: Send + Sync + 'static {
     /// Stores a new room (with its creator) under epoch 0.
@@ -69,7 +86,11 @@ pub trait RoomStore: Send + Sync + 'static {
     /// Every room called `name` (already lower-cased).
     async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, StoreError>;
 
-    /// Password-less rooms whose name contains `search`, sorted by name.
+    /// Password-less rooms whose (lower-case) name contains `search` lower-cased (a
+    /// literal substring: `%`, `_` and `\` match only themselves), sorted by name
+    /// and then by creation time, skipping `offset` and returning at most `limit`; `total`
+    /// is how many rooms match. `RoomSummary::agents` is the room's current member count.
+    /// Callers clamp `limit`; a backend must not rely on it being small.
     async fn list_rooms(
         &self,
         search: Option<&str>,
@@ -77,7 +98,8 @@ pub trait RoomStore: Send + Sync + 'static {
         offset: usize,
     ) -> Result<RoomPage, StoreError>;
 
-    /// Messages with `seq > after` visible to `viewer` (all when `None`), oldest first.
+    /// The first `limit` messages with `seq > after` visible to `viewer` (every message
+    /// when `None`), oldest first.
     async fn messages_after(
         &self,
         room: RoomId,
@@ -86,8 +108,12 @@ pub trait RoomStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Message>, StoreError>;
 
-    /// The `limit` most recent messages visible to `viewer` after skipping the `offset`
-    /// most recent, oldest first; and how many visible messages there are in all.
+    /// A page of `room`'s history as `viewer` sees it: number the messages visible to
+    /// `viewer` from the most recent (0) backwards, skip the first `offset` and return the
+    /// next `limit`, oldest first; and `total`, how many messages are visible to `viewer`
+    /// in all. An `offset` at or past `total` gives an empty page (and the `total`); an
+    /// unknown room gives an empty page and 0. Exact for any member id, including one
+    /// that has left the room.
     async fn history(
         &self,
         room: RoomId,

@@ -14,7 +14,7 @@ use huddle_cluster::LocalRouter;
 use huddle_core::Limits;
 use huddle_gateway::{AppState, GatewayConfig};
 use huddle_rooms::{RoomDirectory, RoomsConfig};
-use huddle_store::{Durability, EmbeddedStore};
+use huddle_store::{Durability, EmbeddedOptions, EmbeddedStore};
 
 mod shutdown;
 
@@ -118,16 +118,27 @@ pub struct ServeArgs {
     /// a new push is dropped, counted and logged, and the message stays unread.
     #[arg(long, env = "HUDDLE_MAX_QUEUED_PUSHES", default_value_t = 10_000)]
     max_queued_pushes: usize,
+
     /// Seconds a shutdown (SIGTERM, ctrl-c) may take: streams end at once, requests in
     /// flight finish, rooms commit; what is still open after this is cut and the node
     /// exits anyway (0: cut at once).
     #[arg(long, env = "HUDDLE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
+
     /// Seconds without requests (and without an open GET stream) after which an MCP
     /// session in no room ends (at most `--mcp-session-idle-secs`): such sessions are
     /// made by any POST without a session, and cost their client nothing to lose.
     #[arg(long, env = "HUDDLE_MCP_ANONYMOUS_IDLE_SECS", default_value_t = 30)]
     mcp_anonymous_idle_secs: u64,
+
+    /// Reader connections of the embedded store (default: the number of cores, at least 2).
+    #[arg(long, env = "HUDDLE_STORE_READERS")]
+    store_readers: Option<usize>,
+
+    /// Store reads that may wait for a reader; beyond them a request gets `Server busy`
+    /// naming the limit (readers plus this queue).
+    #[arg(long, env = "HUDDLE_STORE_READ_QUEUE", default_value_t = huddle_store::DEFAULT_READ_QUEUE)]
+    store_read_queue: usize,
 }
 
 impl ServeArgs {
@@ -231,7 +242,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         mcp_anonymous_idle_secs = args.mcp_anonymous_idle_secs,
         "huddle configuration"
     );
-    let store = EmbeddedStore::open(&data_dir, durability)
+    let defaults = EmbeddedOptions::new(durability);
+    let store_options = EmbeddedOptions {
+        readers: args.store_readers.unwrap_or(defaults.readers).max(1),
+        read_queue: args.store_read_queue,
+        ..defaults
+    };
+    let store = EmbeddedStore::open_with(&data_dir, store_options)
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let rooms = RoomsConfig {
         limits: Limits {

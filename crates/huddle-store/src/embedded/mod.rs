@@ -1,7 +1,7 @@
 //! The embedded backend: one SQLite file, `huddle.db`, under the data dir.
 //!
 //! Why SQLite (rusqlite, bundled) and not redb: the log is read by range with a per-viewer
-//! filter (DM privacy) and counted (history `total`), and the room listing is a filtered,
+//! filter (DM privacy) and paged by rank (history), and the room listing is a filtered,
 //! sorted, paged query. SQL indexes do that directly; with a KV store we would be writing
 //! those indexes by hand. SQLite's WAL mode gives concurrent readers next to one writer.
 //!
@@ -11,16 +11,24 @@
 //! loss. [`Durability::Power`] (`synchronous=FULL`, `--fsync`) fsyncs each group commit so
 //! acknowledged writes survive power loss too; group commit keeps that affordable.
 //!
-//! Layout: `schema` (tables and pragmas), `writer` (the group-commit thread), `codec`
-//! (rows ⇄ core types), `reads` (queries on the reader pool).
+//! Reads run on a fixed pool of connections behind a bounded queue ([`EmbeddedOptions`]):
+//! past it a read is refused with [`StoreError::Busy`] rather than queued without bound.
+//!
+//! Layout: `schema` (tables, pragmas and versioned migrations), `writer` (the
+//! group-commit thread), `counts` (the counts kept next to the log, updated by appends),
+//! `codec` (rows ⇄ core types), `pool` (the reader pool), `reads` (queries on it) and
+//! `history` (history pages found by rank).
 
 mod codec;
+mod counts;
+mod history;
+mod pool;
 mod reads;
 mod schema;
 mod writer;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use huddle_core::{Event, MemberId, Message, Room, RoomId, Seq};
@@ -28,6 +36,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{Epoch, NamedRoom, RoomPage, RoomStore, StoreError};
+use pool::ReadPool;
 use writer::{Write, WriteOp};
 
 /// How far an acknowledged write is guaranteed to survive.
@@ -39,34 +48,62 @@ pub enum Durability {
     Power,
 }
 
-/// How many reader connections to keep: reads are short, the machine small.
-const READERS: usize = 4;
+/// How the embedded store is opened.
+#[derive(Clone, Copy, Debug)]
+pub struct EmbeddedOptions {
+    pub durability: Durability,
+    /// Reader connections, each read holding one on a blocking thread while it runs
+    /// (at least 1). Default: the number of cores, at least 2.
+    pub readers: usize,
+    /// Reads that may wait for a reader; the next one is refused (`StoreError::Busy`,
+    /// naming `readers + read_queue`). Default: [`DEFAULT_READ_QUEUE`].
+    pub read_queue: usize,
+}
+
+/// Reads waiting for a reader before new ones are refused: room for a burst of
+/// activations and replays, small enough that waiting stays short (reads take well
+/// under a millisecond each).
+pub const DEFAULT_READ_QUEUE: usize = 4096;
+
+impl EmbeddedOptions {
+    pub fn new(durability: Durability) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            durability,
+            readers: cores.max(2),
+            read_queue: DEFAULT_READ_QUEUE,
+        }
+    }
+}
 
 pub struct EmbeddedStore {
-    path: PathBuf,
     writes: mpsc::Sender<WriteOp>,
-    readers: Arc<Mutex<Vec<Connection>>>,
+    reads: Arc<ReadPool>,
 }
 
 impl EmbeddedStore {
-    /// Opens (creating if needed) `<dir>/huddle.db` and starts the writer thread.
+    /// Opens (creating if needed) `<dir>/huddle.db` with the default reader pool.
     pub fn open(dir: &Path, durability: Durability) -> Result<Self, StoreError> {
+        Self::open_with(dir, EmbeddedOptions::new(durability))
+    }
+
+    /// Opens (creating or migrating if needed) `<dir>/huddle.db` and starts the writer
+    /// thread.
+    pub fn open_with(dir: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Backend(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
         let path = dir.join("huddle.db");
-        let conn = schema::open(&path, durability)?;
-        schema::migrate(&conn)?;
+        let mut conn = schema::open(&path, options.durability)?;
+        schema::migrate(&mut conn)?;
         let writes = writer::spawn(conn)?;
-        let mut readers = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
-            readers.push(schema::open(&path, durability)?);
-        }
-        Ok(Self {
-            path,
-            writes,
-            readers: Arc::new(Mutex::new(readers)),
-        })
+        let reads = ReadPool::open(
+            &path,
+            options.durability,
+            options.readers,
+            options.read_queue,
+        )?;
+        Ok(Self { writes, reads })
     }
 
     async fn write(&self, write: Write) -> Result<writer::Written, StoreError> {
@@ -79,28 +116,12 @@ impl EmbeddedStore {
             .map_err(|_| StoreError::Backend("writer thread stopped".into()))?
     }
 
-    /// Runs `f` on a reader connection off the async runtime.
+    /// Runs `f` on a reader connection off the async runtime (see `pool`).
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let readers = self.readers.clone();
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = readers.lock().expect("reader pool poisoned").pop();
-            let conn = match conn {
-                Some(c) => c,
-                None => schema::open(&path, Durability::Process)?,
-            };
-            let out = f(&conn).map_err(codec::backend);
-            let mut pool = readers.lock().expect("reader pool poisoned");
-            if pool.len() < READERS {
-                pool.push(conn);
-            }
-            out
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+        self.reads.read(f).await
     }
 }
 
@@ -170,7 +191,7 @@ impl RoomStore for EmbeddedStore {
         limit: usize,
         offset: usize,
     ) -> Result<(Vec<Message>, u64), StoreError> {
-        self.read(move |c| reads::history(c, room, viewer, limit, offset))
+        self.read(move |c| history::history(c, room, viewer, limit, offset))
             .await
     }
 }

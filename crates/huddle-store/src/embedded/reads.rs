@@ -1,13 +1,10 @@
-//! Queries served from the reader pool.
+//! Queries served from the reader pool (history paging is in `history`).
 
 use huddle_core::{MemberId, Message, RoomId, RoomSummary, Seq, Timestamp};
 use rusqlite::{Connection, params};
 
 use super::codec::{self, MESSAGE_COLUMNS};
 use crate::{NamedRoom, RoomPage};
-
-/// DM privacy in SQL: the same rule as `Message::visible_to` (checked again by callers).
-const VISIBLE: &str = "(to_member IS NULL OR to_member = ?2 OR from_member = ?2)";
 
 pub(super) fn rooms_named(c: &Connection, name: &str) -> rusqlite::Result<Vec<NamedRoom>> {
     let mut st = c.prepare_cached(
@@ -39,33 +36,50 @@ pub(super) fn list_rooms(
     offset: usize,
 ) -> rusqlite::Result<RoomPage> {
     let pattern = like_pattern(search.unwrap_or(""));
+    // Both queries walk the partial index of password-less rooms, already in page order.
     let total: i64 = c
         .prepare_cached(
-            "SELECT count(*) FROM rooms WHERE password_hash IS NULL AND name LIKE ?1 ESCAPE '\\'",
+            "SELECT count(*) FROM rooms INDEXED BY rooms_public
+             WHERE password_hash IS NULL AND name LIKE ?1 ESCAPE '\\'",
         )?
         .query_row([&pattern], |r| r.get(0))?;
+    let total = total.max(0) as u64;
+    if limit == 0 || offset as u64 >= total {
+        return Ok(RoomPage {
+            rooms: Vec::new(),
+            total,
+        });
+    }
     let mut st = c.prepare_cached(
-        "SELECT r.name, r.description, r.kind, r.created_at,
-                (SELECT count(*) FROM agents a WHERE a.room_id = r.id)
-         FROM rooms r
-         WHERE r.password_hash IS NULL AND r.name LIKE ?1 ESCAPE '\\'
-         ORDER BY r.name, r.created_at LIMIT ?2 OFFSET ?3",
+        "SELECT name, description, kind, created_at, agent_count
+         FROM rooms INDEXED BY rooms_public
+         WHERE password_hash IS NULL AND name LIKE ?1 ESCAPE '\\'
+         ORDER BY name, created_at LIMIT ?2 OFFSET ?3",
     )?;
     let rooms = st
-        .query_map(params![pattern, limit as i64, offset as i64], |r| {
+        .query_map(params![pattern, sql_count(limit), sql_count(offset)], |r| {
             Ok(RoomSummary {
                 name: r.get(0)?,
                 description: r.get(1)?,
                 kind: codec::kind_from(&r.get::<_, String>(2)?),
                 created_at: Timestamp(r.get(3)?),
-                agents: r.get::<_, i64>(4)? as u64,
+                agents: r.get::<_, i64>(4)?.max(0) as u64,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(RoomPage {
-        rooms,
-        total: total as u64,
-    })
+    Ok(RoomPage { rooms, total })
+}
+
+/// A count as an SQL integer. `LIMIT -1` means "no limit" to SQLite, so a count past
+/// `i64::MAX` must not wrap to a negative.
+pub(super) fn sql_count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A `seq` as an SQL integer, saturating: `Seq::MAX` means "the end of the log", and a
+/// bound past `i64::MAX` must not wrap to a negative one.
+pub(super) fn sql_seq(s: Seq) -> i64 {
+    i64::try_from(s).unwrap_or(i64::MAX)
 }
 
 pub(super) fn messages_after(
@@ -76,56 +90,63 @@ pub(super) fn messages_after(
     limit: usize,
 ) -> rusqlite::Result<Vec<Message>> {
     let room = room.to_string();
-    let messages = match viewer {
-        Some(v) => {
-            let sql = format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages
-                 WHERE room_id = ?1 AND seq > ?3 AND {VISIBLE} ORDER BY seq LIMIT ?4"
-            );
-            let mut st = c.prepare_cached(&sql)?;
-            st.query_map(
-                params![room, v as i64, after as i64, limit as i64],
-                codec::message,
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()?
-        }
+    match viewer {
+        Some(v) => visible_page(c, &room, v, Bound::After(after), limit),
         None => {
             let sql = format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages
                  WHERE room_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
             );
-            let mut st = c.prepare_cached(&sql)?;
-            st.query_map(params![room, after as i64, limit as i64], codec::message)?
-                .collect::<rusqlite::Result<Vec<_>>>()?
+            c.prepare_cached(&sql)?
+                .query_map(
+                    params![room, sql_seq(after), sql_count(limit)],
+                    codec::message,
+                )?
+                .collect()
         }
-    };
-    Ok(messages)
+    }
 }
 
-pub(super) fn history(
+/// Where a page of visible messages starts.
+#[derive(Clone, Copy)]
+pub(super) enum Bound {
+    /// Oldest first, from just after this `seq`.
+    After(Seq),
+    /// Most recent first, from this `seq` down.
+    UpTo(Seq),
+}
+
+/// The first `limit` messages visible to `viewer` from `bound` on, in the bound's order.
+///
+/// Rather than filtering the log (which walks every DM the viewer may not see), this
+/// merges two index ranges that hold only what the viewer sees: the broadcasts (a partial
+/// index) and the viewer's own `dm_views`; each gives at most `limit` rows.
+pub(super) fn visible_page(
     c: &Connection,
-    room: RoomId,
+    room: &str,
     viewer: MemberId,
+    bound: Bound,
     limit: usize,
-    offset: usize,
-) -> rusqlite::Result<(Vec<Message>, u64)> {
-    let room = room.to_string();
-    let total: i64 = c
-        .prepare_cached(&format!(
-            "SELECT count(*) FROM messages WHERE room_id = ?1 AND {VISIBLE}"
-        ))?
-        .query_row(params![room, viewer as i64], |r| r.get(0))?;
+) -> rusqlite::Result<Vec<Message>> {
+    let (from, order, cmp) = match bound {
+        Bound::After(s) => (s, "", ">"),
+        Bound::UpTo(s) => (s, "DESC", "<="),
+    };
     let sql = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages
-         WHERE room_id = ?1 AND {VISIBLE} ORDER BY seq DESC LIMIT ?3 OFFSET ?4"
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ?1 AND seq IN (
+            SELECT seq FROM (SELECT seq FROM messages INDEXED BY messages_broadcasts
+                             WHERE room_id = ?1 AND to_member IS NULL AND seq {cmp} ?3
+                             ORDER BY seq {order} LIMIT ?4)
+            UNION ALL
+            SELECT seq FROM (SELECT seq FROM dm_views
+                             WHERE room_id = ?1 AND member = ?2 AND seq {cmp} ?3
+                             ORDER BY seq {order} LIMIT ?4))
+         ORDER BY seq {order} LIMIT ?4"
     );
-    let mut st = c.prepare_cached(&sql)?;
-    let mut page = st
+    c.prepare_cached(&sql)?
         .query_map(
-            params![room, viewer as i64, limit as i64, offset as i64],
+            params![room, viewer as i64, sql_seq(from), sql_count(limit)],
             codec::message,
         )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    page.reverse();
-    Ok((page, total as u64))
+        .collect()
 }

@@ -11,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{self, backend};
+use super::counts::Counts;
 use crate::{Epoch, StoreError};
 
 /// Most operations one transaction takes: bounds the latency of the last one in a burst.
@@ -116,8 +117,9 @@ fn apply(c: &Connection, write: &Write) -> Result<Written, StoreError> {
 
 fn create(c: &Connection, room: &Room) -> rusqlite::Result<()> {
     c.prepare_cached(
-        "INSERT INTO rooms (id, name, password_hash, description, kind, created_at, last_seq, last_member, epoch)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)",
+        "INSERT INTO rooms (id, name, password_hash, description, kind, created_at, last_seq,
+                            last_member, epoch, agent_count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9)",
     )?
     .execute(params![
         room.id.to_string(),
@@ -128,6 +130,7 @@ fn create(c: &Connection, room: &Room) -> rusqlite::Result<()> {
         room.created_at.0,
         room.last_seq as i64,
         room.last_member as i64,
+        room.agents.len() as i64,
     ])?;
     for a in &room.agents {
         insert_agent(c, room.id, a)?;
@@ -198,15 +201,11 @@ fn acquire(c: &Connection, id: RoomId) -> Result<Option<(Box<Room>, Epoch)>, Sto
 
 fn append(c: &Connection, room: RoomId, epoch: Epoch, events: &[Event]) -> Result<(), StoreError> {
     let key = room.to_string();
-    let current: Option<i64> = c
-        .prepare_cached("SELECT epoch FROM rooms WHERE id = ?1")
-        .and_then(|mut st| st.query_row([&key], |r| r.get(0)).optional())
-        .map_err(backend)?;
-    match current {
+    let mut counts = match Counts::load(c, &key).map_err(backend)? {
         None => return Err(StoreError::NoSuchRoom(room)),
-        Some(e) if e as u64 != epoch => return Err(StoreError::Fenced(room, epoch)),
-        Some(_) => {}
-    }
+        Some((e, _)) if e as u64 != epoch => return Err(StoreError::Fenced(room, epoch)),
+        Some((_, counts)) => counts,
+    };
     // Cursor moves are frequent (every send moves its sender's): keep the last per member.
     let mut cursors: HashMap<MemberId, Seq> = HashMap::new();
     let mut last_seq = None;
@@ -214,6 +213,7 @@ fn append(c: &Connection, room: RoomId, epoch: Epoch, events: &[Event]) -> Resul
         match event {
             Event::Joined(a) => {
                 insert_agent(c, room, a).map_err(backend)?;
+                counts.members(1);
                 c.prepare_cached(
                     "UPDATE rooms SET last_member = max(last_member, ?2) WHERE id = ?1",
                 )
@@ -229,9 +229,11 @@ fn append(c: &Connection, room: RoomId, epoch: Epoch, events: &[Event]) -> Resul
             }
             Event::Left { member } => {
                 cursors.remove(member);
-                c.prepare_cached("DELETE FROM agents WHERE room_id = ?1 AND member = ?2")
+                let removed = c
+                    .prepare_cached("DELETE FROM agents WHERE room_id = ?1 AND member = ?2")
                     .and_then(|mut st| st.execute(params![key, *member as i64]))
                     .map_err(backend)?;
+                counts.members(-(removed as i64));
             }
             Event::RoleChanged { member, role } => {
                 c.prepare_cached("UPDATE agents SET role = ?3 WHERE room_id = ?1 AND member = ?2")
@@ -251,24 +253,7 @@ fn append(c: &Connection, room: RoomId, epoch: Epoch, events: &[Event]) -> Resul
                 .map_err(backend)?;
             }
             Event::Posted(m) => {
-                c.prepare_cached(
-                    "INSERT INTO messages (room_id, seq, id, from_name, from_member, to_name, to_member, body, ts)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .and_then(|mut st| {
-                    st.execute(params![
-                        key,
-                        m.seq as i64,
-                        m.id,
-                        m.from,
-                        m.from_member as i64,
-                        m.to,
-                        m.to_member.map(|t| t as i64),
-                        m.body,
-                        m.timestamp.0,
-                    ])
-                })
-                .map_err(backend)?;
+                counts.post(c, &key, m).map_err(backend)?;
                 last_seq = Some(m.seq);
             }
             Event::CursorMoved { member, seq } => {
@@ -284,6 +269,7 @@ fn append(c: &Connection, room: RoomId, epoch: Epoch, events: &[Event]) -> Resul
         .and_then(|mut st| st.execute(params![key, member as i64, seq as i64]))
         .map_err(backend)?;
     }
+    counts.save(c, &key).map_err(backend)?;
     if let Some(seq) = last_seq {
         c.prepare_cached("UPDATE rooms SET last_seq = max(last_seq, ?2) WHERE id = ?1")
             .and_then(|mut st| st.execute(params![key, seq as i64]))

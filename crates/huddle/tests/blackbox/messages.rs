@@ -351,3 +351,40 @@ async fn new_agent_misses_nothing_from_before_it_joined() {
     // History is not cursor-bound: it shows them.
     assert!(bodies(&s.history_all(&bob).await).contains(&"before-1".to_string()));
 }
+
+#[tokio::test]
+async fn history_and_listing_are_served_by_one_store_reader_without_a_queue() {
+    let s = Server::start_with(&["--store-readers", "1", "--store-read-queue", "0"]).await;
+    let alice = s.create_room("lobby", "alice").await;
+    let bob = s.join("lobby", "bob").await;
+    let carol = s.join("lobby", "carol").await;
+    for i in 0..5 {
+        s.say(&alice, &format!("hi-{i}")).await;
+        s.dm(&alice, "bob", &format!("psst-{i}")).await;
+    }
+    // Bob sees 2 notices, 5 broadcasts and 5 DMs; carol not the DMs.
+    let (page, total) = s.history_page(&bob, 3, 2).await;
+    assert_eq!(
+        (bodies(&page), total),
+        (
+            vec!["psst-2".to_string(), "hi-3".into(), "psst-3".into()],
+            12
+        )
+    );
+    let (page, total) = s.history_page(&carol, 2, 1).await;
+    assert_eq!(
+        (bodies(&page), total),
+        (vec!["hi-2".to_string(), "hi-3".into()], 7)
+    );
+    let agents = |reply: Reply| reply.data()["rooms"][0]["agents"].clone();
+    assert_eq!(agents(s.act("room.list").send().await.ok()), 3);
+    s.act("room.kick")
+        .token(&alice.token)
+        .meta("targetAgent", "carol")
+        .send()
+        .await
+        .ok();
+    assert_eq!(agents(s.act("room.list").send().await.ok()), 2);
+    s.act("room.leave").token(&bob.token).send().await.ok();
+    assert_eq!(agents(s.act("room.list").send().await.ok()), 1);
+}
