@@ -4,7 +4,7 @@
 //! Number the messages `viewer` may see 1, 2, … from the oldest: the *rank*. The rank of
 //! position `s` (how many visible messages have `seq <= s`) is the room's
 //! `broadcast_rank` at `s` plus the viewer's `dm_views.rank` at `s`: two index lookups
-//! (see `schema`). `total` is the rank at the end of the log, from the counts in the room
+//! in one statement (see `schema`). `total` is the rank at the end of the log, from the counts in the room
 //! row. The page's newest message has rank `total - offset`; a binary search over `seq`
 //! finds it, and the page is the `limit` visible messages from there down. The cost is
 //! O(log² n + limit · log n) whatever `offset`, the log's size or how many DMs the viewer
@@ -66,7 +66,7 @@ fn seq_of_rank(
 ) -> rusqlite::Result<Seq> {
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        if broadcast_rank(c, room, mid)? + dm_rank(c, room, viewer, mid)? >= rank {
+        if rank_at(c, room, viewer, mid)? >= rank {
             hi = mid;
         } else {
             lo = mid + 1;
@@ -75,16 +75,19 @@ fn seq_of_rank(
     Ok(lo)
 }
 
-/// How many broadcasts have `seq <= s`.
-fn broadcast_rank(c: &Connection, room: &str, s: Seq) -> rusqlite::Result<u64> {
-    let rank: Option<i64> = c
+/// How many messages `viewer` may see have `seq <= s`: the broadcasts up to `s` plus the
+/// viewer's DMs up to `s` (one statement: this runs once per step of the search).
+fn rank_at(c: &Connection, room: &str, viewer: MemberId, s: Seq) -> rusqlite::Result<u64> {
+    let rank: i64 = c
         .prepare_cached(
-            "SELECT broadcast_rank FROM messages WHERE room_id = ?1 AND seq <= ?2
-             ORDER BY seq DESC LIMIT 1",
+            "SELECT coalesce((SELECT broadcast_rank FROM messages
+                              WHERE room_id = ?1 AND seq <= ?3 ORDER BY seq DESC LIMIT 1), 0)
+                  + coalesce((SELECT rank FROM dm_views
+                              WHERE room_id = ?1 AND member = ?2 AND seq <= ?3
+                              ORDER BY seq DESC LIMIT 1), 0)",
         )?
-        .query_row(params![room, sql_seq(s)], |r| r.get(0))
-        .optional()?;
-    Ok(rank.unwrap_or(0).max(0) as u64)
+        .query_row(params![room, viewer as i64, sql_seq(s)], |r| r.get(0))?;
+    Ok(rank.max(0) as u64)
 }
 
 /// How many DMs `viewer` may see have `seq <= s`.
