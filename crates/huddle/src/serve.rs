@@ -11,7 +11,7 @@ use clap::Args;
 use huddle_cluster::LocalRouter;
 use huddle_core::Limits;
 use huddle_gateway::{AppState, GatewayConfig};
-use huddle_rooms::{RoomDirectory, RoomsConfig};
+use huddle_rooms::{PasswordsConfig, RoomDirectory, RoomsConfig};
 use huddle_store::{Durability, EmbeddedStore};
 
 #[derive(Args, Debug, Clone)]
@@ -107,6 +107,36 @@ pub struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "HUDDLE_LOG_FORMAT", default_value = "text")]
     log_format: String,
+
+    /// Room password hashes (argon2) run at once on this node (default: the number of
+    /// cores).
+    #[arg(long, env = "HUDDLE_PASSWORD_HASH_THREADS")]
+    password_hash_threads: Option<usize>,
+
+    /// Password checks waiting for a hashing thread; beyond it `Server busy`.
+    #[arg(long, env = "HUDDLE_PASSWORD_HASH_QUEUE", default_value_t = 32)]
+    password_hash_queue: usize,
+
+    /// Failed room-password attempts per minute from one client address (a burst of this
+    /// many, refilled at this rate; an IPv6 client counts by its /64); 0: unlimited.
+    #[arg(
+        long,
+        env = "HUDDLE_PASSWORD_ATTEMPTS_PER_MINUTE",
+        default_value_t = 10
+    )]
+    password_attempts_per_minute: u32,
+
+    /// Failed password attempts per minute on one room, from all clients; 0: unlimited.
+    #[arg(
+        long,
+        env = "HUDDLE_ROOM_PASSWORD_ATTEMPTS_PER_MINUTE",
+        default_value_t = 60
+    )]
+    room_password_attempts_per_minute: u32,
+
+    /// Most rooms of one name (a password given with a name is checked against each).
+    #[arg(long, env = "HUDDLE_MAX_ROOMS_PER_NAME", default_value_t = 16)]
+    max_rooms_per_name: usize,
 }
 
 impl ServeArgs {
@@ -152,6 +182,19 @@ impl ServeArgs {
             max_sessions: self.mcp_max_sessions.max(1),
             max_session_rooms: self.mcp_max_session_rooms.max(1),
             ..McpConfig::default()
+        }
+    }
+
+    fn passwords_config(&self) -> PasswordsConfig {
+        let defaults = PasswordsConfig::default();
+        PasswordsConfig {
+            hash_threads: self
+                .password_hash_threads
+                .unwrap_or(defaults.hash_threads)
+                .max(1),
+            hash_queue: self.password_hash_queue,
+            attempts_per_address: self.password_attempts_per_minute,
+            attempts_per_room: self.room_password_attempts_per_minute,
         }
     }
 
@@ -204,6 +247,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         mcp_session_idle_secs = args.mcp_session_idle_secs,
         mcp_max_sessions = args.mcp_max_sessions,
         mcp_max_session_rooms = args.mcp_max_session_rooms,
+        passwords = ?args.passwords_config(),
+        max_rooms_per_name = args.max_rooms_per_name,
         "huddle configuration"
     );
     let store = EmbeddedStore::open(&data_dir, durability)
@@ -218,6 +263,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_in_flight: args.max_in_flight,
         max_streams: args.max_streams,
         allow_private_endpoints: args.allow_private_endpoints,
+        max_rooms_per_name: args.max_rooms_per_name.max(1),
+        passwords: args.passwords_config(),
         ..RoomsConfig::default()
     };
     let directory = RoomDirectory::new(Arc::new(store), rooms);
@@ -246,7 +293,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     // The readiness line: scripts and tests wait for it.
     println!("huddle listening on http://{local}");
-    axum::serve(listener.tap_io(no_delay), app)
+    axum::serve(listener.tap_io(no_delay), with_peer(app))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     if let Some(grpc) = grpc {
@@ -272,7 +319,7 @@ async fn serve_mcp(addr: SocketAddr, mcp: huddle_gateway::mcp::Mcp) -> anyhow::R
         let _ = tcp.set_nodelay(true);
     });
     tokio::spawn(async move {
-        let served = axum::serve(listener, mcp.routes())
+        let served = axum::serve(listener, with_peer(mcp.routes()))
             .with_graceful_shutdown(shutdown_signal())
             .await;
         if let Err(e) = served {
@@ -297,10 +344,18 @@ async fn serve_grpc(
     println!("huddle grpc listening on http://{}", listener.local_addr()?);
     let server = axum::serve(
         listener.tap_io(no_delay),
-        huddle_gateway::grpc::routes(state),
+        with_peer(huddle_gateway::grpc::routes(state)),
     )
     .with_graceful_shutdown(shutdown_signal());
     Ok(tokio::spawn(server.into_future()))
+}
+
+/// `app` as a service that knows each connection's peer address (failed password
+/// attempts are throttled by it).
+fn with_peer(
+    app: axum::Router,
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr> {
+    app.into_make_service_with_connect_info::<SocketAddr>()
 }
 
 /// Small writes go out at once: an HTTP/2 answer is several frames (a gRPC reply ends
