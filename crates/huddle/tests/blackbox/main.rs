@@ -15,6 +15,8 @@
 //! - `push`       — A2A push (A.8): envelope, order, DM privacy, retry after the endpoint returns.
 //! - `limits`     — bounded input (B.8): text, names, description, request body.
 //! - `ordering`   — concurrent senders get a gapless ordered `seq` (B.2).
+//! - `passwords`  — room passwords under attack: same-name rooms, rooms per name, the
+//!   per-address and per-room throttles on every protocol, the hashing queue, floods.
 //! - `durability` — `kill -9` and restart on the same data dir.
 
 mod harness;
@@ -24,6 +26,7 @@ mod envelope;
 mod limits;
 mod messages;
 mod ordering;
+mod passwords;
 mod privacy;
 mod push;
 mod rooms;
