@@ -60,6 +60,12 @@ fn presented_token(field: Option<&str>, metadata: &MetadataMap) -> Option<AgentT
         .then(|| AgentToken::from_wire(token))
 }
 
+/// The caller's address: the HTTP listener's peer (gRPC on the main port), or tonic's
+/// own when it serves the connection.
+fn client_ip<T>(request: &Request<T>) -> Option<std::net::IpAddr> {
+    crate::peer::ip(request.extensions()).or(request.remote_addr().map(|a| a.ip()))
+}
+
 fn required_token(field: Option<&str>, metadata: &MetadataMap) -> Result<AgentToken, RoomError> {
     presented_token(field, metadata).ok_or_else(|| RoomError::missing(&["agentToken"]))
 }
@@ -129,8 +135,7 @@ impl RoomService for RoomGrpc {
         request: Request<pb::JoinRoomRequest>,
     ) -> GrpcResult<pb::JoinRoomResponse> {
         let token = presented_token(request.get_ref().agent_token.as_deref(), request.metadata());
-        let client =
-            crate::peer::ip(request.extensions()).or(request.remote_addr().map(|a| a.ip()));
+        let client = client_ip(&request);
         let r = request.into_inner();
         answer(
             async {
@@ -194,8 +199,7 @@ impl RoomService for RoomGrpc {
         request: Request<pb::GetRoomRequest>,
     ) -> GrpcResult<pb::GetRoomResponse> {
         let token = presented_token(request.get_ref().agent_token.as_deref(), request.metadata());
-        let client =
-            crate::peer::ip(request.extensions()).or(request.remote_addr().map(|a| a.ip()));
+        let client = client_ip(&request);
         let r = request.into_inner();
         answer(
             async {

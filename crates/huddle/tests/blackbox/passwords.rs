@@ -50,6 +50,19 @@ async fn send_via(s: &Server, http: &reqwest::Client, call: Call<'_>) -> (Reply,
     (Reply(resp.json().await.expect("JSON answer")), retry_after)
 }
 
+/// A node with these limits of failed password attempts per minute, per client address
+/// and per room ("0": unlimited), and `extra` flags.
+async fn with_attempt_limits(per_address: &str, per_room: &str, extra: &[&str]) -> Server {
+    let mut flags = vec![
+        "--password-attempts-per-minute",
+        per_address,
+        "--room-password-attempts-per-minute",
+        per_room,
+    ];
+    flags.extend_from_slice(extra);
+    Server::start_with(&flags).await
+}
+
 fn join<'a>(s: &'a Server, room: &str, agent: &str) -> Call<'a> {
     s.act("room.join").ctx(room).meta("agentName", agent)
 }
@@ -193,13 +206,7 @@ async fn rooms_per_name_are_capped_naming_the_limit() {
 
 #[tokio::test]
 async fn failed_password_attempts_are_throttled_per_client_address() {
-    let s = Server::start_with(&[
-        "--password-attempts-per-minute",
-        "3",
-        "--room-password-attempts-per-minute",
-        "0",
-    ])
-    .await;
+    let s = with_attempt_limits("3", "0", &[]).await;
     s.create_protected("vault-a", "right", "alice").await;
     s.create_protected("vault-b", "right", "bob").await;
     let here = client_from("127.0.0.1");
@@ -248,13 +255,7 @@ async fn failed_password_attempts_are_throttled_per_client_address() {
 
 #[tokio::test]
 async fn failed_password_attempts_are_throttled_per_room() {
-    let s = Server::start_with(&[
-        "--password-attempts-per-minute",
-        "0",
-        "--room-password-attempts-per-minute",
-        "2",
-    ])
-    .await;
+    let s = with_attempt_limits("0", "2", &[]).await;
     let alice = s.create_protected("vault-a", "right", "alice").await;
     s.create_protected("vault-b", "right", "bob").await;
     let (one, two) = (client_from("127.0.0.1"), client_from("127.0.0.3"));
@@ -288,13 +289,7 @@ async fn failed_password_attempts_are_throttled_per_room() {
 
 #[tokio::test]
 async fn the_client_address_reaches_the_throttle_over_mcp_and_grpc() {
-    let s = Server::start_with(&[
-        "--password-attempts-per-minute",
-        "1",
-        "--room-password-attempts-per-minute",
-        "0",
-    ])
-    .await;
+    let s = with_attempt_limits("1", "0", &[]).await;
     s.create_protected("vault", "right", "alice").await;
     let throttled = "Too many failed password attempts from your address";
 
@@ -336,17 +331,8 @@ async fn the_client_address_reaches_the_throttle_over_mcp_and_grpc() {
 
 #[tokio::test]
 async fn a_full_password_check_queue_answers_server_busy() {
-    let s = Server::start_with(&[
-        "--password-hash-threads",
-        "1",
-        "--password-hash-queue",
-        "0",
-        "--password-attempts-per-minute",
-        "0",
-        "--room-password-attempts-per-minute",
-        "0",
-    ])
-    .await;
+    let flags = ["--password-hash-threads", "1", "--password-hash-queue", "0"];
+    let s = with_attempt_limits("0", "0", &flags).await;
     s.create_protected("vault", "right", "alice").await;
     let busy = "Server busy: too many password checks waiting (limit 0); retry shortly";
     // One check at a time and none waiting: of many at once, some are turned away.
@@ -381,19 +367,13 @@ async fn a_full_password_check_queue_answers_server_busy() {
 async fn a_members_send_is_not_queued_behind_a_password_flood() {
     // One hashing thread, a long queue, no throttle: a flood that takes a while to work
     // through, all of it waiting on password checks.
-    let s = Arc::new(
-        Server::start_with(&[
-            "--password-hash-threads",
-            "1",
-            "--password-hash-queue",
-            "1000",
-            "--password-attempts-per-minute",
-            "0",
-            "--room-password-attempts-per-minute",
-            "0",
-        ])
-        .await,
-    );
+    let flags = [
+        "--password-hash-threads",
+        "1",
+        "--password-hash-queue",
+        "1000",
+    ];
+    let s = Arc::new(with_attempt_limits("0", "0", &flags).await);
     let alice = s.create_protected("flooded", "right", "alice").await;
     const FLOOD: usize = 32;
     let answered = Arc::new(AtomicUsize::new(0));
