@@ -8,13 +8,16 @@
 //! Layout:
 //! - [`Router`] and [`LocalRouter`] (this file).
 //! - [`resolve`] — room references as clients give them (`id`, `name`, `name:password`)
-//!   turned into a room, trying same-name rooms by password (B.3).
+//!   turned into a room: the one place a room password is checked for every protocol.
 
 pub mod resolve;
 
+use std::net::IpAddr;
+
 use async_trait::async_trait;
 use huddle_core::{
-    AgentToken, CreateRoom, Created, MemberId, RoomError, RoomId, RoomRequest, RoomResponse, Seq,
+    AgentToken, CreateRoom, Created, MemberId, PasswordProof, RoomError, RoomId, RoomRequest,
+    RoomResponse, Seq,
 };
 use huddle_rooms::RoomDirectory;
 /// What [`Router::subscribe`] returns, re-exported so gateways need not know `huddle-rooms`.
@@ -31,6 +34,17 @@ pub trait Router: Send + Sync + 'static {
 
     /// Every room with this (lower-cased) name.
     async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, RoomError>;
+
+    /// Which of `rooms` (protected rooms: id and password hash) `password` opens, and the
+    /// proof to send that room. Checked by this node's password gate, off the room
+    /// actors: bounded hashing, failed attempts throttled per `client` address and per
+    /// room. `None`: a wrong password (counted as a failed attempt).
+    async fn check_password(
+        &self,
+        client: Option<IpAddr>,
+        password: &str,
+        rooms: &[(RoomId, String)],
+    ) -> Result<Option<(RoomId, PasswordProof)>, RoomError>;
 
     /// The public listing (password-less rooms only).
     async fn list(
@@ -78,6 +92,18 @@ impl Router for LocalRouter {
 
     async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, RoomError> {
         self.directory.rooms_named(name).await
+    }
+
+    async fn check_password(
+        &self,
+        client: Option<IpAddr>,
+        password: &str,
+        rooms: &[(RoomId, String)],
+    ) -> Result<Option<(RoomId, PasswordProof)>, RoomError> {
+        self.directory
+            .passwords()
+            .open(client, password, rooms)
+            .await
     }
 
     async fn list(

@@ -1,13 +1,24 @@
-//! Room references as clients write them.
+//! Room references as clients write them, and the one place where a room password is
+//! checked, whatever the protocol.
 //!
 //! join.cloud identifies rooms by id, by name, or by `name:password`, and the same name
-//! may exist once without a password and once per distinct password. A reference is
-//! resolved by asking each candidate room in turn: the password check happens in the
-//! room itself (invariant 6), so a candidate that answers `Invalid room password` is
-//! skipped and the next one tried. With a password, protected rooms are tried first;
-//! without, the open room first.
+//! may exist once without a password and once per distinct password. Joins and info
+//! requests resolve their reference here:
+//! - Without a password, the open room of the name is asked first, then the protected
+//!   ones (a member's token opens its own room's info).
+//! - With a password, when a protected room of the name exists, the password must open
+//!   one of them: the node's password gate ([`Router::check_password`]) checks it
+//!   against their hashes — never inside a room actor, with bounded hashing and failed
+//!   attempts throttled — and the room it opens gets the proof. A mismatch is `Invalid
+//!   room password`, never the open room of the same name: an agent that mistyped its
+//!   password must not end up talking in public believing it is private. Only when every
+//!   room of the name is open does join.cloud's rule apply: an open room takes any
+//!   password.
+//! - An id names one room; its password hash comes from the room itself.
 
-use huddle_core::{RoomError, RoomId, RoomRequest, RoomResponse};
+use std::net::IpAddr;
+
+use huddle_core::{PasswordProof, RoomError, RoomId, RoomRequest, RoomResponse};
 
 use crate::Router;
 
@@ -19,7 +30,20 @@ pub fn split_context(context: &str, password: Option<String>) -> (String, Option
     }
 }
 
-/// The room `reference` names: an id, or every room of that name.
+/// What a caller presents to open a room.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// The password given, if any (an empty one is none: no room has it).
+    pub password: Option<String>,
+    /// Where the request came from: failed password attempts are throttled per address.
+    pub client: Option<IpAddr>,
+    /// The room of the caller's agent token, which the caller may open without the
+    /// password where membership is enough (`room.info`; a join needs the password).
+    pub member_of: Option<RoomId>,
+}
+
+/// The room `reference` names: an id, or every room of that name (open rooms first
+/// when no password is given, protected ones first otherwise).
 pub async fn candidates(
     router: &dyn Router,
     reference: &str,
@@ -29,25 +53,85 @@ pub async fn candidates(
         return Ok(vec![id]);
     }
     let mut rooms = router.rooms_named(&reference.to_lowercase()).await?;
-    // Protected-first when a password is given, open-first otherwise.
     rooms.sort_by_key(|r| r.password_hash.is_some() != password.is_some());
     Ok(rooms.into_iter().map(|r| r.id).collect())
 }
 
-/// Sends the request built by `request` to the room `reference` names, trying same-name
-/// rooms in turn while they refuse the password.
+/// Sends the request built by `request` (given the password proof, if one is needed)
+/// to the room `reference` names, by the rules above.
 pub async fn call_by_reference(
     router: &dyn Router,
     reference: &str,
-    password: Option<String>,
-    request: impl Fn(Option<String>) -> RoomRequest,
+    access: Access,
+    request: impl Fn(Option<PasswordProof>) -> RoomRequest,
 ) -> Result<(RoomId, RoomResponse), RoomError> {
-    let not_found = || RoomError::RoomNotFound(reference.to_string());
-    let ids = candidates(router, reference, password.as_deref()).await?;
-    let mut last = not_found();
+    let Some(password) = access.password.filter(|p| !p.is_empty()) else {
+        let ids = candidates(router, reference, None).await?;
+        return call_in_turn(router, reference, ids, &request).await;
+    };
+    let rooms = locks(router, reference).await?;
+    let protected: Vec<(RoomId, String)> = rooms
+        .iter()
+        .filter_map(|(id, hash)| hash.clone().map(|h| (*id, h)))
+        .collect();
+    if protected.is_empty() {
+        // Every room of the name is open: it takes any password (join.cloud's rule).
+        let ids = rooms.into_iter().map(|(id, _)| id).collect();
+        return call_in_turn(router, reference, ids, &request).await;
+    }
+    if let Some(own) = access
+        .member_of
+        .filter(|own| protected.iter().any(|(id, _)| id == own))
+    {
+        match router.call(own, request(None)).await {
+            Ok(response) => return Ok((own, response)),
+            Err(RoomError::InvalidPassword | RoomError::RoomNotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    match router
+        .check_password(access.client, &password, &protected)
+        .await?
+    {
+        Some((id, proof)) => match router.call(id, request(Some(proof))).await {
+            Ok(response) => Ok((id, response)),
+            Err(RoomError::RoomNotFound(_)) => Err(RoomError::RoomNotFound(reference.into())),
+            Err(e) => Err(e),
+        },
+        None => Err(RoomError::InvalidPassword),
+    }
+}
+
+/// The rooms `reference` names, with their password hashes (`None`: open).
+async fn locks(
+    router: &dyn Router,
+    reference: &str,
+) -> Result<Vec<(RoomId, Option<String>)>, RoomError> {
+    if let Ok(id) = reference.parse::<RoomId>() {
+        return match router.call(id, RoomRequest::PasswordHash).await {
+            Ok(RoomResponse::PasswordHash(hash)) => Ok(vec![(id, hash)]),
+            Ok(other) => Err(RoomError::Unavailable(format!(
+                "unexpected room answer {other:?}"
+            ))),
+            Err(RoomError::RoomNotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        };
+    }
+    let rooms = router.rooms_named(&reference.to_lowercase()).await?;
+    Ok(rooms.into_iter().map(|r| (r.id, r.password_hash)).collect())
+}
+
+/// Asks each room in turn without a password proof; the first that answers wins.
+async fn call_in_turn(
+    router: &dyn Router,
+    reference: &str,
+    ids: Vec<RoomId>,
+    request: &impl Fn(Option<PasswordProof>) -> RoomRequest,
+) -> Result<(RoomId, RoomResponse), RoomError> {
+    let mut last = RoomError::RoomNotFound(reference.to_string());
     for id in ids {
-        match router.call(id, request(password.clone())).await {
-            Ok(r) => return Ok((id, r)),
+        match router.call(id, request(None)).await {
+            Ok(response) => return Ok((id, response)),
             Err(RoomError::InvalidPassword) => last = RoomError::InvalidPassword,
             Err(RoomError::RoomNotFound(_)) => {}
             Err(e) => return Err(e),

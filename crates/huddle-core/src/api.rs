@@ -32,12 +32,39 @@ pub struct Created {
     pub agent_token: AgentToken,
 }
 
+/// Proof that a caller's password was verified against a protected room's password hash
+/// before the request reached the room: the hash it matched. Verifying (argon2, slow on
+/// purpose) happens outside the room's actor, so a flood of wrong passwords cannot hold
+/// up the room's members; the room only compares this with its own hash, so a proof made
+/// for another room opens nothing.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordProof(String);
+
+impl PasswordProof {
+    /// The proof for a password that matched `hash` (a PHC string).
+    pub fn verified(hash: &str) -> Self {
+        Self(hash.to_string())
+    }
+
+    /// Whether this proof opens a room whose password hash is `hash`.
+    pub fn opens(&self, hash: &str) -> bool {
+        self.0 == hash
+    }
+}
+
+impl std::fmt::Debug for PasswordProof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordProof(..)")
+    }
+}
+
 /// An operation on one existing room.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum RoomRequest {
+    /// `room.join`: a protected room needs `proof` (even on reconnect, join.cloud's rule).
     Join {
         agent_name: String,
-        password: Option<String>,
+        proof: Option<PasswordProof>,
         token: Option<AgentToken>,
         endpoint: Option<String>,
     },
@@ -69,11 +96,15 @@ pub enum RoomRequest {
     Unread {
         token: AgentToken,
     },
-    /// `room.info`: needs the password of a protected room or a member's token (B.4).
+    /// `room.info`: needs a protected room's password (verified: `proof`) or a member's
+    /// token.
     Info {
-        password: Option<String>,
+        proof: Option<PasswordProof>,
         token: Option<AgentToken>,
     },
+    /// The room's password hash (`None`: an open room), for verifying a password outside
+    /// the room before sending it a [`PasswordProof`].
+    PasswordHash,
     /// `message.history`: the `limit` most recent visible messages after skipping `offset`.
     History {
         token: AgentToken,
@@ -117,6 +148,7 @@ pub enum RoomResponse {
         agent_name: String,
         last_seq: Seq,
     },
+    PasswordHash(Option<String>),
 }
 
 /// `room.info` data.

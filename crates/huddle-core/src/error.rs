@@ -72,6 +72,41 @@ pub enum RoomError {
     /// The store or the room's actor failed; the command may not have been applied.
     #[error("Service unavailable: {0}")]
     Unavailable(String),
+    /// Failed password attempts from one client address, or on one room, are over their
+    /// rate (a token bucket per minute): refused before any hashing.
+    #[error(
+        "Too many failed password attempts {scope}: the limit is {limit} per minute; retry in {retry_after_secs} s"
+    )]
+    PasswordAttempts {
+        scope: AttemptScope,
+        limit: u32,
+        retry_after_secs: u64,
+    },
+    /// Password checks (argon2) waiting for a hashing thread are at their limit.
+    #[error("Server busy: too many password checks waiting (limit {0}); retry shortly")]
+    PasswordChecksBusy(usize),
+    /// `room.create` of a name that already has this many rooms: every same-name room is
+    /// a password to try on a join, so their number is bounded.
+    #[error("Too many rooms named \"{name}\": the limit is {limit}")]
+    TooManyRoomsNamed { name: String, limit: usize },
+}
+
+/// Whose failed password attempts are over their rate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttemptScope {
+    /// The client's address (an IPv6 client's /64).
+    Address,
+    /// The room the attempts were made on.
+    Room,
+}
+
+impl std::fmt::Display for AttemptScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AttemptScope::Address => "from your address",
+            AttemptScope::Room => "on this room",
+        })
+    }
 }
 
 fn missing_text(params: &[String]) -> String {
@@ -88,6 +123,18 @@ impl RoomError {
             what: what.into(),
             limit,
             unit: unit.into(),
+        }
+    }
+
+    /// Seconds after which the same request may succeed, for refusals that know it (an
+    /// HTTP edge sends it as `Retry-After`).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::PasswordAttempts {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            Self::PasswordChecksBusy(_) => Some(1),
+            _ => None,
         }
     }
 }
@@ -109,6 +156,20 @@ mod tests {
         assert_eq!(
             RoomError::too_long("Message text", 65536, "bytes").to_string(),
             "Message text is too long: the limit is 65536 bytes"
+        );
+        let throttled = RoomError::PasswordAttempts {
+            scope: AttemptScope::Address,
+            limit: 10,
+            retry_after_secs: 6,
+        };
+        assert_eq!(
+            throttled.to_string(),
+            "Too many failed password attempts from your address: the limit is 10 per minute; retry in 6 s"
+        );
+        assert_eq!(throttled.retry_after_secs(), Some(6));
+        assert_eq!(
+            RoomError::PasswordChecksBusy(32).to_string(),
+            "Server busy: too many password checks waiting (limit 32); retry shortly"
         );
     }
 }

@@ -31,9 +31,11 @@ pub mod time;
 pub mod token;
 pub mod validate;
 
-pub use api::{CreateRoom, Created, RoomRequest, RoomResponse, RoomSummary, RoomView};
+pub use api::{
+    CreateRoom, Created, PasswordProof, RoomRequest, RoomResponse, RoomSummary, RoomView,
+};
 pub use command::{Command, Event, Missed, Reply};
-pub use error::RoomError;
+pub use error::{AttemptScope, RoomError};
 pub use ids::{MemberId, RoomId, Seq};
 pub use limits::Limits;
 pub use model::{Agent, Message, ROOM_BOT, Role, Room, RoomType};

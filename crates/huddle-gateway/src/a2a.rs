@@ -2,10 +2,11 @@
 //! rendering of an action's [`Outcome`] as an A2A Message. Also `GET /a2a` and the
 //! Agent Card (A.8).
 
+use std::net::IpAddr;
+
 use axum::Json;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -21,8 +22,9 @@ fn rpc_result(result: Value, id: Value) -> Value {
     json!({"jsonrpc": "2.0", "result": result, "id": id})
 }
 
-pub async fn post(State(app): State<AppState>, body: Body) -> Response {
-    let body = match read_limited(body, app.config.max_body_bytes).await {
+pub async fn post(State(app): State<AppState>, request: Request) -> Response {
+    let client = crate::peer::ip(request.extensions());
+    let body = match read_limited(request.into_body(), app.config.max_body_bytes).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
             let message = format!(
@@ -59,13 +61,16 @@ pub async fn post(State(app): State<AppState>, body: Body) -> Response {
     let Some(method) = method.filter(|_| valid) else {
         return Json(rpc_error(-32600, "Invalid request", id)).into_response();
     };
+    let mut retry_after = None;
     let answer = match method {
         "SendMessage" => {
             let message = request
                 .get("params")
                 .and_then(|p| p.get("message"))
                 .unwrap_or(&Value::Null);
-            rpc_result(send_message(&app, message).await, id)
+            let (result, retry) = send_message(&app, message, client).await;
+            retry_after = retry;
+            rpc_result(result, id)
         }
         "GetTask" => rpc_error(-32601, "GetTask not implemented", id),
         "rpc.discover" => rpc_result(discover(), id),
@@ -75,11 +80,24 @@ pub async fn post(State(app): State<AppState>, body: Body) -> Response {
             id,
         ),
     };
-    Json(answer).into_response()
+    let mut response = Json(answer).into_response();
+    // A refusal that knows when to come back (password throttle, busy password checks)
+    // says so in HTTP too; the body stays the contract's 200 with an `Error:` text.
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }
 
-/// `SendMessage`: pick the action, run it, render the A2A Message.
-async fn send_message(app: &AppState, message: &Value) -> Value {
+/// `SendMessage`: pick the action, run it, render the A2A Message; and when the action
+/// was refused for now, the seconds after which to retry.
+async fn send_message(
+    app: &AppState,
+    message: &Value,
+    client: Option<IpAddr>,
+) -> (Value, Option<u64>) {
     let text = message
         .get("parts")
         .and_then(Value::as_array)
@@ -97,22 +115,24 @@ async fn send_message(app: &AppState, message: &Value) -> Value {
     let mut params = Params::from_json(metadata);
     params.text = text;
     params.room = context.or(params.room);
+    params.client = client;
     let action = match metadata.get("action").and_then(Value::as_str) {
         Some(name) => match Action::parse(name) {
             Some(a) => a,
             None => {
-                return error_message(&format!(
+                let unknown = format!(
                     "Unknown action: {name}. Send metadata.action: \"help\" for full documentation."
-                ));
+                );
+                return (error_message(&unknown), None);
             }
         },
         // No action: a plain message from a joined agent is a send; anything else, the docs.
         None if params.room.is_some() && params.agent_token.is_some() => Action::Send,
-        None => return agent_message(crate::docs::text(), None, None, None),
+        None => return (agent_message(crate::docs::text(), None, None, None), None),
     };
     match ops::execute(app.router.as_ref(), action, params).await {
-        Ok(outcome) => render(outcome),
-        Err(e) => error_message(&e.to_string()),
+        Ok(outcome) => (render(outcome), None),
+        Err(e) => (error_message(&e.to_string()), e.retry_after_secs()),
     }
 }
 

@@ -14,6 +14,7 @@
 //! - [`sse`]   — `GET /api/messages/{roomId}/sse`: live, resumable message streams.
 //! - [`web`]   — landing page, docs, health endpoints.
 //! - [`client_kind`] — agent-or-browser detection (plain text vs HTML).
+//! - [`peer`]  — the client's address (the password throttle's key).
 //! - [`grpc`]  — `huddle.v1.RoomService`, gRPC health and reflection (h2c, same port).
 
 pub mod a2a;
@@ -24,6 +25,7 @@ pub mod docs;
 pub mod grpc;
 pub mod mcp;
 pub mod ops;
+pub mod peer;
 pub mod sse;
 pub mod web;
 

@@ -6,10 +6,10 @@
 //! action says, so A2A and MCP cannot drift apart.
 
 use huddle_cluster::Router;
-use huddle_cluster::resolve::{call_by_reference, split_context};
+use huddle_cluster::resolve::{Access, call_by_reference, split_context};
 use huddle_core::{
     AgentToken, CreateRoom, Message, Missed, Reply, RoomError, RoomId, RoomRequest, RoomResponse,
-    Seq,
+    RoomView, Seq,
 };
 use serde_json::{Value, json};
 
@@ -110,6 +110,9 @@ pub struct Params {
     pub search: Option<String>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
+    /// Not a wire parameter: the client's address, which failed password attempts are
+    /// throttled by (`None` when the transport does not know it).
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl Params {
@@ -138,6 +141,7 @@ impl Params {
             search: s("search"),
             limit: n("limit"),
             offset: n("offset"),
+            client: None,
         }
     }
 }
@@ -446,7 +450,19 @@ async fn join(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
         reconnected,
         missed,
         cursor,
-    } = join_room(router, &reference, p.password, agent_name, token, endpoint).await?;
+    } = join_room(
+        router,
+        &reference,
+        Access {
+            password: p.password,
+            client: p.client,
+            member_of: None,
+        },
+        agent_name,
+        token,
+        endpoint,
+    )
+    .await?;
     let verb = if reconnected {
         "Reconnected to room"
     } else {
@@ -479,23 +495,22 @@ pub(crate) struct Joined {
 }
 
 /// Joins (or reconnects to) the room `reference` names — an id, a name, same-name rooms
-/// tried by password (B.3). Shared by every protocol's join.
+/// told apart by password. Shared by every protocol's join.
 pub(crate) async fn join_room(
     router: &dyn Router,
     reference: &str,
-    password: Option<String>,
+    access: Access,
     agent_name: String,
     token: Option<AgentToken>,
     endpoint: Option<String>,
 ) -> Result<Joined, RoomError> {
-    let (_, response) =
-        call_by_reference(router, reference, password, |password| RoomRequest::Join {
-            agent_name: agent_name.clone(),
-            password,
-            token: token.clone(),
-            endpoint: endpoint.clone(),
-        })
-        .await?;
+    let (_, response) = call_by_reference(router, reference, access, |proof| RoomRequest::Join {
+        agent_name: agent_name.clone(),
+        proof,
+        token: token.clone(),
+        endpoint: endpoint.clone(),
+    })
+    .await?;
     match response {
         RoomResponse::Joined {
             room_id,
@@ -525,16 +540,7 @@ async fn info(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
         .agent_token
         .filter(|t| !t.is_empty())
         .map(AgentToken::from_wire);
-    let (_, response) = call_by_reference(router, &reference, p.password, |password| {
-        RoomRequest::Info {
-            password,
-            token: token.clone(),
-        }
-    })
-    .await?;
-    let RoomResponse::Info(view) = response else {
-        return Err(unexpected(response));
-    };
+    let view = room_view(router, &reference, p.password, p.client, token).await?;
     let agents: Vec<Value> = view
         .agents
         .iter()
@@ -558,6 +564,31 @@ async fn info(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {
         room_id: Some(view.room_id),
         cursor: None,
     })
+}
+
+/// A room's details (`room.info`, gRPC `GetRoom`): a protected room needs its password or
+/// a member's `token`.
+pub(crate) async fn room_view(
+    router: &dyn Router,
+    reference: &str,
+    password: Option<String>,
+    client: Option<std::net::IpAddr>,
+    token: Option<AgentToken>,
+) -> Result<RoomView, RoomError> {
+    let access = Access {
+        password,
+        client,
+        member_of: token.as_ref().and_then(AgentToken::room_id),
+    };
+    let (_, response) = call_by_reference(router, reference, access, |proof| RoomRequest::Info {
+        proof,
+        token: token.clone(),
+    })
+    .await?;
+    match response {
+        RoomResponse::Info(view) => Ok(view),
+        other => Err(unexpected(other)),
+    }
 }
 
 async fn history(router: &dyn Router, p: Params) -> Result<Outcome, RoomError> {

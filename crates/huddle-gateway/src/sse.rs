@@ -59,7 +59,7 @@ pub async fn stream(
     let Some(token) = presented else {
         // Unknown room still wins over a missing token.
         let probe = RoomRequest::Info {
-            password: None,
+            proof: None,
             token: None,
         };
         if let Err(RoomError::RoomNotFound(_)) = router.call(room_id, probe).await {

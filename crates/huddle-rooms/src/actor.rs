@@ -32,8 +32,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use huddle_core::command::LogRead;
 use huddle_core::room::Ctx;
 use huddle_core::{
-    AgentToken, Command, Event, MemberId, Message, Missed, Reply, Room, RoomError, RoomRequest,
-    RoomResponse, Seq, Timestamp,
+    AgentToken, Command, Event, MemberId, Message, Missed, PasswordProof, Reply, Room, RoomError,
+    RoomRequest, RoomResponse, Seq, Timestamp,
 };
 use huddle_store::{Epoch, RoomStore};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -249,11 +249,11 @@ impl RoomState {
         match req {
             RoomRequest::Join {
                 agent_name,
-                password,
+                proof,
                 token,
                 endpoint,
             } => {
-                self.check_password(password).await?;
+                self.check_password(proof.as_ref())?;
                 if let Some(url) = &endpoint {
                     endpoint::check_url(url, self.config.allow_private_endpoints)?;
                 }
@@ -343,9 +343,12 @@ impl RoomState {
                 .run(Command::Delivered { member, seq, prev })
                 .await
                 .map(done),
-            RoomRequest::Info { password, token } => {
-                self.check_access(password, token).await?;
+            RoomRequest::Info { proof, token } => {
+                self.check_access(proof.as_ref(), token)?;
                 Ok(RoomResponse::Info(self.room.view()))
+            }
+            RoomRequest::PasswordHash => {
+                Ok(RoomResponse::PasswordHash(self.room.password_hash.clone()))
             }
             RoomRequest::Authorize { token } | RoomRequest::History { token, .. } => {
                 let member = self.room.viewer(&token.digest())?;
@@ -430,23 +433,22 @@ impl RoomState {
     }
 
     /// A protected room needs its password to join (join.cloud's rule, even on reconnect).
-    async fn check_password(&self, password: Option<String>) -> Result<(), RoomError> {
+    /// The password was verified before the request came (the node's password gate: the
+    /// slow hash never runs here); the room checks that the proof names its own hash.
+    fn check_password(&self, proof: Option<&PasswordProof>) -> Result<(), RoomError> {
         let Some(hash) = &self.room.password_hash else {
             return Ok(());
         };
-        match password {
-            Some(p) => match secrets::verify_password(p, hash.clone()).await {
-                true => Ok(()),
-                false => Err(RoomError::InvalidPassword),
-            },
-            None => Err(RoomError::InvalidPassword),
+        match proof {
+            Some(p) if p.opens(hash) => Ok(()),
+            _ => Err(RoomError::InvalidPassword),
         }
     }
 
-    /// B.4: a protected room's details need its password or a member's token.
-    async fn check_access(
+    /// A protected room's details need its password or a member's token.
+    fn check_access(
         &self,
-        password: Option<String>,
+        proof: Option<&PasswordProof>,
         token: Option<AgentToken>,
     ) -> Result<(), RoomError> {
         if let Some(t) = token
@@ -454,7 +456,7 @@ impl RoomState {
         {
             return Ok(());
         }
-        self.check_password(password).await
+        self.check_password(proof)
     }
 
     /// Asks for a flush behind what is queued, unless an append is in flight (its

@@ -25,6 +25,25 @@ pub struct RoomsConfig {
     /// private, link-local...).
     pub allow_private_endpoints: bool,
     pub push: PushConfig,
+    /// Most rooms of one name (`room.create` refuses more): a password given with a
+    /// name is checked against each protected room of that name.
+    pub max_rooms_per_name: usize,
+    pub passwords: PasswordsConfig,
+}
+
+/// Limits of the password gate (`crate::passwords`), node-wide.
+#[derive(Clone, Debug)]
+pub struct PasswordsConfig {
+    /// argon2 runs at once (each holds a core and ~19 MiB for tens of milliseconds).
+    pub hash_threads: usize,
+    /// Password checks waiting for a hashing thread; beyond it `Server busy`.
+    pub hash_queue: usize,
+    /// Failed password attempts one client address may make per minute (a burst of
+    /// this many, refilled at this rate); 0: unlimited.
+    pub attempts_per_address: u32,
+    /// Failed password attempts on one room per minute, from all clients together;
+    /// 0: unlimited.
+    pub attempts_per_room: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -55,6 +74,19 @@ impl Default for RoomsConfig {
             subscriber_buffer: 4096,
             allow_private_endpoints: false,
             push: PushConfig::default(),
+            max_rooms_per_name: 16,
+            passwords: PasswordsConfig::default(),
+        }
+    }
+}
+
+impl Default for PasswordsConfig {
+    fn default() -> Self {
+        Self {
+            hash_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            hash_queue: 32,
+            attempts_per_address: 10,
+            attempts_per_room: 60,
         }
     }
 }

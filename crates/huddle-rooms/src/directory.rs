@@ -22,6 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use crate::actor::{RoomArgs, RoomMsg, Subscription};
 use crate::config::RoomsConfig;
 use crate::hub::{self, Hub, MessageStream};
+use crate::passwords::PasswordGate;
 use crate::push::{Ack, Pusher};
 use crate::store_error::room_error;
 use crate::{RoomActor, endpoint, secrets};
@@ -47,6 +48,8 @@ struct Inner {
     admission: Arc<Semaphore>,
     /// One permit per open subscription stream (all protocols).
     streams: Arc<Semaphore>,
+    /// Every password check of this node (create here, join and info through the router).
+    passwords: PasswordGate,
 }
 
 fn stripe<T: std::hash::Hash>(key: &T) -> usize {
@@ -66,6 +69,10 @@ impl RoomDirectory {
             pusher,
             admission: Arc::new(Semaphore::new(config.max_in_flight)),
             streams: Arc::new(Semaphore::new(config.max_streams)),
+            passwords: PasswordGate::new(
+                config.passwords.clone(),
+                config.limits.max_password_bytes,
+            ),
             config: Arc::new(config),
             actors: Mutex::new(HashMap::new()),
             activating: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
@@ -79,7 +86,14 @@ impl RoomDirectory {
         &self.inner.config
     }
 
+    /// The node's password gate: room passwords are checked there, never in a room.
+    pub fn passwords(&self) -> &PasswordGate {
+        &self.inner.passwords
+    }
+
     /// `room.create` (A.4): the uniqueness rules, then the room with its creator as admin.
+    /// A name holds at most `max_rooms_per_name` rooms, which bounds the hashes a create
+    /// (and a join by name) checks.
     pub async fn create(&self, req: CreateRoom) -> Result<Created, RoomError> {
         let cfg = &self.inner.config;
         validate::agent_name(&req.agent_name, &cfg.limits)?;
@@ -113,17 +127,20 @@ impl RoomDirectory {
                 }
             }
             Some(p) => {
-                for r in &existing {
-                    if let Some(h) = &r.password_hash
-                        && secrets::verify_password(p.clone(), h.clone()).await
-                    {
-                        return Err(RoomError::RoomExistsWithPassword(name));
-                    }
+                if existing.len() >= cfg.max_rooms_per_name {
+                    return Err(RoomError::TooManyRoomsNamed {
+                        name,
+                        limit: cfg.max_rooms_per_name,
+                    });
+                }
+                let hashes = existing.into_iter().filter_map(|r| r.password_hash);
+                if self.passwords().matches_any(p, hashes.collect()).await? {
+                    return Err(RoomError::RoomExistsWithPassword(name));
                 }
             }
         }
         let password_hash = match &password {
-            Some(p) => Some(secrets::hash_password(p.clone()).await?),
+            Some(p) => Some(self.passwords().hash(p).await?),
             None => None,
         };
         let token = secrets::mint_token(id);

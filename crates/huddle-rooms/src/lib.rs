@@ -3,6 +3,8 @@
 //! Layout:
 //! - [`config`]    — [`RoomsConfig`]: limits, timeouts, queue sizes, push policy.
 //! - [`secrets`]   — minting agent tokens, hashing and checking room passwords (argon2id).
+//! - [`passwords`] — [`PasswordGate`]: every password check, off the room actors: bounded
+//!   hashing threads and queue, failed attempts throttled per client address and per room.
 //! - [`endpoint`]  — push endpoint checks (global unicast only): the literal URL at join,
 //!   resolved addresses at delivery.
 //! - [`actor`]     — [`RoomActor`]: owns one room; handles requests one at a time, group-commits
@@ -23,11 +25,13 @@ pub mod directory;
 pub mod endpoint;
 pub mod hub;
 pub mod log_tail;
+pub mod passwords;
 pub mod push;
 pub mod secrets;
 mod store_error;
 
 pub use actor::RoomActor;
-pub use config::{PushConfig, RoomsConfig};
+pub use config::{PasswordsConfig, PushConfig, RoomsConfig};
 pub use directory::RoomDirectory;
 pub use hub::{MessageStream, SubscribeError};
+pub use passwords::PasswordGate;

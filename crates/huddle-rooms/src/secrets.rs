@@ -1,6 +1,7 @@
 //! Secrets: agent tokens (random, digested with SHA-256 in core) and room passwords
-//! (argon2id, salted, verified in constant time). Hashing is slow on purpose, so it runs
-//! on the blocking pool, never on an async worker.
+//! (argon2id, salted, verified in constant time). Hashing is slow on purpose and blocks:
+//! callers run it through the node's password gate (`crate::passwords`), which bounds
+//! how many hashes run at once and keeps them off the async workers and the room actors.
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -17,43 +18,36 @@ pub fn mint_token(room: RoomId) -> AgentToken {
     AgentToken::mint(room, &URL_SAFE_NO_PAD.encode(secret))
 }
 
-pub async fn hash_password(password: String) -> Result<String, RoomError> {
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-            .map_err(|e| RoomError::Unavailable(format!("password hashing failed: {e}")))
-    })
-    .await
-    .map_err(|e| RoomError::Unavailable(format!("password hashing failed: {e}")))?
+/// A salted argon2id PHC string for `password` (blocking, tens of milliseconds).
+pub fn hash_password(password: &str) -> Result<String, RoomError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| RoomError::Unavailable(format!("password hashing failed: {e}")))
 }
 
-/// Constant-time check of `password` against a stored argon2 PHC string.
-pub async fn verify_password(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        let Ok(parsed) = PasswordHash::new(&hash) else {
-            return false;
-        };
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
-    .await
-    .unwrap_or(false)
+/// Constant-time check of `password` against a stored argon2 PHC string (blocking).
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn password_round_trip_and_salted() {
-        let a = hash_password("pw".into()).await.unwrap();
-        let b = hash_password("pw".into()).await.unwrap();
+    #[test]
+    fn password_round_trip_and_salted() {
+        let a = hash_password("pw").unwrap();
+        let b = hash_password("pw").unwrap();
         assert_ne!(a, b, "salted");
         assert!(a.starts_with("$argon2id$"));
-        assert!(verify_password("pw".into(), a.clone()).await);
-        assert!(!verify_password("pW".into(), a).await);
+        assert!(verify_password("pw", &a));
+        assert!(!verify_password("pW", &a));
     }
 
     #[test]

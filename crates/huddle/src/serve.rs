@@ -13,7 +13,7 @@ use clap::Args;
 use huddle_cluster::LocalRouter;
 use huddle_core::Limits;
 use huddle_gateway::{AppState, GatewayConfig};
-use huddle_rooms::{RoomDirectory, RoomsConfig};
+use huddle_rooms::{PasswordsConfig, RoomDirectory, RoomsConfig};
 use huddle_store::{Durability, EmbeddedOptions, EmbeddedStore};
 
 mod shutdown;
@@ -139,6 +139,36 @@ pub struct ServeArgs {
     /// naming the limit (readers plus this queue).
     #[arg(long, env = "HUDDLE_STORE_READ_QUEUE", default_value_t = huddle_store::DEFAULT_READ_QUEUE)]
     store_read_queue: usize,
+
+    /// Room password hashes (argon2) run at once on this node (default: the number of
+    /// cores).
+    #[arg(long, env = "HUDDLE_PASSWORD_HASH_THREADS")]
+    password_hash_threads: Option<usize>,
+
+    /// Password checks waiting for a hashing thread; beyond it `Server busy`.
+    #[arg(long, env = "HUDDLE_PASSWORD_HASH_QUEUE", default_value_t = 32)]
+    password_hash_queue: usize,
+
+    /// Failed room-password attempts per minute from one client address (a burst of this
+    /// many, refilled at this rate; an IPv6 client counts by its /64); 0: unlimited.
+    #[arg(
+        long,
+        env = "HUDDLE_PASSWORD_ATTEMPTS_PER_MINUTE",
+        default_value_t = 10
+    )]
+    password_attempts_per_minute: u32,
+
+    /// Failed password attempts per minute on one room, from all clients; 0: unlimited.
+    #[arg(
+        long,
+        env = "HUDDLE_ROOM_PASSWORD_ATTEMPTS_PER_MINUTE",
+        default_value_t = 60
+    )]
+    room_password_attempts_per_minute: u32,
+
+    /// Most rooms of one name (a password given with a name is checked against each).
+    #[arg(long, env = "HUDDLE_MAX_ROOMS_PER_NAME", default_value_t = 16)]
+    max_rooms_per_name: usize,
 }
 
 impl ServeArgs {
@@ -185,6 +215,19 @@ impl ServeArgs {
             max_sessions: self.mcp_max_sessions.max(1),
             max_session_rooms: self.mcp_max_session_rooms.max(1),
             ..McpConfig::default()
+        }
+    }
+
+    fn passwords_config(&self) -> PasswordsConfig {
+        let defaults = PasswordsConfig::default();
+        PasswordsConfig {
+            hash_threads: self
+                .password_hash_threads
+                .unwrap_or(defaults.hash_threads)
+                .max(1),
+            hash_queue: self.password_hash_queue,
+            attempts_per_address: self.password_attempts_per_minute,
+            attempts_per_room: self.room_password_attempts_per_minute,
         }
     }
 
@@ -240,6 +283,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_queued_pushes = args.max_queued_pushes,
         shutdown_grace_secs = args.shutdown_grace_secs,
         mcp_anonymous_idle_secs = args.mcp_anonymous_idle_secs,
+        passwords = ?args.passwords_config(),
+        max_rooms_per_name = args.max_rooms_per_name,
         "huddle configuration"
     );
     let defaults = EmbeddedOptions::new(durability);
@@ -264,6 +309,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_queued: args.max_queued_pushes.max(1),
             ..Default::default()
         },
+        max_rooms_per_name: args.max_rooms_per_name.max(1),
+        passwords: args.passwords_config(),
         ..RoomsConfig::default()
     };
     let directory = RoomDirectory::new(Arc::new(store), rooms);
@@ -326,6 +373,14 @@ async fn bind_grpc(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
         .with_context(|| format!("binding {addr}"))?;
     println!("huddle grpc listening on http://{}", listener.local_addr()?);
     Ok(listener)
+}
+
+/// `app` as a service that knows each connection's peer address (failed password
+/// attempts are throttled by it).
+fn with_peer(
+    app: axum::Router,
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr> {
+    app.into_make_service_with_connect_info::<SocketAddr>()
 }
 
 /// Small writes go out at once: an HTTP/2 answer is several frames (a gRPC reply ends

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use huddle_cluster::Router;
-use huddle_cluster::resolve::{call_by_reference, split_context};
+use huddle_cluster::resolve::{Access, split_context};
 use huddle_core::{AgentToken, CreateRoom, Reply, RoomError, RoomRequest, RoomResponse};
 use huddle_proto::conversions::{self, room_type_param};
 use huddle_proto::v1 as pb;
@@ -58,6 +58,12 @@ fn presented_token(field: Option<&str>, metadata: &MetadataMap) -> Option<AgentT
     }
     let value = metadata.get("authorization")?.to_str().ok()?;
     crate::bearer::token(value).map(AgentToken::from_wire)
+}
+
+/// The caller's address: the HTTP listener's peer (gRPC on the main port), or tonic's
+/// own when it serves the connection.
+fn client_ip<T>(request: &Request<T>) -> Option<std::net::IpAddr> {
+    crate::peer::ip(request.extensions()).or(request.remote_addr().map(|a| a.ip()))
 }
 
 fn required_token(field: Option<&str>, metadata: &MetadataMap) -> Result<AgentToken, RoomError> {
@@ -129,6 +135,7 @@ impl RoomService for RoomGrpc {
         request: Request<pb::JoinRoomRequest>,
     ) -> GrpcResult<pb::JoinRoomResponse> {
         let token = presented_token(request.get_ref().agent_token.as_deref(), request.metadata());
+        let client = client_ip(&request);
         let r = request.into_inner();
         answer(
             async {
@@ -138,10 +145,15 @@ impl RoomService for RoomGrpc {
                 ])?;
                 let (reference, password) = split_context(&r.room, r.password);
                 let endpoint = r.agent_endpoint.filter(|e| !e.is_empty());
+                let access = Access {
+                    password,
+                    client,
+                    member_of: None,
+                };
                 let joined = ops::join_room(
                     self.router(),
                     &reference,
-                    password,
+                    access,
                     r.agent_name,
                     token,
                     endpoint,
@@ -187,23 +199,15 @@ impl RoomService for RoomGrpc {
         request: Request<pb::GetRoomRequest>,
     ) -> GrpcResult<pb::GetRoomResponse> {
         let token = presented_token(request.get_ref().agent_token.as_deref(), request.metadata());
+        let client = client_ip(&request);
         let r = request.into_inner();
         answer(
             async {
                 required(&[("roomId", !r.room.is_empty())])?;
                 let (reference, password) = split_context(&r.room, r.password);
-                let (_, response) =
-                    call_by_reference(self.router(), &reference, password, |password| {
-                        RoomRequest::Info {
-                            password,
-                            token: token.clone(),
-                        }
-                    })
-                    .await?;
-                match response {
-                    RoomResponse::Info(view) => Ok(pb::GetRoomResponse::from(view)),
-                    other => Err(unexpected(other)),
-                }
+                let view =
+                    ops::room_view(self.router(), &reference, password, client, token).await?;
+                Ok(pb::GetRoomResponse::from(view))
             }
             .await,
         )

@@ -52,13 +52,28 @@ pub fn classify(e: &RoomError) -> (Code, bool) {
         RoomError::TooManyStreams(_) => (Code::ResourceExhausted, true),
         // The store or the actor failed mid-way: the command may have been applied.
         RoomError::Unavailable(_) => (Code::Unavailable, false),
+        // Refused before any password was checked: nothing happened.
+        RoomError::PasswordAttempts { .. } => (Code::ResourceExhausted, true),
+        RoomError::PasswordChecksBusy(_) => (Code::ResourceExhausted, true),
+        // A name's room count does not shrink by retrying.
+        RoomError::TooManyRoomsNamed { .. } => (Code::ResourceExhausted, true),
     }
 }
+
+/// Metadata key of the seconds after which a refused request may succeed (the HTTP
+/// `Retry-After` of gRPC), on refusals that know it.
+pub const RETRY_AFTER: &str = "retry-after";
 
 /// `e` as a status carrying the contract's text.
 pub fn to_status(e: &RoomError) -> Status {
     let (code, retry_safe) = classify(e);
-    with_retry_hint(Status::new(code, e.to_string()), retry_safe)
+    let mut status = with_retry_hint(Status::new(code, e.to_string()), retry_safe);
+    if let Some(secs) = e.retry_after_secs() {
+        status
+            .metadata_mut()
+            .insert(RETRY_AFTER, tonic::metadata::MetadataValue::from(secs));
+    }
+    status
 }
 
 /// How a `Subscribe` stream that cannot go on ends. `None`: it ends normally (the agent
@@ -134,6 +149,19 @@ mod tests {
             hint(RoomError::Unavailable("x".into())).as_deref(),
             Some("false")
         );
+    }
+
+    #[test]
+    fn a_password_throttle_tells_when_to_retry() {
+        let e = RoomError::PasswordAttempts {
+            scope: huddle_core::AttemptScope::Room,
+            limit: 60,
+            retry_after_secs: 2,
+        };
+        let s = to_status(&e);
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        assert_eq!(s.message(), e.to_string());
+        assert_eq!(s.metadata().get(RETRY_AFTER).unwrap(), "2");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the result as A.7 says (the action's text, then the data as compact JSON), and
 //! remember the rooms a session joins.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use huddle_cluster::Router;
@@ -40,17 +41,20 @@ fn arg_str(args: &Value, key: &str) -> Option<String> {
     args.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
-/// Runs `spec` with `args` for `session` (absent for sessionless requests).
+/// Runs `spec` with `args` for `session` (absent for sessionless requests), called from
+/// `client` (the address failed password attempts are throttled by).
 pub async fn run(
     router: &dyn Router,
     session: Option<&Arc<Session>>,
     spec: &ToolSpec,
     args: &Value,
+    client: Option<IpAddr>,
 ) -> ToolAnswer {
     if let Err(e) = required_args(spec, args) {
         return ToolAnswer::error(e);
     }
     let mut p = Params::from_json(args);
+    p.client = client;
     match spec.action {
         Action::Create => p.text = arg_str(args, "name"),
         Action::Send => p.text = arg_str(args, "text"),

@@ -170,7 +170,18 @@ impl ServerHandler for RoomServer {
         };
         let session = self.session(&context);
         let args = Value::Object(request.arguments.unwrap_or_default());
-        let answer = call::run(self.shared.router.as_ref(), session.as_ref(), spec, &args).await;
+        let client = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| crate::peer::ip(&parts.extensions));
+        let answer = call::run(
+            self.shared.router.as_ref(),
+            session.as_ref(),
+            spec,
+            &args,
+            client,
+        )
+        .await;
         Ok(tool_result(answer, session.is_none()).into())
     }
 

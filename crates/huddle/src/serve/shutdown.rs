@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::no_delay;
+use super::{no_delay, with_peer};
 
 /// A server's name in the logs (its flag) and how it ended.
 type Served = (&'static str, std::io::Result<()>);
@@ -60,7 +60,7 @@ impl Shutdown {
     /// `name` says which listener in the logs.
     pub fn serve(&mut self, name: &'static str, listener: TcpListener, app: axum::Router) {
         let stop = self.trigger.clone().cancelled_owned();
-        let server = axum::serve(listener.tap_io(no_delay), app).with_graceful_shutdown(stop);
+        let server = axum::serve(listener.tap_io(no_delay), with_peer(app)).with_graceful_shutdown(stop);
         self.open.push(name);
         self.servers
             .spawn(async move { (name, server.into_future().await) });

@@ -15,6 +15,8 @@
 //! - `push`       — A2A push (A.8): envelope, order, DM privacy, retry after the endpoint returns.
 //! - `limits`     — bounded input (B.8): text, names, description, request body.
 //! - `ordering`   — concurrent senders get a gapless ordered `seq` (B.2).
+//! - `passwords`  — room passwords under attack: same-name rooms, rooms per name, the
+//!   per-address and per-room throttles on every protocol, the hashing queue, floods.
 //! - `durability` — `kill -9` and restart on the same data dir.
 //! - `memory`     — refused stream requests (SSE, gRPC, MCP) leave no memory behind.
 //! - `shutdown`   — SIGTERM: streams end, requests in flight are answered, the grace bound.
@@ -27,6 +29,7 @@ mod limits;
 mod memory;
 mod messages;
 mod ordering;
+mod passwords;
 mod privacy;
 mod push;
 mod rooms;
