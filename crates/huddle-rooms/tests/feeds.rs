@@ -136,7 +136,7 @@ impl Node {
     async fn join(&self, room: RoomId, name: &str) -> AgentToken {
         let req = RoomRequest::Join {
             agent_name: name.into(),
-            password: None,
+            proof: None,
             token: None,
             endpoint: None,
         };
@@ -198,7 +198,7 @@ async fn refused_subscriptions_and_unknown_rooms_leave_nothing_behind() {
         let refused = node.dir.subscribe(ghost, foreign.clone(), None).await;
         assert!(matches!(refused, Err(RoomError::RoomNotFound(_))));
         let info = RoomRequest::Info {
-            password: None,
+            proof: None,
             token: None,
         };
         let refused = node.dir.call(ghost, info).await;
