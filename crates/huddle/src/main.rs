@@ -28,8 +28,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a Huddle node.
-    Serve(serve::ServeArgs),
+    /// Run a Huddle node (boxed: its many flags make it the largest variant).
+    Serve(Box<serve::ServeArgs>),
     /// Measure a join.cloud-compatible server (A2A + SSE).
     Bench(bench::BenchArgs),
     #[command(flatten)]
@@ -46,7 +46,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve::run(args)),
+        Command::Serve(args) => runtime.block_on(serve::run(*args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
         Command::Client(command) => cli::run(&runtime, command),
     }
