@@ -556,6 +556,19 @@ fn the_last_agent_can_leave() {
 }
 
 #[test]
+fn the_first_to_join_a_room_everyone_left_becomes_its_admin() {
+    let (mut sim, alice) = Sim::new("alice");
+    sim.reply(Command::Leave { token: alice });
+    let bob = sim.join("bob");
+    assert_eq!(sim.role("bob"), Role::Admin);
+    // From then on joiners are members again, and the room can be run: bob updates it.
+    sim.join("carol");
+    assert_eq!(sim.role("carol"), Role::Member);
+    sim.reply(update_cmd(bob, None, Some("channel")));
+    assert_eq!(sim.room.admin_count(), 1);
+}
+
+#[test]
 fn a_freed_name_goes_to_a_newcomer_and_the_old_token_stays_dead() {
     let (mut sim, _) = Sim::new("alice");
     let old_bob = sim.join("bob");
