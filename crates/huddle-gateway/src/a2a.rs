@@ -46,18 +46,46 @@ pub async fn post(State(app): State<AppState>, body: Body) -> Response {
                 .into_response();
         }
     };
-    let request: Value = match serde_json::from_slice(&body) {
+    let answer = match envelope(&body) {
+        Envelope::Answer(answer) => answer,
+        Envelope::Run { id, action, params } => {
+            let message = match ops::execute(app.router.as_ref(), action, params).await {
+                Ok(outcome) => render(outcome),
+                Err(e) => error_message(&e.to_string()),
+            };
+            rpc_result(message, id)
+        }
+    };
+    Json(answer).into_response()
+}
+
+/// What a `POST /a2a` body asks for, decided before any room is touched.
+#[derive(Debug)]
+pub enum Envelope {
+    /// The whole JSON-RPC answer: a parse or envelope error, another method, the docs,
+    /// an unknown action.
+    Answer(Value),
+    /// `SendMessage` naming an action: run it, answer its A2A Message under `id`.
+    Run {
+        id: Value,
+        action: Action,
+        params: Params,
+    },
+}
+
+/// Reads the JSON-RPC envelope of a `POST /a2a` body.
+pub fn envelope(body: &[u8]) -> Envelope {
+    let request: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
-            return Json(rpc_error(-32700, format!("Parse error: {e}"), Value::Null))
-                .into_response();
+            return Envelope::Answer(rpc_error(-32700, format!("Parse error: {e}"), Value::Null));
         }
     };
     let id = request.get("id").cloned().unwrap_or(Value::Null);
     let method = request.get("method").and_then(Value::as_str);
     let valid = request.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
     let Some(method) = method.filter(|_| valid) else {
-        return Json(rpc_error(-32600, "Invalid request", id)).into_response();
+        return Envelope::Answer(rpc_error(-32600, "Invalid request", id));
     };
     let answer = match method {
         "SendMessage" => {
@@ -65,7 +93,10 @@ pub async fn post(State(app): State<AppState>, body: Body) -> Response {
                 .get("params")
                 .and_then(|p| p.get("message"))
                 .unwrap_or(&Value::Null);
-            rpc_result(send_message(&app, message).await, id)
+            match send_message(message) {
+                Ok((action, params)) => return Envelope::Run { id, action, params },
+                Err(message) => rpc_result(message, id),
+            }
         }
         "GetTask" => rpc_error(-32601, "GetTask not implemented", id),
         "rpc.discover" => rpc_result(discover(), id),
@@ -75,11 +106,11 @@ pub async fn post(State(app): State<AppState>, body: Body) -> Response {
             id,
         ),
     };
-    Json(answer).into_response()
+    Envelope::Answer(answer)
 }
 
-/// `SendMessage`: pick the action, run it, render the A2A Message.
-async fn send_message(app: &AppState, message: &Value) -> Value {
+/// `SendMessage`: the action and its parameters, or the A2A Message that answers at once.
+fn send_message(message: &Value) -> Result<(Action, Params), Value> {
     let text = message
         .get("parts")
         .and_then(Value::as_array)
@@ -101,19 +132,16 @@ async fn send_message(app: &AppState, message: &Value) -> Value {
         Some(name) => match Action::parse(name) {
             Some(a) => a,
             None => {
-                return error_message(&format!(
+                return Err(error_message(&format!(
                     "Unknown action: {name}. Send metadata.action: \"help\" for full documentation."
-                ));
+                )));
             }
         },
         // No action: a plain message from a joined agent is a send; anything else, the docs.
         None if params.room.is_some() && params.agent_token.is_some() => Action::Send,
-        None => return agent_message(crate::docs::text(), None, None, None),
+        None => return Err(agent_message(crate::docs::text(), None, None, None)),
     };
-    match ops::execute(app.router.as_ref(), action, params).await {
-        Ok(outcome) => render(outcome),
-        Err(e) => error_message(&e.to_string()),
-    }
+    Ok((action, params))
 }
 
 fn render(outcome: Outcome) -> Value {

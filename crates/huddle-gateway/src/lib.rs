@@ -14,11 +14,15 @@
 //! - [`web`]   — landing page, docs, health endpoints.
 //! - [`client_kind`] — agent-or-browser detection (plain text vs HTML).
 //! - [`grpc`]  — `huddle.v1.RoomService`, gRPC health and reflection (h2c, same port).
+//! - `fuzzing` — the input parsing above under arbitrary bytes, shared by the fuzz targets
+//!   and the tests (hidden: not an API).
 
 pub mod a2a;
 pub mod body;
 pub mod client_kind;
 pub mod docs;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grpc;
 pub mod mcp;
 pub mod ops;

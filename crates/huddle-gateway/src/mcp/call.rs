@@ -47,15 +47,10 @@ pub async fn run(
     spec: &ToolSpec,
     args: &Value,
 ) -> ToolAnswer {
-    let mut p = Params::from_json(args);
-    match spec.action {
-        Action::Create => p.text = arg_str(args, "name"),
-        Action::Send => p.text = arg_str(args, "text"),
-        _ => {}
-    }
-    if let Err(message) = pick_agent(spec, session, &mut p) {
-        return ToolAnswer::error(message);
-    }
+    let p = match params(spec, session, args) {
+        Ok(p) => p,
+        Err(message) => return ToolAnswer::error(message),
+    };
     // B.8: a session remembers a bounded number of rooms; refused before the action,
     // so that no room is made or joined that the session could not follow.
     if let Some(session) = session {
@@ -82,6 +77,23 @@ pub async fn run(
         },
         Err(e) => ToolAnswer::error(e),
     }
+}
+
+/// The action's parameters from the tool's arguments, the agent filled in from the
+/// session; `Err`: the text of a tool error (no room joined that the call needs).
+pub fn params(
+    spec: &ToolSpec,
+    session: Option<&Arc<Session>>,
+    args: &Value,
+) -> Result<Params, String> {
+    let mut p = Params::from_json(args);
+    match spec.action {
+        Action::Create => p.text = arg_str(args, "name"),
+        Action::Send => p.text = arg_str(args, "text"),
+        _ => {}
+    }
+    pick_agent(spec, session, &mut p)?;
+    Ok(p)
 }
 
 /// The room a `joinRoom` reference names: the id or name without `:password`.
