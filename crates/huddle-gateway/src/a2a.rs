@@ -49,7 +49,7 @@ pub async fn post(State(app): State<AppState>, body: Body) -> Response {
     let answer = match envelope(&body) {
         Envelope::Answer(answer) => answer,
         Envelope::Run { id, action, params } => {
-            let message = match ops::execute(app.router.as_ref(), action, params).await {
+            let message = match ops::execute(app.router.as_ref(), action, *params).await {
                 Ok(outcome) => render(outcome),
                 Err(e) => error_message(&e.to_string()),
             };
@@ -69,7 +69,7 @@ pub enum Envelope {
     Run {
         id: Value,
         action: Action,
-        params: Params,
+        params: Box<Params>,
     },
 }
 
@@ -94,7 +94,10 @@ pub fn envelope(body: &[u8]) -> Envelope {
                 .and_then(|p| p.get("message"))
                 .unwrap_or(&Value::Null);
             match send_message(message) {
-                Ok((action, params)) => return Envelope::Run { id, action, params },
+                Ok((action, params)) => {
+                    let params = Box::new(params);
+                    return Envelope::Run { id, action, params };
+                }
                 Err(message) => rpc_result(message, id),
             }
         }
