@@ -4,7 +4,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test test-deps bench verify fmt clippy release
+.PHONY: run test test-deps bench verify fmt clippy release fuzz
 
 run:
 	$(CARGO) run --release -p huddle -- serve
@@ -32,3 +32,20 @@ verify:
 	$(CARGO) fmt --all -- --check
 	$(MAKE) clippy
 	$(MAKE) test
+
+# Fuzzing (not part of `test`): each target for FUZZ_SECS seconds. New finds go to
+# fuzz/target/corpus/ (the kept corpus, fuzz/corpus/, is only read); crashes to
+# fuzz/artifacts/. libFuzzer needs rustc's unstable flags: RUSTC_BOOTSTRAP lets the
+# stable toolchain take them. Huddle's crates forbid `unsafe`, so a sanitizer would
+# mostly watch dependencies: none by default, for speed (FUZZ_SANITIZER=address for one).
+FUZZ_SECS ?= 60
+FUZZ_SANITIZER ?= none
+FUZZ_TARGETS ?= room a2a_envelope mcp_message sse_resume
+
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		mkdir -p target/corpus/$$t && \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer $(FUZZ_SANITIZER) $$t target/corpus/$$t corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECS) -timeout=10 -print_final_stats=1 || exit 1; \
+	done

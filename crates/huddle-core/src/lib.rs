@@ -18,10 +18,14 @@
 //! - [`command`]  — `Command`, `Event`, `Reply`.
 //! - [`room`]     — `Room::decide` and `Room::apply`: the rules of PROTOCOL.md A.4 and Part B.
 //! - [`api`]      — the requests a gateway sends to a room and their responses.
+//! - `fuzzing`    — the room under arbitrary command sequences, shared by the fuzz target
+//!   and the tests (hidden: not an API).
 
 pub mod api;
 pub mod command;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod limits;
 pub mod model;

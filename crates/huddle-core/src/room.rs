@@ -324,10 +324,16 @@ impl Room {
         }
         let member = self.last_member + 1;
         let notice = self.notice(1, format!("{agent_name} joined the room"), ctx.now);
+        // A room always keeps an admin: the first to join a room everyone left takes it.
+        let role = if self.admin_count() == 0 {
+            Role::Admin
+        } else {
+            Role::Member
+        };
         let agent = Agent {
             member,
             name: agent_name.clone(),
-            role: Role::Member,
+            role,
             joined_at: ctx.now,
             token: new_token,
             endpoint,
@@ -339,7 +345,7 @@ impl Room {
             reply: Reply::Joined {
                 member,
                 agent_name,
-                role: Role::Member,
+                role,
                 reconnected: false,
                 missed: Missed::default(),
             },

@@ -3,27 +3,39 @@
 //!
 //! [`Sim`] plays the room actor: it keeps the message log as a `Vec<Message>` built from
 //! the `Posted` events, answers [`Room::log_read`] from that log (visible messages after
-//! the cursor, cut at the limit, `has_more` when cut), then calls [`Room::handle`]. Tests
+//! the cursor, cut at the limit, `has_more` when cut), then calls [`Room::handle`] and
+//! checks the rules that hold after any command (`huddle_core::fuzzing`). Tests
 //! read as scenarios: "alice creates, bob joins, alice DMs bob, carol joins...".
 
+use std::ops::{Deref, DerefMut};
+
 use huddle_core::command::LogRead;
-use huddle_core::room::{Ctx, Decision, NewRoom};
+use huddle_core::fuzzing;
+use huddle_core::room::{Ctx, Decision};
 use huddle_core::validate;
 use huddle_core::{
-    AgentToken, Command, Event, Limits, MemberId, Message, Missed, ROOM_BOT, Reply, Role, Room,
-    RoomError, RoomId, RoomType, Seq, Timestamp, TokenDigest,
+    AgentToken, Command, Event, Limits, MemberId, Missed, ROOM_BOT, Reply, Role, RoomError,
+    RoomType, Seq, Timestamp, TokenDigest,
 };
 
 // ---------------------------------------------------------------------------------------
 // The harness
 
-/// A room plus the log its actor would keep in the store.
-struct Sim {
-    room: Room,
-    log: Vec<Message>,
-    limits: Limits,
-    now: i64,
-    minted: u64,
+/// The shared harness (`huddle_core::fuzzing::Sim`: the log, the actor's path, the
+/// checks after every command) with the scenario helpers below.
+struct Sim(fuzzing::Sim);
+
+impl Deref for Sim {
+    type Target = fuzzing::Sim;
+    fn deref(&self) -> &fuzzing::Sim {
+        &self.0
+    }
+}
+
+impl DerefMut for Sim {
+    fn deref_mut(&mut self) -> &mut fuzzing::Sim {
+        &mut self.0
+    }
 }
 
 impl Sim {
@@ -33,73 +45,8 @@ impl Sim {
     }
 
     fn with_limits(creator: &str, limits: Limits) -> (Sim, TokenDigest) {
-        let now = 1_700_000_000_000;
-        let token = token_number(0);
-        let room = Room::create(
-            NewRoom {
-                id: RoomId::new_random(),
-                name: "dev-team".into(),
-                password_hash: None,
-                description: String::new(),
-                kind: RoomType::Group,
-                creator: creator.into(),
-                creator_token: token,
-                creator_endpoint: None,
-            },
-            Timestamp::from_millis(now),
-        );
-        let sim = Sim {
-            room,
-            log: vec![],
-            limits,
-            now,
-            minted: 0,
-        };
-        (sim, token)
-    }
-
-    /// A fresh token digest, as the actor would mint for a join.
-    fn mint(&mut self) -> TokenDigest {
-        self.minted += 1;
-        token_number(self.minted)
-    }
-
-    /// What the store would answer to `read`: `viewer`'s messages after `after`, at most
-    /// `limit`, `has_more` when some were left out.
-    fn page(&self, read: LogRead) -> Missed {
-        let mut visible = self
-            .log
-            .iter()
-            .filter(|m| m.seq > read.after && m.visible_to(read.viewer));
-        let messages: Vec<Message> = visible.by_ref().take(read.limit).cloned().collect();
-        let has_more = visible.next().is_some();
-        Missed { messages, has_more }
-    }
-
-    /// One command through the actor's path: log read, decide, apply, append to the log.
-    fn run(&mut self, cmd: Command) -> Result<Decision, RoomError> {
-        let page = match self.room.log_read(&cmd, &self.limits) {
-            Some(read) => self.page(read),
-            None => Missed::default(),
-        };
-        self.now += 1;
-        let ctx = Ctx {
-            now: Timestamp::from_millis(self.now),
-            limits: &self.limits,
-        };
-        let before = self.room.clone();
-        let result = self.room.handle(cmd, page, ctx);
-        match &result {
-            Ok(decision) => {
-                for event in &decision.events {
-                    if let Event::Posted(m) = event {
-                        self.log.push(m.clone());
-                    }
-                }
-            }
-            Err(_) => assert_eq!(self.room, before, "a refused command changed the room"),
-        }
-        result
+        let (sim, token) = fuzzing::Sim::new(creator, RoomType::Group, limits);
+        (Sim(sim), token)
     }
 
     fn reply(&mut self, cmd: Command) -> Reply {
@@ -224,10 +171,6 @@ fn missed_of(reply: &Reply) -> &Missed {
         Reply::Joined { missed, .. } | Reply::Sent { missed, .. } | Reply::Unread(missed) => missed,
         other => panic!("no missed messages in {other:?}"),
     }
-}
-
-fn token_number(n: u64) -> TokenDigest {
-    AgentToken::from_wire(format!("token-{n}")).digest()
 }
 
 fn unknown_token() -> TokenDigest {
@@ -553,6 +496,19 @@ fn the_last_agent_can_leave() {
     sim.reply(Command::Leave { token: alice });
     assert!(sim.room.agents.is_empty());
     assert_eq!(sim.last_body(), "alice left the room");
+}
+
+#[test]
+fn the_first_to_join_a_room_everyone_left_becomes_its_admin() {
+    let (mut sim, alice) = Sim::new("alice");
+    sim.reply(Command::Leave { token: alice });
+    let bob = sim.join("bob");
+    assert_eq!(sim.role("bob"), Role::Admin);
+    // From then on joiners are members again, and the room can be run: bob updates it.
+    sim.join("carol");
+    assert_eq!(sim.role("carol"), Role::Member);
+    sim.reply(update_cmd(bob, None, Some("channel")));
+    assert_eq!(sim.room.admin_count(), 1);
 }
 
 #[test]
@@ -1511,10 +1467,11 @@ fn delivered_never_moves_the_cursor_past_the_log() {
     sim.send(alice, "one");
     let member = sim.member("bob");
     let before = sim.cursor("bob");
+    let seq = sim.room.last_seq + 1;
     let decision = sim
         .run(Command::Delivered {
             member,
-            seq: sim.room.last_seq + 1,
+            seq,
             prev: 0,
         })
         .unwrap();
@@ -1530,10 +1487,11 @@ fn delivered_for_a_departed_member_is_a_no_op() {
     let member = sim.member("bob");
     sim.send(alice, "one");
     sim.reply(Command::Leave { token: bob });
+    let seq = sim.room.last_seq;
     let decision = sim
         .run(Command::Delivered {
             member,
-            seq: sim.room.last_seq,
+            seq,
             prev: 0,
         })
         .unwrap();
@@ -1673,7 +1631,12 @@ fn agent_names_are_unique_by_how_they_read() {
 #[test]
 fn reconnect_under_a_look_alike_of_ones_own_name_keeps_the_name() {
     let (mut sim, alice) = Sim::new("alice");
-    match sim.reply(join_cmd("Alice", Some(alice), token_number(99), None)) {
+    match sim.reply(join_cmd(
+        "Alice",
+        Some(alice),
+        fuzzing::token_number(99),
+        None,
+    )) {
         Reply::Joined {
             agent_name,
             reconnected,
@@ -1725,14 +1688,14 @@ fn members_sharing_a_fold_from_before_keep_their_own_names() {
     let mut twin = sim.room.agents[0].clone();
     twin.member = 2;
     twin.name = "Alice".into();
-    twin.token = token_number(50);
+    twin.token = fuzzing::token_number(50);
     sim.room.apply(&Event::Joined(twin));
     assert_eq!(sim.member("alice"), 1);
     assert_eq!(sim.member("Alice"), 2);
     match sim.reply(join_cmd(
         "Alice",
-        Some(token_number(50)),
-        token_number(51),
+        Some(fuzzing::token_number(50)),
+        fuzzing::token_number(51),
         None,
     )) {
         Reply::Joined {

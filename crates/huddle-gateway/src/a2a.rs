@@ -2,8 +2,6 @@
 //! rendering of an action's [`Outcome`] as an A2A Message. Also `GET /a2a` and the
 //! Agent Card (A.8).
 
-use std::net::IpAddr;
-
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -48,37 +46,24 @@ pub async fn post(State(app): State<AppState>, request: Request) -> Response {
                 .into_response();
         }
     };
-    let request: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return Json(rpc_error(-32700, format!("Parse error: {e}"), Value::Null))
-                .into_response();
-        }
-    };
-    let id = request.get("id").cloned().unwrap_or(Value::Null);
-    let method = request.get("method").and_then(Value::as_str);
-    let valid = request.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
-    let Some(method) = method.filter(|_| valid) else {
-        return Json(rpc_error(-32600, "Invalid request", id)).into_response();
-    };
     let mut retry_after = None;
-    let answer = match method {
-        "SendMessage" => {
-            let message = request
-                .get("params")
-                .and_then(|p| p.get("message"))
-                .unwrap_or(&Value::Null);
-            let (result, retry) = send_message(&app, message, client).await;
-            retry_after = retry;
-            rpc_result(result, id)
-        }
-        "GetTask" => rpc_error(-32601, "GetTask not implemented", id),
-        "rpc.discover" => rpc_result(discover(), id),
-        other => rpc_error(
-            -32601,
-            format!("Method not found: {other}. Try \"SendMessage\" or \"rpc.discover\""),
+    let answer = match envelope(&body) {
+        Envelope::Answer(answer) => answer,
+        Envelope::Run {
             id,
-        ),
+            action,
+            mut params,
+        } => {
+            params.client = client;
+            let message = match ops::execute(app.router.as_ref(), action, *params).await {
+                Ok(outcome) => render(outcome),
+                Err(e) => {
+                    retry_after = e.retry_after_secs();
+                    error_message(&e.to_string())
+                }
+            };
+            rpc_result(message, id)
+        }
     };
     let mut response = Json(answer).into_response();
     // A refusal that knows when to come back (password throttle, busy password checks)
@@ -91,13 +76,61 @@ pub async fn post(State(app): State<AppState>, request: Request) -> Response {
     response
 }
 
-/// `SendMessage`: pick the action, run it, render the A2A Message; and when the action
-/// was refused for now, the seconds after which to retry.
-async fn send_message(
-    app: &AppState,
-    message: &Value,
-    client: Option<IpAddr>,
-) -> (Value, Option<u64>) {
+/// What a `POST /a2a` body asks for, decided before any room is touched.
+#[derive(Debug)]
+pub enum Envelope {
+    /// The whole JSON-RPC answer: a parse or envelope error, another method, the docs,
+    /// an unknown action.
+    Answer(Value),
+    /// `SendMessage` naming an action: run it, answer its A2A Message under `id`.
+    Run {
+        id: Value,
+        action: Action,
+        params: Box<Params>,
+    },
+}
+
+/// Reads the JSON-RPC envelope of a `POST /a2a` body.
+pub fn envelope(body: &[u8]) -> Envelope {
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return Envelope::Answer(rpc_error(-32700, format!("Parse error: {e}"), Value::Null));
+        }
+    };
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let method = request.get("method").and_then(Value::as_str);
+    let valid = request.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
+    let Some(method) = method.filter(|_| valid) else {
+        return Envelope::Answer(rpc_error(-32600, "Invalid request", id));
+    };
+    let answer = match method {
+        "SendMessage" => {
+            let message = request
+                .get("params")
+                .and_then(|p| p.get("message"))
+                .unwrap_or(&Value::Null);
+            match send_message(message) {
+                Ok((action, params)) => {
+                    let params = Box::new(params);
+                    return Envelope::Run { id, action, params };
+                }
+                Err(message) => rpc_result(message, id),
+            }
+        }
+        "GetTask" => rpc_error(-32601, "GetTask not implemented", id),
+        "rpc.discover" => rpc_result(discover(), id),
+        other => rpc_error(
+            -32601,
+            format!("Method not found: {other}. Try \"SendMessage\" or \"rpc.discover\""),
+            id,
+        ),
+    };
+    Envelope::Answer(answer)
+}
+
+/// `SendMessage`: the action and its parameters, or the A2A Message that answers at once.
+fn send_message(message: &Value) -> Result<(Action, Params), Value> {
     let text = message
         .get("parts")
         .and_then(Value::as_array)
@@ -115,25 +148,20 @@ async fn send_message(
     let mut params = Params::from_json(metadata);
     params.text = text;
     params.room = context.or(params.room);
-    params.client = client;
     let action = match metadata.get("action").and_then(Value::as_str) {
         Some(name) => match Action::parse(name) {
             Some(a) => a,
             None => {
-                let unknown = format!(
+                return Err(error_message(&format!(
                     "Unknown action: {name}. Send metadata.action: \"help\" for full documentation."
-                );
-                return (error_message(&unknown), None);
+                )));
             }
         },
         // No action: a plain message from a joined agent is a send; anything else, the docs.
         None if params.room.is_some() && params.agent_token.is_some() => Action::Send,
-        None => return (agent_message(crate::docs::text(), None, None, None), None),
+        None => return Err(agent_message(crate::docs::text(), None, None, None)),
     };
-    match ops::execute(app.router.as_ref(), action, params).await {
-        Ok(outcome) => (render(outcome), None),
-        Err(e) => (error_message(&e.to_string()), e.retry_after_secs()),
-    }
+    Ok((action, params))
 }
 
 fn render(outcome: Outcome) -> Value {

@@ -16,12 +16,16 @@
 //! - [`client_kind`] — agent-or-browser detection (plain text vs HTML).
 //! - [`peer`]  — the client's address (the password throttle's key).
 //! - [`grpc`]  — `huddle.v1.RoomService`, gRPC health and reflection (h2c, same port).
+//! - `fuzzing` — the input parsing above under arbitrary bytes, shared by the fuzz targets
+//!   and the tests (hidden: not an API).
 
 pub mod a2a;
 pub mod bearer;
 pub mod body;
 pub mod client_kind;
 pub mod docs;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grpc;
 pub mod mcp;
 pub mod ops;

@@ -68,11 +68,7 @@ pub async fn stream(
         return refuse(StatusCode::UNAUTHORIZED, "agentToken query param required");
     };
     let token = AgentToken::from_wire(token);
-    let after: Option<Seq> = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .or(query.get("after").map(String::as_str))
-        .and_then(|s| s.trim().parse().ok());
+    let after = resume_point(&headers, &query);
     let (messages, _member) = match router.subscribe(room_id, token.clone(), after).await {
         Ok(s) => s,
         Err(RoomError::RoomNotFound(_)) => return refuse(StatusCode::NOT_FOUND, "Room not found"),
@@ -117,6 +113,16 @@ pub async fn stream(
         Body::from_stream(body),
     )
         .into_response()
+}
+
+/// Where a stream resumes: after the seq of `Last-Event-ID`, else of `?after=`; `None`
+/// (from now on) when the one given is not a seq.
+pub fn resume_point(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<Seq> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or(query.get("after").map(String::as_str))
+        .and_then(|s| s.trim().parse().ok())
 }
 
 /// One SSE event: `id: <seq>` and the message JSON (compact, so one `data:` line).

@@ -50,19 +50,11 @@ pub async fn run(
     args: &Value,
     client: Option<IpAddr>,
 ) -> ToolAnswer {
-    if let Err(e) = required_args(spec, args) {
-        return ToolAnswer::error(e);
-    }
-    let mut p = Params::from_json(args);
+    let mut p = match params(spec, session, args) {
+        Ok(p) => p,
+        Err(message) => return ToolAnswer::error(message),
+    };
     p.client = client;
-    match spec.action {
-        Action::Create => p.text = arg_str(args, "name"),
-        Action::Send => p.text = arg_str(args, "text"),
-        _ => {}
-    }
-    if let Err(message) = pick_agent(spec, session, &mut p) {
-        return ToolAnswer::error(message);
-    }
     // B.8: a session remembers a bounded number of rooms; refused before the action,
     // so that no room is made or joined that the session could not follow.
     if let Some(session) = session {
@@ -109,6 +101,25 @@ fn required_args(spec: &ToolSpec, args: &Value) -> Result<(), RoomError> {
         })
         .collect();
     ops::required(&present)
+}
+
+/// The action's parameters from the tool's arguments, the agent filled in from the
+/// session; `Err`: the text of a tool error (a required argument missing, or no room
+/// joined that the call needs).
+pub fn params(
+    spec: &ToolSpec,
+    session: Option<&Arc<Session>>,
+    args: &Value,
+) -> Result<Params, String> {
+    required_args(spec, args).map_err(|e| e.to_string())?;
+    let mut p = Params::from_json(args);
+    match spec.action {
+        Action::Create => p.text = arg_str(args, "name"),
+        Action::Send => p.text = arg_str(args, "text"),
+        _ => {}
+    }
+    pick_agent(spec, session, &mut p)?;
+    Ok(p)
 }
 
 /// The room a `joinRoom` reference names: the id or name without `:password`.

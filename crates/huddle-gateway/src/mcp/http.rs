@@ -91,7 +91,7 @@ fn accepts(headers: &HeaderMap, media: &str) -> bool {
 
 /// What the transport needs to know of a POST body before rmcp parses it for real.
 #[derive(Deserialize, Default)]
-struct Peek {
+pub(crate) struct Peek {
     method: Option<String>,
     id: Option<Value>,
     params: Option<PeekParams>,
@@ -110,20 +110,20 @@ struct PeekMeta {
 }
 
 impl Peek {
-    fn of(body: &[u8]) -> Option<Peek> {
+    pub(crate) fn of(body: &[u8]) -> Option<Peek> {
         serde_json::from_slice(body).ok()
     }
 
-    fn is_request(&self) -> bool {
+    pub(crate) fn is_request(&self) -> bool {
         self.id.is_some() && self.method.is_some()
     }
 
-    fn is_initialize(&self) -> bool {
+    pub(crate) fn is_initialize(&self) -> bool {
         self.method.as_deref() == Some("initialize")
     }
 
     /// A 2026-07-28 request (no session); the rest belongs to a legacy session.
-    fn is_sessionless(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn is_sessionless(&self, headers: &HeaderMap) -> bool {
         self.method.as_deref() == Some("server/discover")
             || self
                 .params

@@ -60,7 +60,8 @@ impl Shutdown {
     /// `name` says which listener in the logs.
     pub fn serve(&mut self, name: &'static str, listener: TcpListener, app: axum::Router) {
         let stop = self.trigger.clone().cancelled_owned();
-        let server = axum::serve(listener.tap_io(no_delay), with_peer(app)).with_graceful_shutdown(stop);
+        let server =
+            axum::serve(listener.tap_io(no_delay), with_peer(app)).with_graceful_shutdown(stop);
         self.open.push(name);
         self.servers
             .spawn(async move { (name, server.into_future().await) });
