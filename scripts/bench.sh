@@ -23,8 +23,8 @@ b "3: 10 rooms x 10 agents, 10 senders, SSE on (target: >= 40,000 deliveries/s, 
   --rooms 10 --agents-per-room 10 --senders 10 --duration-secs "$secs"
 b "4: 100 creates + 200 joins, one at a time (target: <= 1 s)" \
   --scenario creates --creates 100 --joins 200
-b "gRPC: 16 callers (issue 4)" --scenario grpc --rooms 1 --agents-per-room 2 --senders 16 --no-sse --duration-secs "$secs"
-b "MCP: 8 callers, 4 GET-stream listeners, closed loops (issue 3; target: >= 5,000 tool calls/s)" \
+b "gRPC: 16 callers" --scenario grpc --rooms 1 --agents-per-room 2 --senders 16 --no-sse --duration-secs "$secs"
+b "MCP: 8 callers, 4 GET-stream listeners, closed loops (target: >= 5,000 tool calls/s)" \
   --scenario mcp --senders 8 --mcp-listeners 4 --duration-secs "$secs"
 b "MCP: the same paced to 2,500 calls/s (target: notification delivery p99 <= 10 ms)" \
   --scenario mcp --senders 8 --mcp-listeners 4 --mcp-rate 2500 --duration-secs "$secs"

@@ -229,7 +229,7 @@ class RoomLifecycle(GrpcTest):
         self.assertFalse(by_id.reconnected)
         by_name = self.join(name.upper(), "carol")
         self.assertEqual(by_name.room_id, room.room_id)
-        # Same name, different passwords: different rooms (B.3).
+        # Same name, different passwords: different rooms.
         secret = self.create(name, "dave", password="s3cret")
         by_pw = self.join(f"{name}:s3cret", "erin")
         self.assertEqual(by_pw.room_id, secret.room_id)

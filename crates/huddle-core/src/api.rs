@@ -1,6 +1,6 @@
 //! The requests a gateway sends to a room (through the `Router`) and what comes back.
-//! These are the protocol-neutral operations of PROTOCOL.md A.4; they are serde types
-//! so that the cluster can carry them between nodes unchanged.
+//! These are the protocol-neutral operations of docs/protocol.md, section 'Actions';
+//! they are serde types so that the cluster can carry them between nodes unchanged.
 
 use serde::{Deserialize, Serialize};
 

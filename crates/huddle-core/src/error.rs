@@ -1,8 +1,8 @@
 //! Every error a client can trigger, with the contract's text as its `Display`.
 //!
-//! The texts are matched by clients (PROTOCOL.md A.4), so they are verbatim. Edges map
-//! these to their own codes with an exhaustive `match` (no `_` arm): a new variant forces
-//! every protocol to decide what it means.
+//! The texts are matched by clients (docs/protocol.md, section 'Actions'), so they are
+//! verbatim. Edges map these to their own codes with an exhaustive `match` (no `_` arm):
+//! a new variant forces every protocol to decide what it means.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

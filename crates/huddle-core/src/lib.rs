@@ -16,7 +16,8 @@
 //! - [`validate`] — checks on names, descriptions, types, bodies and endpoint URLs.
 //! - [`model`]    — `Room`, `Agent`, `Message`, roles and room types.
 //! - [`command`]  — `Command`, `Event`, `Reply`.
-//! - [`room`]     — `Room::decide` and `Room::apply`: the rules of PROTOCOL.md A.4 and Part B.
+//! - [`room`]     — `Room::decide` and `Room::apply`: the rules of docs/protocol.md,
+//!   sections 'Actions' and 'Differences from join.cloud, and why'.
 //! - [`api`]      — the requests a gateway sends to a room and their responses.
 //! - `fuzzing`    — the room under arbitrary command sequences, shared by the fuzz target
 //!   and the tests (hidden: not an API).

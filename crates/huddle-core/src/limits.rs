@@ -1,4 +1,5 @@
-//! Input limits (PROTOCOL.md B.8). Each is configurable and each refusal names it.
+//! Input limits (docs/protocol.md, section 'Limits'). Each is configurable and each
+//! refusal names it.
 
 use serde::{Deserialize, Serialize};
 

@@ -6,7 +6,7 @@ use crate::ids::{MemberId, RoomId, Seq};
 use crate::time::Timestamp;
 use crate::token::TokenDigest;
 
-/// Sender name of server notices (A.1).
+/// Sender name of server notices (docs/protocol.md, section 'Concepts').
 pub const ROOM_BOT: &str = "room-bot";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,7 +48,7 @@ pub struct Agent {
     pub role: Role,
     pub joined_at: Timestamp,
     pub token: TokenDigest,
-    /// A2A push endpoint (A.8), checked again at every delivery.
+    /// A2A push endpoint (docs/protocol.md, section 'A2A push'), checked again at every delivery.
     pub endpoint: Option<String>,
     /// Read cursor: the last `seq` this agent has seen.
     pub cursor: Seq,
@@ -70,7 +70,8 @@ pub struct Message {
 }
 
 impl Message {
-    /// PROTOCOL.md B.1: a DM is visible only to its sender and its recipient.
+    /// A DM is visible only to its sender and its recipient (docs/protocol.md, section
+    /// 'DMs are private').
     pub fn visible_to(&self, viewer: MemberId) -> bool {
         match self.to_member {
             None => true,

@@ -41,7 +41,8 @@ pub struct NewRoom {
 }
 
 impl Room {
-    /// A new room with its creator joined as admin (no bot notice, A.4).
+    /// A new room with its creator joined as admin (no bot notice: docs/protocol.md,
+    /// section 'room.create').
     pub fn create(new: NewRoom, now: Timestamp) -> Room {
         Room {
             id: new.id,

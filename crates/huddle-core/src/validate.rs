@@ -1,4 +1,5 @@
-//! Input validation shared by every protocol (PROTOCOL.md A.4, B.8).
+//! Input validation shared by every protocol (docs/protocol.md, sections 'Name and
+//! value errors' and 'Limits').
 
 use crate::error::RoomError;
 use crate::limits::Limits;
@@ -49,7 +50,7 @@ fn check_name(kind: &str, name: &str, limits: &Limits) -> Result<(), RoomError> 
     Ok(())
 }
 
-/// Validates and normalises a room name: stored lower-cased (A.1).
+/// Validates and normalises a room name: stored lower-cased.
 pub fn room_name(name: &str, limits: &Limits) -> Result<String, RoomError> {
     check_name("Room name", name, limits)?;
     let lower = name.to_lowercase();

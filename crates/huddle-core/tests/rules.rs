@@ -1,5 +1,6 @@
-//! The room's rules (PROTOCOL.md A.4, A.5 and the parts of Part B that live in core),
-//! tested on the pure state machine.
+//! The room's rules (docs/protocol.md, sections 'Actions', 'Missed messages and the read
+//! cursor', and the differences from join.cloud that live in core), tested on the pure
+//! state machine.
 //!
 //! [`Sim`] plays the room actor: it keeps the message log as a `Vec<Message>` built from
 //! the `Posted` events, answers [`Room::log_read`] from that log (visible messages after
@@ -1099,7 +1100,7 @@ fn missed_messages_of_a_send_hide_other_agents_dms() {
 }
 
 // ---------------------------------------------------------------------------------------
-// DM privacy (B.1)
+// DM privacy
 
 #[test]
 fn dm_is_visible_to_sender_and_recipient_only() {
@@ -1205,7 +1206,7 @@ fn reconnect_missed_messages_hide_other_agents_dms() {
 }
 
 // ---------------------------------------------------------------------------------------
-// message.unread and the read cursor (A.5, B.2)
+// message.unread and the read cursor
 
 #[test]
 fn unread_asks_for_the_callers_messages_after_its_cursor() {
@@ -1375,7 +1376,7 @@ fn cursors_are_per_agent() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Delivered: an acknowledged A2A push (A.8)
+// Delivered: an acknowledged A2A push
 
 #[test]
 fn delivered_moves_the_cursor_forward() {
@@ -1500,7 +1501,7 @@ fn delivered_for_a_departed_member_is_a_no_op() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Validation (B.8)
+// Validation
 
 #[test]
 fn empty_agent_name_is_refused() {

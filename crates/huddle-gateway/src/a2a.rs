@@ -1,6 +1,6 @@
-//! A2A JSON-RPC at `POST /a2a` (PROTOCOL.md A.3): the envelope, the methods, and the
-//! rendering of an action's [`Outcome`] as an A2A Message. Also `GET /a2a` and the
-//! Agent Card (A.8).
+//! A2A JSON-RPC at `POST /a2a` (docs/protocol.md, section 'A2A envelope'): the envelope,
+//! the methods, and the rendering of an action's [`Outcome`] as an A2A Message. Also
+//! `GET /a2a` and the Agent Card (section 'Agent Card and discovery').
 
 use axum::Json;
 use axum::extract::{Request, State};

@@ -1,4 +1,5 @@
-//! "Agent vs browser" (PROTOCOL.md A.2): agents get plain text, browsers HTML.
+//! "Agent vs browser" (docs/protocol.md, section 'Endpoints'): agents get plain text,
+//! browsers HTML.
 
 use axum::http::HeaderMap;
 use axum::http::header::{ACCEPT, USER_AGENT};

@@ -4,7 +4,7 @@
 //!
 //! Layout:
 //! - [`app`] (this file) — the axum application and its shared state.
-//! - [`ops`]   — the A.4 actions, envelope-independent (A2A and MCP run them; gRPC reuses
+//! - [`ops`]   — the room actions, envelope-independent (A2A and MCP run them; gRPC reuses
 //!   their join, resolution and token helpers).
 //! - [`docs`]  — the action documentation (help, rpc.discover, Agent Card, MCP instructions).
 //! - [`a2a`]   — `POST /a2a` JSON-RPC, `GET /a2a`, the Agent Card.
@@ -44,11 +44,12 @@ use tokio_util::sync::CancellationToken;
 /// Settings of the HTTP surface.
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
-    /// Largest request body accepted (B.8); larger gets 413 naming the limit.
+    /// Largest request body accepted (docs/protocol.md, section 'Limits'); larger gets
+    /// 413 naming the limit.
     pub max_body_bytes: usize,
     /// Base URL advertised in the Agent Card; default: derived from the request's Host.
     pub public_url: Option<String>,
-    /// Interval of the SSE `event: ping` keep-alive (A.6: 15 s). Shorter helps behind
+    /// Interval of the SSE `event: ping` keep-alive (join.cloud: 15 s). Shorter helps behind
     /// proxies that cut idle connections sooner.
     pub sse_keep_alive: std::time::Duration,
 }

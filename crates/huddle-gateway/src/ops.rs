@@ -1,4 +1,4 @@
-//! The actions of PROTOCOL.md A.4, independent of any envelope.
+//! The room actions (docs/protocol.md, section 'Actions'), independent of any envelope.
 //!
 //! A2A (`metadata.action`) and MCP (tools) both describe an action by a name and loose
 //! parameters; [`Params`] is that common shape and [`execute`] runs it through the
@@ -32,7 +32,7 @@ pub enum Action {
 }
 
 impl Action {
-    /// `metadata.action` with join.cloud's aliases (A.3).
+    /// `metadata.action` with join.cloud's aliases.
     pub fn parse(name: &str) -> Option<Action> {
         Some(match name {
             "room.create" | "create" => Action::Create,
@@ -71,7 +71,7 @@ impl Action {
         }
     }
 
-    /// Whether a `name:password` context is split for this action (A.3).
+    /// Whether a `name:password` context is split for this action.
     fn splits_context(self) -> bool {
         !matches!(self, Action::Create | Action::List) && self.is_room_action()
     }
@@ -197,7 +197,8 @@ fn token(p: &Params) -> Result<AgentToken, RoomError> {
     }
 }
 
-/// The room a token routes to (invariant 5); a token that names no room is invalid.
+/// The room a token routes to (docs/architecture.md, section 'Self-routing tokens'); a
+/// token that names no room is invalid.
 pub(crate) fn token_room(t: &AgentToken) -> Result<RoomId, RoomError> {
     t.room_id().ok_or(RoomError::InvalidToken)
 }

@@ -1,4 +1,4 @@
-//! `GET /api/messages/{roomId}/sse?agentToken=T` (PROTOCOL.md A.6, Part C).
+//! `GET /api/messages/{roomId}/sse?agentToken=T` (docs/protocol.md, section 'SSE stream').
 //!
 //! The token may also come as `Authorization: Bearer <token>`, which keeps it out of URLs
 //! (and so out of access logs); the query parameter stays for join.cloud clients and wins

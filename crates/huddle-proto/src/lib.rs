@@ -1,9 +1,10 @@
 //! Code generated from `proto/` at the workspace root.
 //!
 //! Layout:
-//! - [`v1`] — the public API, package `huddle.v1`: `RoomService` (every room operation
-//!   of PROTOCOL.md A.4 plus the resumable `Subscribe` stream), its messages, and the
-//!   tonic client ([`v1::room_service_client`]) and server ([`v1::room_service_server`]).
+//! - [`v1`] — the public API, package `huddle.v1`: `RoomService` (every room action of
+//!   docs/protocol.md, section 'Actions', plus the resumable `Subscribe` stream), its
+//!   messages, and the tonic client ([`v1::room_service_client`]) and server
+//!   ([`v1::room_service_server`]).
 //! - [`FILE_DESCRIPTOR_SET`] — the encoded descriptors of every file here, for server
 //!   reflection.
 //! - [`conversions`] — prost types ⇄ `huddle-core` types, in one module (prost types

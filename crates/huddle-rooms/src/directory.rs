@@ -43,7 +43,7 @@ struct Inner {
     actors: Mutex<HashMap<RoomId, ActorRef<RoomMsg>>>,
     /// Serialises activations of one room (so it is loaded once).
     activating: Vec<tokio::sync::Mutex<()>>,
-    /// Serialises creations of one name (so the uniqueness rules of A.4 hold).
+    /// Serialises creations of one name (so the uniqueness rules of `room.create` hold).
     creating: Vec<tokio::sync::Mutex<()>>,
     admission: Arc<Semaphore>,
     /// One permit per open subscription stream (all protocols).
@@ -91,7 +91,7 @@ impl RoomDirectory {
         &self.inner.passwords
     }
 
-    /// `room.create` (A.4): the uniqueness rules, then the room with its creator as admin.
+    /// `room.create`: the uniqueness rules, then the room with its creator as admin.
     /// A name holds at most `max_rooms_per_name` rooms, which bounds the hashes a create
     /// (and a join by name) checks.
     pub async fn create(&self, req: CreateRoom) -> Result<Created, RoomError> {

@@ -1,8 +1,8 @@
-//! Invariant 1 (single writer) and 2 (acknowledged = durable) at the room layer: two
-//! directories over one store stand for two nodes. When the second takes a room over,
-//! the first one's actor can no longer write: its caller gets an error (never a false
-//! acknowledgement), nothing of it reaches the log, and the next request reloads the
-//! room under a new epoch with a gapless `seq`.
+//! Single writer and Acknowledged = durable (docs/architecture.md, section 'Invariants')
+//! at the room layer: two directories over one store stand for two nodes. When the second
+//! takes a room over, the first one's actor can no longer write: its caller gets an error
+//! (never a false acknowledgement), nothing of it reaches the log, and the next request
+//! reloads the room under a new epoch with a gapless `seq`.
 
 use std::sync::Arc;
 

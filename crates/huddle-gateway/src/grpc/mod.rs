@@ -30,7 +30,7 @@ use crate::AppState;
 ///
 /// Health reports SERVING for the server ("") and for `huddle.v1.RoomService`, until
 /// `state.shutdown` fires: then NOT_SERVING, and open watches end.
-/// Request messages are limited to the HTTP body limit (B.8).
+/// Request messages are limited to the HTTP body limit (`--max-body-bytes`).
 pub fn routes(state: &AppState) -> axum::Router {
     let max_message = state.config.max_body_bytes;
     let rooms = RoomServiceServer::new(RoomGrpc::new(state.router.clone(), state.shutdown.clone()))

@@ -20,9 +20,9 @@ use tonic::{Request, Response, Status};
 use super::status::{shutting_down, stream_end, to_status};
 use crate::ops::{self, reading_room, required, token_room, unexpected};
 
-/// Page size when a request leaves `limit` at 0 (A.4's default).
+/// Page size when a request leaves `limit` at 0 (the actions' default).
 const DEFAULT_LIMIT: u32 = 20;
-/// Largest page (A.4).
+/// Largest page.
 const MAX_LIMIT: u32 = 100;
 
 /// The room service over a [`Router`].
@@ -387,7 +387,7 @@ impl RoomService for RoomGrpc {
         answer(
             async {
                 let kind = room_type_param(r.r#type);
-                // Checked first (A.4).
+                // Checked first, as `room.update` does.
                 if r.description.is_none() && kind.is_none() {
                     return Err(RoomError::NothingToUpdate);
                 }

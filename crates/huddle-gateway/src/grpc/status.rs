@@ -1,6 +1,7 @@
 //! Errors as gRPC statuses: the code tells the kind, the message is the contract's text
-//! (PROTOCOL.md A.4, verbatim), and the metadata `huddle-retry-safe` tells whether the
-//! same request may be sent again without risk of applying it twice.
+//! (docs/protocol.md, sections 'Actions' and 'gRPC', verbatim), and the metadata
+//! `huddle-retry-safe` tells whether the same request may be sent again without risk of
+//! applying it twice.
 //!
 //! One exhaustive `match` per error type and no `_` arm: a new [`RoomError`] variant does
 //! not compile until gRPC has decided what it means.

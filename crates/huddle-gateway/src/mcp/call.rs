@@ -1,6 +1,6 @@
-//! One tool call: pick the agent it acts as, run the A.4 action through [`ops`], render
-//! the result as A.7 says (the action's text, then the data as compact JSON), and
-//! remember the rooms a session joins.
+//! One tool call: pick the agent it acts as, run the room action through [`ops`], render
+//! the result (docs/protocol.md, section 'Tool results': the action's text, then the
+//! data as compact JSON), and remember the rooms a session joins.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ impl ToolAnswer {
     }
 }
 
-/// A.7: a tool that needs an agent before any join.
+/// A tool that needs an agent before any join (docs/protocol.md, section 'Tools').
 pub const NOT_JOINED: &str = "Not joined to any room. Call joinRoom first.";
 
 fn arg_str(args: &Value, key: &str) -> Option<String> {
@@ -55,7 +55,7 @@ pub async fn run(
         Err(message) => return ToolAnswer::error(message),
     };
     p.client = client;
-    // B.8: a session remembers a bounded number of rooms; refused before the action,
+    // A session remembers a bounded number of rooms; refused before the action,
     // so that no room is made or joined that the session could not follow.
     if let Some(session) = session {
         let reference = match spec.action {
@@ -161,7 +161,7 @@ fn pick_agent(
                 Ok(room) => room,
                 Err(NoRoom::NotJoined) => return Err(NOT_JOINED.to_string()),
                 // History of a room the session is not in: the action itself answers
-                // (A.4: `agentToken does not belong to this room`, `Room not found`).
+                // (`agentToken does not belong to this room`, `Room not found`).
                 Err(NoRoom::NotInRoom(other)) if spec.action == Action::History => {
                     let own = session.choose(None).map_err(|_| NOT_JOINED.to_string())?;
                     p.agent_token = Some(own.token.as_str().to_string());
@@ -183,7 +183,8 @@ fn pick_agent(
     }
 }
 
-/// A.7: the text, and when there is data, a newline and the data as compact JSON.
+/// The action's text and, when there is data, a newline and the data as compact JSON
+/// (docs/protocol.md, section 'Tool results').
 pub fn render(outcome: &Outcome) -> String {
     match &outcome.data {
         Some(data) => format!("{}\n{}", outcome.text, data),
@@ -191,7 +192,7 @@ pub fn render(outcome: &Outcome) -> String {
     }
 }
 
-/// After `createRoom`/`joinRoom` the session subscribes to the room (B.6: creating
+/// After `createRoom`/`joinRoom` the session subscribes to the room (creating
 /// subscribes too); after `leaveRoom` it forgets it. `Err`: the session is at its room
 /// limit (a concurrent call took the last place).
 async fn remember(

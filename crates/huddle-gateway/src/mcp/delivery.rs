@@ -84,7 +84,8 @@ struct NoteData<'a> {
     room_id: String,
 }
 
-/// `notifications/message` for one room message (PROTOCOL.md A.7), as JSON text:
+/// `notifications/message` for one room message (docs/protocol.md, section
+/// 'Notifications'), as JSON text:
 /// `{level: "info", logger: "room/<roomId>", data: {from, to?, body, timestamp, seq, ...}}`.
 pub fn notification(m: &Message) -> String {
     let room_id = m.room_id.to_string();

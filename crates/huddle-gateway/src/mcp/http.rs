@@ -2,7 +2,8 @@
 //!
 //! rmcp's `StreamableHttpService` speaks the protocol (JSON-RPC, the `initialize`
 //! handshake, the sessionless 2026-07-28 lifecycle with `server/discover` and
-//! `subscriptions/listen`). Around it, this layer does what A.7 asks and rmcp does not:
+//! `subscriptions/listen`). Around it, this layer does what docs/protocol.md (section
+//! 'MCP') asks and rmcp does not:
 //! - a POST with an unknown or expired session (or none) is run in a fresh session
 //!   whose id the response carries, instead of rmcp's 404;
 //! - room notifications are written at the head of a POST response's SSE stream when the
@@ -15,7 +16,7 @@
 //!   otherwise, and idle sessions expire here (an open GET stream counts as activity);
 //! - a request that would start a session beyond [`McpConfig::max_sessions`] when no
 //!   idle session can give way (see `session`) is refused with 503, `Retry-After` and a
-//!   JSON-RPC error naming the limit (B.8).
+//!   JSON-RPC error naming the limit.
 //!
 //! [`McpConfig::max_sessions`]: super::McpConfig::max_sessions
 
@@ -50,7 +51,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
     (status, text).into_response()
 }
 
-/// A.7: GET/DELETE with an unknown session.
+/// GET/DELETE with an unknown session (docs/protocol.md, section 'Sessions and recovery').
 fn session_not_found() -> Response {
     let body = json!({
         "jsonrpc": "2.0",
@@ -60,7 +61,7 @@ fn session_not_found() -> Response {
     (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }
 
-/// B.8: a request that would start a session beyond the cap (`id`: the request's).
+/// A request that would start a session beyond the cap (`id`: the request's).
 pub(super) fn too_many_sessions(limit: usize, id: Option<&Value>) -> Response {
     let body = json!({
         "jsonrpc": "2.0",
@@ -198,7 +199,7 @@ async fn post(inner: &Arc<Inner>, req: Request<Body>) -> Response {
         };
         let s = match known {
             Some(s) => s,
-            // A.7: an unknown or expired session is not an error: a fresh one runs it.
+            // An unknown or expired session is not an error: a fresh one runs it.
             None => match inner.recover(&parts, peek.id.as_ref()).await {
                 Ok(s) => {
                     recovered = Some(s.id.clone());
@@ -214,7 +215,7 @@ async fn post(inner: &Arc<Inner>, req: Request<Body>) -> Response {
         );
         session = Some(s);
     }
-    // What the session is owed goes ahead of this request's result (A.7): the messages
+    // What the session is owed goes ahead of this request's result: the messages
     // committed before the request came, never the request's own effects.
     let flushed = match &session {
         Some(s) if peek.is_request() => {

@@ -40,7 +40,7 @@ pub enum ManagerError {
     Local(#[from] LocalSessionManagerError),
 }
 
-/// B.8: the refusal names the limit.
+/// The refusal names the limit.
 pub fn too_many_sessions(limit: usize) -> String {
     format!("Too many MCP sessions: the limit is {limit}")
 }

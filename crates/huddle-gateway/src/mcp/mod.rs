@@ -1,8 +1,8 @@
-//! MCP over Streamable HTTP at `/mcp` (PROTOCOL.md A.7, B.6).
+//! MCP over Streamable HTTP at `/mcp` (docs/protocol.md, section 'MCP').
 //!
 //! Built on the official Rust SDK (rmcp): rmcp speaks the protocol, including the
-//! sessionless 2026-07-28 revision; the room semantics and the session behaviour A.7
-//! asks for that rmcp does not have are here.
+//! sessionless 2026-07-28 revision; what Huddle's rooms and sessions need beyond it
+//! (docs/protocol.md, section 'Sessions and recovery') is here.
 //!
 //! Layout:
 //! - [`Mcp`] (this file) — the endpoint: rmcp's service, the sessions, their expiry,
@@ -15,7 +15,7 @@
 //!   session cap, and eviction of an idle session when the table is full.
 //! - [`server`]    — rmcp's `ServerHandler`: info + instructions, tools, resources, listen.
 //! - [`tools`]     — the twelve tools: descriptions, input schemas, annotations.
-//! - [`call`]      — one tool call: which agent, the A.4 action (`ops`), the result text.
+//! - [`call`]      — one tool call: which agent, the room action (`ops`), the result text.
 //! - [`session`]   — what a session remembers: its rooms, tokens and delivery positions.
 //! - [`delivery`]  — room messages as `notifications/message`, on the rooms' seq cursors.
 //! - [`cursor`]    — the GET stream's event ids (one seq per joined room).
@@ -151,7 +151,8 @@ impl Inner {
     }
 
     /// Starts a fresh session for a request whose session is unknown, expired or absent
-    /// (A.7), by running the `initialize` handshake against rmcp on the client's behalf.
+    /// (docs/protocol.md, section 'Sessions and recovery'), by running the `initialize`
+    /// handshake against rmcp on the client's behalf.
     /// `request_id`: the client's request's, for a refusal (at the session cap).
     async fn recover(
         &self,

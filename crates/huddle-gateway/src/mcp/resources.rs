@@ -185,7 +185,7 @@ pub fn acceptable(uris: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// B.8: one listen stream follows a bounded number of rooms.
+/// One listen stream follows a bounded number of rooms.
 pub fn too_many_listen_rooms(limit: usize) -> String {
     format!("Too many rooms in one subscriptions/listen: the limit is {limit}")
 }

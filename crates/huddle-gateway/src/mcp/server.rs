@@ -135,7 +135,7 @@ impl ServerHandler for RoomServer {
         Ok(result)
     }
 
-    // `logging/setLevel` is deprecated from 2026-07-28 on, but A.7's sessions advertise
+    // `logging/setLevel` is deprecated from 2026-07-28 on, but Huddle's sessions advertise
     // `logging` and deliver room messages as log notifications.
     #[allow(deprecated)]
     async fn set_level(

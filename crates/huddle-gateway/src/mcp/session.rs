@@ -9,12 +9,12 @@
 //!
 //! A session in no room (an *anonymous* one: it never joined a room, or left every room
 //! it joined) costs a client nothing to lose: any POST without a session makes one, and a
-//! POST with a lost id is run in a fresh one (A.7). So anonymous sessions are cheap to
-//! end: they expire after a short idle time, and when the table is full a newcomer takes
-//! the place of the longest-idle session without an open GET stream, anonymous ones
-//! first ([`Sessions::reserve`]). Only when every session has a GET stream open is a
-//! newcomer refused. A client whose idle session gave way carries on: its next POST
-//! starts a fresh session.
+//! POST with a lost id is run in a fresh one (docs/protocol.md, section 'Sessions and
+//! recovery'). So anonymous sessions are cheap to end: they expire after a short idle
+//! time, and when the table is full a newcomer takes the place of the longest-idle session
+//! without an open GET stream, anonymous ones first ([`Sessions::reserve`]). Only when
+//! every session has a GET stream open is a newcomer refused. A client whose idle session
+//! gave way carries on: its next POST starts a fresh session.
 //!
 //! Locking: `rooms` and `live` are std mutexes held for a few field updates, never across
 //! an `.await`; `flush` is a tokio mutex because draining a subscription awaits. The
@@ -92,7 +92,7 @@ struct Rooms {
     clock: u64,
 }
 
-/// B.8: a session's rooms are bounded, and the refusal names the limit.
+/// A session's rooms are bounded, and the refusal names the limit.
 pub fn too_many_rooms(limit: usize) -> String {
     format!("Too many rooms in this MCP session: the limit is {limit}")
 }

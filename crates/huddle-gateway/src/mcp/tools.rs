@@ -1,5 +1,5 @@
-//! The twelve MCP tools of PROTOCOL.md A.7: their names, descriptions, input schemas and
-//! annotations, and which A.4 action each runs.
+//! The twelve MCP tools (docs/protocol.md, section 'Tools'): their names, descriptions,
+//! input schemas and annotations, and which room action each runs.
 //!
 //! The tools are a table; the schemas are generated from it, so a tool's arguments, its
 //! schema and the way a session fills in its agent token cannot disagree.

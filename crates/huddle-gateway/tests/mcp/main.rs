@@ -1,4 +1,4 @@
-//! The MCP endpoint (PROTOCOL.md A.7, B.6) over real HTTP, against a node served
+//! The MCP endpoint (docs/protocol.md, section 'MCP') over real HTTP, against a node served
 //! in-process on 127.0.0.1:0.
 //!
 //! - `harness`       — the node, a hand-written MCP client, a GET stream reader.

@@ -36,8 +36,8 @@ async fn messages_each_way_arrive_on_the_get_stream_and_ahead_of_the_next_result
     let room = pair(&mut alice, &mut bob).await;
     let mut bob_live = bob.live(None).await;
 
-    // alice → bob, on bob's GET stream, as A.7 shapes it. alice has no GET stream: what
-    // she was owed when she called (bob's arrival) comes ahead of her result.
+    // alice → bob, on bob's GET stream, as a `notifications/message`. alice has no GET
+    // stream: what she was owed when she called (bob's arrival) comes ahead of her result.
     let sent = alice.ok("sendMessage", json!({"text": "hello bob"})).await;
     assert_eq!(sent.bodies(), ["bob joined the room"]);
     let note = bob_live.next().await;

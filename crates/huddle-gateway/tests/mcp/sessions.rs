@@ -1,4 +1,4 @@
-//! Session lifecycle (A.7): unknown or expired sessions recovered on POST, 404 on
+//! Session lifecycle: unknown or expired sessions recovered on POST, 404 on
 //! GET/DELETE, DELETE ends the session and its subscriptions, idle expiry, Host/Origin.
 
 use std::time::Duration;
@@ -323,7 +323,7 @@ fn initialize(id: u64) -> serde_json::Value {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
 }
 
-/// A request refused because the node has `limit` sessions already (B.8): 503, a
+/// A request refused because the node has `limit` sessions already: 503, a
 /// `Retry-After`, and a JSON-RPC error naming the limit, with the request's id.
 fn assert_too_many_sessions(posted: &crate::harness::Posted, id: serde_json::Value, limit: usize) {
     assert_eq!(

@@ -1,5 +1,6 @@
 //! The twelve tools over real HTTP: their texts on success and on every error a client
-//! can trigger (PROTOCOL.md A.4, A.7), and what `initialize` / `tools/list` show.
+//! can trigger (docs/protocol.md, sections 'Actions' and 'MCP'), and what `initialize` /
+//! `tools/list` show.
 
 use serde_json::{Value, json};
 

@@ -1,11 +1,11 @@
 //! The one-shot client commands (everything but the interactive `join`), and
 //! [`Session`]: the server, the token store and the "act as a member" rule they share.
 //!
-//! Every command is one or two A2A `SendMessage` actions (PROTOCOL.md A.4), so they work
-//! against any join.cloud-compatible server. Membership: `--token` if given, else the
-//! stored token of (server, room, agent), else a fresh `room.join` whose token is stored.
-//! A stored token the server no longer accepts (the agent left or was kicked elsewhere)
-//! is forgotten and the agent joins again, once.
+//! Every command is one or two A2A `SendMessage` actions (docs/protocol.md, section
+//! 'Actions'), so they work against any join.cloud-compatible server. Membership:
+//! `--token` if given, else the stored token of (server, room, agent), else a fresh
+//! `room.join` whose token is stored. A stored token the server no longer accepts (the
+//! agent left or was kicked elsewhere) is forgotten and the agent joins again, once.
 
 use std::future::Future;
 

@@ -1,7 +1,7 @@
 //! The `huddle` client commands: `rooms`, `create`, `join` (interactive), `info`,
 //! `history`, `unread`, `send`, `leave`, `promote`, `demote`, `kick`, `update`.
 //!
-//! They speak only A2A `SendMessage` and the room SSE stream (PROTOCOL.md Part A), through
+//! They speak only A2A `SendMessage` and the room SSE stream (join.cloud's surface), through
 //! [`crate::client`], so they work against any join.cloud-compatible server. Data goes to
 //! stdout (`--json` for machine-readable output), errors to stderr with exit status 1.
 //!

@@ -1,6 +1,6 @@
 //! A small client of the join.cloud-compatible wire protocol: A2A JSON-RPC `SendMessage`
 //! on `POST /a2a` and the room SSE stream. It speaks only what join.cloud itself serves
-//! (PROTOCOL.md Part A), so everything built on it works against join.cloud too; the one
+//! (no Huddle extension), so everything built on it works against join.cloud too; the one
 //! Huddle extra it reads is `seq` (message field and SSE `id:`), when present.
 //!
 //! Layout:
@@ -91,7 +91,7 @@ pub struct ActionReply {
     /// Text parts after the first: the "--- N missed message(s) ---" summary.
     pub more_text: Vec<String>,
     /// The reply's `contextId` (the room id), when given.
-    #[allow(dead_code)] // read by the client commands (issue 4), not by the bench
+    #[allow(dead_code)] // read by the client commands, not by the bench
     pub context_id: Option<String>,
 }
 
@@ -115,7 +115,7 @@ pub struct Membership {
     pub agent_name: String,
     pub agent_token: String,
     /// The whole reply (role, missed messages, ...).
-    #[allow(dead_code)] // read by the client commands (issue 4), not by the bench
+    #[allow(dead_code)] // read by the client commands, not by the bench
     pub reply: ActionReply,
 }
 

@@ -1,5 +1,6 @@
 //! `kill -9` and restart on the same data dir: every acknowledged room, member, token,
-//! read cursor and message is still there (issue 2, "Acknowledged = durable").
+//! read cursor and message is still there (docs/architecture.md, section 'Acknowledged =
+//! durable').
 
 use std::collections::HashSet;
 use std::sync::Mutex;

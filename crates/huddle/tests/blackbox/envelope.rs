@@ -1,11 +1,12 @@
-//! The JSON-RPC envelope of `POST /a2a` (PROTOCOL.md A.3), discovery and documentation
-//! (A.8), and the aliases and "no action" paths of `SendMessage`.
+//! The JSON-RPC envelope of `POST /a2a` (docs/protocol.md, section 'A2A envelope'),
+//! discovery and documentation (section 'Agent Card and discovery'), and the aliases and
+//! "no action" paths of `SendMessage`.
 
 use serde_json::{Value, json};
 
 use crate::harness::*;
 
-/// The A.4 actions, as `(group, full name)`.
+/// The room actions, as `(group, full name)`.
 const ACTIONS: &[(&str, &str)] = &[
     ("room", "room.create"),
     ("room", "room.join"),
@@ -21,7 +22,7 @@ const ACTIONS: &[(&str, &str)] = &[
     ("messages", "message.unread"),
 ];
 
-/// Asserts `actions.room` / `actions.messages` document every A.4 action with
+/// Asserts `actions.room` / `actions.messages` document every room action with
 /// `{ params, returns, description }` (keyed by full or short name).
 fn assert_structured_docs(actions: &Value, context: &str) {
     for (group, action) in ACTIONS {
@@ -66,7 +67,7 @@ async fn body_that_is_not_json_gets_parse_error_32700() {
     let s = Server::start().await;
     for body in ["this is not json", "{\"jsonrpc\":\"2.0\",", ""] {
         let (status, text) = s.post_a2a_raw(body).await;
-        assert_eq!(status, 200, "JSON-RPC errors are HTTP 200 (A.3): {text}");
+        assert_eq!(status, 200, "JSON-RPC errors are HTTP 200: {text}");
         let answer: Value = serde_json::from_str(&text).expect("JSON error body");
         assert_rpc_error(&answer, -32700, Value::Null);
         let message = answer["error"]["message"].as_str().unwrap();
@@ -134,7 +135,7 @@ async fn rpc_discover_names_huddle_and_lists_methods_actions_and_endpoints() {
         .await;
     assert_eq!(answer["id"], 1);
     let result = &answer["result"];
-    assert_eq!(result["name"], "Huddle", "B.10: {result}");
+    assert_eq!(result["name"], "Huddle", "discovery names Huddle: {result}");
     assert!(result["version"].as_str().is_some_and(|v| !v.is_empty()));
     assert!(
         result["description"]
@@ -165,7 +166,7 @@ async fn rpc_discover_names_huddle_and_lists_methods_actions_and_endpoints() {
     let text = answer.to_string().to_lowercase();
     assert!(
         !text.contains("join.cloud"),
-        "B.10: discovery names Join.cloud: {result}"
+        "discovery names Join.cloud, not Huddle: {result}"
     );
 }
 
@@ -203,7 +204,7 @@ async fn agent_card_names_huddle_with_a2a_url_and_capabilities() {
     }
     assert!(
         !card.to_string().contains("Join.cloud"),
-        "B.10: the card names Join.cloud: {card}"
+        "the card names Join.cloud, not Huddle: {card}"
     );
 }
 

@@ -303,7 +303,7 @@ impl Server {
         (status, resp.text().await.expect("read /a2a body"))
     }
 
-    /// POST a JSON-RPC request to /a2a; asserts HTTP 200 (A.3) and returns the JSON answer.
+    /// POST a JSON-RPC request to /a2a; asserts HTTP 200 and returns the JSON answer.
     pub async fn rpc(&self, request: Value) -> Value {
         let (status, body) = self.post_a2a_raw(request.to_string()).await;
         assert_eq!(status, 200, "POST /a2a {request} answered {status}: {body}");
@@ -626,7 +626,7 @@ impl Call<'_> {
         assert_eq!(answer["id"], request["id"], "id not echoed: {answer}");
         assert!(
             answer.get("error").is_none() && answer["result"].is_object(),
-            "a SendMessage must answer with a result (A.3), request {request}, answer {answer}"
+            "a SendMessage must answer with a result, request {request}, answer {answer}"
         );
         Reply(answer)
     }
@@ -687,7 +687,7 @@ impl Reply {
         self
     }
 
-    /// Asserts a failing action (A.3: `Error: <message>`) and returns the message.
+    /// Asserts a failing action (`Error: <message>`) and returns the message.
     pub fn err(&self) -> &str {
         assert!(
             self.is_error(),

@@ -1,5 +1,5 @@
-//! Bounded input (PROTOCOL.md B.8): every refusal names its limit; nothing is truncated;
-//! an oversized request body is refused and the node stays up.
+//! Bounded input (docs/protocol.md, section 'Limits'): every refusal names its limit;
+//! nothing is truncated; an oversized request body is refused and the node stays up.
 
 use serde_json::{Value, json};
 
@@ -256,9 +256,9 @@ async fn request_body_over_1_mib_gets_413_and_the_node_stays_up() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// Live streams are bounded per node (invariant 7): over `--max-streams` a new SSE stream
-/// is refused with 503 naming the limit, the open ones keep working, and a closed one
-/// makes room again.
+/// Live streams are bounded per node (docs/architecture.md, section 'Bounded
+/// everything'): over `--max-streams` a new SSE stream is refused with 503 naming the
+/// limit, the open ones keep working, and a closed one makes room again.
 #[tokio::test]
 async fn live_streams_over_the_node_limit_are_refused_naming_it() {
     let s = Server::start_with(&["--max-streams", "2"]).await;

@@ -5,16 +5,16 @@
 //!
 //! Layout:
 //! - `harness`    — start/kill a server process, the A2A call builder, SSE and reply helpers.
-//! - `envelope`   — JSON-RPC envelope (A.3): parse errors, methods, discovery, agent card, help,
+//! - `envelope`   — JSON-RPC envelope: parse errors, methods, discovery, agent card, help,
 //!   aliases, the "no action" paths.
-//! - `rooms`      — every `room.*` action of A.4 with its success and error texts; same-name
-//!   rooms (B.3); `name:password` splitting.
-//! - `messages`   — `message.send` / `history` / `unread`, missed messages (A.5), paging.
-//! - `privacy`    — DMs (B.1, B.7) on every read path but streams; protected rooms (B.4).
-//! - `sse`        — the SSE stream (A.6): statuses, `id: <seq>`, resume (Part C), DM privacy.
-//! - `push`       — A2A push (A.8): envelope, order, DM privacy, retry after the endpoint returns.
-//! - `limits`     — bounded input (B.8): text, names, description, request body.
-//! - `ordering`   — concurrent senders get a gapless ordered `seq` (B.2).
+//! - `rooms`      — every `room.*` action with its success and error texts; same-name
+//!   rooms; `name:password` splitting.
+//! - `messages`   — `message.send` / `history` / `unread`, missed messages, paging.
+//! - `privacy`    — DMs (private; to a stranger) on every read path but streams; protected rooms.
+//! - `sse`        — the SSE stream: statuses, `id: <seq>`, resume, DM privacy.
+//! - `push`       — A2A push: envelope, order, DM privacy, retry after the endpoint returns.
+//! - `limits`     — bounded input: text, names, description, request body.
+//! - `ordering`   — concurrent senders get a gapless ordered `seq`.
 //! - `passwords`  — room passwords under attack: same-name rooms, rooms per name, the
 //!   per-address and per-room throttles on every protocol, the hashing queue, floods.
 //! - `durability` — `kill -9` and restart on the same data dir.

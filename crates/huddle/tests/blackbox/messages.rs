@@ -1,5 +1,6 @@
-//! `message.send`, `message.history`, `message.unread` (PROTOCOL.md A.4), missed messages
-//! (A.5) and the 100-per-reply pages of B.2.
+//! `message.send`, `message.history`, `message.unread` (docs/protocol.md, section
+//! 'Actions'), missed messages (section 'Missed messages and the read cursor') and their
+//! pages of 100.
 
 use serde_json::Value;
 

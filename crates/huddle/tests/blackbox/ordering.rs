@@ -1,5 +1,5 @@
-//! Exact order (PROTOCOL.md B.2): concurrent senders get one gapless `seq` sequence, and
-//! history, unread and SSE all agree on it.
+//! Exact order (docs/protocol.md, section 'Order is exact'): concurrent senders get one
+//! gapless `seq` sequence, and history, unread and SSE all agree on it.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -83,11 +83,7 @@ async fn concurrent_creates_of_one_name_make_one_room() {
     }))
     .await;
     let winners: Vec<&Reply> = replies.iter().filter(|r| !r.is_error()).collect();
-    assert_eq!(
-        winners.len(),
-        1,
-        "A.1: at most one password-less room per name"
-    );
+    assert_eq!(winners.len(), 1, "at most one password-less room per name");
     for reply in replies.iter().filter(|r| r.is_error()) {
         assert_eq!(reply.err(), "Room \"contested\" already exists.");
     }

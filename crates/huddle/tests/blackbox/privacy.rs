@@ -1,5 +1,6 @@
-//! DM privacy (PROTOCOL.md B.1, B.7) on the request/response read paths, and protected
-//! rooms (B.4). Streams are covered in `sse` and `push`.
+//! DM privacy (docs/protocol.md, sections 'DMs are private' and 'A DM to a stranger
+//! fails') on the request/response read paths, and protected rooms (section 'Protected
+//! rooms stay private'). Streams are covered in `sse` and `push`.
 
 use crate::harness::*;
 
@@ -268,7 +269,7 @@ async fn protected_rooms_never_appear_in_room_list() {
     assert!(!reply.0.to_string().contains("vault"));
 }
 
-/// B.5: neither a room password nor an agent token is written to the data dir in clear.
+/// Neither a room password nor an agent token is written to the data dir in clear.
 #[tokio::test]
 async fn passwords_and_tokens_are_not_stored_in_plain_text() {
     let s = Server::start().await;

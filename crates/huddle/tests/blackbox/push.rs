@@ -1,4 +1,4 @@
-//! A2A push (PROTOCOL.md A.8, B.1, B.9) to a small axum endpoint run by the test.
+//! A2A push (docs/protocol.md, section 'A2A push') to a small axum endpoint run by the test.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -323,7 +323,7 @@ async fn push_retries_until_the_endpoint_comes_back() {
     assert_eq!(got, ["r1", "r2", "r3", "r4"]);
 }
 
-/// B.9: without `--allow-private-endpoints`, nothing is ever pushed to a loopback
+/// Without `--allow-private-endpoints`, nothing is ever pushed to a loopback
 /// address, whether the URL names it literally (refused at join) or through a host name
 /// that only resolves to it (refused at delivery).
 #[tokio::test]

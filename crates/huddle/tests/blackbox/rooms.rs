@@ -1,5 +1,5 @@
-//! Every `room.*` action of PROTOCOL.md A.4 with its success text and its errors;
-//! same-name rooms (B.3) and `name:password` splitting (A.3).
+//! Every `room.*` action (docs/protocol.md, section 'Actions') with its success text and
+//! its errors; same-name rooms (section 'Same-name rooms') and `name:password` splitting.
 
 use serde_json::{Value, json};
 
@@ -178,7 +178,7 @@ async fn create_room_refuses_duplicates_per_name_and_password() {
         reply.err(),
         "Password-protected room \"vault\" already exists. You must provide a password."
     );
-    // Another password is another room (B.3), and so is a password on a public name.
+    // Another password is another room, and so is a password on a public name.
     let other = s.create_protected("vault", "p2", "bob").await;
     let with_pw = s.create_protected("dup", "x", "carol").await;
     assert_ne!(other.room_id, with_pw.room_id);
@@ -794,7 +794,7 @@ async fn channel_rooms_let_only_admins_post() {
     );
 }
 
-// ---- B.3 and contextId splitting ----
+// ---- Same-name rooms and contextId splitting ----
 
 #[tokio::test]
 async fn same_name_rooms_with_different_passwords_are_different_rooms() {
@@ -877,7 +877,7 @@ async fn room_keeps_an_admin_when_its_only_admin_leaves() {
     let roles = agent_roles(&info);
     assert!(
         roles.iter().any(|(_, role)| role == "admin"),
-        "A.1: a room always keeps at least one admin; after {:?} the members are {roles:?}",
+        "a room always keeps at least one admin; after {:?} the members are {roles:?}",
         reply.text()
     );
 }

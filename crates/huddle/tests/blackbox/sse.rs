@@ -1,5 +1,5 @@
-//! The SSE stream (PROTOCOL.md A.6) with `id: <seq>` and resume (Part C), the token as
-//! `Authorization: Bearer`, and DM privacy on it (B.1).
+//! The SSE stream (docs/protocol.md, section 'SSE stream') with `id: <seq>` and resume,
+//! the token as `Authorization: Bearer`, and DM privacy on it.
 
 use std::time::Duration;
 
@@ -340,7 +340,7 @@ async fn kicked_or_departed_agent_streams_get_nothing_after() {
     assert_eq!(resp.status(), 403);
 }
 
-/// A.6: an idle stream gets `event: ping` with empty data (interval shortened for the
+/// An idle stream gets `event: ping` with empty data (interval shortened for the
 /// test; the default is join.cloud's 15 s).
 #[tokio::test]
 async fn idle_sse_stream_gets_ping_keep_alives() {
