@@ -5,9 +5,10 @@
 //! when both are given, as a request field wins over metadata in gRPC.
 //!
 //! Each message is an event `id: <seq>` / `data: <message JSON>`; a keep-alive
-//! `event: ping` every 15 s (`--sse-keep-alive-secs`). `Last-Event-ID` (or `?after=<seq>`) replays the log after that
-//! seq before going live. A subscriber too slow to keep up is disconnected (its stream
-//! ends) rather than buffered without bound; it reconnects with `Last-Event-ID`.
+//! `event: ping` every 15 s (`--sse-keep-alive-secs`). `Last-Event-ID` (or
+//! `?after=<seq>`) replays the log after that seq before going live. A subscriber too
+//! slow to keep up is disconnected (its stream ends) rather than buffered without bound;
+//! it reconnects with `Last-Event-ID`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
