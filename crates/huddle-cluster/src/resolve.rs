@@ -42,18 +42,14 @@ pub struct Access {
     pub member_of: Option<RoomId>,
 }
 
-/// The room `reference` names: an id, or every room of that name (open rooms first
-/// when no password is given, protected ones first otherwise).
-pub async fn candidates(
-    router: &dyn Router,
-    reference: &str,
-    password: Option<&str>,
-) -> Result<Vec<RoomId>, RoomError> {
+/// The room `reference` names: an id, or every room of that name, the open one first
+/// (a reference with a password goes through the password gate instead).
+pub async fn candidates(router: &dyn Router, reference: &str) -> Result<Vec<RoomId>, RoomError> {
     if let Ok(id) = reference.parse::<RoomId>() {
         return Ok(vec![id]);
     }
     let mut rooms = router.rooms_named(&reference.to_lowercase()).await?;
-    rooms.sort_by_key(|r| r.password_hash.is_some() != password.is_some());
+    rooms.sort_by_key(|r| r.password_hash.is_some());
     Ok(rooms.into_iter().map(|r| r.id).collect())
 }
 
@@ -66,7 +62,7 @@ pub async fn call_by_reference(
     request: impl Fn(Option<PasswordProof>) -> RoomRequest,
 ) -> Result<(RoomId, RoomResponse), RoomError> {
     let Some(password) = access.password.filter(|p| !p.is_empty()) else {
-        let ids = candidates(router, reference, None).await?;
+        let ids = candidates(router, reference).await?;
         return call_in_turn(router, reference, ids, &request).await;
     };
     let rooms = locks(router, reference).await?;

@@ -638,7 +638,7 @@ pub(crate) async fn reading_room(
     let named = match reference.parse::<RoomId>() {
         Ok(id) => id == own,
         // A name: does it name the token's room (same-name rooms included)?
-        Err(_) => huddle_cluster::resolve::candidates(router, reference, None)
+        Err(_) => huddle_cluster::resolve::candidates(router, reference)
             .await?
             .contains(&own),
     };
