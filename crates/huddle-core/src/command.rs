@@ -8,6 +8,10 @@ use crate::token::TokenDigest;
 
 /// A change request to one room, with everything already resolved that needs I/O:
 /// token digests computed, the password checked, new secrets minted.
+///
+/// The room actor sends the typed commands below directly (each decides into its own
+/// answer type, see [`crate::room::Decide`]); this enum is the same commands as one
+/// language, for the tests, the model and the fuzzer, and answers with a [`Reply`].
 #[derive(Clone, Debug)]
 pub enum Command {
     Join {
@@ -46,15 +50,77 @@ pub enum Command {
     Unread {
         token: TokenDigest,
     },
-    /// An A2A push was acknowledged with a 2xx: the recipient has seen `seq`. `prev` is
-    /// the message pushed to it before this one: the cursor only moves if the agent has
-    /// seen that one too, so a push that was given up is never skipped over by a later
-    /// success (the agent still finds it with `message.unread`).
     Delivered {
         member: MemberId,
         seq: Seq,
         prev: Seq,
     },
+}
+
+/// `room.join`: a newcomer, or a reconnect when `token` is the named member's.
+#[derive(Clone, Debug)]
+pub struct Join {
+    pub agent_name: String,
+    /// The token the client presented for a reconnect, if any.
+    pub token: Option<TokenDigest>,
+    /// The digest of a freshly minted token, used if this becomes a new member.
+    pub new_token: TokenDigest,
+    pub endpoint: Option<String>,
+}
+
+/// `room.leave`.
+#[derive(Clone, Debug)]
+pub struct Leave {
+    pub token: TokenDigest,
+}
+
+/// `room.promote`, `room.demote`, `room.kick`: an admin acts on `target`.
+#[derive(Clone, Debug)]
+pub struct Moderate {
+    pub token: TokenDigest,
+    pub target: String,
+    pub action: Moderation,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Moderation {
+    Promote,
+    Demote,
+    Kick,
+}
+
+/// `room.update`. The type stays text until the room has checked the caller is an
+/// admin: a member's refused update says so before any word about its values.
+#[derive(Clone, Debug)]
+pub struct Update {
+    pub token: TokenDigest,
+    pub description: Option<String>,
+    pub kind: Option<String>,
+}
+
+/// `message.send`.
+#[derive(Clone, Debug)]
+pub struct Send {
+    pub token: TokenDigest,
+    pub body: String,
+    pub to: Option<String>,
+}
+
+/// `message.unread`.
+#[derive(Clone, Debug)]
+pub struct Unread {
+    pub token: TokenDigest,
+}
+
+/// An A2A push was acknowledged with a 2xx: the recipient has seen `seq`. `prev` is
+/// the message pushed to it before this one: the cursor only moves if the agent has
+/// seen that one too, so a push that was given up is never skipped over by a later
+/// success (the agent still finds it with `message.unread`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivered {
+    pub member: MemberId,
+    pub seq: Seq,
+    pub prev: Seq,
 }
 
 /// A slice of the log the room needs before it can decide (missed messages, unread):
@@ -99,7 +165,38 @@ pub enum Event {
     },
 }
 
-/// What a room answers to a [`Command`] that succeeded.
+/// A join's answer from the room: who the agent is now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Admission {
+    pub member: MemberId,
+    pub agent_name: String,
+    pub role: Role,
+    pub reconnected: bool,
+    pub missed: Missed,
+}
+
+/// A moderation's answer: the target's name as it joined.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moderated {
+    pub target: String,
+}
+
+/// An update's answer: `changes` as the contract prints them (`description`,
+/// `type to channel`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Updated {
+    pub changes: Vec<String>,
+}
+
+/// A send's answer: the message's `seq` and what the sender had missed before it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    pub seq: Seq,
+    pub missed: Missed,
+}
+
+/// What a room answers to a [`Command`] that succeeded: the typed answers as one enum
+/// (tests, model, fuzzer).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
     Joined {

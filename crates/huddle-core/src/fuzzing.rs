@@ -97,6 +97,8 @@ impl Sim {
         let ctx = Ctx {
             now: Timestamp::from_millis(self.now),
             limits: &self.limits,
+            // Deterministic: one id per command, as the actor draws one per decision.
+            message_id: uuid::Uuid::from_u128(self.now as u128),
         };
         let before = self.room.clone();
         let result = self.room.handle(cmd, page, ctx);

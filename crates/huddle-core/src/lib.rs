@@ -16,14 +16,16 @@
 //! - [`validate`] — checks on names, descriptions, types, bodies and endpoint URLs.
 //! - [`model`]    — `Room`, `Agent`, `Message`, roles and room types.
 //! - [`command`]  — `Command`, `Event`, `Reply`.
-//! - [`room`]     — `Room::decide` and `Room::apply`: the rules of docs/protocol.md,
-//!   sections 'Actions' and 'Differences from join.cloud, and why'.
+//! - [`room`]     — `Room::decide` and `Room::apply`, the [`room::Decide`] trait.
+//! - [`decide`]   — each command's rules (docs/protocol.md, sections 'Actions' and
+//!   'Differences from join.cloud, and why'), one `Decide` impl each.
 //! - [`api`]      — the requests a gateway sends to a room and their responses.
 //! - `fuzzing`    — the room under arbitrary command sequences, shared by the fuzz target
 //!   and the tests (hidden: not an API).
 
 pub mod api;
 pub mod command;
+pub mod decide;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -39,7 +41,7 @@ pub mod validate;
 pub use api::{
     CreateRoom, Created, PasswordProof, RoomRequest, RoomResponse, RoomSummary, RoomView,
 };
-pub use command::{Command, Event, Missed, Reply};
+pub use command::{Admission, Command, Event, Missed, Moderated, Moderation, Reply, Sent, Updated};
 pub use error::{AttemptScope, RoomError};
 pub use ids::{MemberId, RoomId, Seq};
 pub use limits::Limits;

@@ -3,28 +3,58 @@
 
 use uuid::Uuid;
 
-use crate::command::{Command, Event, LogRead, Missed, Reply};
+use crate::command::{Event, LogRead, Missed, Reply};
 use crate::error::RoomError;
 use crate::ids::{MemberId, RoomId};
 use crate::limits::Limits;
 use crate::model::{Agent, Message, ROOM_BOT, Role, Room, RoomType};
 use crate::time::Timestamp;
 use crate::token::TokenDigest;
-use crate::validate;
 
-/// What a decision needs from the outside world besides the state.
+/// What a decision needs from the outside world besides the state: the clock, the
+/// limits, and the id of the message it may post (a decision posts at most one), so
+/// that deciding stays a pure function of its inputs.
 #[derive(Clone, Copy, Debug)]
 pub struct Ctx<'a> {
     pub now: Timestamp,
     pub limits: &'a Limits,
+    pub message_id: Uuid,
 }
 
 /// The outcome of a successful command: the events to persist (in order) and the reply
 /// to send once they are durable.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Decision {
+pub struct Decision<R = Reply> {
     pub events: Vec<Event>,
-    pub reply: Reply,
+    pub reply: R,
+}
+
+impl<R> Decision<R> {
+    /// The same events with the reply turned into another type.
+    pub fn map<S>(self, f: impl FnOnce(R) -> S) -> Decision<S> {
+        Decision {
+            events: self.events,
+            reply: f(self.reply),
+        }
+    }
+}
+
+/// One command's rules (in [`crate::decide`]): which log slice it needs, and what
+/// happens — the events to persist and the answer of its own type.
+pub trait Decide {
+    type Reply;
+
+    /// The log slice the decision needs, if any (see [`Room::log_read`]).
+    fn log_read(&self, _room: &Room, _limits: &Limits) -> Option<LogRead> {
+        None
+    }
+
+    fn decide(
+        self,
+        room: &Room,
+        log: Missed,
+        ctx: Ctx<'_>,
+    ) -> Result<Decision<Self::Reply>, RoomError>;
 }
 
 /// The fields of a new room, validated by [`Room::create`].
@@ -65,11 +95,11 @@ impl Room {
         }
     }
 
-    fn member_of(&self, token: &TokenDigest) -> Result<&Agent, RoomError> {
+    pub(crate) fn member_of(&self, token: &TokenDigest) -> Result<&Agent, RoomError> {
         self.agent_by_token(token).ok_or(RoomError::InvalidToken)
     }
 
-    fn admin_of(&self, token: &TokenDigest) -> Result<&Agent, RoomError> {
+    pub(crate) fn admin_of(&self, token: &TokenDigest) -> Result<&Agent, RoomError> {
         let agent = self.member_of(token)?;
         if agent.role != Role::Admin {
             return Err(RoomError::AdminRequired);
@@ -80,19 +110,13 @@ impl Room {
     /// The log slice [`Room::decide`] needs for `cmd`, if any: the caller's messages
     /// after its read cursor (missed messages, unread). `None` also when the command
     /// will be refused anyway; decide reports why.
-    pub fn log_read(&self, cmd: &Command, limits: &Limits) -> Option<LogRead> {
-        let agent = match cmd {
-            Command::Join {
-                agent_name, token, ..
-            } => {
-                let existing = self.agent_by_name(agent_name)?;
-                (Some(&existing.token) == token.as_ref()).then_some(existing)?
-            }
-            Command::Send { token, .. } | Command::Unread { token } => {
-                self.agent_by_token(token)?
-            }
-            _ => return None,
-        };
+    pub fn log_read<C: Decide>(&self, cmd: &C, limits: &Limits) -> Option<LogRead> {
+        cmd.log_read(self, limits)
+    }
+
+    /// The caller's unread slice: what a reconnect, a send or an unread hands out.
+    pub(crate) fn reader_log(&self, agent: Option<&Agent>, limits: &Limits) -> Option<LogRead> {
+        let agent = agent?;
         Some(LogRead {
             viewer: agent.member,
             after: agent.cursor,
@@ -102,265 +126,23 @@ impl Room {
 
     /// Decides `cmd`. `log` is what [`Room::log_read`] asked for (empty if it asked
     /// for nothing).
-    pub fn decide(&self, cmd: Command, log: Missed, ctx: Ctx<'_>) -> Result<Decision, RoomError> {
-        match cmd {
-            Command::Join {
-                agent_name,
-                token,
-                new_token,
-                endpoint,
-            } => self.decide_join(agent_name, token, new_token, endpoint, log, ctx),
-            Command::Leave { token } => {
-                let agent = self.member_of(&token)?;
-                let mut events = vec![Event::Left {
-                    member: agent.member,
-                }];
-                // A room always keeps an admin: if the last one leaves, the longest-standing
-                // remaining member takes over.
-                if agent.role == Role::Admin
-                    && self.admin_count() == 1
-                    && let Some(heir) = self.agents.iter().find(|a| a.member != agent.member)
-                {
-                    events.push(Event::RoleChanged {
-                        member: heir.member,
-                        role: Role::Admin,
-                    });
-                }
-                events.push(self.notice(1, format!("{} left the room", agent.name), ctx.now));
-                Ok(Decision {
-                    events,
-                    reply: Reply::Left,
-                })
-            }
-            Command::Promote { token, target } => {
-                let admin = self.admin_of(&token)?;
-                let t = self.target(&target)?;
-                Ok(Decision {
-                    events: vec![
-                        Event::RoleChanged {
-                            member: t.member,
-                            role: Role::Admin,
-                        },
-                        self.notice(
-                            1,
-                            format!("{} promoted {} to admin", admin.name, t.name),
-                            ctx.now,
-                        ),
-                    ],
-                    reply: Reply::Promoted {
-                        target: t.name.clone(),
-                    },
-                })
-            }
-            Command::Demote { token, target } => {
-                let admin = self.admin_of(&token)?;
-                let t = self.target(&target)?;
-                if t.role == Role::Admin && self.admin_count() == 1 {
-                    return Err(RoomError::LastAdmin);
-                }
-                Ok(Decision {
-                    events: vec![
-                        Event::RoleChanged {
-                            member: t.member,
-                            role: Role::Member,
-                        },
-                        self.notice(
-                            1,
-                            format!("{} demoted {} to member", admin.name, t.name),
-                            ctx.now,
-                        ),
-                    ],
-                    reply: Reply::Demoted {
-                        target: t.name.clone(),
-                    },
-                })
-            }
-            Command::Kick { token, target } => {
-                let admin = self.admin_of(&token)?;
-                let t = self.target(&target)?;
-                if t.member == admin.member {
-                    return Err(RoomError::KickSelf);
-                }
-                Ok(Decision {
-                    events: vec![
-                        Event::Left { member: t.member },
-                        self.notice(
-                            1,
-                            format!("{} kicked {} from the room", admin.name, t.name),
-                            ctx.now,
-                        ),
-                    ],
-                    reply: Reply::Kicked {
-                        target: t.name.clone(),
-                    },
-                })
-            }
-            Command::Update {
-                token,
-                description,
-                kind,
-            } => {
-                if description.is_none() && kind.is_none() {
-                    return Err(RoomError::NothingToUpdate);
-                }
-                let admin = self.admin_of(&token)?;
-                if let Some(d) = &description {
-                    validate::description(d, ctx.limits)?;
-                }
-                let kind = kind.as_deref().map(validate::room_type).transpose()?;
-                let mut changes = Vec::new();
-                if description.is_some() {
-                    changes.push("description".to_string());
-                }
-                if let Some(k) = kind {
-                    changes.push(format!("type to {}", k.as_str()));
-                }
-                Ok(Decision {
-                    events: vec![
-                        Event::Updated { description, kind },
-                        self.notice(
-                            1,
-                            format!("{} updated room {}", admin.name, changes.join(" and ")),
-                            ctx.now,
-                        ),
-                    ],
-                    reply: Reply::Updated { changes },
-                })
-            }
-            Command::Send { token, body, to } => {
-                let sender = self.member_of(&token)?;
-                validate::message_body(&body, ctx.limits)?;
-                if self.kind == RoomType::Channel && sender.role != Role::Admin {
-                    return Err(RoomError::ChannelAdminsOnly);
-                }
-                // The recipient is found by its folded name; the message names it as it
-                // joined, so its clients recognise themselves in `to`.
-                let (to, to_member) = match to {
-                    Some(name) => {
-                        let recipient = self.target(&name)?;
-                        (Some(recipient.name.clone()), Some(recipient.member))
-                    }
-                    None => (None, None),
-                };
-                let seq = self.last_seq + 1;
-                let message = Message {
-                    seq,
-                    id: Uuid::new_v4().to_string(),
-                    room_id: self.id,
-                    from: sender.name.clone(),
-                    from_member: sender.member,
-                    to,
-                    to_member,
-                    body,
-                    timestamp: ctx.now,
-                };
-                // The sender's cursor passes its own message unless missed messages remain.
-                let cursor = if log.has_more {
-                    log.messages.last().map(|m| m.seq)
-                } else {
-                    Some(seq)
-                };
-                let mut events = vec![Event::Posted(message)];
-                events.extend(cursor.map(|seq| Event::CursorMoved {
-                    member: sender.member,
-                    seq,
-                }));
-                Ok(Decision {
-                    events,
-                    reply: Reply::Sent { seq, missed: log },
-                })
-            }
-            Command::Unread { token } => {
-                let agent = self.member_of(&token)?;
-                let events = self.cursor_after_read(agent, &log).into_iter().collect();
-                Ok(Decision {
-                    events,
-                    reply: Reply::Unread(log),
-                })
-            }
-            Command::Delivered { member, seq, prev } => {
-                let events = match self.agent(member) {
-                    Some(a) if a.cursor >= prev && seq > a.cursor && seq <= self.last_seq => {
-                        vec![Event::CursorMoved { member, seq }]
-                    }
-                    _ => vec![],
-                };
-                Ok(Decision {
-                    events,
-                    reply: Reply::Delivered,
-                })
-            }
-        }
-    }
-
-    fn decide_join(
+    pub fn decide<C: Decide>(
         &self,
-        agent_name: String,
-        token: Option<TokenDigest>,
-        new_token: TokenDigest,
-        endpoint: Option<String>,
+        cmd: C,
         log: Missed,
         ctx: Ctx<'_>,
-    ) -> Result<Decision, RoomError> {
-        validate::agent_name(&agent_name, ctx.limits)?;
-        if let Some(existing) = self.agent_by_name(&agent_name) {
-            if token.as_ref() != Some(&existing.token) {
-                return Err(RoomError::NameTaken(agent_name));
-            }
-            let mut events = vec![Event::Reconnected {
-                member: existing.member,
-                endpoint: endpoint.or_else(|| existing.endpoint.clone()),
-            }];
-            events.extend(self.cursor_after_read(existing, &log));
-            return Ok(Decision {
-                events,
-                reply: Reply::Joined {
-                    member: existing.member,
-                    agent_name: existing.name.clone(),
-                    role: existing.role,
-                    reconnected: true,
-                    missed: log,
-                },
-            });
-        }
-        let member = self.last_member + 1;
-        let notice = self.notice(1, format!("{agent_name} joined the room"), ctx.now);
-        // A room always keeps an admin: the first to join a room everyone left takes it.
-        let role = if self.admin_count() == 0 {
-            Role::Admin
-        } else {
-            Role::Member
-        };
-        let agent = Agent {
-            member,
-            name: agent_name.clone(),
-            role,
-            joined_at: ctx.now,
-            token: new_token,
-            endpoint,
-            // A newcomer has seen everything up to and including its own join notice.
-            cursor: self.last_seq + 1,
-        };
-        Ok(Decision {
-            events: vec![Event::Joined(agent), notice],
-            reply: Reply::Joined {
-                member,
-                agent_name,
-                role,
-                reconnected: false,
-                missed: Missed::default(),
-            },
-        })
+    ) -> Result<Decision<C::Reply>, RoomError> {
+        cmd.decide(self, log, ctx)
     }
 
-    fn target(&self, name: &str) -> Result<&Agent, RoomError> {
+    pub(crate) fn target(&self, name: &str) -> Result<&Agent, RoomError> {
         self.agent_by_name(name)
             .ok_or_else(|| RoomError::AgentNotFound(name.to_string()))
     }
 
     /// Where the cursor goes after `agent` was handed `page`: past everything when the
     /// page was complete, else to the last message handed out.
-    fn cursor_after_read(&self, agent: &Agent, page: &Missed) -> Option<Event> {
+    pub(crate) fn cursor_after_read(&self, agent: &Agent, page: &Missed) -> Option<Event> {
         let seq = if page.has_more {
             page.messages.last()?.seq
         } else {
@@ -373,17 +155,17 @@ impl Room {
     }
 
     /// A room-bot message that will take the `offset`-th next seq of this decision.
-    fn notice(&self, offset: u64, body: String, now: Timestamp) -> Event {
+    pub(crate) fn notice(&self, offset: u64, body: String, ctx: &Ctx<'_>) -> Event {
         Event::Posted(Message {
             seq: self.last_seq + offset,
-            id: Uuid::new_v4().to_string(),
+            id: ctx.message_id.to_string(),
             room_id: self.id,
             from: ROOM_BOT.to_string(),
             from_member: 0,
             to: None,
             to_member: None,
             body,
-            timestamp: now,
+            timestamp: ctx.now,
         })
     }
 
@@ -423,12 +205,12 @@ impl Room {
     }
 
     /// Decide and, on success, apply: what the actor does for each command.
-    pub fn handle(
+    pub fn handle<C: Decide>(
         &mut self,
-        cmd: Command,
+        cmd: C,
         log: Missed,
         ctx: Ctx<'_>,
-    ) -> Result<Decision, RoomError> {
+    ) -> Result<Decision<C::Reply>, RoomError> {
         let decision = self.decide(cmd, log, ctx)?;
         for e in &decision.events {
             self.apply(e);

@@ -1804,6 +1804,7 @@ fn decide_never_changes_the_room() {
     let ctx = Ctx {
         now: Timestamp::from_millis(sim.now + 1),
         limits: &sim.limits,
+        message_id: uuid::Uuid::new_v4(),
     };
     for cmd in [
         send_cmd(alice, "hi", None),
