@@ -89,8 +89,9 @@ pub enum Moderation {
     Kick,
 }
 
-/// `room.update`. The type stays text until the room has checked the caller is an
-/// admin: a member's refused update says so before any word about its values.
+/// `room.update`. The type stays text until the room has checked the caller's token and
+/// role: a bad token or a member's update is refused as such before any word about its
+/// values (the order every protocol answers in).
 #[derive(Clone, Debug)]
 pub struct Update {
     pub token: TokenDigest,
