@@ -1,10 +1,13 @@
-//! The requests a gateway sends to a room (through the `Router`) and what comes back.
+//! The operations a gateway sends to a room (through the `Router`), each with its answer.
 //! These are the protocol-neutral operations of docs/protocol.md, section 'Actions';
 //! they are serde types so that the cluster can carry them between nodes unchanged.
 
+use std::fmt;
+
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Missed, Reply};
+use crate::command::{Delivered, Missed, Moderated, Moderation, Sent, Updated};
 use crate::ids::{MemberId, RoomId, Seq};
 use crate::model::{Message, Role, RoomType};
 use crate::time::Timestamp;
@@ -58,97 +61,171 @@ impl std::fmt::Debug for PasswordProof {
     }
 }
 
-/// An operation on one existing room.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum RoomRequest {
-    /// `room.join`: a protected room needs `proof` (even on reconnect, join.cloud's rule).
-    Join {
-        agent_name: String,
-        proof: Option<PasswordProof>,
-        token: Option<AgentToken>,
-        endpoint: Option<String>,
-    },
-    Leave {
-        token: AgentToken,
-    },
-    Promote {
-        token: AgentToken,
-        target: String,
-    },
-    Demote {
-        token: AgentToken,
-        target: String,
-    },
-    Kick {
-        token: AgentToken,
-        target: String,
-    },
-    Update {
-        token: AgentToken,
-        description: Option<String>,
-        kind: Option<String>,
-    },
-    Send {
-        token: AgentToken,
-        body: String,
-        to: Option<String>,
-    },
-    Unread {
-        token: AgentToken,
-    },
-    /// `room.info`: needs a protected room's password (verified: `proof`) or a member's
-    /// token.
-    Info {
-        proof: Option<PasswordProof>,
-        token: Option<AgentToken>,
-    },
-    /// The room's password hash (`None`: an open room), for verifying a password outside
-    /// the room before sending it a [`PasswordProof`].
-    PasswordHash,
-    /// `message.history`: the `limit` most recent visible messages after skipping `offset`.
-    History {
-        token: AgentToken,
-        limit: usize,
-        offset: usize,
-    },
-    /// Who is this token? Used before streaming to a subscriber.
-    Authorize {
-        token: AgentToken,
-    },
-    /// An A2A push to `member` was acknowledged (see `Command::Delivered` for `prev`).
-    Delivered {
-        member: MemberId,
-        seq: Seq,
-        prev: Seq,
-    },
+/// An operation on one existing room, answered by the room's owner with its own
+/// [`RoomOp::Answer`] type: a request and its answer are tied by the type system, so
+/// nothing pairs them at run time. They are serde types: the cluster carries them
+/// between nodes unchanged.
+pub trait RoomOp: Clone + fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
+    type Answer: fmt::Debug + Serialize + DeserializeOwned + Send + 'static;
 }
 
+/// `room.join`: a protected room needs `proof` (even on reconnect, join.cloud's rule).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum RoomResponse {
-    Joined {
-        room_id: RoomId,
-        agent_name: String,
-        agent_token: AgentToken,
-        role: Role,
-        reconnected: bool,
-        missed: Missed,
-        /// The agent's read cursor after the join: everything up to it was handed out
-        /// (its own join notice, the missed messages). A subscription that should carry
-        /// on from the join starts here, so nothing committed after it is skipped.
-        cursor: Seq,
-    },
-    Done(Reply),
-    Info(RoomView),
-    History {
-        messages: Vec<Message>,
-        total: u64,
-    },
-    Viewer {
-        member: MemberId,
-        agent_name: String,
-        last_seq: Seq,
-    },
-    PasswordHash(Option<String>),
+pub struct JoinRoom {
+    pub agent_name: String,
+    pub proof: Option<PasswordProof>,
+    pub token: Option<AgentToken>,
+    pub endpoint: Option<String>,
+}
+
+/// The answer to a join: what `room.join` and `JoinRoom` render.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Joined {
+    pub room_id: RoomId,
+    pub agent_name: String,
+    pub agent_token: AgentToken,
+    pub role: Role,
+    pub reconnected: bool,
+    pub missed: Missed,
+    /// The agent's read cursor after the join: everything up to it was handed out
+    /// (its own join notice, the missed messages). A subscription that should carry
+    /// on from the join starts here, so nothing committed after it is skipped.
+    pub cursor: Seq,
+}
+
+/// `room.leave`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LeaveRoom {
+    pub token: AgentToken,
+}
+
+/// `room.promote`, `room.demote`, `room.kick`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModerateAgent {
+    pub token: AgentToken,
+    pub target: String,
+    pub action: Moderation,
+}
+
+/// `room.update`. The type is text: the room checks the token and the caller's role
+/// before any value (the order of the contract's refusals).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UpdateRoom {
+    pub token: AgentToken,
+    pub description: Option<String>,
+    pub kind: Option<String>,
+}
+
+/// `message.send`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SendMessage {
+    pub token: AgentToken,
+    pub body: String,
+    pub to: Option<String>,
+}
+
+/// `message.unread`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GetUnread {
+    pub token: AgentToken,
+}
+
+/// `room.info`: needs a protected room's password (verified: `proof`) or a member's
+/// token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GetInfo {
+    pub proof: Option<PasswordProof>,
+    pub token: Option<AgentToken>,
+}
+
+/// The room's password hash, for verifying a password outside the room before sending
+/// it a [`PasswordProof`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GetLock;
+
+/// A room's lock: its password hash, `None` for an open room.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Lock(pub Option<String>);
+
+/// Who is this token? Asked before reading history or streaming to a subscriber.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Authorize {
+    pub token: AgentToken,
+}
+
+/// A member authorised to read: the messages it may see are decided by `member`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Viewer {
+    pub member: MemberId,
+    pub agent_name: String,
+    pub last_seq: Seq,
+}
+
+/// An A2A push to `member` was acknowledged (see [`Delivered`] for `prev`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Acknowledge(pub Delivered);
+
+impl RoomOp for JoinRoom {
+    type Answer = Joined;
+}
+impl RoomOp for LeaveRoom {
+    type Answer = ();
+}
+impl RoomOp for ModerateAgent {
+    type Answer = Moderated;
+}
+impl RoomOp for UpdateRoom {
+    type Answer = Updated;
+}
+impl RoomOp for SendMessage {
+    type Answer = Sent;
+}
+impl RoomOp for GetUnread {
+    type Answer = Missed;
+}
+impl RoomOp for GetInfo {
+    type Answer = RoomView;
+}
+impl RoomOp for GetLock {
+    type Answer = Lock;
+}
+impl RoomOp for Authorize {
+    type Answer = Viewer;
+}
+impl RoomOp for Acknowledge {
+    type Answer = ();
+}
+
+/// A page of a room's history, newest last, and how many messages the viewer may see.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub messages: Vec<Message>,
+    pub total: u64,
+}
+
+/// Which slice of a listing or history: at most `limit` items after skipping `offset`.
+/// The defaults and bounds of every protocol are here: `limit` 20 when not given,
+/// else between 1 and 100; `offset` at least 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    pub limit: usize,
+    pub offset: usize,
+}
+
+impl Page {
+    pub const DEFAULT_LIMIT: usize = 20;
+    pub const MAX_LIMIT: usize = 100;
+
+    /// A page from a client's values (gRPC, where 0 is "not given", passes `None`).
+    pub fn new(limit: Option<i64>, offset: Option<i64>) -> Page {
+        let limit = limit
+            .unwrap_or(Self::DEFAULT_LIMIT as i64)
+            .clamp(1, Self::MAX_LIMIT as i64);
+        Page {
+            limit: limit as usize,
+            offset: offset.unwrap_or(0).max(0) as usize,
+        }
+    }
 }
 
 /// `room.info` data.

@@ -39,9 +39,13 @@ pub mod token;
 pub mod validate;
 
 pub use api::{
-    CreateRoom, Created, PasswordProof, RoomRequest, RoomResponse, RoomSummary, RoomView,
+    Acknowledge, Authorize, CreateRoom, Created, GetInfo, GetLock, GetUnread, HistoryPage,
+    JoinRoom, Joined, LeaveRoom, Lock, ModerateAgent, Page, PasswordProof, RoomOp, RoomSummary,
+    RoomView, SendMessage, UpdateRoom, Viewer,
 };
-pub use command::{Admission, Command, Event, Missed, Moderated, Moderation, Reply, Sent, Updated};
+pub use command::{
+    Admission, Command, Delivered, Event, Missed, Moderated, Moderation, Reply, Sent, Updated,
+};
 pub use error::{AttemptScope, RoomError};
 pub use ids::{MemberId, RoomId, Seq};
 pub use limits::Limits;
