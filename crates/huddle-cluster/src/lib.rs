@@ -5,23 +5,24 @@
 //! architecture's terms). The cluster implementation (Redis leases, rendezvous hashing,
 //! the internal node gRPC service) implements the same trait, so gateways do not change.
 //!
-//! Layout:
-//! - [`Router`] and [`LocalRouter`] (this file).
-//! - [`resolve`] — room references as clients give them (`id`, `name`, `name:password`)
-//!   turned into a room: the one place a room password is checked for every protocol.
-
-pub mod resolve;
+//! Room operations cross this seam as a [`RoomCall`]: the operation and the typed port
+//! of its answer, so the seam stays object-safe and nothing pairs answers with requests
+//! at run time. [`Router::ask`] is how callers use it: one typed operation in, its
+//! typed answer out.
 
 use std::net::IpAddr;
 
 use async_trait::async_trait;
 use huddle_core::{
-    AgentToken, CreateRoom, Created, MemberId, PasswordProof, RoomError, RoomId, RoomRequest,
-    RoomResponse, Seq,
+    AgentToken, CreateRoom, Created, HistoryPage, MemberId, Page, PasswordProof, RoomError, RoomId,
+    Seq,
 };
-use huddle_rooms::RoomDirectory;
+/// Calls and their answers, re-exported so callers need not know `huddle-rooms`.
+pub use huddle_rooms::call;
+use huddle_rooms::call::Ask;
 /// What [`Router::subscribe`] returns, re-exported so gateways need not know `huddle-rooms`.
 pub use huddle_rooms::{MessageStream, SubscribeError};
+use huddle_rooms::{RoomCall, RoomDirectory};
 use huddle_store::{NamedRoom, RoomPage};
 
 #[async_trait]
@@ -29,8 +30,18 @@ pub trait Router: Send + Sync + 'static {
     /// `room.create`.
     async fn create(&self, req: CreateRoom) -> Result<Created, RoomError>;
 
-    /// One operation on one room, answered by the room's owner.
-    async fn call(&self, room: RoomId, req: RoomRequest) -> Result<RoomResponse, RoomError>;
+    /// One operation on one room, answered by the room's owner on the call's port
+    /// (use [`Router::ask`]).
+    async fn call(&self, room: RoomId, call: RoomCall);
+
+    /// A page of `room`'s history for `viewer`, a member the room has authorised: a
+    /// read of the store, which every node reaches.
+    async fn history(
+        &self,
+        room: RoomId,
+        viewer: MemberId,
+        page: Page,
+    ) -> Result<HistoryPage, RoomError>;
 
     /// Every room with this (lower-cased) name.
     async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, RoomError>;
@@ -47,12 +58,7 @@ pub trait Router: Send + Sync + 'static {
     ) -> Result<Option<(RoomId, PasswordProof)>, RoomError>;
 
     /// The public listing (password-less rooms only).
-    async fn list(
-        &self,
-        search: Option<&str>,
-        limit: usize,
-        offset: usize,
-    ) -> Result<RoomPage, RoomError>;
+    async fn list(&self, search: Option<&str>, page: Page) -> Result<RoomPage, RoomError>;
 
     /// Messages visible to the token's agent with `seq > after` (default: from now on),
     /// log first then live. Returns the stream and the subscriber's member id.
@@ -62,6 +68,15 @@ pub trait Router: Send + Sync + 'static {
         token: AgentToken,
         after: Option<Seq>,
     ) -> Result<(MessageStream, MemberId), RoomError>;
+}
+
+impl dyn Router {
+    /// Runs `op` on `room` and waits for its typed answer.
+    pub async fn ask<O: Ask>(&self, room: RoomId, op: O) -> Result<O::Answer, RoomError> {
+        let (call, answer) = call::call(op);
+        self.call(room, call).await;
+        answer.await
+    }
 }
 
 /// Every room lives on this node.
@@ -86,8 +101,17 @@ impl Router for LocalRouter {
         self.directory.create(req).await
     }
 
-    async fn call(&self, room: RoomId, req: RoomRequest) -> Result<RoomResponse, RoomError> {
-        self.directory.call(room, req).await
+    async fn call(&self, room: RoomId, call: RoomCall) {
+        self.directory.dispatch(room, call).await
+    }
+
+    async fn history(
+        &self,
+        room: RoomId,
+        viewer: MemberId,
+        page: Page,
+    ) -> Result<HistoryPage, RoomError> {
+        self.directory.history(room, viewer, page).await
     }
 
     async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, RoomError> {
@@ -106,13 +130,8 @@ impl Router for LocalRouter {
             .await
     }
 
-    async fn list(
-        &self,
-        search: Option<&str>,
-        limit: usize,
-        offset: usize,
-    ) -> Result<RoomPage, RoomError> {
-        self.directory.list(search, limit, offset).await
+    async fn list(&self, search: Option<&str>, page: Page) -> Result<RoomPage, RoomError> {
+        self.directory.list(search, page.limit, page.offset).await
     }
 
     async fn subscribe(

@@ -65,7 +65,9 @@ impl std::fmt::Debug for PasswordProof {
 /// [`RoomOp::Answer`] type: a request and its answer are tied by the type system, so
 /// nothing pairs them at run time. They are serde types: the cluster carries them
 /// between nodes unchanged.
-pub trait RoomOp: Clone + fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
+pub trait RoomOp:
+    Clone + fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+{
     type Answer: fmt::Debug + Serialize + DeserializeOwned + Send + 'static;
 }
 

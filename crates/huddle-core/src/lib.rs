@@ -1,9 +1,10 @@
 //! The room as a pure state machine.
 //!
 //! Nothing here does I/O or knows a wire format: the gateway turns A2A/MCP/gRPC into a
-//! [`RoomRequest`], the room actor (in `huddle-rooms`) turns that into a [`Command`] with
-//! everything it needs already fetched, and [`Room::decide`] answers with the [`Event`]s
-//! to persist and the [`Reply`]. [`Room::apply`] folds an event into the state; it is the
+//! typed room operation ([`api`]: [`SendMessage`], [`JoinRoom`], ...), the room actor (in
+//! `huddle-rooms`) turns that into a typed command ([`command`]) with everything it needs
+//! already fetched, and [`Room::decide`] answers with the [`Event`]s to persist and the
+//! command's own answer type. [`Room::apply`] folds an event into the state; it is the
 //! only place room state changes, so replay and live handling cannot disagree.
 //!
 //! Layout:
@@ -15,11 +16,13 @@
 //! - [`name`]     — the fold that decides when two agent names are the same name.
 //! - [`validate`] — checks on names, descriptions, types, bodies and endpoint URLs.
 //! - [`model`]    — `Room`, `Agent`, `Message`, roles and room types.
-//! - [`command`]  — `Command`, `Event`, `Reply`.
+//! - [`command`]  — the typed commands and answers, `Event`; `Command`/`Reply` (the same
+//!   commands as one enum, for tests and the fuzzer).
 //! - [`room`]     — `Room::decide` and `Room::apply`, the [`room::Decide`] trait.
 //! - [`decide`]   — each command's rules (docs/protocol.md, sections 'Actions' and
 //!   'Differences from join.cloud, and why'), one `Decide` impl each.
-//! - [`api`]      — the requests a gateway sends to a room and their responses.
+//! - [`api`]      — the typed room operations a gateway sends, each with its answer
+//!   ([`RoomOp`]), and [`Page`].
 //! - `fuzzing`    — the room under arbitrary command sequences, shared by the fuzz target
 //!   and the tests (hidden: not an API).
 

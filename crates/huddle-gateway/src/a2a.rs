@@ -55,7 +55,7 @@ pub async fn post(State(app): State<AppState>, request: Request) -> Response {
             mut params,
         } => {
             params.client = client;
-            let message = match ops::execute(app.router.as_ref(), action, *params).await {
+            let message = match ops::execute(app.api(), action, *params).await {
                 Ok(outcome) => render(outcome),
                 Err(e) => {
                     retry_after = e.retry_after_secs();

@@ -4,8 +4,10 @@
 //!
 //! Layout:
 //! - [`app`] (this file) — the axum application and its shared state.
-//! - [`ops`]   — the room actions, envelope-independent (A2A and MCP run them; gRPC reuses
-//!   their join, resolution and token helpers).
+//! - [`ops`]   — the room actions for A2A and MCP: parameters parsed into typed calls of
+//!   the room API (`huddle-app`), answers rendered.
+//! - [`action`] — action names and aliases; [`params`] — the loose parameters of both
+//!   envelopes; [`render`] — typed answers as the contract's text and data.
 //! - [`docs`]  — the action documentation (help, rpc.discover, Agent Card, MCP instructions).
 //! - [`a2a`]   — `POST /a2a` JSON-RPC, `GET /a2a`, the Agent Card.
 //! - [`mcp`]   — MCP Streamable HTTP at `/mcp`: the twelve room tools, live room notifications.
@@ -20,6 +22,7 @@
 //!   and the tests (hidden: not an API).
 
 pub mod a2a;
+pub mod action;
 pub mod bearer;
 pub mod body;
 pub mod client_kind;
@@ -29,7 +32,9 @@ pub mod fuzzing;
 pub mod grpc;
 pub mod mcp;
 pub mod ops;
+pub mod params;
 pub mod peer;
+pub mod render;
 pub mod sse;
 pub mod web;
 
@@ -73,6 +78,13 @@ pub struct AppState {
     /// requests and close; clients resume by seq on any node. A token that is never
     /// cancelled keeps streams open until their clients leave.
     pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// The typed room API over this node's router.
+    pub fn api(&self) -> huddle_app::RoomApi<'_> {
+        huddle_app::RoomApi::new(self.router.as_ref())
+    }
 }
 
 /// The whole HTTP application, testable without a socket.

@@ -20,7 +20,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use huddle_core::{AgentToken, Message, RoomError, RoomId, RoomRequest, Seq};
+use huddle_core::{AgentToken, GetLock, Message, RoomError, RoomId, Seq};
 use serde_json::json;
 
 use crate::AppState;
@@ -59,11 +59,7 @@ pub async fn stream(
         });
     let Some(token) = presented else {
         // Unknown room still wins over a missing token.
-        let probe = RoomRequest::Info {
-            proof: None,
-            token: None,
-        };
-        if let Err(RoomError::RoomNotFound(_)) = router.call(room_id, probe).await {
+        if let Err(RoomError::RoomNotFound(_)) = router.ask(room_id, GetLock).await {
             return refuse(StatusCode::NOT_FOUND, "Room not found");
         }
         return refuse(StatusCode::UNAUTHORIZED, "agentToken query param required");

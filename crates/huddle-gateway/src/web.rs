@@ -41,7 +41,11 @@ pub async fn healthz() -> &'static str {
 
 /// Ready when the store answers.
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    match app.router.list(None, 1, 0).await {
+    match app
+        .router
+        .list(None, huddle_core::Page::new(Some(1), None))
+        .await
+    {
         Ok(_) => (StatusCode::OK, "ready").into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")).into_response(),
     }

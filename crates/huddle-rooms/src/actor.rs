@@ -29,15 +29,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use huddle_core::command::LogRead;
-use huddle_core::room::Ctx;
+use huddle_core::command::{self, LogRead};
+use huddle_core::room::{Ctx, Decide};
 use huddle_core::{
-    AgentToken, Command, Event, MemberId, Message, Missed, PasswordProof, Reply, Room, RoomError,
-    RoomRequest, RoomResponse, Seq, Timestamp,
+    Acknowledge, AgentToken, Event, GetLock, JoinRoom, Joined, Lock, MemberId, Message, Missed,
+    PasswordProof, Room, RoomError, Seq, Timestamp, Viewer,
 };
 use huddle_store::{Epoch, RoomStore};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use uuid::Uuid;
 
+use crate::call::{Port, RoomCall};
 use crate::config::RoomsConfig;
 use crate::endpoint;
 use crate::hub::{Fanout, Hub, Live};
@@ -48,9 +50,6 @@ use crate::secrets;
 /// Recent messages kept in memory per active room.
 const TAIL: usize = 256;
 
-pub type RoomReply = RpcReplyPort<Result<RoomResponse, RoomError>>;
-pub type SubscribeReply = RpcReplyPort<Result<Subscription, RoomError>>;
-
 /// An authorised subscriber's start: who it is, the room's `last_seq` when its feed was
 /// opened, and the feed (which gets every message published after that `last_seq`).
 pub struct Subscription {
@@ -60,9 +59,10 @@ pub struct Subscription {
 }
 
 pub enum RoomMsg {
-    Request(RoomRequest, RoomReply),
+    /// One operation, answered on its own typed port.
+    Call(RoomCall),
     /// Authorise the token's agent as a reader and open its live feed.
-    Subscribe(AgentToken, SubscribeReply),
+    Subscribe(AgentToken, Port<Subscription>),
     /// Commit what was applied since the last flush, then publish and reply.
     Flush,
     /// The in-flight append finished (its task holds the result).
@@ -84,35 +84,33 @@ pub struct RoomArgs {
     pub config: Arc<RoomsConfig>,
 }
 
-/// A reply waiting for the commit of what was applied before it was computed.
-enum PendingReply {
-    Room(RoomReply, Result<RoomResponse, RoomError>),
-    Subscribe(SubscribeReply, Result<Subscription, RoomError>),
+/// A reply waiting for the commit of what was applied before it was computed, whatever
+/// its answer type.
+trait Settle: Send + Sync {
+    fn send(self: Box<Self>);
+    fn fail(self: Box<Self>, err: RoomError);
 }
 
-impl PendingReply {
-    fn send(self) {
+struct Answer<T> {
+    port: Port<T>,
+    result: Result<T, RoomError>,
+}
+
+impl<T: Send + Sync> Settle for Answer<T> {
+    fn send(self: Box<Self>) {
         // A caller that gave up is gone; a feed sent to it is dropped (and freed) here.
-        match self {
-            PendingReply::Room(port, result) => {
-                let _ = port.send(result);
-            }
-            PendingReply::Subscribe(port, result) => {
-                let _ = port.send(result);
-            }
-        }
+        self.port.send(self.result);
     }
 
-    fn fail(self, err: RoomError) {
-        match self {
-            PendingReply::Room(port, _) => {
-                let _ = port.send(Err(err));
-            }
-            PendingReply::Subscribe(port, _) => {
-                let _ = port.send(Err(err));
-            }
-        }
+    fn fail(self: Box<Self>, err: RoomError) {
+        self.port.send(Err(err));
     }
+}
+
+type PendingReply = Box<dyn Settle>;
+
+fn pending<T: Send + Sync + 'static>(port: Port<T>, result: Result<T, RoomError>) -> PendingReply {
+    Box::new(Answer { port, result })
 }
 
 /// The append being written, and what to do once it is durable.
@@ -194,17 +192,15 @@ impl Actor for RoomActor {
         state: &mut RoomState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            RoomMsg::Request(req, port) => {
+            RoomMsg::Call(call) => {
                 state.last_active = Instant::now();
-                let result = state.request(req).await;
-                state.reply(&myself, PendingReply::Room(port, result)).await;
+                let reply = state.call(call).await;
+                state.reply(&myself, reply).await;
             }
             RoomMsg::Subscribe(token, port) => {
                 state.last_active = Instant::now();
                 let result = state.subscribe(token);
-                state
-                    .reply(&myself, PendingReply::Subscribe(port, result))
-                    .await;
+                state.reply(&myself, pending(port, result)).await;
             }
             RoomMsg::Flush => {
                 state.flush_scheduled = false;
@@ -244,122 +240,98 @@ impl Actor for RoomActor {
 }
 
 impl RoomState {
-    async fn request(&mut self, req: RoomRequest) -> Result<RoomResponse, RoomError> {
-        let done = |r: Reply| RoomResponse::Done(r);
-        match req {
-            RoomRequest::Join {
-                agent_name,
-                proof,
-                token,
-                endpoint,
-            } => {
-                self.check_password(proof.as_ref())?;
-                if let Some(url) = &endpoint {
-                    endpoint::check_url(url, self.config.allow_private_endpoints)?;
-                }
-                let new_token = secrets::mint_token(self.room.id);
-                let cmd = Command::Join {
-                    agent_name,
-                    token: token.as_ref().map(AgentToken::digest),
-                    new_token: new_token.digest(),
-                    endpoint,
+    /// Runs one operation; its answer waits for the commit of what precedes it.
+    async fn call(&mut self, call: RoomCall) -> PendingReply {
+        match call {
+            RoomCall::Join(op, port) => pending(port, self.join(op).await),
+            RoomCall::Leave(op, port) => {
+                let cmd = command::Leave {
+                    token: op.token.digest(),
                 };
-                match self.run(cmd).await? {
-                    Reply::Joined {
-                        member,
-                        agent_name,
-                        role,
-                        reconnected,
-                        missed,
-                    } => Ok(RoomResponse::Joined {
-                        cursor: self.room.agent(member).map_or(0, |a| a.cursor),
-                        room_id: self.room.id,
-                        agent_name,
-                        agent_token: match (reconnected, token) {
-                            (true, Some(t)) => t,
-                            _ => new_token,
-                        },
-                        role,
-                        reconnected,
-                        missed,
-                    }),
-                    other => Err(unexpected(other)),
-                }
+                pending(port, self.run(cmd).await)
             }
-            RoomRequest::Leave { token } => self
-                .run(Command::Leave {
-                    token: token.digest(),
-                })
-                .await
-                .map(done),
-            RoomRequest::Promote { token, target } => self
-                .run(Command::Promote {
-                    token: token.digest(),
-                    target,
-                })
-                .await
-                .map(done),
-            RoomRequest::Demote { token, target } => self
-                .run(Command::Demote {
-                    token: token.digest(),
-                    target,
-                })
-                .await
-                .map(done),
-            RoomRequest::Kick { token, target } => self
-                .run(Command::Kick {
-                    token: token.digest(),
-                    target,
-                })
-                .await
-                .map(done),
-            RoomRequest::Update {
-                token,
-                description,
-                kind,
-            } => self
-                .run(Command::Update {
-                    token: token.digest(),
-                    description,
-                    kind,
-                })
-                .await
-                .map(done),
-            RoomRequest::Send { token, body, to } => self
-                .run(Command::Send {
-                    token: token.digest(),
-                    body,
-                    to,
-                })
-                .await
-                .map(done),
-            RoomRequest::Unread { token } => self
-                .run(Command::Unread {
-                    token: token.digest(),
-                })
-                .await
-                .map(done),
-            RoomRequest::Delivered { member, seq, prev } => self
-                .run(Command::Delivered { member, seq, prev })
-                .await
-                .map(done),
-            RoomRequest::Info { proof, token } => {
-                self.check_access(proof.as_ref(), token)?;
-                Ok(RoomResponse::Info(self.room.view()))
+            RoomCall::Moderate(op, port) => {
+                let cmd = command::Moderate {
+                    token: op.token.digest(),
+                    target: op.target,
+                    action: op.action,
+                };
+                pending(port, self.run(cmd).await)
             }
-            RoomRequest::PasswordHash => {
-                Ok(RoomResponse::PasswordHash(self.room.password_hash.clone()))
+            RoomCall::Update(op, port) => {
+                let cmd = command::Update {
+                    token: op.token.digest(),
+                    description: op.description,
+                    kind: op.kind,
+                };
+                pending(port, self.run(cmd).await)
             }
-            RoomRequest::Authorize { token } | RoomRequest::History { token, .. } => {
-                let member = self.room.viewer(&token.digest())?;
-                let agent = self.room.agent(member).ok_or(RoomError::InvalidToken)?;
-                Ok(RoomResponse::Viewer {
-                    member,
-                    agent_name: agent.name.clone(),
-                    last_seq: self.room.last_seq,
-                })
+            RoomCall::Send(op, port) => {
+                let cmd = command::Send {
+                    token: op.token.digest(),
+                    body: op.body,
+                    to: op.to,
+                };
+                pending(port, self.run(cmd).await)
             }
+            RoomCall::Unread(op, port) => {
+                let cmd = command::Unread {
+                    token: op.token.digest(),
+                };
+                pending(port, self.run(cmd).await)
+            }
+            RoomCall::Acknowledge(Acknowledge(delivered), port) => {
+                pending(port, self.run(delivered).await)
+            }
+            RoomCall::Info(op, port) => {
+                let view = self.check_access(op.proof.as_ref(), op.token);
+                pending(port, view.map(|()| self.room.view()))
+            }
+            RoomCall::Lock(GetLock, port) => {
+                pending(port, Ok(Lock(self.room.password_hash.clone())))
+            }
+            RoomCall::Authorize(op, port) => pending(port, self.viewer(&op.token)),
         }
+    }
+
+    /// `room.join`: the password proof and endpoint checked, a token minted in case
+    /// this is a newcomer.
+    async fn join(&mut self, op: JoinRoom) -> Result<Joined, RoomError> {
+        self.check_password(op.proof.as_ref())?;
+        if let Some(url) = &op.endpoint {
+            endpoint::check_url(url, self.config.allow_private_endpoints)?;
+        }
+        let new_token = secrets::mint_token(self.room.id);
+        let cmd = command::Join {
+            agent_name: op.agent_name,
+            token: op.token.as_ref().map(AgentToken::digest),
+            new_token: new_token.digest(),
+            endpoint: op.endpoint,
+        };
+        let admission = self.run(cmd).await?;
+        Ok(Joined {
+            cursor: self.room.agent(admission.member).map_or(0, |a| a.cursor),
+            room_id: self.room.id,
+            agent_token: match (admission.reconnected, op.token) {
+                (true, Some(t)) => t,
+                _ => new_token,
+            },
+            agent_name: admission.agent_name,
+            role: admission.role,
+            reconnected: admission.reconnected,
+            missed: admission.missed,
+        })
+    }
+
+    /// The member a token belongs to, as a reader of the room.
+    fn viewer(&self, token: &AgentToken) -> Result<Viewer, RoomError> {
+        let member = self.room.viewer(&token.digest())?;
+        let agent = self.room.agent(member).ok_or(RoomError::InvalidToken)?;
+        Ok(Viewer {
+            member,
+            agent_name: agent.name.clone(),
+            last_seq: self.room.last_seq,
+        })
     }
 
     /// Authorises a reader and opens its feed; nothing is allocated for a refused token.
@@ -383,7 +355,7 @@ impl RoomState {
     }
 
     /// Decides and applies `cmd`, fetching the log slice it needs first.
-    async fn run(&mut self, cmd: Command) -> Result<Reply, RoomError> {
+    async fn run<C: Decide>(&mut self, cmd: C) -> Result<C::Reply, RoomError> {
         let log = match self.room.log_read(&cmd, &self.config.limits) {
             Some(read) => self.read_log(read).await?,
             None => Missed::default(),
@@ -391,6 +363,7 @@ impl RoomState {
         let ctx = Ctx {
             now: now(),
             limits: &self.config.limits,
+            message_id: Uuid::new_v4(),
         };
         let decision = self.room.handle(cmd, log, ctx)?;
         for e in &decision.events {
@@ -479,7 +452,7 @@ impl RoomState {
         let events = std::mem::take(&mut self.pending);
         let replies = std::mem::take(&mut self.replies);
         if events.is_empty() {
-            replies.into_iter().for_each(PendingReply::send);
+            replies.into_iter().for_each(|r| r.send());
             return;
         }
         let messages = self.tail.newer_than(self.submitted);
@@ -520,7 +493,7 @@ impl RoomState {
                 self.tail.trim(self.committed);
                 self.hub.publish(self.room.id, &batch.fanout);
                 self.push(&batch.messages);
-                batch.replies.into_iter().for_each(PendingReply::send);
+                batch.replies.into_iter().for_each(|r| r.send());
             }
             Err(reason) => {
                 // Everything applied after the failed batch builds on it: drop it all.
@@ -585,8 +558,4 @@ fn fanout_in_event_order(events: &[Event], messages: &[Arc<Message>]) -> Vec<Fan
             | Event::CursorMoved { .. } => None,
         })
         .collect()
-}
-
-fn unexpected(reply: Reply) -> RoomError {
-    RoomError::Unavailable(format!("unexpected room reply {reply:?}"))
 }

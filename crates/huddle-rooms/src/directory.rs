@@ -11,15 +11,15 @@ use std::sync::{Arc, Mutex, Weak};
 use futures::StreamExt;
 use huddle_core::room::NewRoom;
 use huddle_core::{
-    CreateRoom, Created, Room, RoomError, RoomId, RoomRequest, RoomResponse, RoomType, Seq,
-    validate,
+    Acknowledge, CreateRoom, Created, Delivered, HistoryPage, MemberId, Page, Room, RoomError,
+    RoomId, RoomType, Seq, validate,
 };
 use huddle_store::{NamedRoom, RoomPage, RoomStore};
-use ractor::rpc::CallResult;
-use ractor::{Actor, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorRef};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::actor::{RoomArgs, RoomMsg, Subscription};
+use crate::call::{self, Answerer, Ask, Port, RoomCall};
 use crate::config::RoomsConfig;
 use crate::hub::{self, Hub, MessageStream};
 use crate::passwords::PasswordGate;
@@ -190,25 +190,35 @@ impl RoomDirectory {
             .map_err(room_error)
     }
 
-    /// Sends `req` to `room`'s actor (activating it if needed) and waits for the answer.
-    pub async fn call(&self, room: RoomId, req: RoomRequest) -> Result<RoomResponse, RoomError> {
+    /// Runs `op` on `room`'s actor (activating it if needed) and waits for its answer.
+    pub async fn ask<O: Ask>(&self, room: RoomId, op: O) -> Result<O::Answer, RoomError> {
         let _permit = self.admit()?;
-        let response = self
-            .ask(room, |port| RoomMsg::Request(req.clone(), port))
-            .await?;
-        match (req, response) {
-            (RoomRequest::History { limit, offset, .. }, RoomResponse::Viewer { member, .. }) => {
-                let (messages, total) = self
-                    .inner
-                    .store
-                    .history(room, member, limit, offset)
-                    .await
-                    .map_err(room_error)?;
-                debug_assert!(messages.iter().all(|m| m.visible_to(member)));
-                Ok(RoomResponse::History { messages, total })
-            }
-            (_, response) => Ok(response),
-        }
+        self.send(room, |port| op.clone().into_call(port), RoomMsg::Call)
+            .await
+    }
+
+    /// Runs a call that came through an object-safe seam and answers it on its port.
+    pub async fn dispatch(&self, room: RoomId, call: RoomCall) {
+        call.answer(&InRoom { rooms: self, room }).await;
+    }
+
+    /// The page of `room`'s history that `viewer` (authorised by the room) may see: a
+    /// store read, off the room's actor.
+    pub async fn history(
+        &self,
+        room: RoomId,
+        viewer: MemberId,
+        page: Page,
+    ) -> Result<HistoryPage, RoomError> {
+        let _permit = self.admit()?;
+        let (messages, total) = self
+            .inner
+            .store
+            .history(room, viewer, page.limit, page.offset)
+            .await
+            .map_err(room_error)?;
+        debug_assert!(messages.iter().all(|m| m.visible_to(viewer)));
+        Ok(HistoryPage { messages, total })
     }
 
     /// A place among the requests in flight on this node, held until the answer is complete.
@@ -220,26 +230,33 @@ impl RoomDirectory {
             .map_err(|_| RoomError::Busy(self.inner.config.max_in_flight))
     }
 
-    /// Sends the message `ask` builds to `room`'s actor (activating it if needed) and waits
-    /// for the answer. The caller holds an [`admit`](Self::admit) permit.
-    async fn ask<T: Send + 'static>(
+    /// Sends the message `build` makes (around `wrap`ped call) to `room`'s actor,
+    /// activating it if needed, and waits for the answer on its port.
+    async fn send<T, C>(
         &self,
         room: RoomId,
-        ask: impl Fn(RpcReplyPort<Result<T, RoomError>>) -> RoomMsg,
+        build: impl Fn(Port<T>) -> C,
+        wrap: impl Fn(C) -> RoomMsg,
     ) -> Result<T, RoomError> {
-        // One retry: the actor may have passivated between lookup and call.
+        // One retry: the actor may have passivated between lookup and send.
         for _ in 0..2 {
             let actor = self.actor(room).await?;
-            match actor.call(&ask, Some(self.inner.config.call_timeout)).await {
-                Ok(CallResult::Success(result)) => return result,
-                Ok(CallResult::Timeout) => {
+            let (port, answer) = call::port();
+            if actor.send_message(wrap(build(port))).is_err() {
+                self.forget(room, &actor);
+                continue;
+            }
+            match tokio::time::timeout(self.inner.config.call_timeout, answer).await {
+                Ok(Ok(result)) => return result,
+                Ok(Err(_dropped)) => {
+                    // The actor stopped before answering (a failed commit answers first).
+                    self.forget(room, &actor);
+                    continue;
+                }
+                Err(_elapsed) => {
                     return Err(RoomError::Unavailable(
                         "the room did not answer in time".into(),
                     ));
-                }
-                Ok(CallResult::SenderError) | Err(_) => {
-                    self.forget(room, &actor);
-                    continue;
                 }
             }
         }
@@ -336,7 +353,11 @@ impl RoomDirectory {
             last_seq,
             live,
         } = self
-            .ask(room, |port| RoomMsg::Subscribe(token.clone(), port))
+            .send(
+                room,
+                |port| (token.clone(), port),
+                |(t, p)| RoomMsg::Subscribe(t, p),
+            )
             .await?;
         drop(admitted);
         let after = after.unwrap_or(last_seq).min(last_seq);
@@ -386,13 +407,25 @@ async fn feed_acks(dir: Weak<Inner>, mut acks: mpsc::UnboundedReceiver<Ack>) {
     while let Some(ack) = acks.recv().await {
         let Some(inner) = dir.upgrade() else { return };
         let dir = RoomDirectory { inner };
-        let req = RoomRequest::Delivered {
+        let ack_op = Acknowledge(Delivered {
             member: ack.member,
             seq: ack.seq,
             prev: ack.prev,
-        };
-        if let Err(e) = dir.call(ack.room, req).await {
+        });
+        if let Err(e) = dir.ask(ack.room, ack_op).await {
             tracing::debug!(room.id = %ack.room, error = %e, "push ack not recorded");
         }
+    }
+}
+
+/// The directory answering the calls of one room.
+struct InRoom<'a> {
+    rooms: &'a RoomDirectory,
+    room: RoomId,
+}
+
+impl Answerer for InRoom<'_> {
+    async fn answer<O: Ask>(&self, op: O) -> Result<O::Answer, RoomError> {
+        self.rooms.ask(self.room, op).await
     }
 }

@@ -20,6 +20,7 @@
 //!   `Server busy`).
 
 pub mod actor;
+pub mod call;
 pub mod config;
 pub mod directory;
 pub mod endpoint;
@@ -31,6 +32,7 @@ pub mod secrets;
 mod store_error;
 
 pub use actor::RoomActor;
+pub use call::{Answerer, Ask, Port, RoomCall};
 pub use config::{PasswordsConfig, PushConfig, RoomsConfig};
 pub use directory::RoomDirectory;
 pub use hub::{MessageStream, SubscribeError};

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
 use huddle_core::{
-    AgentToken, CreateRoom, Event, MemberId, Message, Reply, Room, RoomError, RoomId, RoomRequest,
-    RoomResponse, Seq,
+    AgentToken, CreateRoom, Event, GetInfo, JoinRoom, MemberId, Message, ModerateAgent, Moderation,
+    Room, RoomError, RoomId, SendMessage, Sent, Seq,
 };
 use huddle_rooms::{MessageStream, RoomDirectory, RoomsConfig, SubscribeError};
 use huddle_store::{Durability, EmbeddedStore, Epoch, NamedRoom, RoomPage, RoomStore, StoreError};
@@ -134,21 +134,18 @@ impl Node {
     }
 
     async fn join(&self, room: RoomId, name: &str) -> AgentToken {
-        let req = RoomRequest::Join {
+        let op = JoinRoom {
             agent_name: name.into(),
             proof: None,
             token: None,
             endpoint: None,
         };
-        match self.dir.call(room, req).await.unwrap() {
-            RoomResponse::Joined { agent_token, .. } => agent_token,
-            other => panic!("unexpected answer {other:?}"),
-        }
+        self.dir.ask(room, op).await.unwrap().agent_token
     }
 }
 
-fn send(token: &AgentToken, body: &str) -> RoomRequest {
-    RoomRequest::Send {
+fn send(token: &AgentToken, body: &str) -> SendMessage {
+    SendMessage {
         token: token.clone(),
         body: body.into(),
         to: None,
@@ -197,11 +194,11 @@ async fn refused_subscriptions_and_unknown_rooms_leave_nothing_behind() {
         let ghost = RoomId::new_random();
         let refused = node.dir.subscribe(ghost, foreign.clone(), None).await;
         assert!(matches!(refused, Err(RoomError::RoomNotFound(_))));
-        let info = RoomRequest::Info {
+        let info = GetInfo {
             proof: None,
             token: None,
         };
-        let refused = node.dir.call(ghost, info).await;
+        let refused = node.dir.ask(ghost, info).await;
         assert!(matches!(refused, Err(RoomError::RoomNotFound(_))));
 
         let refused = node.dir.subscribe(room, foreign.clone(), None).await;
@@ -240,7 +237,7 @@ async fn a_rooms_feed_is_freed_when_its_last_stream_drops() {
 
     // The remaining stream still works.
     node.dir
-        .call(room, send(&alice, "still here"))
+        .ask(room, send(&alice, "still here"))
         .await
         .unwrap();
     assert_eq!(next(&mut first).await, "still here");
@@ -262,21 +259,19 @@ async fn a_kicked_members_stream_ends_before_what_followed_the_kick_in_its_commi
 
     let dir = node.dir.clone();
     let gate = node.hold_appends().await;
-    let first = in_mailbox(Box::pin(dir.call(room, send(&alice, "before")))).await;
+    let first = in_mailbox(Box::pin(dir.ask(room, send(&alice, "before")))).await;
     node.an_append_is_in_flight().await;
     // Both land in the next commit, the kick first.
-    let kick = RoomRequest::Kick {
+    let kick = ModerateAgent {
         token: alice.clone(),
         target: "bob".into(),
+        action: Moderation::Kick,
     };
-    let kick = in_mailbox(Box::pin(dir.call(room, kick))).await;
-    let after = in_mailbox(Box::pin(dir.call(room, send(&alice, "after the kick")))).await;
+    let kick = in_mailbox(Box::pin(dir.ask(room, kick))).await;
+    let after = in_mailbox(Box::pin(dir.ask(room, send(&alice, "after the kick")))).await;
     drop(gate);
     let (first, kick, after) = tokio::join!(first, kick, after);
-    let seq = |r: Result<RoomResponse, RoomError>| match r.unwrap() {
-        RoomResponse::Done(Reply::Sent { seq, .. }) => seq,
-        other => panic!("unexpected answer {other:?}"),
-    };
+    let seq = |r: Result<Sent, RoomError>| r.unwrap().seq;
     kick.unwrap();
     assert_eq!(seq(after), seq(first) + 2, "kick notice, then the message");
 
@@ -296,13 +291,13 @@ async fn a_stream_opened_while_commits_are_in_flight_has_no_gap_or_duplicate() {
 
     let dir = node.dir.clone();
     let gate = node.hold_appends().await;
-    let one = in_mailbox(Box::pin(dir.call(room, send(&alice, "one")))).await;
+    let one = in_mailbox(Box::pin(dir.ask(room, send(&alice, "one")))).await;
     node.an_append_is_in_flight().await;
     // "two" is applied but not yet published when the streams open; "three" after.
-    let two = in_mailbox(Box::pin(dir.call(room, send(&alice, "two")))).await;
+    let two = in_mailbox(Box::pin(dir.ask(room, send(&alice, "two")))).await;
     let live = in_mailbox(Box::pin(dir.subscribe(room, carol.clone(), None))).await;
     let replay = in_mailbox(Box::pin(dir.subscribe(room, carol.clone(), Some(0)))).await;
-    let three = in_mailbox(Box::pin(dir.call(room, send(&alice, "three")))).await;
+    let three = in_mailbox(Box::pin(dir.ask(room, send(&alice, "three")))).await;
     drop(gate);
     let (one, two, live, replay, three) = tokio::join!(one, two, live, replay, three);
     for sent in [one, two, three] {
@@ -310,7 +305,7 @@ async fn a_stream_opened_while_commits_are_in_flight_has_no_gap_or_duplicate() {
     }
     let (mut live, _) = live.unwrap();
     let (mut replay, _) = replay.unwrap();
-    dir.call(room, send(&alice, "four")).await.unwrap();
+    dir.ask(room, send(&alice, "four")).await.unwrap();
 
     assert_eq!(
         until(&mut live, "four").await,

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use huddle_core::{AgentToken, CreateRoom, Reply, RoomError, RoomId, RoomRequest, RoomResponse};
+use huddle_core::{AgentToken, CreateRoom, RoomError, RoomId, SendMessage};
 use huddle_rooms::{RoomDirectory, RoomsConfig};
 use huddle_store::{Durability, EmbeddedStore, RoomStore};
 
@@ -16,15 +16,12 @@ async fn send(
     token: &AgentToken,
     body: &str,
 ) -> Result<u64, RoomError> {
-    let req = RoomRequest::Send {
+    let op = SendMessage {
         token: token.clone(),
         body: body.into(),
         to: None,
     };
-    match dir.call(room, req).await? {
-        RoomResponse::Done(Reply::Sent { seq, .. }) => Ok(seq),
-        other => panic!("unexpected answer {other:?}"),
-    }
+    Ok(dir.ask(room, op).await?.seq)
 }
 
 #[tokio::test]

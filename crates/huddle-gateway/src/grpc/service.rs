@@ -1,15 +1,14 @@
-//! `huddle.v1.RoomService`: each RPC turns its typed request into a room operation on
-//! the [`Router`], with the same rules as the A2A/MCP actions (the shared pieces come
-//! from [`crate::ops`] and `huddle_cluster::resolve`), and renders the answer through
-//! `huddle_proto::conversions`. Errors go through [`super::status`].
+//! `huddle.v1.RoomService`: each RPC parses its request into a call of the typed room
+//! API (`huddle-app`, the same calls the A2A/MCP actions make), and renders the typed
+//! answer through `huddle_proto::conversions`. Errors go through [`super::status`].
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
+use huddle_app::{Access, JoinAs, RoomApi, split_context};
 use huddle_cluster::Router;
-use huddle_cluster::resolve::{Access, split_context};
-use huddle_core::{AgentToken, CreateRoom, Reply, RoomError, RoomRequest, RoomResponse};
+use huddle_core::{AgentToken, CreateRoom, Moderation, Page, RoomError};
 use huddle_proto::conversions::{self, room_type_param};
 use huddle_proto::v1 as pb;
 use huddle_proto::v1::room_service_server::RoomService;
@@ -18,12 +17,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::status::{shutting_down, stream_end, to_status};
-use crate::ops::{self, reading_room, required, token_room, unexpected};
-
-/// Page size when a request leaves `limit` at 0 (the actions' default).
-const DEFAULT_LIMIT: u32 = 20;
-/// Largest page.
-const MAX_LIMIT: u32 = 100;
+use crate::params::required;
 
 /// The room service over a [`Router`].
 #[derive(Clone)]
@@ -40,6 +34,10 @@ impl RoomGrpc {
 
     fn router(&self) -> &dyn Router {
         self.router.as_ref()
+    }
+
+    fn api(&self) -> RoomApi<'_> {
+        RoomApi::new(self.router())
     }
 }
 
@@ -70,21 +68,21 @@ fn required_token(field: Option<&str>, metadata: &MetadataMap) -> Result<AgentTo
     presented_token(field, metadata).ok_or_else(|| RoomError::missing(&["agentToken"]))
 }
 
-fn page(limit: u32) -> usize {
-    let n = match limit {
-        0 => DEFAULT_LIMIT,
-        n => n.min(MAX_LIMIT),
-    };
-    n as usize
+/// A page from the request's values: proto3's 0 is "not given".
+fn page(limit: u32, offset: u32) -> Page {
+    Page::new(
+        Some(limit).filter(|l| *l > 0).map(i64::from),
+        Some(i64::from(offset)),
+    )
 }
 
 /// Promote, demote and kick share their checks: an admin's token and a target.
 async fn moderate(
-    router: &dyn Router,
+    api: RoomApi<'_>,
     metadata: &MetadataMap,
     agent_token: Option<&str>,
     target: String,
-    build: impl FnOnce(AgentToken, String) -> RoomRequest,
+    action: Moderation,
 ) -> Result<String, RoomError> {
     let token = presented_token(agent_token, metadata);
     required(&[
@@ -92,13 +90,8 @@ async fn moderate(
         ("targetAgent", !target.is_empty()),
     ])?;
     let token = token.expect("checked above");
-    let room = token_room(&token)?;
-    match ops::call(router, room, build(token, target)).await? {
-        Reply::Promoted { target } | Reply::Demoted { target } | Reply::Kicked { target } => {
-            Ok(target)
-        }
-        other => Err(unexpected(RoomResponse::Done(other))),
-    }
+    let (_, moderated) = api.moderate(token, target, action).await?;
+    Ok(moderated.target)
 }
 
 #[tonic::async_trait]
@@ -113,7 +106,7 @@ impl RoomService for RoomGrpc {
             async {
                 required(&[("agentName", !r.agent_name.is_empty())])?;
                 let created = self
-                    .router()
+                    .api()
                     .create(CreateRoom {
                         name: Some(r.name).filter(|n| !n.trim().is_empty()),
                         agent_name: r.agent_name,
@@ -144,21 +137,17 @@ impl RoomService for RoomGrpc {
                     ("agentName", !r.agent_name.is_empty()),
                 ])?;
                 let (reference, password) = split_context(&r.room, r.password);
-                let endpoint = r.agent_endpoint.filter(|e| !e.is_empty());
                 let access = Access {
                     password,
                     client,
                     member_of: None,
                 };
-                let joined = ops::join_room(
-                    self.router(),
-                    &reference,
-                    access,
-                    r.agent_name,
+                let who = JoinAs {
+                    agent_name: r.agent_name,
                     token,
-                    endpoint,
-                )
-                .await?;
+                    endpoint: r.agent_endpoint.filter(|e| !e.is_empty()),
+                };
+                let joined = self.api().join(&reference, access, who).await?;
                 let (missed_messages, missed_has_more) = conversions::missed(&joined.missed);
                 Ok(pb::JoinRoomResponse {
                     room_id: joined.room_id.to_string(),
@@ -183,8 +172,7 @@ impl RoomService for RoomGrpc {
             async {
                 let token =
                     required_token(request.get_ref().agent_token.as_deref(), request.metadata())?;
-                let room = token_room(&token)?;
-                ops::call(self.router(), room, RoomRequest::Leave { token }).await?;
+                let room = self.api().leave(token).await?;
                 Ok(pb::LeaveRoomResponse {
                     room_id: room.to_string(),
                 })
@@ -205,8 +193,7 @@ impl RoomService for RoomGrpc {
             async {
                 required(&[("roomId", !r.room.is_empty())])?;
                 let (reference, password) = split_context(&r.room, r.password);
-                let view =
-                    ops::room_view(self.router(), &reference, password, client, token).await?;
+                let view = self.api().info(&reference, password, client, token).await?;
                 Ok(pb::GetRoomResponse::from(view))
             }
             .await,
@@ -222,10 +209,7 @@ impl RoomService for RoomGrpc {
         answer(
             async {
                 let search = Some(r.search.as_str()).filter(|s| !s.is_empty());
-                let page = self
-                    .router()
-                    .list(search, page(r.limit), r.offset as usize)
-                    .await?;
+                let page = self.api().list(search, page(r.limit, r.offset)).await?;
                 Ok(pb::ListRoomsResponse {
                     rooms: page.rooms.iter().map(pb::RoomSummary::from).collect(),
                     total: page.total,
@@ -249,23 +233,13 @@ impl RoomService for RoomGrpc {
                     ("agentToken", token.is_some()),
                 ])?;
                 let token = token.expect("checked above");
-                let room = token_room(&token)?;
-                let req = RoomRequest::Send {
-                    token,
-                    body: r.text,
-                    to: r.to.filter(|t| !t.is_empty()),
-                };
-                match ops::call(self.router(), room, req).await? {
-                    Reply::Sent { seq, missed } => {
-                        let (missed_messages, missed_has_more) = conversions::missed(&missed);
-                        Ok(pb::SendMessageResponse {
-                            seq,
-                            missed_messages,
-                            missed_has_more,
-                        })
-                    }
-                    other => Err(unexpected(RoomResponse::Done(other))),
-                }
+                let (_, sent) = self.api().send(token, r.text, r.to).await?;
+                let (missed_messages, missed_has_more) = conversions::missed(&sent.missed);
+                Ok(pb::SendMessageResponse {
+                    seq: sent.seq,
+                    missed_messages,
+                    missed_has_more,
+                })
             }
             .await,
         )
@@ -281,24 +255,14 @@ impl RoomService for RoomGrpc {
                 let token =
                     required_token(request.get_ref().agent_token.as_deref(), request.metadata())?;
                 let r = request.get_ref();
-                let own = token_room(&token)?;
-                let room =
-                    reading_room(self.router(), &token, own, Some(r.room_id.as_str())).await?;
-                let req = RoomRequest::History {
-                    token,
-                    limit: page(r.limit),
-                    offset: r.offset as usize,
-                };
-                match self.router().call(room, req).await {
-                    Ok(RoomResponse::History { messages, total }) => Ok(pb::GetHistoryResponse {
-                        messages: conversions::messages(&messages),
-                        total,
-                    }),
-                    Ok(other) => Err(unexpected(other)),
-                    // The token's room is gone: to the client, a bad token.
-                    Err(RoomError::RoomNotFound(_)) => Err(RoomError::InvalidToken),
-                    Err(e) => Err(e),
-                }
+                let (_, history) = self
+                    .api()
+                    .history(token, Some(r.room_id.as_str()), page(r.limit, r.offset))
+                    .await?;
+                Ok(pb::GetHistoryResponse {
+                    messages: conversions::messages(&history.messages),
+                    total: history.total,
+                })
             }
             .await,
         )
@@ -313,14 +277,11 @@ impl RoomService for RoomGrpc {
             async {
                 let token =
                     required_token(request.get_ref().agent_token.as_deref(), request.metadata())?;
-                let room = token_room(&token)?;
-                match ops::call(self.router(), room, RoomRequest::Unread { token }).await? {
-                    Reply::Unread(page) => Ok(pb::GetUnreadResponse {
-                        messages: conversions::messages(&page.messages),
-                        has_more: page.has_more,
-                    }),
-                    other => Err(unexpected(RoomResponse::Done(other))),
-                }
+                let (_, page) = self.api().unread(token).await?;
+                Ok(pb::GetUnreadResponse {
+                    messages: conversions::messages(&page.messages),
+                    has_more: page.has_more,
+                })
             }
             .await,
         )
@@ -334,11 +295,11 @@ impl RoomService for RoomGrpc {
         let (metadata, _, r) = request.into_parts();
         answer(
             moderate(
-                self.router(),
+                self.api(),
                 &metadata,
                 r.agent_token.as_deref(),
                 r.target_agent,
-                |token, target| RoomRequest::Promote { token, target },
+                Moderation::Promote,
             )
             .await
             .map(|target_agent| pb::PromoteResponse { target_agent }),
@@ -350,11 +311,11 @@ impl RoomService for RoomGrpc {
         let (metadata, _, r) = request.into_parts();
         answer(
             moderate(
-                self.router(),
+                self.api(),
                 &metadata,
                 r.agent_token.as_deref(),
                 r.target_agent,
-                |token, target| RoomRequest::Demote { token, target },
+                Moderation::Demote,
             )
             .await
             .map(|target_agent| pb::DemoteResponse { target_agent }),
@@ -366,11 +327,11 @@ impl RoomService for RoomGrpc {
         let (metadata, _, r) = request.into_parts();
         answer(
             moderate(
-                self.router(),
+                self.api(),
                 &metadata,
                 r.agent_token.as_deref(),
                 r.target_agent,
-                |token, target| RoomRequest::Kick { token, target },
+                Moderation::Kick,
             )
             .await
             .map(|target_agent| pb::KickResponse { target_agent }),
@@ -387,21 +348,10 @@ impl RoomService for RoomGrpc {
         answer(
             async {
                 let kind = room_type_param(r.r#type);
-                // Checked first, as `room.update` does.
-                if r.description.is_none() && kind.is_none() {
-                    return Err(RoomError::NothingToUpdate);
-                }
-                let token = token.ok_or_else(|| RoomError::missing(&["agentToken"]))?;
-                let room = token_room(&token)?;
-                let req = RoomRequest::Update {
-                    token,
-                    description: r.description,
-                    kind,
-                };
-                match ops::call(self.router(), room, req).await? {
-                    Reply::Updated { changes } => Ok(pb::UpdateRoomResponse { changes }),
-                    other => Err(unexpected(RoomResponse::Done(other))),
-                }
+                let (_, updated) = self.api().update(token, r.description, kind).await?;
+                Ok(pb::UpdateRoomResponse {
+                    changes: updated.changes,
+                })
             }
             .await,
         )
@@ -419,14 +369,12 @@ impl RoomService for RoomGrpc {
             let token =
                 required_token(request.get_ref().agent_token.as_deref(), request.metadata())?;
             let r = request.get_ref();
-            let own = token_room(&token)?;
-            let room = reading_room(self.router(), &token, own, Some(r.room_id.as_str())).await?;
-            match self.router().subscribe(room, token, r.from_seq).await {
-                Ok((messages, _member)) => Ok(messages),
-                // The token's room is gone: to the client, a bad token.
-                Err(RoomError::RoomNotFound(_)) => Err(RoomError::InvalidToken),
-                Err(e) => Err(e),
-            }
+            let room = self
+                .api()
+                .reading_room(&token, Some(r.room_id.as_str()))
+                .await?;
+            let opened = self.router().subscribe(room, token, r.from_seq).await;
+            huddle_app::for_token(opened).map(|(messages, _member)| messages)
         }
         .await;
         let messages = opened.map_err(|e| to_status(&e))?;
@@ -492,6 +440,7 @@ mod tests {
 
     #[test]
     fn page_sizes_default_to_20_and_stop_at_100() {
-        assert_eq!((page(0), page(5), page(1000)), (20, 5, 100));
+        let limits = [page(0, 0), page(5, 0), page(1000, 0)].map(|p| p.limit);
+        assert_eq!(limits, [20, 5, 100]);
     }
 }

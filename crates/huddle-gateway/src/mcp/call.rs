@@ -13,6 +13,7 @@ use super::delivery;
 use super::session::{NoRoom, Session, too_many_rooms};
 use super::tools::{Scope, ToolSpec};
 use crate::ops::{self, Action, Outcome, Params};
+use huddle_app::RoomApi;
 
 /// A tool's answer, before it becomes an MCP `CallToolResult`.
 #[derive(Debug, Clone)]
@@ -70,7 +71,7 @@ pub async fn run(
         }
     }
     let reference = p.room.clone();
-    match ops::execute(router, spec.action, p).await {
+    match ops::execute(RoomApi::new(router), spec.action, p).await {
         Ok(outcome) => match remember(router, session, spec.action, &outcome, reference).await {
             Ok(joined) => ToolAnswer {
                 text: render(&outcome),
@@ -202,42 +203,34 @@ async fn remember(
     outcome: &Outcome,
     reference: Option<String>,
 ) -> Result<Option<(RoomId, AgentToken)>, String> {
-    let data = outcome.data.as_ref();
-    let field = |k: &str| {
-        data.and_then(|d| d.get(k))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
     match action {
         Action::Create | Action::Join => {
-            let (Some(room_id), Some(token)) = (outcome.room_id, field("agentToken")) else {
+            let Some(member) = outcome.joined.clone() else {
                 return Ok(None);
             };
-            let token = AgentToken::from_wire(token);
-            let agent_name = field("agentName").unwrap_or_default();
+            let token = member.agent_token;
             if let Some(session) = session {
-                let name = if action == Action::Create {
-                    field("name")
-                } else {
+                let name = match member.room_name {
+                    Some(name) => Some(name),
                     // A name the client may use again as roomId (not `name:password`).
-                    reference
+                    None => reference
                         .map(|r| room_name(&r).to_lowercase())
-                        .filter(|n| !n.is_empty() && n.parse::<RoomId>().is_err())
+                        .filter(|n| !n.is_empty() && n.parse::<RoomId>().is_err()),
                 };
                 // Delivery carries on from the agent's cursor after the join: nothing
                 // committed after the join is skipped, nothing handed out is repeated.
-                let baseline = match outcome.cursor {
-                    Some(cursor) => cursor,
-                    None => delivery::last_seq(router, room_id, token.clone())
-                        .await
-                        .unwrap_or(0),
-                };
                 let slot = session
-                    .join(room_id, name, token.clone(), agent_name, baseline)
+                    .join(
+                        member.room_id,
+                        name,
+                        token.clone(),
+                        member.agent_name,
+                        member.cursor,
+                    )
                     .map_err(too_many_rooms)?;
                 delivery::start_room(router, session, slot).await;
             }
-            Ok(Some((room_id, token)))
+            Ok(Some((member.room_id, token)))
         }
         Action::Leave => {
             if let (Some(session), Some(room)) = (session, outcome.room_id)

@@ -21,8 +21,9 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use futures::{FutureExt, Stream, StreamExt};
+use huddle_app::RoomApi;
 use huddle_cluster::Router;
-use huddle_core::{AgentToken, Message, RoomError, RoomId, RoomRequest, RoomResponse, Seq};
+use huddle_core::{AgentToken, Message, RoomError, RoomId, Seq};
 use serde::Serialize;
 use tokio_stream::StreamMap;
 
@@ -126,12 +127,8 @@ pub async fn last_seq(
     room: RoomId,
     token: AgentToken,
 ) -> Result<Seq, RoomError> {
-    match router.call(room, RoomRequest::Authorize { token }).await? {
-        RoomResponse::Viewer { last_seq, .. } => Ok(last_seq),
-        other => Err(RoomError::Unavailable(format!(
-            "unexpected room answer {other:?}"
-        ))),
-    }
+    let viewer = RoomApi::new(router).viewer(room, token).await?;
+    Ok(viewer.last_seq)
 }
 
 /// Prepares a freshly joined room for POST-path delivery (when no GET stream is open,

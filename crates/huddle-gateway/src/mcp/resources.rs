@@ -13,8 +13,9 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
+use huddle_app::RoomApi;
 use huddle_cluster::Router;
-use huddle_core::{AgentToken, RoomId, Seq};
+use huddle_core::{AgentToken, Message, Page, RoomId, Seq};
 use rmcp::ErrorData as McpError;
 use rmcp::model::{
     NotificationMetaObject, ReadResourceResult, Resource, ResourceContents,
@@ -26,7 +27,6 @@ use tokio_stream::StreamMap;
 
 use super::delivery;
 use super::session::Session;
-use crate::ops::{self, Action, Params};
 
 /// `_meta` key of a `resources/updated` notification that carries the room message.
 pub const MESSAGE_META_KEY: &str = "huddle/message";
@@ -144,29 +144,18 @@ pub async fn read(
             None,
         )
     })?;
-    let params = Params {
-        room: Some(parsed.room.to_string()),
-        agent_token: Some(token.as_str().to_string()),
-        limit: Some(100),
-        ..Params::default()
-    };
-    let outcome = ops::execute(router, Action::History, params)
+    let reference = parsed.room.to_string();
+    let page = Page::new(Some(Page::MAX_LIMIT as i64), None);
+    let (_, history) = RoomApi::new(router)
+        .history(token, Some(&reference), page)
         .await
         .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
-    let mut messages = outcome
-        .data
-        .as_ref()
-        .and_then(|d| d.get("messages"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if let Some(after) = parsed.after {
-        messages.retain(|m| {
-            m.get("seq")
-                .and_then(Value::as_u64)
-                .is_some_and(|s| s > after)
-        });
-    }
+    let messages: Vec<Value> = history
+        .messages
+        .iter()
+        .filter(|m| parsed.after.is_none_or(|after| m.seq > after))
+        .map(Message::to_json)
+        .collect();
     let text = serde_json::to_string(&messages).unwrap_or_default();
     let contents: ResourceContents = serde_json::from_value(json!({
         "uri": uri,

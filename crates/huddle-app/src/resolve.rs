@@ -18,9 +18,9 @@
 
 use std::net::IpAddr;
 
-use huddle_core::{PasswordProof, RoomError, RoomId, RoomRequest, RoomResponse};
-
-use crate::Router;
+use huddle_cluster::Router;
+use huddle_cluster::call::Ask;
+use huddle_core::{GetLock, Lock, PasswordProof, RoomError, RoomId};
 
 /// Splits a `name:password` context into its parts (the password from metadata wins).
 pub fn split_context(context: &str, password: Option<String>) -> (String, Option<String>) {
@@ -53,14 +53,14 @@ pub async fn candidates(router: &dyn Router, reference: &str) -> Result<Vec<Room
     Ok(rooms.into_iter().map(|r| r.id).collect())
 }
 
-/// Sends the request built by `request` (given the password proof, if one is needed)
-/// to the room `reference` names, by the rules above.
-pub async fn call_by_reference(
+/// Sends the operation built by `request` (given the password proof, if one is
+/// needed) to the room `reference` names, by the rules above.
+pub async fn call_by_reference<O: Ask>(
     router: &dyn Router,
     reference: &str,
     access: Access,
-    request: impl Fn(Option<PasswordProof>) -> RoomRequest,
-) -> Result<(RoomId, RoomResponse), RoomError> {
+    request: impl Fn(Option<PasswordProof>) -> O,
+) -> Result<(RoomId, O::Answer), RoomError> {
     let Some(password) = access.password.filter(|p| !p.is_empty()) else {
         let ids = candidates(router, reference).await?;
         return call_in_turn(router, reference, ids, &request).await;
@@ -79,7 +79,7 @@ pub async fn call_by_reference(
         .member_of
         .filter(|own| protected.iter().any(|(id, _)| id == own))
     {
-        match router.call(own, request(None)).await {
+        match router.ask(own, request(None)).await {
             Ok(response) => return Ok((own, response)),
             Err(RoomError::InvalidPassword | RoomError::RoomNotFound(_)) => {}
             Err(e) => return Err(e),
@@ -89,7 +89,7 @@ pub async fn call_by_reference(
         .check_password(access.client, &password, &protected)
         .await?
     {
-        Some((id, proof)) => match router.call(id, request(Some(proof))).await {
+        Some((id, proof)) => match router.ask(id, request(Some(proof))).await {
             Ok(response) => Ok((id, response)),
             Err(RoomError::RoomNotFound(_)) => Err(RoomError::RoomNotFound(reference.into())),
             Err(e) => Err(e),
@@ -104,11 +104,8 @@ async fn locks(
     reference: &str,
 ) -> Result<Vec<(RoomId, Option<String>)>, RoomError> {
     if let Ok(id) = reference.parse::<RoomId>() {
-        return match router.call(id, RoomRequest::PasswordHash).await {
-            Ok(RoomResponse::PasswordHash(hash)) => Ok(vec![(id, hash)]),
-            Ok(other) => Err(RoomError::Unavailable(format!(
-                "unexpected room answer {other:?}"
-            ))),
+        return match router.ask(id, GetLock).await {
+            Ok(Lock(hash)) => Ok(vec![(id, hash)]),
             Err(RoomError::RoomNotFound(_)) => Ok(Vec::new()),
             Err(e) => Err(e),
         };
@@ -118,15 +115,15 @@ async fn locks(
 }
 
 /// Asks each room in turn without a password proof; the first that answers wins.
-async fn call_in_turn(
+async fn call_in_turn<O: Ask>(
     router: &dyn Router,
     reference: &str,
     ids: Vec<RoomId>,
-    request: &impl Fn(Option<PasswordProof>) -> RoomRequest,
-) -> Result<(RoomId, RoomResponse), RoomError> {
+    request: &impl Fn(Option<PasswordProof>) -> O,
+) -> Result<(RoomId, O::Answer), RoomError> {
     let mut last = RoomError::RoomNotFound(reference.to_string());
     for id in ids {
-        match router.call(id, request(None)).await {
+        match router.ask(id, request(None)).await {
             Ok(response) => return Ok((id, response)),
             Err(RoomError::InvalidPassword) => last = RoomError::InvalidPassword,
             Err(RoomError::RoomNotFound(_)) => {}

@@ -1,0 +1,258 @@
+//! The typed answers of the room API as the contract's text line and data object
+//! (docs/protocol.md, section 'Actions'), shared by A2A (text part + data part) and
+//! MCP (text, then the data as compact JSON).
+
+use huddle_app::RoomPage;
+use huddle_core::{
+    Created, HistoryPage, Joined, Message, Missed, Moderated, Moderation, RoomId, RoomView, Sent,
+    Updated,
+};
+use serde_json::{Value, json};
+
+/// A successful action: the text line and, when the action returns data, the data.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub text: String,
+    pub data: Option<Value>,
+    pub room_id: Option<RoomId>,
+    /// After a join or create: the agent in the room (not on the wire as such). A
+    /// session remembers it and carries notification delivery on from its cursor.
+    pub joined: Option<Member>,
+}
+
+/// The agent a create or join made (or reconnected).
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub room_id: RoomId,
+    pub agent_name: String,
+    pub agent_token: huddle_core::AgentToken,
+    /// The room's name, after a create (a join names it by the client's reference).
+    pub room_name: Option<String>,
+    /// The agent's read cursor after the join (0 for a creator: everything is news).
+    pub cursor: huddle_core::Seq,
+}
+
+impl Outcome {
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            data: None,
+            room_id: None,
+            joined: None,
+        }
+    }
+
+    fn in_room(mut self, room: RoomId) -> Self {
+        self.room_id = Some(room);
+        self
+    }
+
+    /// The messages under `data.missedMessages`, if any (for the A2A summary part).
+    pub fn missed(&self) -> Option<&Vec<Value>> {
+        self.data.as_ref()?.get("missedMessages")?.as_array()
+    }
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+fn messages(ms: &[Message]) -> Value {
+    Value::Array(ms.iter().map(Message::to_json).collect())
+}
+
+fn add_missed(data: &mut Value, missed: &Missed) {
+    if missed.messages.is_empty() {
+        return;
+    }
+    data["missedMessages"] = messages(&missed.messages);
+    data["missedCount"] = json!(missed.messages.len());
+    if missed.has_more {
+        data["missedHasMore"] = json!(true);
+    }
+}
+
+pub fn help() -> Outcome {
+    Outcome {
+        data: Some(json!({ "documentation": crate::docs::structured() })),
+        ..Outcome::text(crate::docs::text())
+    }
+}
+
+pub fn created(c: Created) -> Outcome {
+    let protected = if c.password_protected {
+        " (password protected)"
+    } else {
+        ""
+    };
+    let text = format!(
+        "Room created: {}{protected}. Joined as {} (admin).",
+        c.room_id, c.agent_name
+    );
+    let data = json!({
+        "roomId": c.room_id.to_string(),
+        "name": c.name,
+        "description": c.description,
+        "type": c.kind.as_str(),
+        "passwordProtected": c.password_protected,
+        "agentName": c.agent_name,
+        "agentToken": c.agent_token.as_str(),
+    });
+    Outcome {
+        data: Some(data),
+        joined: Some(Member {
+            room_id: c.room_id,
+            agent_name: c.agent_name,
+            agent_token: c.agent_token,
+            room_name: Some(c.name),
+            cursor: 0,
+        }),
+        ..Outcome::text(text).in_room(c.room_id)
+    }
+}
+
+pub fn joined(j: Joined) -> Outcome {
+    let verb = if j.reconnected {
+        "Reconnected to room"
+    } else {
+        "Joined room"
+    };
+    let mut data = json!({
+        "roomId": j.room_id.to_string(),
+        "agentName": j.agent_name,
+        "agentToken": j.agent_token.as_str(),
+        "role": j.role.as_str(),
+    });
+    add_missed(&mut data, &j.missed);
+    Outcome {
+        data: Some(data),
+        joined: Some(Member {
+            room_id: j.room_id,
+            room_name: None,
+            cursor: j.cursor,
+            agent_name: j.agent_name.clone(),
+            agent_token: j.agent_token,
+        }),
+        ..Outcome::text(format!("{verb} {} as {}", j.room_id, j.agent_name)).in_room(j.room_id)
+    }
+}
+
+pub fn left(room: RoomId) -> Outcome {
+    Outcome::text(format!("Left room {room}")).in_room(room)
+}
+
+pub fn info(view: RoomView) -> Outcome {
+    let agents: Vec<Value> = view
+        .agents
+        .iter()
+        .map(
+            |a| json!({"name": a.name, "role": a.role.as_str(), "joinedAt": a.joined_at.rfc3339()}),
+        )
+        .collect();
+    let data = json!({
+        "roomId": view.room_id.to_string(),
+        "name": view.name,
+        "description": view.description,
+        "type": view.kind.as_str(),
+        "passwordProtected": view.password_protected,
+        "createdAt": view.created_at.rfc3339(),
+        "agents": agents,
+        "lastSeq": view.last_seq,
+    });
+    Outcome {
+        text: pretty(&data),
+        data: Some(data),
+        ..Outcome::text("").in_room(view.room_id)
+    }
+}
+
+pub fn listed(page: RoomPage) -> Outcome {
+    let rooms: Vec<Value> = page
+        .rooms
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "description": r.description,
+                "type": r.kind.as_str(),
+                "agents": r.agents,
+                "createdAt": r.created_at.rfc3339(),
+            })
+        })
+        .collect();
+    let rooms = Value::Array(rooms);
+    Outcome {
+        text: pretty(&rooms),
+        data: Some(json!({ "rooms": rooms, "total": page.total })),
+        ..Outcome::text("")
+    }
+}
+
+pub fn moderated(room: RoomId, action: Moderation, m: Moderated) -> Outcome {
+    let target = m.target;
+    let text = match action {
+        Moderation::Promote => format!("Promoted {target} to admin"),
+        Moderation::Demote => format!("Demoted {target} to member"),
+        Moderation::Kick => format!("Kicked {target} from the room"),
+    };
+    Outcome::text(text).in_room(room)
+}
+
+pub fn updated(room: RoomId, u: Updated) -> Outcome {
+    Outcome::text(format!("Room updated: {}", u.changes.join(", "))).in_room(room)
+}
+
+pub fn sent(room: RoomId, s: Sent) -> Outcome {
+    let mut data = json!({ "seq": s.seq });
+    add_missed(&mut data, &s.missed);
+    Outcome {
+        data: Some(data),
+        ..Outcome::text("Message sent").in_room(room)
+    }
+}
+
+pub fn history(room: RoomId, page: HistoryPage) -> Outcome {
+    let messages = messages(&page.messages);
+    Outcome {
+        text: pretty(&messages),
+        data: Some(json!({ "messages": messages, "total": page.total })),
+        ..Outcome::text("").in_room(room)
+    }
+}
+
+pub fn unread(room: RoomId, page: Missed) -> Outcome {
+    let list = messages(&page.messages);
+    let text = if page.messages.is_empty() {
+        "No unread messages".to_string()
+    } else {
+        pretty(&list)
+    };
+    let mut data = json!({ "messages": list, "total": page.messages.len() });
+    if page.has_more {
+        data["hasMore"] = json!(true);
+    }
+    Outcome {
+        data: Some(data),
+        ..Outcome::text(text).in_room(room)
+    }
+}
+
+/// The A2A third part: `\n--- N missed message(s) ---\n` then `[from] body` lines.
+pub fn missed_summary(missed: &[Value]) -> String {
+    let lines: Vec<String> = missed
+        .iter()
+        .map(|m| {
+            let from = m.get("from").and_then(Value::as_str).unwrap_or("");
+            let body = m.get("body").and_then(Value::as_str).unwrap_or("");
+            match m.get("to").and_then(Value::as_str) {
+                Some(to) => format!("[{from} -> {to}] {body}"),
+                None => format!("[{from}] {body}"),
+            }
+        })
+        .collect();
+    format!(
+        "\n--- {} missed message(s) ---\n{}",
+        missed.len(),
+        lines.join("\n")
+    )
+}
