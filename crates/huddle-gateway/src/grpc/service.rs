@@ -76,15 +76,16 @@ fn page(limit: u32, offset: u32) -> Page {
     )
 }
 
-/// Promote, demote and kick share their checks: an admin's token and a target.
+/// Promote, demote and kick share their checks (an admin's token and a target);
+/// answers the target's name as it joined.
 async fn moderate(
     api: RoomApi<'_>,
     metadata: &MetadataMap,
-    agent_token: Option<&str>,
+    agent_token: Option<String>,
     target: String,
     action: Moderation,
 ) -> Result<String, RoomError> {
-    let token = presented_token(agent_token, metadata);
+    let token = presented_token(agent_token.as_deref(), metadata);
     required(&[
         ("agentToken", token.is_some()),
         ("targetAgent", !target.is_empty()),
@@ -292,50 +293,26 @@ impl RoomService for RoomGrpc {
         &self,
         request: Request<pb::PromoteRequest>,
     ) -> GrpcResult<pb::PromoteResponse> {
-        let (metadata, _, r) = request.into_parts();
-        answer(
-            moderate(
-                self.api(),
-                &metadata,
-                r.agent_token.as_deref(),
-                r.target_agent,
-                Moderation::Promote,
-            )
-            .await
-            .map(|target_agent| pb::PromoteResponse { target_agent }),
-        )
+        let (md, _, r) = request.into_parts();
+        let (token, target) = (r.agent_token, r.target_agent);
+        let done = moderate(self.api(), &md, token, target, Moderation::Promote).await;
+        answer(done.map(|target_agent| pb::PromoteResponse { target_agent }))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "Demote"))]
     async fn demote(&self, request: Request<pb::DemoteRequest>) -> GrpcResult<pb::DemoteResponse> {
-        let (metadata, _, r) = request.into_parts();
-        answer(
-            moderate(
-                self.api(),
-                &metadata,
-                r.agent_token.as_deref(),
-                r.target_agent,
-                Moderation::Demote,
-            )
-            .await
-            .map(|target_agent| pb::DemoteResponse { target_agent }),
-        )
+        let (md, _, r) = request.into_parts();
+        let (token, target) = (r.agent_token, r.target_agent);
+        let done = moderate(self.api(), &md, token, target, Moderation::Demote).await;
+        answer(done.map(|target_agent| pb::DemoteResponse { target_agent }))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "Kick"))]
     async fn kick(&self, request: Request<pb::KickRequest>) -> GrpcResult<pb::KickResponse> {
-        let (metadata, _, r) = request.into_parts();
-        answer(
-            moderate(
-                self.api(),
-                &metadata,
-                r.agent_token.as_deref(),
-                r.target_agent,
-                Moderation::Kick,
-            )
-            .await
-            .map(|target_agent| pb::KickResponse { target_agent }),
-        )
+        let (md, _, r) = request.into_parts();
+        let (token, target) = (r.agent_token, r.target_agent);
+        let done = moderate(self.api(), &md, token, target, Moderation::Kick).await;
+        answer(done.map(|target_agent| pb::KickResponse { target_agent }))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "UpdateRoom"))]
