@@ -236,6 +236,7 @@ impl Decide for Send {
             to_member,
             body,
             timestamp: ctx.now,
+            key: None,
         };
         // The sender's cursor passes its own message unless missed messages remain.
         let cursor = if log.has_more {

@@ -67,6 +67,11 @@ pub struct Message {
     pub to_member: Option<MemberId>,
     pub body: String,
     pub timestamp: Timestamp,
+    /// The sender's idempotency key (the client's message id), if it gave one: a retry
+    /// of a send under the same key is answered with this message instead of a new one
+    /// (docs/room-semantics.md, section 'Idempotent sends'). Never on the wire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl Message {

@@ -166,6 +166,7 @@ impl Room {
             to_member: None,
             body,
             timestamp: ctx.now,
+            key: None,
         })
     }
 

@@ -145,6 +145,7 @@ mod tests {
             to_member: Some(2),
             body: "hi".into(),
             timestamp: Timestamp(5),
+            key: None,
         };
         let p = pb::Message::from(&m);
         assert_eq!((p.seq, p.to.as_deref()), (7, Some("b")));

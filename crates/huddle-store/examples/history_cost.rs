@@ -71,6 +71,7 @@ async fn main() {
                     to_member: dm.then_some(3),
                     body: format!("message number {seq}"),
                     timestamp: Timestamp(seq as i64),
+                    key: None,
                 })
             })
             .collect();

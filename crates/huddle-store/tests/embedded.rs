@@ -40,6 +40,7 @@ fn msg(room: RoomId, seq: u64, from: u64, to: Option<u64>) -> Event {
         to_member: to,
         body: format!("body {seq}"),
         timestamp: Timestamp(2_000 + seq as i64),
+        key: None,
     })
 }
 

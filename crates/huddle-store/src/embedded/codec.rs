@@ -75,5 +75,6 @@ pub(super) fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
         to_member: row.get::<_, Option<i64>>(6)?.map(|m| m as u64),
         body: row.get(7)?,
         timestamp: Timestamp(row.get(8)?),
+        key: None,
     })
 }
