@@ -62,7 +62,7 @@ pub(super) fn agent(row: &Row<'_>) -> rusqlite::Result<Agent> {
 }
 
 pub(super) const MESSAGE_COLUMNS: &str =
-    "room_id, seq, id, from_name, from_member, to_name, to_member, body, ts";
+    "room_id, seq, id, from_name, from_member, to_name, to_member, body, ts, key";
 
 pub(super) fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -75,6 +75,6 @@ pub(super) fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
         to_member: row.get::<_, Option<i64>>(6)?.map(|m| m as u64),
         body: row.get(7)?,
         timestamp: Timestamp(row.get(8)?),
-        key: None,
+        key: row.get(9)?,
     })
 }

@@ -22,6 +22,7 @@
 mod codec;
 mod counts;
 mod history;
+mod names;
 mod pool;
 mod reads;
 mod schema;
@@ -35,7 +36,8 @@ use huddle_core::{Event, MemberId, Message, Room, RoomId, Seq};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Epoch, NamedRoom, RoomPage, RoomStore, StoreError};
+use crate::{Epoch, NameLock, NamedRoom, RoomPage, RoomStore, StoreError};
+use names::{EmbeddedNameLock, NameStripes};
 use pool::ReadPool;
 use writer::{Write, WriteOp};
 
@@ -76,9 +78,12 @@ impl EmbeddedOptions {
     }
 }
 
+/// Cloning gives another handle on the same file, writer and pool.
+#[derive(Clone)]
 pub struct EmbeddedStore {
     writes: mpsc::Sender<WriteOp>,
     reads: Arc<ReadPool>,
+    names: Arc<NameStripes>,
 }
 
 impl EmbeddedStore {
@@ -103,7 +108,11 @@ impl EmbeddedStore {
             options.readers,
             options.read_queue,
         )?;
-        Ok(Self { writes, reads })
+        Ok(Self {
+            writes,
+            reads,
+            names: Arc::new(NameStripes::new()),
+        })
     }
 
     async fn write(&self, write: Write) -> Result<writer::Written, StoreError> {
@@ -160,6 +169,26 @@ impl RoomStore for EmbeddedStore {
     async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, StoreError> {
         let name = name.to_string();
         self.read(move |c| reads::rooms_named(c, &name)).await
+    }
+
+    async fn lock_name(&self, name: &str) -> Result<Box<dyn NameLock>, StoreError> {
+        let held = self.names.lock(name).await;
+        Ok(Box::new(EmbeddedNameLock {
+            store: self.clone(),
+            name: name.to_string(),
+            _held: held,
+        }))
+    }
+
+    async fn sent_with_key(
+        &self,
+        room: RoomId,
+        member: MemberId,
+        key: &str,
+    ) -> Result<Option<Message>, StoreError> {
+        let key = key.to_string();
+        self.read(move |c| reads::sent_with_key(c, room, member, &key))
+            .await
     }
 
     async fn list_rooms(

@@ -1,7 +1,7 @@
 //! Queries served from the reader pool (history paging is in `history`).
 
 use huddle_core::{MemberId, Message, RoomId, RoomSummary, Seq, Timestamp};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::codec::{self, MESSAGE_COLUMNS};
 use crate::{NamedRoom, RoomPage};
@@ -105,6 +105,25 @@ pub(super) fn messages_after(
                 .collect()
         }
     }
+}
+
+/// The message `member` sent under idempotency key `key` (one index lookup).
+pub(super) fn sent_with_key(
+    c: &Connection,
+    room: RoomId,
+    member: MemberId,
+    key: &str,
+) -> rusqlite::Result<Option<Message>> {
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages
+         WHERE room_id = ?1 AND from_member = ?2 AND key = ?3"
+    );
+    c.prepare_cached(&sql)?
+        .query_row(
+            params![room.to_string(), member as i64, key],
+            codec::message,
+        )
+        .optional()
 }
 
 /// Where a page of visible messages starts.

@@ -1,0 +1,73 @@
+//! Rows ⇄ core types.
+
+use huddle_core::{Agent, Message, Role, RoomId, RoomType, Timestamp, TokenDigest};
+use tokio_postgres::Row;
+
+use crate::StoreError;
+
+pub(super) const MESSAGE_COLUMNS: &str =
+    "room_id, seq, id, from_name, from_member, to_name, to_member, body, ts, key";
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("PostgreSQL: a stored {what} cannot be read"))
+}
+
+pub(super) fn room_id(s: &str) -> Result<RoomId, StoreError> {
+    s.parse().map_err(|_| corrupt("room id"))
+}
+
+pub(super) fn role_from(s: &str) -> Role {
+    if s == "admin" {
+        Role::Admin
+    } else {
+        Role::Member
+    }
+}
+
+pub(super) fn kind_from(s: &str) -> RoomType {
+    if s == "channel" {
+        RoomType::Channel
+    } else {
+        RoomType::Group
+    }
+}
+
+/// Columns: [`MESSAGE_COLUMNS`].
+pub(super) fn message(row: &Row) -> Result<Message, StoreError> {
+    Ok(Message {
+        room_id: room_id(row.get(0))?,
+        seq: row.get::<_, i64>(1) as u64,
+        id: row.get(2),
+        from: row.get(3),
+        from_member: row.get::<_, i64>(4) as u64,
+        to: row.get(5),
+        to_member: row.get::<_, Option<i64>>(6).map(|m| m as u64),
+        body: row.get(7),
+        timestamp: Timestamp(row.get(8)),
+        key: row.get(9),
+    })
+}
+
+pub(super) fn messages(rows: &[Row]) -> Result<Vec<Message>, StoreError> {
+    rows.iter().map(message).collect()
+}
+
+/// Columns: member, name, role, joined_at, token, endpoint, cursor.
+pub(super) fn agent(row: &Row) -> Result<Agent, StoreError> {
+    let token: Vec<u8> = row.get(4);
+    let token: [u8; 32] = token.try_into().map_err(|_| corrupt("token digest"))?;
+    Ok(Agent {
+        member: row.get::<_, i64>(0) as u64,
+        name: row.get(1),
+        role: role_from(row.get(2)),
+        joined_at: Timestamp(row.get(3)),
+        token: TokenDigest(token),
+        endpoint: row.get(5),
+        cursor: row.get::<_, i64>(6) as u64,
+    })
+}
+
+/// A count or `seq` as a PostgreSQL BIGINT, saturating (`Seq::MAX` means "the end").
+pub(super) fn sql_int<T: TryInto<i64>>(n: T) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}

@@ -1,0 +1,131 @@
+//! The writer task: takes every write queued (of every room), runs them in one
+//! transaction on its own connection, one savepoint per write so a refused append (a
+//! fenced writer, a duplicate `seq`) does not fail its neighbours, and commits once:
+//! group commit across rooms. Each write is answered only after the commit.
+//!
+//! Writes are applied in room order (stable, so a room's writes keep theirs): two
+//! nodes writing overlapping rooms lock their rows in one order and cannot deadlock.
+
+use deadpool_postgres::{Pool, Transaction};
+use huddle_core::{Event, Room, RoomId};
+use tokio::sync::{mpsc, oneshot};
+
+use super::apply;
+use super::conn::{backend, unavailable};
+use crate::{Epoch, StoreError};
+
+/// Most writes one transaction takes: bounds the latency of the last one in a burst.
+const MAX_BATCH: usize = 1024;
+/// Writes waiting for the task: callers wait (backpressure) beyond this.
+const QUEUE: usize = 8192;
+
+pub(super) enum Write {
+    Create(Box<Room>),
+    Acquire(RoomId),
+    Append {
+        room: RoomId,
+        epoch: Epoch,
+        events: Vec<Event>,
+    },
+}
+
+impl Write {
+    fn room(&self) -> RoomId {
+        match self {
+            Write::Create(room) => room.id,
+            Write::Acquire(room) | Write::Append { room, .. } => *room,
+        }
+    }
+}
+
+pub(super) enum Written {
+    Done,
+    Acquired(Option<(Box<Room>, Epoch)>),
+}
+
+pub(super) struct WriteOp {
+    pub write: Write,
+    pub done: oneshot::Sender<Result<Written, StoreError>>,
+}
+
+/// Starts the task on `pool` (its own pool of one connection, reopened when lost).
+pub(super) fn spawn(pool: Pool) -> mpsc::Sender<WriteOp> {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(run(pool, rx));
+    tx
+}
+
+async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>) {
+    let mut batch = Vec::with_capacity(64);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let results = commit(&pool, &batch).await;
+        for (op, result) in batch.drain(..).zip(results) {
+            let _ = op.done.send(result);
+        }
+    }
+    tracing::debug!("store writer stopped: all senders dropped");
+}
+
+async fn commit(pool: &Pool, batch: &[WriteOp]) -> Vec<Result<Written, StoreError>> {
+    let fail_all = |e: StoreError| {
+        let message = e.to_string();
+        batch
+            .iter()
+            .map(|_| Err(StoreError::Backend(message.clone())))
+            .collect()
+    };
+    let mut conn = match pool.get().await {
+        Ok(conn) => conn,
+        Err(e) => return fail_all(unavailable(e)),
+    };
+    let mut tx = match conn.transaction().await {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(backend(e)),
+    };
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by_cached_key(|&i| batch[i].write.room().to_string());
+    let mut results: Vec<Option<Result<Written, StoreError>>> =
+        batch.iter().map(|_| None).collect();
+    for i in order {
+        results[i] = Some(apply_in_savepoint(&mut tx, &batch[i].write).await);
+    }
+    match tx.commit().await {
+        Ok(()) => results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(StoreError::Backend("write not applied".into()))))
+            .collect(),
+        Err(e) => fail_all(backend(e)),
+    }
+}
+
+async fn apply_in_savepoint(
+    tx: &mut Transaction<'_>,
+    write: &Write,
+) -> Result<Written, StoreError> {
+    let sp = tx.savepoint("write").await.map_err(backend)?;
+    let result = match write {
+        Write::Create(room) => apply::create(&sp, room).await.map(|()| Written::Done),
+        Write::Acquire(room) => apply::acquire(&sp, *room)
+            .await
+            .map(|found| Written::Acquired(found.map(|(r, e)| (Box::new(r), e)))),
+        Write::Append {
+            room,
+            epoch,
+            events,
+        } => apply::append(&sp, *room, *epoch, events)
+            .await
+            .map(|()| Written::Done),
+    };
+    match &result {
+        Ok(_) => sp.commit().await.map_err(backend)?,
+        Err(_) => sp.rollback().await.map_err(backend)?,
+    }
+    result
+}
