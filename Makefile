@@ -12,9 +12,13 @@ run:
 release:
 	$(CARGO) build --release -p huddle
 
-# Real clients the tests drive (from the registries); idempotent.
+# Real clients and servers the tests drive (from the registries); idempotent.
+# PostgreSQL: the store tests start throwaway servers from /usr/lib/postgresql/*/bin
+# (or use HUDDLE_TEST_POSTGRES_URL).
 test-deps:
 	python3 -m pip install --quiet -r tests/grpc/requirements.txt
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y --no-install-recommends postgresql)
 
 test: test-deps
 	$(CARGO) test --workspace --all-targets

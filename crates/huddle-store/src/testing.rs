@@ -59,6 +59,12 @@ impl TestPostgres {
                 .map_or(url.clone(), |(base, _)| base.to_string());
             return Self { base, server: None };
         }
+        Self::start_own()
+    }
+
+    /// A new server of our own, even when `HUDDLE_TEST_POSTGRES_URL` is set: for tests
+    /// that stop and restart it.
+    pub fn start_own() -> Self {
         let Some(bin) = find_bin() else {
             panic!(
                 "these tests need PostgreSQL and none was found: run `make test-deps` \
@@ -85,21 +91,21 @@ impl TestPostgres {
             std::process::id(),
             DATABASES.fetch_add(1, Ordering::Relaxed)
         );
-        let psql = self.psql(&format!("CREATE DATABASE {name}"));
-        if let Err(e) = psql {
-            panic!("could not create a test database: {e}");
-        }
+        let postgres = format!("{}/postgres?sslmode=disable", self.base);
+        self.psql_on(&postgres, &format!("CREATE DATABASE {name}"));
         format!("{}/{name}?sslmode=disable", self.base)
     }
 
-    /// Runs one SQL statement with `psql` against the server's `postgres` database.
-    fn psql(&self, sql: &str) -> Result<(), String> {
-        let url = format!("{}/postgres?sslmode=disable", self.base);
+    /// Runs `sql` with `psql` on the database at `url`; panics if it fails.
+    pub fn psql_on(&self, url: &str, sql: &str) {
         let out = Command::new("psql")
-            .args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", sql])
+            .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
             .output()
-            .map_err(|e| format!("cannot run psql: {e}"))?;
-        check(out).map(drop)
+            .map_err(|e| format!("cannot run psql: {e}"))
+            .and_then(check);
+        if let Err(e) = out {
+            panic!("psql failed on {sql:?}: {e}");
+        }
     }
 
     /// Stops the server now (immediate shutdown, like a crash), when we started it.
