@@ -10,6 +10,7 @@
 //!
 //! Nothing here knows a wire protocol, and nothing above knows SQL.
 
+pub mod copy;
 pub mod embedded;
 pub mod postgres;
 #[cfg(feature = "testing")]

@@ -115,6 +115,17 @@ impl EmbeddedStore {
         })
     }
 
+    /// Every room's id, protected ones too (for copying the store).
+    pub async fn room_ids(&self) -> Result<Vec<RoomId>, StoreError> {
+        self.read(reads::room_ids).await
+    }
+
+    /// A room's state and epoch as stored, without taking it over (for copying the
+    /// store: unlike [`RoomStore::acquire`] it writes nothing).
+    pub async fn load(&self, room: RoomId) -> Result<Option<(Room, Epoch)>, StoreError> {
+        self.read(move |c| writer::load(c, room)).await
+    }
+
     async fn write(&self, write: Write) -> Result<writer::Written, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.writes

@@ -19,6 +19,12 @@ pub(super) fn rooms_named(c: &Connection, name: &str) -> rusqlite::Result<Vec<Na
     rows.collect()
 }
 
+pub(super) fn room_ids(c: &Connection) -> rusqlite::Result<Vec<RoomId>> {
+    let mut st = c.prepare_cached("SELECT id FROM rooms ORDER BY created_at, id")?;
+    let rows = st.query_map([], |r| codec::room_id(r, 0))?;
+    rows.collect()
+}
+
 /// `LIKE` pattern for a substring search, with the wildcards in `s` escaped.
 fn like_pattern(s: &str) -> String {
     let escaped = s
