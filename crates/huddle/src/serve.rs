@@ -131,6 +131,15 @@ pub struct ServeArgs {
     #[arg(long, env = "HUDDLE_MCP_ANONYMOUS_IDLE_SECS", default_value_t = 30)]
     mcp_anonymous_idle_secs: u64,
 
+    /// The store: `sqlite` (the embedded one under --data-dir) or a `postgres://` URL
+    /// (shared by the nodes of a cluster).
+    #[arg(long, env = "HUDDLE_STORE", default_value = "sqlite")]
+    store: String,
+
+    /// Pooled PostgreSQL connections for reads and creations (with --store postgres://).
+    #[arg(long, env = "HUDDLE_STORE_POOL", default_value_t = huddle_store::postgres::DEFAULT_POOL)]
+    store_pool: usize,
+
     /// Reader connections of the embedded store (default: the number of cores, at least 2).
     #[arg(long, env = "HUDDLE_STORE_READERS")]
     store_readers: Option<usize>,
@@ -268,6 +277,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(
         listen = %addr,
         data_dir = %data_dir.display(),
+        store = if args.store == "sqlite" { "sqlite" } else { "postgres" },
+        store_pool = args.store_pool,
         durability = ?durability,
         allow_private_endpoints = args.allow_private_endpoints,
         max_message_bytes = args.max_message_bytes,
@@ -287,14 +298,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_rooms_per_name = args.max_rooms_per_name,
         "huddle configuration"
     );
-    let defaults = EmbeddedOptions::new(durability);
-    let store_options = EmbeddedOptions {
-        readers: args.store_readers.unwrap_or(defaults.readers).max(1),
-        read_queue: args.store_read_queue,
-        ..defaults
-    };
-    let store = EmbeddedStore::open_with(&data_dir, store_options)
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let store = open_store(&args, &data_dir, durability).await?;
     let rooms = RoomsConfig {
         limits: Limits {
             max_message_bytes: args.max_message_bytes,
@@ -313,7 +317,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         passwords: args.passwords_config(),
         ..RoomsConfig::default()
     };
-    let directory = RoomDirectory::new(Arc::new(store), rooms);
+    let directory = RoomDirectory::new(store, rooms);
     let router: Arc<dyn huddle_cluster::Router> = Arc::new(LocalRouter::new(directory.clone()));
     let mut shutdown = Shutdown::new(Duration::from_secs(args.shutdown_grace_secs));
     let mcp_addr = args.mcp_listen_addr()?;
@@ -411,4 +415,34 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown requested");
+}
+
+/// The store `--store` names: the embedded one under `data_dir`, or PostgreSQL.
+async fn open_store(
+    args: &ServeArgs,
+    data_dir: &std::path::Path,
+    durability: Durability,
+) -> anyhow::Result<Arc<dyn huddle_store::RoomStore>> {
+    if args.store == "sqlite" {
+        let defaults = EmbeddedOptions::new(durability);
+        let options = EmbeddedOptions {
+            readers: args.store_readers.unwrap_or(defaults.readers).max(1),
+            read_queue: args.store_read_queue,
+            ..defaults
+        };
+        let store = EmbeddedStore::open_with(data_dir, options)
+            .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+        return Ok(Arc::new(store));
+    }
+    if !(args.store.starts_with("postgres://") || args.store.starts_with("postgresql://")) {
+        anyhow::bail!("--store must be sqlite or a postgres:// URL");
+    }
+    let options = huddle_store::PostgresOptions {
+        pool: args.store_pool.max(1),
+        read_queue: args.store_read_queue,
+    };
+    let store = huddle_store::PostgresStore::connect(&args.store, options)
+        .await
+        .context("connecting to the PostgreSQL store")?;
+    Ok(Arc::new(store))
 }
