@@ -15,6 +15,8 @@ pub mod embedded;
 pub mod postgres;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod sql;
+mod writes;
 
 use async_trait::async_trait;
 use huddle_core::{Event, MemberId, Message, Room, RoomId, RoomSummary, Seq};

@@ -1,8 +1,9 @@
 //! Rows ⇄ core types.
 
-use huddle_core::{Agent, Message, Role, RoomId, RoomType, Timestamp, TokenDigest};
+use huddle_core::{Agent, Message, Role, RoomId, Timestamp, TokenDigest};
 use rusqlite::Row;
 
+pub(super) use crate::sql::{kind_from, role_from};
 use crate::StoreError;
 
 pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -13,21 +14,6 @@ pub(super) fn role_str(r: Role) -> &'static str {
     r.as_str()
 }
 
-pub(super) fn role_from(s: &str) -> Role {
-    if s == "admin" {
-        Role::Admin
-    } else {
-        Role::Member
-    }
-}
-
-pub(super) fn kind_from(s: &str) -> RoomType {
-    if s == "channel" {
-        RoomType::Channel
-    } else {
-        RoomType::Group
-    }
-}
 
 fn bad_column(i: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))

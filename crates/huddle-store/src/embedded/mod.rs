@@ -34,12 +34,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use huddle_core::{Event, MemberId, Message, Room, RoomId, Seq};
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
 
 use crate::{Epoch, NameLock, NamedRoom, RoomPage, RoomStore, StoreError};
+use crate::writes::Writes;
 use names::{EmbeddedNameLock, NameStripes};
 use pool::ReadPool;
-use writer::{Write, WriteOp};
 
 /// How far an acknowledged write is guaranteed to survive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,7 +80,7 @@ impl EmbeddedOptions {
 /// Cloning gives another handle on the same file, writer and pool.
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    writes: mpsc::Sender<WriteOp>,
+    writes: Writes,
     reads: Arc<ReadPool>,
     names: Arc<NameStripes>,
 }
@@ -126,16 +125,6 @@ impl EmbeddedStore {
         self.read(move |c| writer::load(c, room)).await
     }
 
-    async fn write(&self, write: Write) -> Result<writer::Written, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.writes
-            .send(WriteOp { write, done: tx })
-            .await
-            .map_err(|_| StoreError::Backend("writer thread stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Backend("writer thread stopped".into()))?
-    }
-
     /// Runs `f` on a reader connection off the async runtime (see `pool`).
     async fn read<T: Send + 'static>(
         &self,
@@ -148,15 +137,11 @@ impl EmbeddedStore {
 #[async_trait]
 impl RoomStore for EmbeddedStore {
     async fn create_room(&self, room: &Room) -> Result<(), StoreError> {
-        self.write(Write::Create(Box::new(room.clone()))).await?;
-        Ok(())
+        self.writes.create(room).await
     }
 
     async fn acquire(&self, room: RoomId) -> Result<Option<(Room, Epoch)>, StoreError> {
-        match self.write(Write::Acquire(room)).await? {
-            writer::Written::Acquired(found) => Ok(found.map(|(r, e)| (*r, e))),
-            writer::Written::Done => Err(StoreError::Backend("unexpected writer answer".into())),
-        }
+        self.writes.acquire(room).await
     }
 
     async fn append(
@@ -165,16 +150,7 @@ impl RoomStore for EmbeddedStore {
         epoch: Epoch,
         events: Vec<Event>,
     ) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        self.write(Write::Append {
-            room,
-            epoch,
-            events,
-        })
-        .await?;
-        Ok(())
+        self.writes.append(room, epoch, events).await
     }
 
     async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, StoreError> {

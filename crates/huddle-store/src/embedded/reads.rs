@@ -4,6 +4,7 @@ use huddle_core::{MemberId, Message, RoomId, RoomSummary, Seq, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::codec::{self, MESSAGE_COLUMNS};
+use crate::sql::like_pattern;
 use crate::{NamedRoom, RoomPage};
 
 pub(super) fn rooms_named(c: &Connection, name: &str) -> rusqlite::Result<Vec<NamedRoom>> {
@@ -25,15 +26,6 @@ pub(super) fn room_ids(c: &Connection) -> rusqlite::Result<Vec<RoomId>> {
     rows.collect()
 }
 
-/// `LIKE` pattern for a substring search, with the wildcards in `s` escaped.
-fn like_pattern(s: &str) -> String {
-    let escaped = s
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
-}
 
 pub(super) fn list_rooms(
     c: &Connection,

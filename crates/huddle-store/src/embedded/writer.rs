@@ -8,39 +8,17 @@ use std::collections::HashMap;
 
 use huddle_core::{Event, MemberId, Room, RoomId, Seq};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::codec::{self, backend};
 use super::counts::Counts;
+use crate::writes::{self, Write, WriteOp, Writes, Written};
 use crate::{Epoch, StoreError};
 
 /// Most operations one transaction takes: bounds the latency of the last one in a burst.
 const MAX_BATCH: usize = 2048;
-/// Writes waiting for the thread: callers wait (backpressure) beyond this.
-const QUEUE: usize = 8192;
-
-pub(super) enum Write {
-    Create(Box<Room>),
-    Acquire(RoomId),
-    Append {
-        room: RoomId,
-        epoch: Epoch,
-        events: Vec<Event>,
-    },
-}
-
-pub(super) enum Written {
-    Done,
-    Acquired(Option<(Box<Room>, Epoch)>),
-}
-
-pub(super) struct WriteOp {
-    pub write: Write,
-    pub done: oneshot::Sender<Result<Written, StoreError>>,
-}
-
-pub(super) fn spawn(conn: Connection) -> Result<mpsc::Sender<WriteOp>, StoreError> {
-    let (tx, rx) = mpsc::channel(QUEUE);
+pub(super) fn spawn(conn: Connection) -> Result<Writes, StoreError> {
+    let (tx, rx) = Writes::channel();
     std::thread::Builder::new()
         .name("huddle-store-writer".into())
         .spawn(move || run(conn, rx))
@@ -52,12 +30,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>) {
     let mut batch = Vec::with_capacity(64);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
+        writes::fill(&mut batch, &mut rx, MAX_BATCH);
         let results = commit(&mut conn, &batch);
         for (op, result) in batch.drain(..).zip(results) {
             let _ = op.done.send(result);

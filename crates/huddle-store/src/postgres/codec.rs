@@ -1,8 +1,9 @@
 //! Rows ⇄ core types.
 
-use huddle_core::{Agent, Message, Role, RoomId, RoomType, Timestamp, TokenDigest};
+use huddle_core::{Agent, Message, RoomId, Timestamp, TokenDigest};
 use tokio_postgres::Row;
 
+pub(super) use crate::sql::{kind_from, role_from};
 use crate::StoreError;
 
 pub(super) const MESSAGE_COLUMNS: &str =
@@ -16,21 +17,6 @@ pub(super) fn room_id(s: &str) -> Result<RoomId, StoreError> {
     s.parse().map_err(|_| corrupt("room id"))
 }
 
-pub(super) fn role_from(s: &str) -> Role {
-    if s == "admin" {
-        Role::Admin
-    } else {
-        Role::Member
-    }
-}
-
-pub(super) fn kind_from(s: &str) -> RoomType {
-    if s == "channel" {
-        RoomType::Channel
-    } else {
-        RoomType::Group
-    }
-}
 
 /// Columns: [`MESSAGE_COLUMNS`].
 pub(super) fn message(row: &Row) -> Result<Message, StoreError> {

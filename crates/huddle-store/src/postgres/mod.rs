@@ -29,11 +29,10 @@ use async_trait::async_trait;
 use deadpool_postgres::Object;
 use tokio_postgres::IsolationLevel;
 use huddle_core::{Event, MemberId, Message, Room, RoomId, Seq};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::{DEFAULT_READ_QUEUE, Epoch, NameLock, NamedRoom, RoomPage, RoomStore, StoreError};
+use crate::writes::Writes;
 use conn::{Bounded, backend};
-use writer::{Write, WriteOp, Written};
 
 /// The schema version this huddle reads and writes in PostgreSQL.
 pub const SCHEMA_VERSION: usize = schema::VERSION;
@@ -64,7 +63,7 @@ impl Default for PostgresOptions {
 /// Cloning gives another handle on the same pool and writer.
 #[derive(Clone)]
 pub struct PostgresStore {
-    writes: mpsc::Sender<WriteOp>,
+    writes: Writes,
     reads: std::sync::Arc<Bounded>,
 }
 
@@ -83,16 +82,6 @@ impl PostgresStore {
             writes: writer::spawn(writer_pool),
             reads: std::sync::Arc::new(reads),
         })
-    }
-
-    async fn write(&self, write: Write) -> Result<Written, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        let stopped = || StoreError::Backend("store writer stopped".into());
-        self.writes
-            .send(WriteOp { write, done: tx })
-            .await
-            .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
     }
 
     /// A pooled connection inside a read-only repeatable-read transaction, for reads
@@ -119,15 +108,11 @@ impl PostgresStore {
 #[async_trait]
 impl RoomStore for PostgresStore {
     async fn create_room(&self, room: &Room) -> Result<(), StoreError> {
-        self.write(Write::Create(Box::new(room.clone()))).await?;
-        Ok(())
+        self.writes.create(room).await
     }
 
     async fn acquire(&self, room: RoomId) -> Result<Option<(Room, Epoch)>, StoreError> {
-        match self.write(Write::Acquire(room)).await? {
-            Written::Acquired(found) => Ok(found.map(|(r, e)| (*r, e))),
-            Written::Done => Err(StoreError::Backend("unexpected writer answer".into())),
-        }
+        self.writes.acquire(room).await
     }
 
     async fn append(
@@ -136,16 +121,7 @@ impl RoomStore for PostgresStore {
         epoch: Epoch,
         events: Vec<Event>,
     ) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        self.write(Write::Append {
-            room,
-            epoch,
-            events,
-        })
-        .await?;
-        Ok(())
+        self.writes.append(room, epoch, events).await
     }
 
     async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, StoreError> {

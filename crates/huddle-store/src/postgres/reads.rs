@@ -6,6 +6,7 @@ use huddle_core::{MemberId, Message, RoomId, RoomSummary, Seq, Timestamp};
 
 use super::codec::{self, MESSAGE_COLUMNS, sql_int};
 use super::conn::backend;
+use crate::sql::like_pattern;
 use crate::{NamedRoom, RoomPage, StoreError};
 
 pub(super) async fn rooms_named(
@@ -29,15 +30,6 @@ pub(super) async fn rooms_named(
         .collect()
 }
 
-/// `LIKE` pattern for a substring search, with the wildcards in `s` escaped.
-fn like_pattern(s: &str) -> String {
-    let escaped = s
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
-}
 
 /// Runs in a repeatable-read transaction (see `PostgresStore::list_rooms`): the page
 /// and its total come from one snapshot.

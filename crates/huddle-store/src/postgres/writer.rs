@@ -7,50 +7,18 @@
 //! nodes writing overlapping rooms lock their rows in one order and cannot deadlock.
 
 use deadpool_postgres::{Pool, Transaction};
-use huddle_core::{Event, Room, RoomId};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::apply;
 use super::conn::{backend, unavailable};
-use crate::{Epoch, StoreError};
+use crate::StoreError;
+use crate::writes::{self, Write, WriteOp, Writes, Written};
 
 /// Most writes one transaction takes: bounds the latency of the last one in a burst.
 const MAX_BATCH: usize = 1024;
-/// Writes waiting for the task: callers wait (backpressure) beyond this.
-const QUEUE: usize = 8192;
-
-pub(super) enum Write {
-    Create(Box<Room>),
-    Acquire(RoomId),
-    Append {
-        room: RoomId,
-        epoch: Epoch,
-        events: Vec<Event>,
-    },
-}
-
-impl Write {
-    fn room(&self) -> RoomId {
-        match self {
-            Write::Create(room) => room.id,
-            Write::Acquire(room) | Write::Append { room, .. } => *room,
-        }
-    }
-}
-
-pub(super) enum Written {
-    Done,
-    Acquired(Option<(Box<Room>, Epoch)>),
-}
-
-pub(super) struct WriteOp {
-    pub write: Write,
-    pub done: oneshot::Sender<Result<Written, StoreError>>,
-}
-
 /// Starts the task on `pool` (its own pool of one connection, reopened when lost).
-pub(super) fn spawn(pool: Pool) -> mpsc::Sender<WriteOp> {
-    let (tx, rx) = mpsc::channel(QUEUE);
+pub(super) fn spawn(pool: Pool) -> Writes {
+    let (tx, rx) = Writes::channel();
     tokio::spawn(run(pool, rx));
     tx
 }
@@ -59,12 +27,7 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>) {
     let mut batch = Vec::with_capacity(64);
     while let Some(first) = rx.recv().await {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
+        writes::fill(&mut batch, &mut rx, MAX_BATCH);
         let results = commit(&pool, &batch).await;
         for (op, result) in batch.drain(..).zip(results) {
             let _ = op.done.send(result);

@@ -20,6 +20,8 @@
 //! - `durability` — `kill -9` and restart on the same data dir.
 //! - `memory`     — refused stream requests (SSE, gRPC, MCP) leave no memory behind.
 //! - `shutdown`   — SIGTERM: streams end, requests in flight are answered, the grace bound.
+//! - `store_copy` — a data dir copied to PostgreSQL (`huddle store copy`) served by
+//!   `huddle serve --store postgres://...`.
 
 mod harness;
 
@@ -34,4 +36,5 @@ mod privacy;
 mod push;
 mod rooms;
 mod shutdown;
+mod store_copy;
 mod sse;
