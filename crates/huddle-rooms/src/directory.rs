@@ -114,7 +114,12 @@ impl RoomDirectory {
         };
         // Held until the room is stored: no other creation of this name, on this node or
         // any node sharing the store, sees the rooms of the name change meanwhile.
-        let mut lock = self.inner.store.lock_name(&name).await.map_err(room_error)?;
+        let mut lock = self
+            .inner
+            .store
+            .lock_name(&name)
+            .await
+            .map_err(room_error)?;
         let existing = lock.rooms_named().await.map_err(room_error)?;
         match &password {
             None => {

@@ -13,9 +13,9 @@
 pub mod copy;
 pub mod embedded;
 pub mod postgres;
+mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod sql;
 mod writes;
 
 use async_trait::async_trait;

@@ -81,7 +81,10 @@ impl TestPostgres {
                 Err(e) => last = e,
             }
         }
-        panic!("could not start a test PostgreSQL from {}: {last}", bin.display())
+        panic!(
+            "could not start a test PostgreSQL from {}: {last}",
+            bin.display()
+        )
     }
 
     /// The URL of a new, empty database on this server (created now).
@@ -212,7 +215,15 @@ fn start_server(bin: &Path) -> Result<TestPostgres, String> {
     as_user(
         as_postgres,
         &bin.join("initdb"),
-        &["-D", path_str(&data), "-A", "trust", "-U", "huddle", "--no-sync"],
+        &[
+            "-D",
+            path_str(&data),
+            "-A",
+            "trust",
+            "-U",
+            "huddle",
+            "--no-sync",
+        ],
     )?;
     let server = Server {
         bin: bin.to_path_buf(),

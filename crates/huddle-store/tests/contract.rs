@@ -247,10 +247,26 @@ async fn listing_shows_only_open_rooms_sorted_and_searchable(b: &Backend) {
             (names, page.total)
         }
     };
-    assert_eq!(found("l_").await, (vec!["al_x".into()], 1), "'_' is literal");
-    assert_eq!(found("0%").await, (vec!["100%".into()], 1), "'%' is literal");
-    assert_eq!(found("\\").await, (vec!["a\\b".into()], 1), "'\\' is literal");
-    assert_eq!(found("secret").await, (vec![], 0), "protected rooms are unlisted");
+    assert_eq!(
+        found("l_").await,
+        (vec!["al_x".into()], 1),
+        "'_' is literal"
+    );
+    assert_eq!(
+        found("0%").await,
+        (vec!["100%".into()], 1),
+        "'%' is literal"
+    );
+    assert_eq!(
+        found("\\").await,
+        (vec!["a\\b".into()], 1),
+        "'\\' is literal"
+    );
+    assert_eq!(
+        found("secret").await,
+        (vec![], 0),
+        "protected rooms are unlisted"
+    );
     let page = store.list_rooms(None, 2, 3).await.unwrap();
     let names: Vec<_> = page.rooms.iter().map(|r| r.name.as_str()).collect();
     assert_eq!((names, page.total), (vec!["al_x", "alpha"], 6));
@@ -353,16 +369,16 @@ async fn history_totals_count_what_each_member_may_see(b: &Backend) {
     }
     assert_reads_match(&*store, r.id, &log, 4).await;
     let (page, total) = store.history(RoomId::new_random(), 1, 10, 0).await.unwrap();
-    assert_eq!((page.len(), total), (0, 0), "an unknown room has no history");
+    assert_eq!(
+        (page.len(), total),
+        (0, 0),
+        "an unknown room has no history"
+    );
 }
 
 /// Appends `pairs` as a log to a new room of `store` in batches cut at `cuts`, then
 /// checks every read against the reference.
-async fn check_random_log(
-    store: &dyn RoomStore,
-    pairs: &[(u64, Option<u64>)],
-    cuts: &[usize],
-) {
+async fn check_random_log(store: &dyn RoomStore, pairs: &[(u64, Option<u64>)], cuts: &[usize]) {
     let r = room("dev", None);
     let log: Vec<Message> = pairs
         .iter()
@@ -514,7 +530,10 @@ async fn concurrent_creates_of_one_name_and_password_make_one_room(b: &Backend) 
     race_creates(&nodes, "dev", "$h1", 24).await;
     race_creates(&nodes, "dev", "$h2", 24).await;
     let named = nodes[0].rooms_named("dev").await.unwrap();
-    let mut hashes: Vec<_> = named.iter().filter_map(|r| r.password_hash.clone()).collect();
+    let mut hashes: Vec<_> = named
+        .iter()
+        .filter_map(|r| r.password_hash.clone())
+        .collect();
     hashes.sort();
     assert_eq!(hashes, ["$h1", "$h2"], "one room per (name, password)");
 }
@@ -527,7 +546,11 @@ async fn a_name_lock_released_without_creating_lets_the_next_one_in(b: &Backend)
     let lock = store.lock_name("dev").await.unwrap();
     lock.create_room(&room("dev", None)).await.unwrap();
     let mut lock = store.lock_name("dev").await.unwrap();
-    assert_eq!(lock.rooms_named().await.unwrap().len(), 1, "sees the creation");
+    assert_eq!(
+        lock.rooms_named().await.unwrap().len(),
+        1,
+        "sees the creation"
+    );
     // Another name is not held up by a held lock.
     let mut other = store.lock_name("ops").await.unwrap();
     assert!(other.rooms_named().await.unwrap().is_empty());

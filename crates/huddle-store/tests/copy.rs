@@ -25,7 +25,10 @@ async fn populate(store: &EmbeddedStore, r: &Room, n: u64) -> Vec<Message> {
         .collect();
     let mut events = vec![joined(2), joined(3)];
     events.extend(log.iter().cloned().map(Event::Posted));
-    events.push(Event::CursorMoved { member: 2, seq: n / 2 });
+    events.push(Event::CursorMoved {
+        member: 2,
+        seq: n / 2,
+    });
     store.append(r.id, epoch, events).await.unwrap();
     log
 }
@@ -77,10 +80,17 @@ async fn a_copied_store_answers_the_same_and_a_rerun_resumes_then_skips() {
         assert_eq!(copied, original, "members, tokens, cursors and counters");
     }
     let keyed = dest.sent_with_key(dev.id, 1, "k12").await.unwrap();
-    assert_eq!(keyed.map(|m| m.seq), Some(12), "idempotency keys come along");
+    assert_eq!(
+        keyed.map(|m| m.seq),
+        Some(12),
+        "idempotency keys come along"
+    );
     assert_eq!(dest.list_rooms(None, 10, 0).await.unwrap().total, 1);
     assert_eq!(dest.rooms_named("secret").await.unwrap().len(), 1);
 
     let again = copy(&source, &dest, |_| {}).await.unwrap();
-    assert!(again.iter().all(|r| r.copied == 0), "complete rooms are skipped");
+    assert!(
+        again.iter().all(|r| r.copied == 0),
+        "complete rooms are skipped"
+    );
 }

@@ -307,5 +307,8 @@ async fn a_file_of_version_2_gains_idempotency_keys_and_keeps_its_log() {
         ..message(r.id, 4, 2, None)
     };
     let refused = store.append(r.id, epoch, vec![Event::Posted(again)]).await;
-    assert!(refused.is_err(), "the key is unique per sender after migrating");
+    assert!(
+        refused.is_err(),
+        "the key is unique per sender after migrating"
+    );
 }

@@ -17,7 +17,9 @@ async fn requests_past_the_pool_and_its_queue_are_refused_naming_the_limit() {
         pool: 1,
         read_queue: 1,
     };
-    let store = PostgresStore::connect(&pg.database(), options).await.unwrap();
+    let store = PostgresStore::connect(&pg.database(), options)
+        .await
+        .unwrap();
     store.create_room(&room("dev", None)).await.unwrap();
     // A name lock holds the one pooled connection until dropped: no timing involved.
     let held = store.lock_name("dev").await.unwrap();
@@ -103,13 +105,21 @@ async fn sslmode_require_refuses_a_server_without_tls_and_disable_connects() {
     assert!(plain.is_ok(), "sslmode=disable: {:?}", plain.err());
     let prefer = url.replace("sslmode=disable", "sslmode=prefer");
     let preferred = PostgresStore::connect(&prefer, PostgresOptions::default()).await;
-    assert!(preferred.is_ok(), "prefer falls back: {:?}", preferred.err());
+    assert!(
+        preferred.is_ok(),
+        "prefer falls back: {:?}",
+        preferred.err()
+    );
     let require = url.replace("sslmode=disable", "sslmode=require");
     let Err(err) = PostgresStore::connect(&require, PostgresOptions::default()).await else {
         panic!("sslmode=require must not connect without TLS");
     };
     assert!(err.to_string().contains("PostgreSQL"), "{err}");
-    let Err(bad) = PostgresStore::connect("postgres://x@h/db?sslmode=bogus", PostgresOptions::default()).await
+    let Err(bad) = PostgresStore::connect(
+        "postgres://x@h/db?sslmode=bogus",
+        PostgresOptions::default(),
+    )
+    .await
     else {
         panic!("an unknown sslmode is refused");
     };

@@ -3,8 +3,8 @@
 use huddle_core::{Agent, Message, Role, RoomId, Timestamp, TokenDigest};
 use rusqlite::Row;
 
-pub(super) use crate::sql::{kind_from, role_from};
 use crate::StoreError;
+pub(super) use crate::sql::{kind_from, role_from};
 
 pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -13,7 +13,6 @@ pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
 pub(super) fn role_str(r: Role) -> &'static str {
     r.as_str()
 }
-
 
 fn bad_column(i: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))

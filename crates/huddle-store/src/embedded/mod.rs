@@ -35,8 +35,8 @@ use async_trait::async_trait;
 use huddle_core::{Event, MemberId, Message, Room, RoomId, Seq};
 use rusqlite::Connection;
 
-use crate::{Epoch, NameLock, NamedRoom, RoomPage, RoomStore, StoreError};
 use crate::writes::Writes;
+use crate::{Epoch, NameLock, NamedRoom, RoomPage, RoomStore, StoreError};
 use names::{EmbeddedNameLock, NameStripes};
 use pool::ReadPool;
 

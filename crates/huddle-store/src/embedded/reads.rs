@@ -26,7 +26,6 @@ pub(super) fn room_ids(c: &Connection) -> rusqlite::Result<Vec<RoomId>> {
     rows.collect()
 }
 
-
 pub(super) fn list_rooms(
     c: &Connection,
     search: Option<&str>,

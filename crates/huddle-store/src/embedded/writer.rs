@@ -137,7 +137,8 @@ fn acquire(c: &Connection, id: RoomId) -> Result<Option<(Box<Room>, Epoch)>, Sto
     if bumped == 0 {
         return Ok(None);
     }
-    load(c, id).map_err(backend)
+    load(c, id)
+        .map_err(backend)
         .map(|found| found.map(|(room, epoch)| (Box::new(room), epoch)))
 }
 

@@ -3,8 +3,8 @@
 use huddle_core::{Agent, Message, RoomId, Timestamp, TokenDigest};
 use tokio_postgres::Row;
 
-pub(super) use crate::sql::{kind_from, role_from};
 use crate::StoreError;
+pub(super) use crate::sql::{kind_from, role_from};
 
 pub(super) const MESSAGE_COLUMNS: &str =
     "room_id, seq, id, from_name, from_member, to_name, to_member, body, ts, key";
@@ -16,7 +16,6 @@ fn corrupt(what: &str) -> StoreError {
 pub(super) fn room_id(s: &str) -> Result<RoomId, StoreError> {
     s.parse().map_err(|_| corrupt("room id"))
 }
-
 
 /// Columns: [`MESSAGE_COLUMNS`].
 pub(super) fn message(row: &Row) -> Result<Message, StoreError> {

@@ -27,11 +27,11 @@ mod writer;
 
 use async_trait::async_trait;
 use deadpool_postgres::Object;
-use tokio_postgres::IsolationLevel;
 use huddle_core::{Event, MemberId, Message, Room, RoomId, Seq};
+use tokio_postgres::IsolationLevel;
 
-use crate::{DEFAULT_READ_QUEUE, Epoch, NameLock, NamedRoom, RoomPage, RoomStore, StoreError};
 use crate::writes::Writes;
+use crate::{DEFAULT_READ_QUEUE, Epoch, NameLock, NamedRoom, RoomPage, RoomStore, StoreError};
 use conn::{Bounded, backend};
 
 /// The schema version this huddle reads and writes in PostgreSQL.

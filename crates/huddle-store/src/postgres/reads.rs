@@ -30,7 +30,6 @@ pub(super) async fn rooms_named(
         .collect()
 }
 
-
 /// Runs in a repeatable-read transaction (see `PostgresStore::list_rooms`): the page
 /// and its total come from one snapshot.
 pub(super) async fn list_rooms(

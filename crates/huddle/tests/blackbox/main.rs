@@ -36,5 +36,5 @@ mod privacy;
 mod push;
 mod rooms;
 mod shutdown;
-mod store_copy;
 mod sse;
+mod store_copy;

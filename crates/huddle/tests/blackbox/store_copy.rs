@@ -32,7 +32,10 @@ async fn a_data_dir_copied_to_postgres_is_served_identically() {
     let info = s.act("room.info").ctx("durable").send().await.ok();
     let last_seq = history.last().unwrap()["seq"].as_u64().unwrap();
     s.terminate();
-    assert!(s.wait_exit(Duration::from_secs(20)).await.is_some(), "the node stops");
+    assert!(
+        s.wait_exit(Duration::from_secs(20)).await.is_some(),
+        "the node stops"
+    );
     drop(s);
 
     let pg = TestPostgres::start();
@@ -57,7 +60,11 @@ async fn a_data_dir_copied_to_postgres_is_served_identically() {
     let durable = format!("(durable): {last_seq} messages, last seq {last_seq}, 2 members");
     assert!(printed.contains(&durable), "{printed}");
     let again = copy("the rerun");
-    assert_eq!(again.matches("already copied, verified").count(), 2, "{again}");
+    assert_eq!(
+        again.matches("already copied, verified").count(),
+        2,
+        "{again}"
+    );
 
     let fresh = tempfile::tempdir().unwrap();
     let s = Server::start_in_with(fresh.path(), &["--store", &url, "--store-pool", "4"]).await;
@@ -68,7 +75,11 @@ async fn a_data_dir_copied_to_postgres_is_served_identically() {
     assert_eq!(s.history_all(&bob).await, bobs_history);
     assert_eq!(s.history_all(&carol).await, vault);
     let unread = s.unread_all(&bob).await;
-    assert_eq!(bodies(&unread), ["n1", "n2", "n3", "n4", "n5"], "bob's cursor");
+    assert_eq!(
+        bodies(&unread),
+        ["n1", "n2", "n3", "n4", "n5"],
+        "bob's cursor"
+    );
     let reply = s
         .act("room.join")
         .ctx("durable")
@@ -83,7 +94,10 @@ async fn a_data_dir_copied_to_postgres_is_served_identically() {
     );
     s.say(&alice, "after the move").await;
     let last = s.history_all(&bob).await.pop().unwrap();
-    assert_eq!((last["body"].as_str(), last["seq"].as_u64()), (Some("after the move"), Some(last_seq + 1)));
+    assert_eq!(
+        (last["body"].as_str(), last["seq"].as_u64()),
+        (Some("after the move"), Some(last_seq + 1))
+    );
     let reply = s
         .act("room.create")
         .text("durable")
