@@ -119,6 +119,7 @@ contract!(
     a_seq_or_key_already_in_the_log_refuses_the_whole_append,
     concurrent_creates_of_one_name_and_password_make_one_room,
     a_name_lock_released_without_creating_lets_the_next_one_in,
+    any_text_a_client_may_send_is_kept_exactly,
 );
 
 async fn a_writer_that_lost_the_room_can_neither_write_nor_acknowledge(b: &Backend) {
@@ -554,4 +555,44 @@ async fn a_name_lock_released_without_creating_lets_the_next_one_in(b: &Backend)
     // Another name is not held up by a held lock.
     let mut other = store.lock_name("ops").await.unwrap();
     assert!(other.rooms_named().await.unwrap().is_empty());
+}
+
+async fn any_text_a_client_may_send_is_kept_exactly(b: &Backend) {
+    // U+0000 and friends: no validation refuses them in bodies, ids, keys, descriptions
+    // or endpoints, so a store must keep them (PostgreSQL's TEXT would refuse them).
+    let odd = "a\u{0}b\u{1}\u{7f}\u{fffd}é😀\\%_'\"";
+    let mut r = room("dev", None);
+    r.description = odd.into();
+    let store = b.open().await;
+    store.create_room(&r).await.unwrap();
+    let (_, epoch) = store.acquire(r.id).await.unwrap().unwrap();
+    let sent = Message {
+        id: odd.into(),
+        body: odd.into(),
+        key: Some(odd.into()),
+        ..message(r.id, 1, 1, None)
+    };
+    let events = vec![
+        Event::Posted(sent.clone()),
+        Event::Reconnected {
+            member: 1,
+            endpoint: Some(format!("https://example.com/{odd}")),
+        },
+        Event::Updated {
+            description: Some(format!("{odd}!")),
+            kind: None,
+        },
+    ];
+    store.append(r.id, epoch, events).await.unwrap();
+    let log = store.messages_after(r.id, Some(1), 0, 10).await.unwrap();
+    assert_eq!(log, vec![sent.clone()]);
+    let (page, _) = store.history(r.id, 1, 10, 0).await.unwrap();
+    assert_eq!(page, vec![sent.clone()]);
+    assert_eq!(store.sent_with_key(r.id, 1, odd).await.unwrap(), Some(sent));
+    let (state, _) = store.acquire(r.id).await.unwrap().unwrap();
+    assert_eq!(state.description, format!("{odd}!"));
+    let endpoint = state.agents[0].endpoint.clone();
+    assert_eq!(endpoint, Some(format!("https://example.com/{odd}")));
+    let listed = store.list_rooms(None, 10, 0).await.unwrap();
+    assert_eq!(listed.rooms[0].description, format!("{odd}!"));
 }

@@ -31,7 +31,7 @@ pub(super) async fn create(c: &impl GenericClient, room: &Room) -> Result<(), St
             &room.id.to_string(),
             &room.name,
             &room.password_hash,
-            &room.description,
+            &room.description.as_bytes(),
             &room.kind.as_str(),
             &room.created_at.0,
             &sql_int(room.last_seq),
@@ -64,7 +64,7 @@ async fn insert_agent(c: &impl GenericClient, room: &str, a: &Agent) -> Result<(
             &a.role.as_str(),
             &a.joined_at.0,
             &&a.token.0[..],
-            &a.endpoint,
+            &codec::bytes(&a.endpoint),
             &sql_int(a.cursor),
         ],
     )
@@ -107,7 +107,7 @@ pub(super) async fn acquire(
         id,
         name: r.get(1),
         password_hash: r.get(2),
-        description: r.get(3),
+        description: codec::text(&r, 3)?,
         kind: codec::kind_from(r.get(4)),
         created_at: Timestamp(r.get(5)),
         agents,
@@ -167,7 +167,7 @@ pub(super) async fn append(
             }
             Event::Reconnected { member, endpoint } => {
                 let sql = "UPDATE agents SET endpoint = $3 WHERE room_id = $1 AND member = $2";
-                exec(c, sql, &[&key, &sql_int(*member), endpoint]).await?;
+                exec(c, sql, &[&key, &sql_int(*member), &codec::bytes(endpoint)]).await?;
             }
             Event::Left { member } => {
                 cursors.remove(member);
@@ -182,7 +182,8 @@ pub(super) async fn append(
                 let sql = "UPDATE rooms SET description = coalesce($2, description),
                                             kind = coalesce($3, kind)
                            WHERE id = $1";
-                exec(c, sql, &[&key, description, &kind.map(|k| k.as_str())]).await?;
+                let description = codec::bytes(description);
+                exec(c, sql, &[&key, &description, &kind.map(|k| k.as_str())]).await?;
             }
             Event::Posted(m) => {
                 posted.push(counts.post(c, &key, m).await?);
@@ -302,20 +303,23 @@ async fn insert_messages(
     let from_members = col(|m| sql_int(m.from_member));
     let ts = col(|m| m.timestamp.0);
     let ranks: Vec<i64> = posted.iter().map(|p| p.broadcast_rank).collect();
-    let ids: Vec<&str> = posted.iter().map(|p| p.message.id.as_str()).collect();
+    let ids: Vec<&[u8]> = posted.iter().map(|p| p.message.id.as_bytes()).collect();
     let froms: Vec<&str> = posted.iter().map(|p| p.message.from.as_str()).collect();
     let tos: Vec<Option<&str>> = posted.iter().map(|p| p.message.to.as_deref()).collect();
     let to_members: Vec<Option<i64>> = posted
         .iter()
         .map(|p| p.message.to_member.map(sql_int))
         .collect();
-    let bodies: Vec<&str> = posted.iter().map(|p| p.message.body.as_str()).collect();
-    let keys: Vec<Option<&str>> = posted.iter().map(|p| p.message.key.as_deref()).collect();
+    let bodies: Vec<&[u8]> = posted.iter().map(|p| p.message.body.as_bytes()).collect();
+    let keys: Vec<Option<&[u8]>> = posted
+        .iter()
+        .map(|p| codec::bytes(&p.message.key))
+        .collect();
     let sql = "INSERT INTO messages (room_id, seq, id, from_name, from_member, to_name,
                                      to_member, body, ts, broadcast_rank, key)
-               SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[],
-                                        $6::text[], $7::bigint[], $8::text[], $9::bigint[],
-                                        $10::bigint[], $11::text[])";
+               SELECT $1, * FROM unnest($2::bigint[], $3::bytea[], $4::text[], $5::bigint[],
+                                        $6::text[], $7::bigint[], $8::bytea[], $9::bigint[],
+                                        $10::bigint[], $11::bytea[])";
     exec(
         c,
         sql,

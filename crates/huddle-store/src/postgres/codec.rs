@@ -17,19 +17,35 @@ pub(super) fn room_id(s: &str) -> Result<RoomId, StoreError> {
     s.parse().map_err(|_| corrupt("room id"))
 }
 
+/// Client text, stored as BYTEA holding its UTF-8 (see `schema`).
+pub(super) fn text(row: &Row, i: usize) -> Result<String, StoreError> {
+    String::from_utf8(row.get(i)).map_err(|_| corrupt("text"))
+}
+
+pub(super) fn opt_text(row: &Row, i: usize) -> Result<Option<String>, StoreError> {
+    row.get::<_, Option<Vec<u8>>>(i)
+        .map(|b| String::from_utf8(b).map_err(|_| corrupt("text")))
+        .transpose()
+}
+
+/// Client text as stored.
+pub(super) fn bytes(s: &Option<String>) -> Option<&[u8]> {
+    s.as_deref().map(str::as_bytes)
+}
+
 /// Columns: [`MESSAGE_COLUMNS`].
 pub(super) fn message(row: &Row) -> Result<Message, StoreError> {
     Ok(Message {
         room_id: room_id(row.get(0))?,
         seq: row.get::<_, i64>(1) as u64,
-        id: row.get(2),
+        id: text(row, 2)?,
         from: row.get(3),
         from_member: row.get::<_, i64>(4) as u64,
         to: row.get(5),
         to_member: row.get::<_, Option<i64>>(6).map(|m| m as u64),
-        body: row.get(7),
+        body: text(row, 7)?,
         timestamp: Timestamp(row.get(8)),
-        key: row.get(9),
+        key: opt_text(row, 9)?,
     })
 }
 
@@ -47,7 +63,7 @@ pub(super) fn agent(row: &Row) -> Result<Agent, StoreError> {
         role: role_from(row.get(2)),
         joined_at: Timestamp(row.get(3)),
         token: TokenDigest(token),
-        endpoint: row.get(5),
+        endpoint: opt_text(row, 5)?,
         cursor: row.get::<_, i64>(6) as u64,
     })
 }

@@ -68,14 +68,16 @@ pub(super) async fn list_rooms(
         .map_err(backend)?;
     let rooms = rows
         .iter()
-        .map(|r| RoomSummary {
-            name: r.get(0),
-            description: r.get(1),
-            kind: codec::kind_from(r.get(2)),
-            created_at: Timestamp(r.get(3)),
-            agents: r.get::<_, i64>(4).max(0) as u64,
+        .map(|r| {
+            Ok(RoomSummary {
+                name: r.get(0),
+                description: codec::text(r, 1)?,
+                kind: codec::kind_from(r.get(2)),
+                created_at: Timestamp(r.get(3)),
+                agents: r.get::<_, i64>(4).max(0) as u64,
+            })
         })
-        .collect();
+        .collect::<Result<_, StoreError>>()?;
     Ok(RoomPage { rooms, total })
 }
 
@@ -115,7 +117,7 @@ pub(super) async fn sent_with_key(
          WHERE room_id = $1 AND from_member = $2 AND key = $3"
     );
     let st = c.prepare_cached(&sql).await.map_err(backend)?;
-    c.query_opt(&st, &[&room.to_string(), &sql_int(member), &key])
+    c.query_opt(&st, &[&room.to_string(), &sql_int(member), &key.as_bytes()])
         .await
         .map_err(backend)?
         .as_ref()

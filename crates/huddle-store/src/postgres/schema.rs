@@ -20,13 +20,16 @@ const STEPS: &[&str] = &[INITIAL];
 
 /// Version 1: the embedded store's schema with its kept counts (see the embedded
 /// backend's `schema`) and idempotency keys. Names sort bytewise (`COLLATE "C"`), as in
-/// SQLite, whatever the database's locale.
+/// SQLite, whatever the database's locale. Text a client chooses freely (message ids,
+/// bodies and keys, descriptions, push endpoints) is BYTEA holding its UTF-8: TEXT
+/// refuses U+0000, which clients may send and SQLite keeps. Names are TEXT: they cannot
+/// hold control characters.
 const INITIAL: &str = r#"
     CREATE TABLE rooms (
         id            TEXT PRIMARY KEY,
         name          TEXT COLLATE "C" NOT NULL,
         password_hash TEXT,
-        description   TEXT NOT NULL,
+        description   BYTEA NOT NULL,
         kind          TEXT NOT NULL,
         created_at    BIGINT NOT NULL,
         last_seq      BIGINT NOT NULL,
@@ -45,22 +48,22 @@ const INITIAL: &str = r#"
         role      TEXT NOT NULL,
         joined_at BIGINT NOT NULL,
         token     BYTEA NOT NULL,
-        endpoint  TEXT,
+        endpoint  BYTEA,
         cursor    BIGINT NOT NULL,
         PRIMARY KEY (room_id, member)
     );
     CREATE TABLE messages (
         room_id        TEXT NOT NULL,
         seq            BIGINT NOT NULL,
-        id             TEXT NOT NULL,
+        id             BYTEA NOT NULL,
         from_name      TEXT NOT NULL,
         from_member    BIGINT NOT NULL,
         to_name        TEXT,
         to_member      BIGINT,
-        body           TEXT NOT NULL,
+        body           BYTEA NOT NULL,
         ts             BIGINT NOT NULL,
         broadcast_rank BIGINT NOT NULL,
-        key            TEXT,
+        key            BYTEA,
         PRIMARY KEY (room_id, seq)
     );
     CREATE INDEX messages_broadcasts ON messages(room_id, seq) WHERE to_member IS NULL;
