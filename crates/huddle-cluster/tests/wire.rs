@@ -133,6 +133,7 @@ async fn every_room_operation_and_answer_crosses_json_unchanged() {
                 token: alice.clone(),
                 body: "hello".into(),
                 to: Some("bob".into()),
+                key: None,
             },
         )
         .await
@@ -196,6 +197,7 @@ async fn every_room_operation_and_answer_crosses_json_unchanged() {
                 token: AgentToken::mint(room, "bm90LWEtbWVtYmVy"),
                 body: "x".into(),
                 to: None,
+                key: None,
             },
         )
         .await;

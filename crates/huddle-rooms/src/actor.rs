@@ -267,12 +267,25 @@ impl RoomState {
                 pending(port, self.run(cmd).await)
             }
             RoomCall::Send(op, port) => {
-                let cmd = command::Send {
-                    token: op.token.digest(),
-                    body: op.body,
-                    to: op.to,
+                let token = op.token.digest();
+                let earlier = match &op.key {
+                    Some(key) => self.sent_with_key(&token, key).await,
+                    None => Ok(None),
                 };
-                pending(port, self.run(cmd).await)
+                let sent = match earlier {
+                    Ok(earlier) => {
+                        let cmd = command::Send {
+                            token,
+                            body: op.body,
+                            to: op.to,
+                            key: op.key,
+                            earlier,
+                        };
+                        self.run(cmd).await
+                    }
+                    Err(e) => Err(e),
+                };
+                pending(port, sent)
             }
             RoomCall::Unread(op, port) => {
                 let cmd = command::Unread {
@@ -321,6 +334,25 @@ impl RoomState {
             reconnected: admission.reconnected,
             missed: admission.missed,
         })
+    }
+
+    /// The message the token's agent sent under idempotency `key`, if any: from the log
+    /// tail (which holds every message not yet committed, so two sends of one key in a
+    /// row find each other), else from the store.
+    async fn sent_with_key(
+        &self,
+        token: &huddle_core::TokenDigest,
+        key: &str,
+    ) -> Result<Option<Message>, RoomError> {
+        let Some(member) = self.room.agent_by_token(token).map(|a| a.member) else {
+            return Ok(None);
+        };
+        let recent = self
+            .tail
+            .iter_after(0)
+            .rev()
+            .find(|m| m.from_member == member && m.key.as_deref() == Some(key));
+        Ok(recent.map(|m| (**m).clone()))
     }
 
     /// The member a token belongs to, as a reader of the room.

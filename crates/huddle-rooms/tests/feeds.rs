@@ -149,6 +149,7 @@ fn send(token: &AgentToken, body: &str) -> SendMessage {
         token: token.clone(),
         body: body.into(),
         to: None,
+        key: None,
     }
 }
 

@@ -234,7 +234,7 @@ impl RoomService for RoomGrpc {
                     ("agentToken", token.is_some()),
                 ])?;
                 let token = token.expect("checked above");
-                let (_, sent) = self.api().send(token, r.text, r.to).await?;
+                let (_, sent) = self.api().send(token, r.text, r.to, r.message_id).await?;
                 let (missed_messages, missed_has_more) = conversions::missed(&sent.missed);
                 Ok(pb::SendMessageResponse {
                     seq: sent.seq,

@@ -48,6 +48,8 @@ pub fn classify(e: &RoomError) -> (Code, bool) {
         RoomError::EndpointPrivate => (Code::InvalidArgument, true),
         RoomError::TooLong { .. } => (Code::InvalidArgument, true),
         RoomError::Invalid(_) => (Code::InvalidArgument, true),
+        // The key names a message already in the room, with another text.
+        RoomError::MessageIdReused => (Code::AlreadyExists, true),
         // Admission control refused it before it reached the room: nothing was applied.
         RoomError::Busy(_) => (Code::ResourceExhausted, true),
         RoomError::TooManyStreams(_) => (Code::ResourceExhausted, true),
