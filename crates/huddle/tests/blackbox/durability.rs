@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde_json::Value;
 
-use crate::harness::*;
+use huddle_testkit::*;
 use crate::push::{Sink, join_with_endpoint};
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::harness::Server;
+use huddle_testkit::Server;
 use crate::support::Cli;
 
 const VERBS: &[&str] = &[

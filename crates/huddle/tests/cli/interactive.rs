@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::harness::Server;
+use huddle_testkit::Server;
 use crate::support::{Cli, Proxy, WAIT};
 
 const READY: &str = "Type a message, or /help.";

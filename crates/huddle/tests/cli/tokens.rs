@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
-use crate::harness::Server;
+use huddle_testkit::Server;
 use crate::support::Cli;
 
 fn mode(path: &std::path::Path) -> u32 {
