@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-
 pub fn bodies(messages: &[Value]) -> Vec<String> {
     messages
         .iter()

@@ -190,7 +190,6 @@ impl Sse {
     }
 }
 
-
 /// Every event of a whole `text/event-stream` body already read (an MCP POST answer).
 pub async fn parse_all(body: &str) -> Vec<Event> {
     let chunk: Result<Vec<u8>, std::convert::Infallible> = Ok(body.as_bytes().to_vec());
