@@ -738,7 +738,7 @@ fn account(
 
 impl DeliveryReport {
     /// The human-readable report, one line each.
-    fn human(&self) -> String {
+    pub(super) fn human(&self) -> String {
         let labels = &self.labels;
         let mut out = String::new();
         let _ = writeln!(

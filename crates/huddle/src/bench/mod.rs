@@ -242,9 +242,7 @@ async fn run_here(args: BenchArgs, ceiling_url: Option<String>) -> anyhow::Resul
                 Scenario::Ceiling => ceiling::scenario_two(&args),
                 _ => args,
             };
-            let mut report = deliveries::measure(&args, client, &run_id).await?;
-            let sends_per_sec = report.sends_per_sec;
-            report.ceiling = Some(ceiling::measure(&args, &url, &run_id, sends_per_sec).await?);
+            let report = with_ceiling(&args, client, &run_id, &url).await?;
             deliveries::finish(&args, report)
         }
         (Scenario::Ceiling, None) => anyhow::bail!("the ceiling scenario needs its server"),
@@ -255,6 +253,19 @@ async fn run_here(args: BenchArgs, ceiling_url: Option<String>) -> anyhow::Resul
         }
         (Scenario::Mcp, _) => mcp::run(&args, &run_id).await,
     }
+}
+
+/// The load of `args` against the server, then its ceiling against `ceiling_url`.
+async fn with_ceiling(
+    args: &BenchArgs,
+    client: A2aClient,
+    run_id: &str,
+    ceiling_url: &str,
+) -> anyhow::Result<deliveries::DeliveryReport> {
+    let mut report = deliveries::measure(args, client, run_id).await?;
+    let sends_per_sec = report.sends_per_sec;
+    report.ceiling = Some(ceiling::measure(args, ceiling_url, run_id, sends_per_sec).await?);
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -274,6 +285,46 @@ mod tests {
             "--url {url} --scenario creates --creates 3 --joins 5 --json"
         ));
         run(a).await.unwrap();
+    }
+
+    /// Scenario 2 against a real node (in-process, `Node::start`), then its ceiling:
+    /// the report relates the two and prints both lines.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_ceiling_scenario_reports_scenario_2_as_a_share_of_its_ceiling() {
+        let node = huddle_testkit::TestNode::start().await;
+        let server = ceiling::Server::start().await.unwrap();
+        let a = ceiling::scenario_two(&args(&format!(
+            "--url {} --scenario ceiling --duration-secs 0.3",
+            node.base
+        )));
+        let client = A2aClient::new(&a.url).unwrap();
+        let report = with_ceiling(&a, client, "t1", server.url()).await.unwrap();
+        assert_eq!(
+            (report.rooms, report.agents_per_room, report.senders),
+            (1, 2, 16)
+        );
+        assert!(!report.streams.open);
+        assert_eq!((report.send_errors, report.lost), (0, 0));
+        let c = report.ceiling.clone().expect("a ceiling");
+        assert_eq!(c.label, "scenario 2");
+        assert!(
+            c.requests_per_sec > 0.0 && c.percent_of_ceiling > 0.0,
+            "{c:?}"
+        );
+        let text = report.human();
+        assert!(
+            text.contains("\n  ceiling: ") && text.contains(" req/s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  scenario 2 = ") && text.contains(" % of ceiling\n"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(
+            json["ceiling"]["percent_of_ceiling"].as_f64().is_some(),
+            "{json}"
+        );
     }
 
     #[tokio::test]
