@@ -180,25 +180,15 @@ impl ServeArgs {
     }
 
     fn grpc_listen_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
-        self.grpc_listen
-            .as_deref()
-            .map(|a| {
-                a.parse().with_context(|| {
-                    format!("--grpc-listen {a:?} is not an address like 0.0.0.0:50051")
-                })
-            })
-            .transpose()
+        optional_addr(
+            "--grpc-listen",
+            self.grpc_listen.as_deref(),
+            "0.0.0.0:50051",
+        )
     }
 
     fn mcp_listen_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
-        self.mcp_listen
-            .as_deref()
-            .map(|a| {
-                a.parse().with_context(|| {
-                    format!("--mcp-listen {a:?} is not an address like 0.0.0.0:3003")
-                })
-            })
-            .transpose()
+        optional_addr("--mcp-listen", self.mcp_listen.as_deref(), "0.0.0.0:3003")
     }
 
     fn mcp_config(
@@ -288,6 +278,20 @@ impl ServeArgs {
                 .join(".huddle")
         })
     }
+}
+
+/// The address of an optional listener flag, or why it is not one.
+fn optional_addr(
+    flag: &str,
+    value: Option<&str>,
+    example: &str,
+) -> anyhow::Result<Option<SocketAddr>> {
+    value
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("{flag} {a:?} is not an address like {example}"))
+        })
+        .transpose()
 }
 
 fn init_tracing(format: &str) {
