@@ -1,5 +1,6 @@
 //! Why a node could not start or did not stop cleanly. Callers branch on it: `huddle
-//! serve` prints it and exits 1, a test harness panics with it.
+//! serve` prints it and exits 1, a test harness panics with it. The cause of each is its
+//! `source()`, not part of its text, so an error chain (anyhow's `{:#}`) says it once.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     /// A listener could not be bound (address in use, no permission, no such address).
-    #[error("binding {listener} {addr}: {source}")]
+    #[error("binding {listener} {addr}")]
     Bind {
         /// Which listener (its `huddle serve` flag).
         listener: &'static str,
@@ -17,7 +18,7 @@ pub enum NodeError {
         source: std::io::Error,
     },
     /// A bound listener could not say its address.
-    #[error("reading the address of {listener}: {source}")]
+    #[error("reading the address of {listener}")]
     LocalAddr {
         listener: &'static str,
         #[source]
@@ -25,7 +26,7 @@ pub enum NodeError {
     },
     /// The embedded store could not be opened (missing permissions, a corrupt or
     /// locked database, an incompatible schema).
-    #[error("opening the store in {}: {source}", dir.display())]
+    #[error("opening the store in {}", dir.display())]
     OpenStore {
         dir: PathBuf,
         #[source]

@@ -16,15 +16,18 @@ fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
-/// The status code of `GET path` over a fresh connection.
+/// The status code of `GET path` over a fresh connection (an error when there is no
+/// answer within [`BOUND`]).
 async fn get(addr: SocketAddr, path: &str) -> std::io::Result<u16> {
-    let mut tcp = TcpStream::connect(addr).await?;
-    tcp.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await?;
-    let mut answer = Vec::new();
-    tcp.read_to_end(&mut answer).await?;
+    let exchange = async {
+        let mut tcp = TcpStream::connect(addr).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        tcp.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = tokio::time::timeout(BOUND, exchange).await??;
     let text = String::from_utf8_lossy(&answer);
     Ok(text
         .split_whitespace()
@@ -89,11 +92,8 @@ async fn a_port_in_use_is_a_bind_error_naming_the_listener() {
         matches!(e, NodeError::Bind { listener: "--mcp-listen", addr: a, .. } if a == addr),
         "{e:?}"
     );
-    assert!(
-        e.to_string()
-            .starts_with(&format!("binding --mcp-listen {addr}: ")),
-        "{e}"
-    );
+    assert_eq!(e.to_string(), format!("binding --mcp-listen {addr}"));
+    assert!(std::error::Error::source(&e).is_some(), "{e:?}");
 }
 
 #[tokio::test]
@@ -120,4 +120,56 @@ async fn a_store_that_cannot_be_opened_is_an_open_store_error() {
         e.to_string().contains(&not_a_dir.display().to_string()),
         "{e}"
     );
+}
+
+#[tokio::test]
+async fn wait_returns_only_after_the_request_in_flight_was_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let node = Node::start(
+        NodeConfig::new(dir.path()),
+        Listeners::loopback().await.unwrap(),
+        async {
+            let _ = stopped.await;
+        },
+    )
+    .await
+    .unwrap();
+    let addr = node.addrs().http;
+
+    // A request whose body is still on its way when the shutdown begins.
+    let body = r#"{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":{"role":"user","parts":[{"text":"help"}],"metadata":{"action":"help"}}}}"#;
+    let (first, rest) = body.split_at(20);
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /a2a HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    stop.send(()).unwrap();
+    let waiting = tokio::spawn(node.wait());
+    // Give a node that would not wait every chance to say it stopped.
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !waiting.is_finished(),
+        "wait() returned while a request was in flight"
+    );
+
+    tcp.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(BOUND, tcp.read_to_end(&mut answer))
+        .await
+        .expect("the answer within the bound")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""id":7"#), "{answer}");
+    tokio::time::timeout(BOUND, waiting)
+        .await
+        .expect("the node stops once the request is answered")
+        .unwrap()
+        .expect("a clean stop");
 }
