@@ -110,6 +110,11 @@ impl RunningNode {
 
     /// Resolves once the node has stopped: after the shutdown future resolved (or a
     /// server failed), the servers closed and the rooms committed, or the grace ran out.
+    ///
+    /// Past the grace the servers stop waiting for the connections still open and the
+    /// listeners are closed; `huddle serve` then exits, which cuts those connections. In
+    /// a process that goes on (a test), such a connection (a client that neither sends
+    /// nor reads) lives on until its client leaves or the runtime ends.
     pub async fn wait(self) -> Result<(), NodeError> {
         self.task.await?
     }
