@@ -12,9 +12,11 @@ run:
 release:
 	$(CARGO) build --release -p huddle
 
-# Real clients the tests drive (from the registries); idempotent.
+# Real clients the tests drive (from the registries); idempotent. The only place they
+# are installed: `cargo test` never installs anything (tests/README.md).
 test-deps:
 	python3 -m pip install --quiet -r tests/grpc/requirements.txt
+	tests/mcp/deps.sh install
 
 test: test-deps
 	$(CARGO) test --workspace --all-targets

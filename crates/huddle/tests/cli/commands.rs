@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use crate::harness::Server;
 use crate::support::Cli;
+use huddle_testkit::Server;
 
 const VERBS: &[&str] = &[
     "rooms", "create", "join", "info", "history", "unread", "send", "leave", "promote", "demote",

@@ -73,13 +73,7 @@ impl Cli {
     /// `huddle ARGS` with `--url` given through `HUDDLE_URL`, nothing else from the
     /// caller's environment that the binary reads.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_huddle"));
-        cmd.args(args);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("HUDDLE_") || key == "XDG_CONFIG_HOME" {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = huddle_testkit::huddle_command(args);
         cmd.env("HUDDLE_URL", &self.url)
             .env("HUDDLE_CONFIG_DIR", self.config_dir())
             .env("NO_COLOR", "1");
