@@ -68,6 +68,7 @@ impl A2a {
             action: Some(action.to_string()),
             text: None,
             context: None,
+            message_id: None,
             meta: Map::new(),
         }
     }
@@ -79,6 +80,7 @@ impl A2a {
             action: None,
             text: None,
             context: None,
+            message_id: None,
             meta: Map::new(),
         }
     }
@@ -268,6 +270,7 @@ pub struct Call<'a> {
     action: Option<String>,
     text: Option<String>,
     context: Option<String>,
+    message_id: Option<String>,
     meta: Map<String, Value>,
 }
 
@@ -291,6 +294,12 @@ impl Call<'_> {
         self.meta("agentToken", token)
     }
 
+    /// The A2A `message.messageId` (a send's idempotency key).
+    pub fn message_id(mut self, id: impl Into<String>) -> Self {
+        self.message_id = Some(id.into());
+        self
+    }
+
     pub fn request(&self) -> Value {
         let mut meta = self.meta.clone();
         if let Some(action) = &self.action {
@@ -303,6 +312,9 @@ impl Call<'_> {
         let mut message = json!({ "role": "user", "parts": parts, "metadata": meta });
         if let Some(context) = &self.context {
             message["contextId"] = json!(context);
+        }
+        if let Some(id) = &self.message_id {
+            message["messageId"] = json!(id);
         }
         json!({
             "jsonrpc": "2.0",

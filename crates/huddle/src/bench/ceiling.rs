@@ -230,7 +230,7 @@ mod tests {
             .unwrap();
         assert_eq!(created.agent_token, "ceiling");
         client
-            .send_message(&created.agent_token, "x", None)
+            .send_message(&created.agent_token, "x", None, None)
             .await
             .unwrap();
     }

@@ -343,7 +343,7 @@ mod tests {
             .await
             .unwrap();
         for i in 0..3 {
-            c.send_message(&owner.agent_token, &format!("m{i}"), None)
+            c.send_message(&owner.agent_token, &format!("m{i}"), None, None)
                 .await
                 .unwrap();
         }
@@ -364,7 +364,7 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(e, ClientError::Status { status: 403, .. }), "{e}");
-        let e = c.send_message("nope", "x", None).await.unwrap_err();
+        let e = c.send_message("nope", "x", None, None).await.unwrap_err();
         assert!(
             matches!(e, ClientError::Action(ref m) if m == "Invalid agentToken"),
             "{e}"
