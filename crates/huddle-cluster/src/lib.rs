@@ -16,12 +16,13 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 use huddle_core::{
-    AgentToken, CreateRoom, Created, MemberId, PasswordProof, RoomError, RoomId, RoomRequest,
+    AgentToken, CreateRoom, Created, PasswordProof, RoomError, RoomId, RoomRequest,
     RoomResponse, Seq,
 };
 use huddle_rooms::RoomDirectory;
-/// What [`Router::subscribe`] returns, re-exported so gateways need not know `huddle-rooms`.
-pub use huddle_rooms::{MessageStream, SubscribeError};
+/// What [`Router::subscribe`] takes and returns, re-exported so gateways need not know
+/// `huddle-rooms`.
+pub use huddle_rooms::{CatchUp, FeedMessage, MessageStream, OnLag, SubscribeError, Subscribed};
 use huddle_store::{NamedRoom, RoomPage};
 
 #[async_trait]
@@ -54,14 +55,18 @@ pub trait Router: Send + Sync + 'static {
         offset: usize,
     ) -> Result<RoomPage, RoomError>;
 
-    /// Messages visible to the token's agent with `seq > after` (default: from now on),
-    /// log first then live. Returns the stream and the subscriber's member id.
+    /// Messages visible to the reader's agent with `seq > after` (default: from now on),
+    /// log first then live, in one call the room answers once: `RoomNotFound` for an
+    /// unknown room whatever the token, `RoomError::Missing` without a token, else the
+    /// token's verdict. `on_lag`: whether a reader that falls behind ends its stream or
+    /// resumes from the last seq delivered (see `huddle_rooms::feed`).
     async fn subscribe(
         &self,
         room: RoomId,
-        token: AgentToken,
+        reader: Option<AgentToken>,
         after: Option<Seq>,
-    ) -> Result<(MessageStream, MemberId), RoomError>;
+        on_lag: OnLag,
+    ) -> Result<Subscribed, RoomError>;
 }
 
 /// Every room lives on this node.
@@ -118,9 +123,10 @@ impl Router for LocalRouter {
     async fn subscribe(
         &self,
         room: RoomId,
-        token: AgentToken,
+        reader: Option<AgentToken>,
         after: Option<Seq>,
-    ) -> Result<(MessageStream, MemberId), RoomError> {
-        self.directory.subscribe(room, token, after).await
+        on_lag: OnLag,
+    ) -> Result<Subscribed, RoomError> {
+        self.directory.subscribe(room, reader, after, on_lag).await
     }
 }

@@ -15,7 +15,7 @@
 //!   meanwhile is flushed next.
 //! - A subscriber is authorised here, and only then its live feed opened, in the same step
 //!   as the room's `last_seq` is read: the actor is the room's only publisher, so the feed
-//!   gets every message after that `last_seq` (see [`crate::hub`]).
+//!   gets every message after that `last_seq` (see [`crate::feed`]).
 //!
 //! So a reply always means "durable", and any reply computed after another request's
 //! events were applied is released after their commit too (reads included).
@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use huddle_core::command::LogRead;
 use huddle_core::room::Ctx;
 use huddle_core::{
-    AgentToken, Command, Event, MemberId, Message, Missed, PasswordProof, Reply, Room, RoomError,
+    AgentToken, Command, Event, Message, Missed, PasswordProof, Reply, Room, RoomError,
     RoomRequest, RoomResponse, Seq, Timestamp,
 };
 use huddle_store::{Epoch, RoomStore};
@@ -40,7 +40,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::config::RoomsConfig;
 use crate::endpoint;
-use crate::hub::{Fanout, Hub, Live};
+use crate::feed::Opened;
+use crate::hub::{Fanout, Hub};
 use crate::log_tail::LogTail;
 use crate::push::Pusher;
 use crate::secrets;
@@ -49,20 +50,13 @@ use crate::secrets;
 const TAIL: usize = 256;
 
 pub type RoomReply = RpcReplyPort<Result<RoomResponse, RoomError>>;
-pub type SubscribeReply = RpcReplyPort<Result<Subscription, RoomError>>;
-
-/// An authorised subscriber's start: who it is, the room's `last_seq` when its feed was
-/// opened, and the feed (which gets every message published after that `last_seq`).
-pub struct Subscription {
-    pub member: MemberId,
-    pub last_seq: Seq,
-    pub live: Live,
-}
+pub type SubscribeReply = RpcReplyPort<Result<Opened, RoomError>>;
 
 pub enum RoomMsg {
     Request(RoomRequest, RoomReply),
-    /// Authorise the token's agent as a reader and open its live feed.
-    Subscribe(AgentToken, SubscribeReply),
+    /// Authorise the token's agent as a reader and attach it to the fan-out (no token:
+    /// refused as missing, once the room is known to exist).
+    Subscribe(Option<AgentToken>, SubscribeReply),
     /// Commit what was applied since the last flush, then publish and reply.
     Flush,
     /// The in-flight append finished (its task holds the result).
@@ -87,7 +81,7 @@ pub struct RoomArgs {
 /// A reply waiting for the commit of what was applied before it was computed.
 enum PendingReply {
     Room(RoomReply, Result<RoomResponse, RoomError>),
-    Subscribe(SubscribeReply, Result<Subscription, RoomError>),
+    Subscribe(SubscribeReply, Result<Opened, RoomError>),
 }
 
 impl PendingReply {
@@ -362,13 +356,15 @@ impl RoomState {
         }
     }
 
-    /// Authorises a reader and opens its feed; nothing is allocated for a refused token.
-    fn subscribe(&self, token: AgentToken) -> Result<Subscription, RoomError> {
+    /// Authorises a reader and attaches it to the fan-out; nothing is allocated for a
+    /// refused or missing token.
+    fn subscribe(&self, token: Option<AgentToken>) -> Result<Opened, RoomError> {
+        let token = token.ok_or_else(|| RoomError::Missing(vec!["agentToken".into()]))?;
         let member = self.room.viewer(&token.digest())?;
-        Ok(Subscription {
+        Ok(Opened {
             member,
             last_seq: self.room.last_seq,
-            live: self.hub.subscribe(self.room.id),
+            live: self.hub.attach(self.room.id),
         })
     }
 
@@ -575,7 +571,7 @@ fn fanout_in_event_order(events: &[Event], messages: &[Arc<Message>]) -> Vec<Fan
             Event::Posted(posted) => {
                 let shared = messages.next().cloned();
                 debug_assert_eq!(shared.as_ref().map(|m| m.seq), Some(posted.seq));
-                shared.map(Fanout::Message)
+                shared.map(Fanout::message)
             }
             Event::Left { member } => Some(Fanout::Left(*member)),
             Event::Joined(_)

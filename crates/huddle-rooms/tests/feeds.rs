@@ -15,7 +15,7 @@ use huddle_core::{
     AgentToken, CreateRoom, Event, MemberId, Message, Reply, Room, RoomError, RoomId, RoomRequest,
     RoomResponse, Seq,
 };
-use huddle_rooms::{MessageStream, RoomDirectory, RoomsConfig, SubscribeError};
+use huddle_rooms::{MessageStream, OnLag, RoomDirectory, RoomsConfig, SubscribeError};
 use huddle_store::{Durability, EmbeddedStore, Epoch, NamedRoom, RoomPage, RoomStore, StoreError};
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock, mpsc};
 
@@ -155,6 +155,17 @@ fn send(token: &AgentToken, body: &str) -> RoomRequest {
     }
 }
 
+/// A stream that ends when it falls behind (the client resumes), as SSE and gRPC open.
+async fn open(
+    dir: &RoomDirectory,
+    room: RoomId,
+    token: AgentToken,
+    after: Option<Seq>,
+) -> Result<MessageStream, RoomError> {
+    let subscribed = dir.subscribe(room, Some(token), after, OnLag::End).await?;
+    Ok(subscribed.stream)
+}
+
 /// What a stream yields, as text: a message body or the error that ended it.
 async fn next(stream: &mut MessageStream) -> String {
     match stream.next().await {
@@ -195,7 +206,7 @@ async fn refused_subscriptions_and_unknown_rooms_leave_nothing_behind() {
 
     for _ in 0..3 {
         let ghost = RoomId::new_random();
-        let refused = node.dir.subscribe(ghost, foreign.clone(), None).await;
+        let refused = open(&node.dir, ghost, foreign.clone(), None).await;
         assert!(matches!(refused, Err(RoomError::RoomNotFound(_))));
         let info = RoomRequest::Info {
             proof: None,
@@ -204,7 +215,7 @@ async fn refused_subscriptions_and_unknown_rooms_leave_nothing_behind() {
         let refused = node.dir.call(ghost, info).await;
         assert!(matches!(refused, Err(RoomError::RoomNotFound(_))));
 
-        let refused = node.dir.subscribe(room, foreign.clone(), None).await;
+        let refused = open(&node.dir, room, foreign.clone(), None).await;
         assert!(
             matches!(
                 refused,
@@ -228,8 +239,8 @@ async fn a_rooms_feed_is_freed_when_its_last_stream_drops() {
     let (room, alice) = node.room("alice").await;
     let bob = node.join(room, "bob").await;
 
-    let (mut first, _) = node.dir.subscribe(room, alice.clone(), None).await.unwrap();
-    let (second, _) = node.dir.subscribe(room, bob, None).await.unwrap();
+    let mut first = open(&node.dir, room, alice.clone(), None).await.unwrap();
+    let second = open(&node.dir, room, bob, None).await.unwrap();
     assert_eq!(node.dir.live_rooms(), 1);
     drop(second);
     assert_eq!(
@@ -258,7 +269,7 @@ async fn a_kicked_members_stream_ends_before_what_followed_the_kick_in_its_commi
     let mut node = Node::start();
     let (room, alice) = node.room("alice").await;
     let bob = node.join(room, "bob").await;
-    let (mut bob_stream, _) = node.dir.subscribe(room, bob, None).await.unwrap();
+    let mut bob_stream = open(&node.dir, room, bob, None).await.unwrap();
 
     let dir = node.dir.clone();
     let gate = node.hold_appends().await;
@@ -300,16 +311,16 @@ async fn a_stream_opened_while_commits_are_in_flight_has_no_gap_or_duplicate() {
     node.an_append_is_in_flight().await;
     // "two" is applied but not yet published when the streams open; "three" after.
     let two = in_mailbox(Box::pin(dir.call(room, send(&alice, "two")))).await;
-    let live = in_mailbox(Box::pin(dir.subscribe(room, carol.clone(), None))).await;
-    let replay = in_mailbox(Box::pin(dir.subscribe(room, carol.clone(), Some(0)))).await;
+    let live = in_mailbox(Box::pin(open(&dir, room, carol.clone(), None))).await;
+    let replay = in_mailbox(Box::pin(open(&dir, room, carol.clone(), Some(0)))).await;
     let three = in_mailbox(Box::pin(dir.call(room, send(&alice, "three")))).await;
     drop(gate);
     let (one, two, live, replay, three) = tokio::join!(one, two, live, replay, three);
     for sent in [one, two, three] {
         sent.unwrap();
     }
-    let (mut live, _) = live.unwrap();
-    let (mut replay, _) = replay.unwrap();
+    let mut live = live.unwrap();
+    let mut replay = replay.unwrap();
     dir.call(room, send(&alice, "four")).await.unwrap();
 
     assert_eq!(

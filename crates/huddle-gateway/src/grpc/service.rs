@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use huddle_cluster::Router;
+use huddle_cluster::{OnLag, Router};
 use huddle_cluster::resolve::{Access, split_context};
 use huddle_core::{AgentToken, CreateRoom, Reply, RoomError, RoomRequest, RoomResponse};
 use huddle_proto::conversions::{self, room_type_param};
@@ -421,8 +421,13 @@ impl RoomService for RoomGrpc {
             let r = request.get_ref();
             let own = token_room(&token)?;
             let room = reading_room(self.router(), &token, own, Some(r.room_id.as_str())).await?;
-            match self.router().subscribe(room, token, r.from_seq).await {
-                Ok((messages, _member)) => Ok(messages),
+            // The client resumes with `from_seq` (RESOURCE_EXHAUSTED names it): `OnLag::End`.
+            let opened = self
+                .router()
+                .subscribe(room, Some(token), r.from_seq, OnLag::End)
+                .await;
+            match opened {
+                Ok(subscribed) => Ok(subscribed.stream),
                 // The token's room is gone: to the client, a bad token.
                 Err(RoomError::RoomNotFound(_)) => Err(RoomError::InvalidToken),
                 Err(e) => Err(e),
@@ -437,7 +442,7 @@ impl RoomService for RoomGrpc {
                 let out = match item {
                     _ if *ended => None,
                     Ok(m) => Some(Some(Ok(pb::SubscribeResponse {
-                        message: Some(pb::Message::from(m.as_ref())),
+                        message: Some(pb::Message::from(m.message())),
                     }))),
                     Err(e) => {
                         *ended = true;

@@ -235,7 +235,7 @@ async fn remember(
                 let slot = session
                     .join(room_id, name, token.clone(), agent_name, baseline)
                     .map_err(too_many_rooms)?;
-                delivery::start_room(router, session, slot).await;
+                session.delivery().start_room(router, slot).await;
             }
             Ok(Some((room_id, token)))
         }
@@ -244,7 +244,7 @@ async fn remember(
                 && let Some(slot) = session.leave(room)
             {
                 // Its POST-path subscription goes with it (the GET stream drops its own).
-                session.flush.lock().await.remove(&slot);
+                session.delivery().forget_room(slot).await;
             }
             Ok(None)
         }
