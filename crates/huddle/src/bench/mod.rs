@@ -13,6 +13,7 @@
 //!   `SendMessage` calls and `Subscribe` streams.
 //! - `creates`    — the `creates` scenario: N room creates then M joins, one at a time.
 //! - `mcp`        — the `mcp` scenario: MCP sessions calling `sendMessage`, GET-stream listeners.
+//! - `streams`    — the `streams` scenario: what idle SSE streams cost the server.
 //! - `report`     — latency summaries, error tallies, server RSS sampling, JSON output.
 
 mod creates;
@@ -21,6 +22,7 @@ mod grpc;
 mod load;
 mod mcp;
 mod report;
+mod streams;
 
 use std::time::Duration;
 
@@ -53,6 +55,9 @@ Scenarios:
                   the room's messages come ahead of their results; --mcp-listeners
                   sessions hold GET streams. Reports tool calls/s and call latency, and
                   notification latency (call start -> GET stream receipt) p50/p99.
+  streams         Creates --rooms rooms and opens one idle SSE stream per room, one at a
+                  time; reports the open latency and (with --server-pid) the server's RSS
+                  per idle stream and after the streams closed.
 
 The load and creates scenarios speak only A2A SendMessage + SSE, so they measure any
 join.cloud-compatible server. Latencies are in microseconds in --json output.
@@ -155,6 +160,8 @@ pub enum Scenario {
     Grpc,
     /// MCP sessions calling sendMessage, and sessions holding GET streams (Huddle's /mcp).
     Mcp,
+    /// Idle SSE streams, one per room: open latency and server memory per stream.
+    Streams,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -204,6 +211,7 @@ async fn run_here(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Creates => creates::run(&args, client, &run_id).await,
         Scenario::Grpc => deliveries::run(&args, grpc::Grpc::connect(&args).await?, &run_id).await,
         Scenario::Mcp => mcp::run(&args, &run_id).await,
+        Scenario::Streams => streams::run(&args, client, &run_id).await,
     }
 }
 
@@ -222,6 +230,16 @@ mod tests {
         let url = fake::start().await;
         let a = args(&format!(
             "--url {url} --scenario creates --creates 3 --joins 5 --json"
+        ));
+        run(a).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn streams_scenario_runs_against_a_fake_server() {
+        let url = fake::start().await;
+        let pid = std::process::id();
+        let a = args(&format!(
+            "--url {url} --scenario streams --rooms 3 --grace-ms 10 --server-pid {pid} --json"
         ));
         run(a).await.unwrap();
     }
