@@ -16,8 +16,8 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 use huddle_core::{
-    AgentToken, CreateRoom, Created, PasswordProof, RoomError, RoomId, RoomRequest,
-    RoomResponse, Seq,
+    AgentToken, CreateRoom, Created, PasswordProof, RoomError, RoomId, RoomRequest, RoomResponse,
+    Seq,
 };
 use huddle_rooms::RoomDirectory;
 /// What [`Router::subscribe`] takes and returns, re-exported so gateways need not know

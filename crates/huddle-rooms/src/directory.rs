@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, Weak};
 use async_trait::async_trait;
 use huddle_core::room::NewRoom;
 use huddle_core::{
-    AgentToken, CreateRoom, Created, Room, RoomError, RoomId, RoomRequest, RoomResponse,
-    RoomType, Seq, validate,
+    AgentToken, CreateRoom, Created, Room, RoomError, RoomId, RoomRequest, RoomResponse, RoomType,
+    Seq, validate,
 };
 use huddle_store::{NamedRoom, RoomPage, RoomStore};
 use ractor::rpc::CallResult;

@@ -240,7 +240,8 @@ impl Feed {
                             let after = sent.min(opened.last_seq);
                             let store = self.cursor.store.clone();
                             let member = opened.member;
-                            self.cursor = Cursor::new(store, self.cursor.room, member, after, opened);
+                            self.cursor =
+                                Cursor::new(store, self.cursor.room, member, after, opened);
                         }
                         Err(RoomError::InvalidToken | RoomError::TokenNotInRoom) => {
                             self.done = true;

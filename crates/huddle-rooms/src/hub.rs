@@ -321,7 +321,11 @@ mod tests {
         assert!(matches!(fast.try_recv(), Some(Ok(Fanout::Left(1)))));
         assert!(matches!(fast.try_recv(), Some(Ok(Fanout::Left(2)))));
         assert!(fast.try_recv().is_none());
-        assert_eq!(hub.buffer(room).unwrap().pending, 2, "slow has read nothing");
+        assert_eq!(
+            hub.buffer(room).unwrap().pending,
+            2,
+            "slow has read nothing"
+        );
         assert!(matches!(slow.try_recv(), Some(Ok(Fanout::Left(1)))));
         assert_eq!(hub.buffer(room).unwrap().pending, 1);
         // A subscriber that goes gives up its claim on what it did not read.

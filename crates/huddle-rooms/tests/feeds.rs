@@ -471,8 +471,14 @@ async fn a_stream_without_token_is_answered_by_the_room_and_takes_no_place() {
         .subscribe(RoomId::new_random(), None, None, OnLag::End)
         .await
         .err();
-    assert!(matches!(ghost, Some(RoomError::RoomNotFound(_))), "{ghost:?}");
+    assert!(
+        matches!(ghost, Some(RoomError::RoomNotFound(_))),
+        "{ghost:?}"
+    );
     let missing = node.dir.subscribe(room, None, None, OnLag::End).await.err();
-    assert!(matches!(missing, Some(RoomError::Missing(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Some(RoomError::Missing(_))),
+        "{missing:?}"
+    );
     assert_eq!(node.dir.active_rooms(), 1, "the unknown room left nothing");
 }

@@ -7,8 +7,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use huddle_cluster::{OnLag, Router};
 use huddle_cluster::resolve::{Access, split_context};
+use huddle_cluster::{OnLag, Router};
 use huddle_core::{AgentToken, CreateRoom, Reply, RoomError, RoomRequest, RoomResponse};
 use huddle_proto::conversions::{self, room_type_param};
 use huddle_proto::v1 as pb;

@@ -14,8 +14,8 @@ use huddle_core::{AgentToken, RoomId, Seq};
 // tokio's clock, so that idle times can be tested with paused time.
 use tokio::time::Instant;
 
-pub use super::delivery::LiveRegistration;
 use super::delivery::Delivery;
+pub use super::delivery::LiveRegistration;
 pub use super::joined::{JoinedRoom, NoRoom, RoomList, too_many_rooms};
 pub use super::sessions::{Place, Sessions};
 
@@ -83,7 +83,9 @@ impl Session {
         agent_name: String,
         baseline: Seq,
     ) -> Result<usize, usize> {
-        let slot = self.rooms.join(room_id, name, token, agent_name, baseline)?;
+        let slot = self
+            .rooms
+            .join(room_id, name, token, agent_name, baseline)?;
         self.delivery.joined(slot);
         Ok(slot)
     }

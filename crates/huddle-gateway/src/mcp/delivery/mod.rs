@@ -135,7 +135,10 @@ impl Delivery {
     /// The GET stream of `generation` ended (if it is still the current one).
     pub fn close_live(&self, generation: u64) {
         let mut listener = self.listener.lock().expect("session poisoned");
-        if listener.as_ref().is_some_and(|l| l.generation == generation) {
+        if listener
+            .as_ref()
+            .is_some_and(|l| l.generation == generation)
+        {
             *listener = None;
         }
         drop(listener);
