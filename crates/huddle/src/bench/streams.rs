@@ -1,14 +1,18 @@
-//! The `streams` scenario: what idle SSE streams cost a node. Creates `--rooms` rooms,
-//! opens one SSE stream per room (the creator's), strictly one at a time, holds them
-//! idle, then closes them all. Reports the time to open a stream (request sent → response
-//! headers, a fresh connection each) and the server's resident memory (`--server-pid`):
-//! at the start, with the rooms created, with every stream open, and after they closed.
+//! The `streams` scenario: what idle SSE streams cost a node. Creates `--rooms` rooms and
+//! loads each (a `room.info`, so its actor runs before streams are counted), opens one SSE
+//! stream per room (the creator's), strictly one at a time, holds them idle, then closes
+//! them all. Reports the time to open a stream (request sent → response headers, a fresh
+//! connection each) and the server's resident memory (`--server-pid`): at the start, with
+//! the rooms loaded, with every stream open, and after they closed. Run the server with a
+//! `--room-idle-secs` longer than the run, so that rooms stay loaded throughout and the
+//! difference is the streams' alone.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
 use serde::Serialize;
+use serde_json::json;
 
 use super::BenchArgs;
 use super::report::{self, Latency, Memory};
@@ -36,15 +40,16 @@ struct StreamsReport {
 
 #[derive(Debug, Serialize)]
 struct MemoryReport {
+    /// The server before this run.
     start_kib: u64,
+    /// With the rooms created and loaded, before any stream.
     rooms_kib: u64,
     open_kib: u64,
     closed_kib: u64,
     /// (open - rooms) / streams: what one idle stream costs.
     per_stream_bytes: u64,
-    /// (closed - start) / start, in percent: what closing the streams did not give back
-    /// (the rooms themselves included).
-    closed_over_start_pct: f64,
+    /// (closed - rooms) / rooms, in percent: what closing the streams did not give back.
+    closed_over_rooms_pct: f64,
     /// `per_stream_bytes` × 100,000, in MiB.
     per_100k_streams_mib: f64,
 }
@@ -71,6 +76,17 @@ pub async fn run(args: &BenchArgs, client: A2aClient, run_id: &str) -> anyhow::R
         .await
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
+    futures::stream::iter(&rooms)
+        .map(|room| {
+            let info = json!({"agentToken": room.agent_token});
+            client.action("room.info", None, Some(&room.room_id), info)
+        })
+        .buffer_unordered(CREATES_IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .context("loading the rooms (room.info)")?;
     tokio::time::sleep(Duration::from_millis(args.grace_ms)).await;
     let with_rooms = rss();
 
@@ -93,7 +109,7 @@ pub async fn run(args: &BenchArgs, client: A2aClient, run_id: &str) -> anyhow::R
     drop(open);
     let patience = (Duration::from_millis(args.grace_ms) * SETTLE_GRACES)
         .clamp(Duration::from_secs(1), Duration::from_secs(30));
-    let closed = settle(&rss, start, patience).await;
+    let closed = settle(&rss, with_rooms, patience).await;
 
     let memory = match (start, with_rooms, with_streams, closed) {
         (Some(start), Some(rooms_kib), Some(open_kib), Some(closed_kib)) => {
@@ -104,7 +120,7 @@ pub async fn run(args: &BenchArgs, client: A2aClient, run_id: &str) -> anyhow::R
                 open_kib,
                 closed_kib,
                 per_stream_bytes,
-                closed_over_start_pct: pct(closed_kib, start),
+                closed_over_rooms_pct: pct(closed_kib, rooms_kib),
                 per_100k_streams_mib: (per_stream_bytes * 100_000) as f64 / (1024.0 * 1024.0),
             })
         }
@@ -122,7 +138,7 @@ pub async fn run(args: &BenchArgs, client: A2aClient, run_id: &str) -> anyhow::R
         return report::print_json(&report);
     }
     println!(
-        "streams: {} idle SSE streams on {} rooms, opened one at a time in {:.1} s",
+        "streams: {} idle SSE streams on {} loaded rooms, opened one at a time in {:.1} s",
         report.streams, report.streams, report.open_secs
     );
     println!("  open latency   {}", report.open_latency_us.human());
@@ -133,8 +149,8 @@ pub async fn run(args: &BenchArgs, client: A2aClient, run_id: &str) -> anyhow::R
                 m.start_kib, m.rooms_kib, m.open_kib, m.closed_kib
             );
             println!(
-                "  per stream     {} bytes (100k streams: {:.0} MiB); after closing: {:+.1} % of start",
-                m.per_stream_bytes, m.per_100k_streams_mib, m.closed_over_start_pct
+                "  per stream     {} bytes (100k streams: {:.0} MiB); after closing: {:+.1} % of rooms",
+                m.per_stream_bytes, m.per_100k_streams_mib, m.closed_over_rooms_pct
             );
         }
         None => println!("  server RSS     (give --server-pid to measure it)"),
@@ -142,7 +158,8 @@ pub async fn run(args: &BenchArgs, client: A2aClient, run_id: &str) -> anyhow::R
     Ok(())
 }
 
-/// The server's RSS once it is back within 10 % of `start`, or after `patience`.
+/// The server's RSS once it is back within 10 % of `start` (before the streams), or after
+/// `patience`.
 async fn settle(
     rss: &impl Fn() -> Option<u64>,
     start: Option<u64>,
