@@ -482,3 +482,24 @@ async fn a_stream_without_token_is_answered_by_the_room_and_takes_no_place() {
     );
     assert_eq!(node.dir.active_rooms(), 1, "the unknown room left nothing");
 }
+
+#[tokio::test]
+async fn a_message_is_rendered_once_for_all_its_streams() {
+    let node = Node::start();
+    let (room, alice) = node.room("alice").await;
+    let bob = node.join(room, "bob").await;
+    let mut first = open(&node.dir, room, alice.clone(), None).await.unwrap();
+    let mut second = open(&node.dir, room, bob, None).await.unwrap();
+    node.dir.call(room, send(&alice, "hello")).await.unwrap();
+    let (a, b) = (first.next().await, second.next().await);
+    let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+    assert!(
+        Arc::ptr_eq(&a, &b),
+        "both streams carry the one fanned-out item"
+    );
+    assert!(
+        std::ptr::eq(a.json(), b.json()),
+        "its JSON is rendered once, not per stream"
+    );
+    assert_eq!(a.json(), a.message().to_json().to_string());
+}
