@@ -15,7 +15,7 @@
 //! - DELETE answers 404 for an unknown session (rmcp answers 202 whatever the id) and 200
 //!   otherwise, and idle sessions expire here (an open GET stream counts as activity);
 //! - a request that would start a session beyond [`McpConfig::max_sessions`] when no
-//!   idle session can give way (see `session`) is refused with 503, `Retry-After` and a
+//!   idle session can give way (see `sessions`) is refused with 503, `Retry-After` and a
 //!   JSON-RPC error naming the limit.
 //!
 //! [`McpConfig::max_sessions`]: super::McpConfig::max_sessions

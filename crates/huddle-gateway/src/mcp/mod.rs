@@ -11,7 +11,7 @@
 //!   sessions in no room), limits.
 //! - [`http`]      — the transport around rmcp: POST (recovery, notifications ahead of the
 //!   result), GET (the live stream), DELETE.
-//! - [`manager`]   — rmcp's session manager kept in step with [`session`]'s table; the
+//! - [`manager`]   — rmcp's session manager kept in step with [`sessions`]'s table; the
 //!   session cap, and eviction of an idle session when the table is full.
 //! - [`server`]    — rmcp's `ServerHandler`: info + instructions, tools, resources, listen.
 //! - [`tools`]     — the twelve tools: descriptions, input schemas, annotations.
