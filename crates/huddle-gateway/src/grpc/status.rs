@@ -92,6 +92,9 @@ pub fn stream_end(e: &SubscribeError) -> Option<Status> {
         SubscribeError::Store(detail) => {
             Status::unavailable(format!("Service unavailable: {detail}"))
         }
+        // Only a resuming stream asks again, and Subscribe ends on lag instead; the
+        // refusal's own status if it ever happens.
+        SubscribeError::Resume(refused) => return Some(to_status(refused)),
     };
     // Resuming reads only: always safe.
     Some(with_retry_hint(status, true))

@@ -15,6 +15,7 @@
 //! - `mcp`        — the `mcp` scenario: MCP sessions calling `sendMessage`, GET-stream listeners.
 //! - `ceiling`    — `--ceiling` and the `ceiling` scenario: the same senders against a
 //!   trivial in-process server that answers every `POST /a2a` with a fixed reply.
+//! - `streams`    — the `streams` scenario: what idle SSE streams cost the server.
 //! - `report`     — latency summaries, error tallies, server RSS sampling, JSON output.
 
 mod ceiling;
@@ -24,6 +25,7 @@ mod grpc;
 mod load;
 mod mcp;
 mod report;
+mod streams;
 
 use std::time::Duration;
 
@@ -62,6 +64,9 @@ Scenarios:
                   the room's messages come ahead of their results; --mcp-listeners
                   sessions hold GET streams. Reports tool calls/s and call latency, and
                   notification latency (call start -> GET stream receipt) p50/p99.
+  streams         Creates --rooms rooms and opens one idle SSE stream per room, one at a
+                  time; reports the open latency and (with --server-pid) the server's RSS
+                  per idle stream and after the streams closed.
 
 The load and creates scenarios speak only A2A SendMessage + SSE, so they measure any
 join.cloud-compatible server. Latencies are in microseconds in --json output.
@@ -172,6 +177,8 @@ pub enum Scenario {
     Mcp,
     /// Scenario 2 (1 room × 2 agents, 16 senders, no SSE), then its ceiling.
     Ceiling,
+    /// Idle SSE streams, one per room: open latency and server memory per stream.
+    Streams,
 }
 
 impl BenchArgs {
@@ -252,6 +259,7 @@ async fn run_here(args: BenchArgs, ceiling_url: Option<String>) -> anyhow::Resul
             deliveries::run(&args, grpc::Grpc::connect(&args).await?, &run_id).await
         }
         (Scenario::Mcp, _) => mcp::run(&args, &run_id).await,
+        (Scenario::Streams, _) => streams::run(&args, client, &run_id).await,
     }
 }
 
@@ -325,6 +333,16 @@ mod tests {
             json["ceiling"]["percent_of_ceiling"].as_f64().is_some(),
             "{json}"
         );
+    }
+
+    #[tokio::test]
+    async fn streams_scenario_runs_against_a_fake_server() {
+        let url = fake::start().await;
+        let pid = std::process::id();
+        let a = args(&format!(
+            "--url {url} --scenario streams --rooms 3 --grace-ms 10 --server-pid {pid} --json"
+        ));
+        run(a).await.unwrap();
     }
 
     #[tokio::test]
