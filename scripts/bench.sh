@@ -17,8 +17,8 @@ echo "server $url (pid $pid, data $data)"
 b() { echo; echo "== $1"; shift; "$bin" bench --url "$url" --server-pid "$pid" "$@"; }
 b "1: 1 room x 2 agents, 1 sender, SSE on (target: delivery p99 <= 2 ms)" \
   --rooms 1 --agents-per-room 2 --senders 1 --duration-secs "$secs"
-b "2: 1 room x 2 agents, 16 senders, no SSE (target: >= 20,000 sends/s)" \
-  --rooms 1 --agents-per-room 2 --senders 16 --no-sse --duration-secs "$secs"
+b "2: 1 room x 2 agents, 16 senders, no SSE (target: >= 20,000 sends/s); then its ceiling (trivial in-process server)" \
+  --rooms 1 --agents-per-room 2 --senders 16 --no-sse --duration-secs "$secs" --ceiling
 b "3: 10 rooms x 10 agents, 10 senders, SSE on (target: >= 40,000 deliveries/s, p99 <= 25 ms, 0 lost; RSS <= 100 MB)" \
   --rooms 10 --agents-per-room 10 --senders 10 --duration-secs "$secs"
 b "4: 100 creates + 200 joins, one at a time (target: <= 1 s)" \

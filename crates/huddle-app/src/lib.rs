@@ -145,18 +145,22 @@ impl<'r> RoomApi<'r> {
         Ok((room, self.on_token_room(room, op).await?))
     }
 
-    /// `message.send`: to everyone, or to the member named `to` only.
+    /// `message.send`: to everyone, or to the member named `to` only. `key`, the
+    /// client's message id, makes a retry safe: the same key again is answered with the
+    /// first send's `seq`, and stores nothing new.
     pub async fn send(
         &self,
         token: AgentToken,
         body: String,
         to: Option<String>,
+        key: Option<String>,
     ) -> Result<(RoomId, Sent), RoomError> {
         let room = room_of(&token)?;
         let op = SendMessage {
             token,
             body,
             to: to.filter(|t| !t.is_empty()),
+            key: key.filter(|k| !k.is_empty()),
         };
         Ok((room, self.on_token_room(room, op).await?))
     }

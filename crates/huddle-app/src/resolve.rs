@@ -53,6 +53,19 @@ pub async fn candidates(router: &dyn Router, reference: &str) -> Result<Vec<Room
     Ok(rooms.into_iter().map(|r| r.id).collect())
 }
 
+/// The room a stream URL names: an id, or the open room of a name (a protected room is
+/// only reached by its id). `None`: no such room.
+pub async fn streamed_room(router: &dyn Router, reference: &str) -> Option<RoomId> {
+    if let Ok(id) = reference.parse::<RoomId>() {
+        return Some(id);
+    }
+    let rooms = router.rooms_named(&reference.to_lowercase()).await.ok()?;
+    rooms
+        .into_iter()
+        .find(|r| r.password_hash.is_none())
+        .map(|r| r.id)
+}
+
 /// Sends the operation built by `request` (given the password proof, if one is
 /// needed) to the room `reference` names, by the rules above.
 pub async fn call_by_reference<O: Ask>(

@@ -20,8 +20,9 @@ use huddle_core::{
 /// Calls and their answers, re-exported so callers need not know `huddle-rooms`.
 pub use huddle_rooms::call;
 use huddle_rooms::call::Ask;
-/// What [`Router::subscribe`] returns, re-exported so gateways need not know `huddle-rooms`.
-pub use huddle_rooms::{MessageStream, SubscribeError};
+/// What [`Router::subscribe`] takes and returns, re-exported so gateways need not know
+/// `huddle-rooms`.
+pub use huddle_rooms::{CatchUp, FeedMessage, MessageStream, OnLag, SubscribeError, Subscribed};
 use huddle_rooms::{RoomCall, RoomDirectory};
 use huddle_store::{NamedRoom, RoomPage};
 
@@ -60,14 +61,18 @@ pub trait Router: Send + Sync + 'static {
     /// The public listing (password-less rooms only).
     async fn list(&self, search: Option<&str>, page: Page) -> Result<RoomPage, RoomError>;
 
-    /// Messages visible to the token's agent with `seq > after` (default: from now on),
-    /// log first then live. Returns the stream and the subscriber's member id.
+    /// Messages visible to the reader's agent with `seq > after` (default: from now on),
+    /// log first then live, in one call the room answers once: `RoomNotFound` for an
+    /// unknown room whatever the token, `RoomError::Missing` without a token, else the
+    /// token's verdict. `on_lag`: whether a reader that falls behind ends its stream or
+    /// resumes from the last seq delivered (see `huddle_rooms::feed`).
     async fn subscribe(
         &self,
         room: RoomId,
-        token: AgentToken,
+        reader: Option<AgentToken>,
         after: Option<Seq>,
-    ) -> Result<(MessageStream, MemberId), RoomError>;
+        on_lag: OnLag,
+    ) -> Result<Subscribed, RoomError>;
 }
 
 impl dyn Router {
@@ -137,9 +142,10 @@ impl Router for LocalRouter {
     async fn subscribe(
         &self,
         room: RoomId,
-        token: AgentToken,
+        reader: Option<AgentToken>,
         after: Option<Seq>,
-    ) -> Result<(MessageStream, MemberId), RoomError> {
-        self.directory.subscribe(room, token, after).await
+        on_lag: OnLag,
+    ) -> Result<Subscribed, RoomError> {
+        self.directory.subscribe(room, reader, after, on_lag).await
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use huddle_cluster::call::{Answerer, Ask};
-use huddle_cluster::{LocalRouter, MessageStream, Router};
+use huddle_cluster::{LocalRouter, OnLag, Router, Subscribed};
 use huddle_core::{
     AgentToken, Authorize, CreateRoom, Created, GetInfo, GetUnread, HistoryPage, JoinRoom,
     MemberId, ModerateAgent, Moderation, Page, PasswordProof, RoomError, RoomId, SendMessage, Seq,
@@ -79,10 +79,11 @@ impl Router for OverTheWire {
     async fn subscribe(
         &self,
         room: RoomId,
-        token: AgentToken,
+        reader: Option<AgentToken>,
         after: Option<Seq>,
-    ) -> Result<(MessageStream, MemberId), RoomError> {
-        self.owner.subscribe(room, token, after).await
+        on_lag: OnLag,
+    ) -> Result<Subscribed, RoomError> {
+        self.owner.subscribe(room, reader, after, on_lag).await
     }
 }
 
@@ -133,6 +134,7 @@ async fn every_room_operation_and_answer_crosses_json_unchanged() {
                 token: alice.clone(),
                 body: "hello".into(),
                 to: Some("bob".into()),
+                key: None,
             },
         )
         .await
@@ -196,6 +198,7 @@ async fn every_room_operation_and_answer_crosses_json_unchanged() {
                 token: AgentToken::mint(room, "bm90LWEtbWVtYmVy"),
                 body: "x".into(),
                 to: None,
+                key: None,
             },
         )
         .await;

@@ -118,12 +118,15 @@ pub struct UpdateRoom {
     pub kind: Option<String>,
 }
 
-/// `message.send`.
+/// `message.send`. `key` is the client's message id: a retry under the same key is
+/// answered with the first send's `seq` and stores nothing new.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SendMessage {
     pub token: AgentToken,
     pub body: String,
     pub to: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// `message.unread`.

@@ -46,6 +46,10 @@ pub enum Command {
         token: TokenDigest,
         body: String,
         to: Option<String>,
+        /// The client's message id; the message sent earlier under it comes with it
+        /// (looked up by whoever plays the actor: [`crate::fuzzing::Sim`] in tests).
+        key: Option<String>,
+        earlier: Option<Message>,
     },
     Unread {
         token: TokenDigest,
@@ -99,12 +103,16 @@ pub struct Update {
     pub kind: Option<String>,
 }
 
-/// `message.send`.
+/// `message.send`. With a `key` (the client's message id), a retry is answered with the
+/// message first sent under it: `earlier` is that message, found by the actor (in its
+/// log tail or the store) before deciding.
 #[derive(Clone, Debug)]
 pub struct Send {
     pub token: TokenDigest,
     pub body: String,
     pub to: Option<String>,
+    pub key: Option<String>,
+    pub earlier: Option<Message>,
 }
 
 /// `message.unread`.

@@ -210,8 +210,35 @@ impl Decide for Send {
     }
 
     fn decide(self, room: &Room, log: Missed, ctx: Ctx<'_>) -> Result<Decision<Sent>, RoomError> {
-        let Send { token, body, to } = self;
+        let Send {
+            token,
+            body,
+            to,
+            key,
+            earlier,
+        } = self;
         let sender = room.member_of(&token)?;
+        if let Some(key) = &key {
+            validate::message_id(key)?;
+        }
+        // A retry: the same key, the same message → the first answer, nothing new.
+        if let Some(first) = earlier.filter(|m| m.from_member == sender.member && m.key == key) {
+            let same_recipient = match (&first.to, &to) {
+                (None, None) => true,
+                (Some(a), Some(b)) => crate::name::fold(a) == crate::name::fold(b),
+                _ => false,
+            };
+            if first.body != body || !same_recipient {
+                return Err(RoomError::MessageIdReused);
+            }
+            return Ok(Decision {
+                events: vec![],
+                reply: Sent {
+                    seq: first.seq,
+                    missed: Missed::default(),
+                },
+            });
+        }
         validate::message_body(&body, ctx.limits)?;
         if room.kind == RoomType::Channel && sender.role != Role::Admin {
             return Err(RoomError::ChannelAdminsOnly);
@@ -236,7 +263,7 @@ impl Decide for Send {
             to_member,
             body,
             timestamp: ctx.now,
-            key: None,
+            key,
         };
         // The sender's cursor passes its own message unless missed messages remain.
         let cursor = if log.has_more {
@@ -320,7 +347,19 @@ impl Command {
                 description,
                 kind,
             }),
-            Command::Send { token, body, to } => Typed::Send(Send { token, body, to }),
+            Command::Send {
+                token,
+                body,
+                to,
+                key,
+                earlier,
+            } => Typed::Send(Send {
+                token,
+                body,
+                to,
+                key,
+                earlier,
+            }),
             Command::Unread { token } => Typed::Unread(Unread { token }),
             Command::Delivered { member, seq, prev } => {
                 Typed::Delivered(Delivered { member, seq, prev })

@@ -62,6 +62,9 @@ pub enum RoomError {
     /// Any other invalid value (empty name, control characters, bad type).
     #[error("{0}")]
     Invalid(String),
+    /// A send reused its `messageId` (idempotency key) for another text or recipient.
+    #[error("messageId already used for another message")]
+    MessageIdReused,
     /// Admission control refused the request: retry later.
     #[error("Server busy: too many requests in flight (limit {0}); retry shortly")]
     Busy(usize),

@@ -88,7 +88,8 @@ impl Sim {
 
     /// One command through the actor's path (log read, decide, apply, append), then the
     /// checks of [`Sim::check`]. Panics when a rule is broken.
-    pub fn run(&mut self, cmd: Command) -> Result<Decision, RoomError> {
+    pub fn run(&mut self, mut cmd: Command) -> Result<Decision, RoomError> {
+        self.find_earlier(&mut cmd);
         let page = match self.room.log_read(&cmd, &self.limits) {
             Some(read) => self.page(read),
             None => Missed::default(),
@@ -110,14 +111,43 @@ impl Sim {
                     }
                 }
                 if let Reply::Sent { seq, .. } = &decision.reply {
-                    let last = self.log.last().map(|m| m.seq);
-                    assert_eq!(last, Some(*seq), "a send answered another seq");
+                    if decision.events.is_empty() {
+                        // A retry under a message id: answered with the first send.
+                        let first = self.log.iter().find(|m| m.seq == *seq);
+                        assert!(
+                            first.is_some_and(|m| m.key.is_some()),
+                            "a send stored nothing and answered a seq of no keyed message"
+                        );
+                    } else {
+                        let last = self.log.last().map(|m| m.seq);
+                        assert_eq!(last, Some(*seq), "a send answered another seq");
+                    }
                 }
             }
             Err(_) => assert_eq!(self.room, before, "a refused command changed the room"),
         }
         self.check();
         result
+    }
+
+    /// A keyed send gets the message its sender sent under that key, as the actor
+    /// looks it up in its log.
+    fn find_earlier(&self, cmd: &mut Command) {
+        if let Command::Send {
+            token,
+            key: Some(key),
+            earlier: earlier @ None,
+            ..
+        } = cmd
+            && let Some(sender) = self.room.agent_by_token(token)
+        {
+            *earlier = self
+                .log
+                .iter()
+                .rev()
+                .find(|m| m.from_member == sender.member && m.key.as_deref() == Some(key))
+                .cloned();
+        }
     }
 
     /// What must hold after any command.
@@ -220,6 +250,8 @@ pub enum Op {
         by: u8,
         body: String,
         to: Option<Name>,
+        /// One of a few message ids, so that retries and reuses happen.
+        key: Option<u8>,
     },
     Unread {
         by: u8,
@@ -332,10 +364,12 @@ fn command(sim: &mut Sim, tokens: &[TokenDigest], op: Op) -> Command {
                 Name::Raw(s) => s,
             }),
         },
-        Op::Send { by, body, to } => Command::Send {
+        Op::Send { by, body, to, key } => Command::Send {
             token: pick(by),
             body,
             to: to.map(|n| n.get()),
+            key: key.map(|k| format!("m{}", k % 4)),
+            earlier: None,
         },
         Op::Unread { by } => Command::Unread { token: pick(by) },
         Op::Delivered { member, seq, prev } => {

@@ -136,6 +136,25 @@ pub fn message_body(text: &str, limits: &Limits) -> Result<(), RoomError> {
     Ok(())
 }
 
+/// Longest `messageId` (a send's idempotency key), in bytes: kept with the message.
+pub const MAX_MESSAGE_ID_BYTES: usize = 128;
+
+pub fn message_id(key: &str) -> Result<(), RoomError> {
+    if key.len() > MAX_MESSAGE_ID_BYTES {
+        return Err(RoomError::too_long(
+            "messageId",
+            MAX_MESSAGE_ID_BYTES,
+            "bytes",
+        ));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(RoomError::Invalid(
+            "messageId must not contain control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
 pub fn password(text: &str, limits: &Limits) -> Result<(), RoomError> {
     if text.len() > limits.max_password_bytes {
         return Err(RoomError::too_long(

@@ -507,7 +507,18 @@ impl Both {
                 let expected = self.model.send(&token, to);
                 let body = format!("message {}", self.model.log.len());
                 let to = to.map(str::to_string);
-                (Command::Send { token, body, to }, expected)
+                let key = None;
+                let earlier = None;
+                (
+                    Command::Send {
+                        token,
+                        body,
+                        to,
+                        key,
+                        earlier,
+                    },
+                    expected,
+                )
             }
             Step::Unread { by } => {
                 let token = self.token(by);

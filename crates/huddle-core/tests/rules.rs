@@ -131,6 +131,8 @@ fn send_cmd(token: TokenDigest, body: &str, to: Option<&str>) -> Command {
         token,
         body: body.into(),
         to: to.map(str::to_string),
+        key: None,
+        earlier: None,
     }
 }
 
@@ -847,6 +849,81 @@ fn seq_is_gapless_from_one_across_notices_and_messages() {
     let expected: Vec<Seq> = (1..=sim.log.len() as Seq).collect();
     assert_eq!(seqs, expected);
     assert_eq!(sim.room.last_seq, sim.log.len() as Seq);
+}
+
+fn keyed(token: TokenDigest, body: &str, to: Option<&str>, key: &str) -> Command {
+    match send_cmd(token, body, to) {
+        Command::Send {
+            token, body, to, ..
+        } => Command::Send {
+            token,
+            body,
+            to,
+            key: Some(key.into()),
+            earlier: None,
+        },
+        other => other,
+    }
+}
+
+#[test]
+fn a_retried_send_under_its_message_id_answers_the_first_seq_and_stores_nothing() {
+    let (mut sim, alice) = Sim::new("alice");
+    let bob = sim.join("bob");
+    let first = sim.reply(keyed(alice, "hello", Some("bob"), "m-1"));
+    let Reply::Sent { seq, .. } = first else {
+        panic!("{first:?}")
+    };
+    sim.send(bob, "meanwhile");
+    let (log, room) = (sim.log.clone(), sim.room.clone());
+
+    let retry = sim.run(keyed(alice, "hello", Some("BOB"), "m-1")).unwrap();
+    assert!(retry.events.is_empty(), "{:?}", retry.events);
+    assert_eq!(
+        retry.reply,
+        Reply::Sent {
+            seq,
+            missed: Missed::default()
+        }
+    );
+    assert_eq!(
+        (&sim.log, &sim.room),
+        (&log, &room),
+        "a retry changed the room"
+    );
+    assert_eq!(sim.log[seq as usize - 1].key.as_deref(), Some("m-1"));
+}
+
+#[test]
+fn a_message_id_is_one_message_per_sender_and_text() {
+    let (mut sim, alice) = Sim::new("alice");
+    let bob = sim.join("bob");
+    sim.reply(keyed(alice, "hello", None, "m-1"));
+    let reused = "messageId already used for another message";
+    assert_eq!(sim.error(keyed(alice, "other text", None, "m-1")), reused);
+    assert_eq!(sim.error(keyed(alice, "hello", Some("bob"), "m-1")), reused);
+
+    // Another agent's key is its own.
+    let before = sim.log.len();
+    sim.reply(keyed(bob, "hello", None, "m-1"));
+    assert_eq!(sim.log.len(), before + 1);
+    // Without a key, every send is new.
+    sim.send(alice, "hello");
+    sim.send(alice, "hello");
+    assert_eq!(sim.log.len(), before + 3);
+}
+
+#[test]
+fn a_message_id_is_bounded_and_printable() {
+    let (mut sim, alice) = Sim::new("alice");
+    let long = "k".repeat(validate::MAX_MESSAGE_ID_BYTES + 1);
+    assert_eq!(
+        sim.error(keyed(alice, "x", None, &long)),
+        "messageId is too long: the limit is 128 bytes"
+    );
+    assert!(sim.run(keyed(alice, "x", None, "line\nbreak")).is_err());
+    let fits = "k".repeat(validate::MAX_MESSAGE_ID_BYTES);
+    sim.reply(keyed(alice, "x", None, &fits));
 }
 
 #[test]

@@ -147,6 +147,11 @@ fn send_message(message: &Value) -> Result<(Action, Params), Value> {
     let metadata = message.get("metadata").unwrap_or(&Value::Null);
     let mut params = Params::from_json(metadata);
     params.text = text;
+    // A2A clients give every message an id: a send's idempotency key.
+    params.message_id = message
+        .get("messageId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     params.room = context.or(params.room);
     let action = match metadata.get("action").and_then(Value::as_str) {
         Some(name) => match Action::parse(name) {

@@ -102,7 +102,8 @@ pub async fn execute(
                 ("agentToken", non_empty(&p.agent_token)),
             ])?;
             let t = token(&p)?;
-            let (room, sent) = api.send(t, p.text.unwrap_or_default(), p.to).await?;
+            let body = p.text.unwrap_or_default();
+            let (room, sent) = api.send(t, body, p.to, p.message_id).await?;
             Ok(render::sent(room, sent))
         }
         Action::History => {

@@ -22,6 +22,9 @@ pub struct Params {
     pub search: Option<String>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
+    /// The client's id of a message (A2A `message.messageId`, MCP `messageId`): a
+    /// send's idempotency key.
+    pub message_id: Option<String>,
     /// Not a wire parameter: the client's address, which failed password attempts are
     /// throttled by (`None` when the transport does not know it).
     pub client: Option<std::net::IpAddr>,
@@ -53,6 +56,7 @@ impl Params {
             search: s("search"),
             limit: n("limit"),
             offset: n("offset"),
+            message_id: s("messageId"),
             client: None,
         }
     }

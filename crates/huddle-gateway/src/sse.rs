@@ -8,7 +8,8 @@
 //! `event: ping` every 15 s (`--sse-keep-alive-secs`). `Last-Event-ID` (or
 //! `?after=<seq>`) replays the log after that seq before going live. A subscriber too
 //! slow to keep up is disconnected (its stream ends) rather than buffered without bound;
-//! it reconnects with `Last-Event-ID`.
+//! it reconnects with `Last-Event-ID` (the protocol's contract, so the stream does not
+//! resume on the server's side: `OnLag::End`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -20,7 +21,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use huddle_core::{AgentToken, GetLock, Message, RoomError, RoomId, Seq};
+use huddle_cluster::{FeedMessage, OnLag};
+use huddle_core::{AgentToken, RoomError, Seq};
 use serde_json::json;
 
 use crate::AppState;
@@ -36,17 +38,8 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> Response {
     let router = app.router.as_ref();
-    let room_id = match room.parse::<RoomId>() {
-        Ok(id) => Some(id),
-        // Convenience: an open room may be named instead of identified.
-        Err(_) => router
-            .rooms_named(&room.to_lowercase())
-            .await
-            .ok()
-            .and_then(|rs| rs.into_iter().find(|r| r.password_hash.is_none()))
-            .map(|r| r.id),
-    };
-    let Some(room_id) = room_id else {
+    // Convenience: an open room may be named instead of identified.
+    let Some(room_id) = huddle_app::resolve::streamed_room(router, &room).await else {
         return refuse(StatusCode::NOT_FOUND, "Room not found");
     };
     let presented = query
@@ -57,18 +50,16 @@ pub async fn stream(
             let authorization = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
             crate::bearer::token(authorization)
         });
-    let Some(token) = presented else {
-        // Unknown room still wins over a missing token.
-        if let Err(RoomError::RoomNotFound(_)) = router.ask(room_id, GetLock).await {
-            return refuse(StatusCode::NOT_FOUND, "Room not found");
-        }
-        return refuse(StatusCode::UNAUTHORIZED, "agentToken query param required");
-    };
-    let token = AgentToken::from_wire(token);
+    let token = presented.map(AgentToken::from_wire);
     let after = resume_point(&headers, &query);
-    let (messages, _member) = match router.subscribe(room_id, token.clone(), after).await {
-        Ok(s) => s,
+    // One call the room answers once: unknown room (404) wins over a missing token (401).
+    let opened = router.subscribe(room_id, token, after, OnLag::End).await;
+    let messages = match opened {
+        Ok(subscribed) => subscribed.stream,
         Err(RoomError::RoomNotFound(_)) => return refuse(StatusCode::NOT_FOUND, "Room not found"),
+        Err(RoomError::Missing(_)) => {
+            return refuse(StatusCode::UNAUTHORIZED, "agentToken query param required");
+        }
         Err(RoomError::InvalidToken) | Err(RoomError::TokenNotInRoom) => {
             return refuse(StatusCode::FORBIDDEN, "Invalid token for this room");
         }
@@ -122,9 +113,10 @@ pub fn resume_point(headers: &HeaderMap, query: &HashMap<String, String>) -> Opt
         .and_then(|s| s.trim().parse().ok())
 }
 
-/// One SSE event: `id: <seq>` and the message JSON (compact, so one `data:` line).
-fn frame(m: &Message) -> Vec<u8> {
-    let json = m.to_json().to_string();
+/// One SSE event: `id: <seq>` and the message JSON (compact, so one `data:` line,
+/// rendered once per message for all its subscribers).
+fn frame(m: &FeedMessage) -> Vec<u8> {
+    let json = m.json();
     let mut out = Vec::with_capacity(json.len() + 32);
     out.extend_from_slice(format!("id: {}\ndata: ", m.seq).as_bytes());
     out.extend_from_slice(json.as_bytes());

@@ -1,19 +1,14 @@
-//! `Subscribe` flow control end to end: the gateway served on a socket (embedded store,
+//! `Subscribe` flow control end to end: the node served on a socket (embedded store,
 //! a tiny subscriber buffer) and the generated tonic client, which, unlike the Python
 //! client, reads from the connection only when the test asks for a message. A subscriber
 //! that stops reading must be dropped with RESOURCE_EXHAUSTED naming the last seq it got
 //! (memory stays bounded), and resuming from that seq must lose and repeat nothing.
 
-use std::sync::Arc;
-
-use huddle_cluster::LocalRouter;
-use huddle_gateway::{AppState, GatewayConfig};
 use huddle_proto::v1::room_service_client::RoomServiceClient;
 use huddle_proto::v1::{
     CreateRoomRequest, JoinRoomRequest, SendMessageRequest, SubscribeRequest, SubscribeResponse,
 };
-use huddle_rooms::{RoomDirectory, RoomsConfig};
-use huddle_store::{Durability, EmbeddedStore};
+use huddle_testkit::TestNode;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Streaming};
 
@@ -24,26 +19,9 @@ const BUFFER: usize = 8;
 const MESSAGES: usize = 800;
 const BODY_BYTES: usize = 8000;
 
-async fn serve(dir: &std::path::Path) -> String {
-    // The push client (reqwest, rustls without a default provider) needs one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let store = EmbeddedStore::open(dir, Durability::Process).expect("open store");
-    let directory = RoomDirectory::new(
-        Arc::new(store),
-        RoomsConfig {
-            subscriber_buffer: BUFFER,
-            ..RoomsConfig::default()
-        },
-    );
-    let app = huddle_gateway::app(AppState {
-        router: Arc::new(LocalRouter::new(directory)),
-        config: Arc::new(GatewayConfig::default()),
-        shutdown: Default::default(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+/// The whole node in-process with a tiny subscriber buffer.
+async fn serve() -> TestNode {
+    TestNode::start_with(|c| c.rooms.subscriber_buffer = BUFFER).await
 }
 
 fn bearer<T>(message: T, token: &str) -> Request<T> {
@@ -71,8 +49,8 @@ async fn subscribe(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_stops_reading_is_dropped_and_resumes_without_loss() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = serve(dir.path()).await;
+    let node = serve().await;
+    let url = node.base.clone();
     let mut client = RoomServiceClient::connect(url.clone()).await.unwrap();
     let alice = client
         .create_room(CreateRoomRequest {

@@ -15,7 +15,7 @@
 //!   meanwhile is flushed next.
 //! - A subscriber is authorised here, and only then its live feed opened, in the same step
 //!   as the room's `last_seq` is read: the actor is the room's only publisher, so the feed
-//!   gets every message after that `last_seq` (see [`crate::hub`]).
+//!   gets every message after that `last_seq` (see [`crate::feed`]).
 //!
 //! So a reply always means "durable", and any reply computed after another request's
 //! events were applied is released after their commit too (reads included).
@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use huddle_core::command::{self, LogRead};
 use huddle_core::room::{Ctx, Decide};
 use huddle_core::{
-    Acknowledge, AgentToken, Event, GetLock, JoinRoom, Joined, Lock, MemberId, Message, Missed,
+    Acknowledge, AgentToken, Event, GetLock, JoinRoom, Joined, Lock, Message, Missed,
     PasswordProof, Room, RoomError, Seq, Timestamp, Viewer,
 };
 use huddle_store::{Epoch, RoomStore};
@@ -42,7 +42,8 @@ use uuid::Uuid;
 use crate::call::{Port, RoomCall};
 use crate::config::RoomsConfig;
 use crate::endpoint;
-use crate::hub::{Fanout, Hub, Live};
+use crate::feed::Opened;
+use crate::hub::{Fanout, Hub};
 use crate::log_tail::LogTail;
 use crate::push::Pusher;
 use crate::secrets;
@@ -50,19 +51,12 @@ use crate::secrets;
 /// Recent messages kept in memory per active room.
 const TAIL: usize = 256;
 
-/// An authorised subscriber's start: who it is, the room's `last_seq` when its feed was
-/// opened, and the feed (which gets every message published after that `last_seq`).
-pub struct Subscription {
-    pub member: MemberId,
-    pub last_seq: Seq,
-    pub live: Live,
-}
-
 pub enum RoomMsg {
     /// One operation, answered on its own typed port.
     Call(RoomCall),
-    /// Authorise the token's agent as a reader and open its live feed.
-    Subscribe(AgentToken, Port<Subscription>),
+    /// Authorise the token's agent as a reader and attach it to the fan-out (no token:
+    /// refused as missing, once the room is known to exist).
+    Subscribe(Option<AgentToken>, Port<Opened>),
     /// Commit what was applied since the last flush, then publish and reply.
     Flush,
     /// The in-flight append finished (its task holds the result).
@@ -267,12 +261,25 @@ impl RoomState {
                 pending(port, self.run(cmd).await)
             }
             RoomCall::Send(op, port) => {
-                let cmd = command::Send {
-                    token: op.token.digest(),
-                    body: op.body,
-                    to: op.to,
+                let token = op.token.digest();
+                let earlier = match &op.key {
+                    Some(key) => self.sent_with_key(&token, key).await,
+                    None => Ok(None),
                 };
-                pending(port, self.run(cmd).await)
+                let sent = match earlier {
+                    Ok(earlier) => {
+                        let cmd = command::Send {
+                            token,
+                            body: op.body,
+                            to: op.to,
+                            key: op.key,
+                            earlier,
+                        };
+                        self.run(cmd).await
+                    }
+                    Err(e) => Err(e),
+                };
+                pending(port, sent)
             }
             RoomCall::Unread(op, port) => {
                 let cmd = command::Unread {
@@ -323,6 +330,25 @@ impl RoomState {
         })
     }
 
+    /// The message the token's agent sent under idempotency `key`, if any: from the log
+    /// tail (which holds every message not yet committed, so two sends of one key in a
+    /// row find each other), else from the store.
+    async fn sent_with_key(
+        &self,
+        token: &huddle_core::TokenDigest,
+        key: &str,
+    ) -> Result<Option<Message>, RoomError> {
+        let Some(member) = self.room.agent_by_token(token).map(|a| a.member) else {
+            return Ok(None);
+        };
+        let recent = self
+            .tail
+            .iter_after(0)
+            .rev()
+            .find(|m| m.from_member == member && m.key.as_deref() == Some(key));
+        Ok(recent.map(|m| (**m).clone()))
+    }
+
     /// The member a token belongs to, as a reader of the room.
     fn viewer(&self, token: &AgentToken) -> Result<Viewer, RoomError> {
         let member = self.room.viewer(&token.digest())?;
@@ -334,13 +360,15 @@ impl RoomState {
         })
     }
 
-    /// Authorises a reader and opens its feed; nothing is allocated for a refused token.
-    fn subscribe(&self, token: AgentToken) -> Result<Subscription, RoomError> {
+    /// Authorises a reader and attaches it to the fan-out; nothing is allocated for a
+    /// refused or missing token.
+    fn subscribe(&self, token: Option<AgentToken>) -> Result<Opened, RoomError> {
+        let token = token.ok_or_else(|| RoomError::Missing(vec!["agentToken".into()]))?;
         let member = self.room.viewer(&token.digest())?;
-        Ok(Subscription {
+        Ok(Opened {
             member,
             last_seq: self.room.last_seq,
-            live: self.hub.subscribe(self.room.id),
+            live: self.hub.attach(self.room.id),
         })
     }
 
@@ -548,7 +576,7 @@ fn fanout_in_event_order(events: &[Event], messages: &[Arc<Message>]) -> Vec<Fan
             Event::Posted(posted) => {
                 let shared = messages.next().cloned();
                 debug_assert_eq!(shared.as_ref().map(|m| m.seq), Some(posted.seq));
-                shared.map(Fanout::Message)
+                shared.map(Fanout::message)
             }
             Event::Left { member } => Some(Fanout::Left(*member)),
             Event::Joined(_)

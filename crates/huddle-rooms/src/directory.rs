@@ -8,20 +8,21 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use futures::StreamExt;
+use async_trait::async_trait;
 use huddle_core::room::NewRoom;
 use huddle_core::{
-    Acknowledge, CreateRoom, Created, Delivered, HistoryPage, MemberId, Page, Room, RoomError,
-    RoomId, RoomType, Seq, validate,
+    Acknowledge, AgentToken, CreateRoom, Created, Delivered, HistoryPage, MemberId, Page, Room,
+    RoomError, RoomId, RoomType, Seq, validate,
 };
 use huddle_store::{NamedRoom, RoomPage, RoomStore};
 use ractor::{Actor, ActorRef};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use crate::actor::{RoomArgs, RoomMsg, Subscription};
+use crate::actor::{RoomArgs, RoomMsg};
 use crate::call::{self, Answerer, Ask, Port, RoomCall};
 use crate::config::RoomsConfig;
-use crate::hub::{self, Hub, MessageStream};
+use crate::feed::{self, FeedSource, OnLag, Opened, Subscribed};
+use crate::hub::{BufferStats, Hub};
 use crate::passwords::PasswordGate;
 use crate::push::{Ack, Pusher};
 use crate::store_error::room_error;
@@ -44,8 +45,6 @@ struct Inner {
     /// Serialises activations of one room (so it is loaded once).
     activating: Vec<tokio::sync::Mutex<()>>,
     admission: Arc<Semaphore>,
-    /// One permit per open subscription stream (all protocols).
-    streams: Arc<Semaphore>,
     /// Every password check of this node (create here, join and info through the router).
     passwords: PasswordGate,
 }
@@ -63,10 +62,9 @@ impl RoomDirectory {
         let (pusher, acks) = Pusher::new(config.push.clone(), config.allow_private_endpoints);
         let inner = Arc::new(Inner {
             store,
-            hub: Arc::new(Hub::new(config.subscriber_buffer)),
+            hub: Arc::new(Hub::new(config.subscriber_buffer, config.max_streams)),
             pusher,
             admission: Arc::new(Semaphore::new(config.max_in_flight)),
-            streams: Arc::new(Semaphore::new(config.max_streams)),
             passwords: PasswordGate::new(
                 config.passwords.clone(),
                 config.limits.max_password_bytes,
@@ -332,50 +330,24 @@ impl RoomDirectory {
     }
 
     /// A stream of the messages the token's agent may see with `seq > after` (default:
-    /// from now on): the log tail first, then live.
+    /// from now on): the log tail first, then live. One call the room answers once: an
+    /// unknown room is `RoomNotFound` whatever the token, a missing token is
+    /// `RoomError::Missing` (and takes no stream place).
     pub async fn subscribe(
         &self,
         room: RoomId,
-        token: huddle_core::AgentToken,
+        reader: Option<AgentToken>,
         after: Option<Seq>,
-    ) -> Result<(MessageStream, huddle_core::MemberId), RoomError> {
-        // The permit lives as long as the stream: dropping the stream frees the place.
-        let permit = self
-            .inner
-            .streams
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| RoomError::TooManyStreams(self.inner.config.max_streams))?;
-        // The actor authorises first and opens the live feed only then, in the same step
-        // as it reads `last_seq`: nothing committed after that snapshot is missed, and a
-        // refused token allocates no feed.
-        let admitted = self.admit()?;
-        let Subscription {
-            member,
-            last_seq,
-            live,
-        } = self
-            .send(
-                room,
-                |port| (token.clone(), port),
-                |(t, p)| RoomMsg::Subscribe(t, p),
-            )
-            .await?;
-        drop(admitted);
-        let after = after.unwrap_or(last_seq).min(last_seq);
-        let stream = hub::stream(
-            self.inner.store.clone(),
-            room,
-            member,
-            after,
-            last_seq,
-            live,
-        );
-        let held: MessageStream = Box::pin(stream.map(move |item| {
-            let _held = &permit;
-            item
-        }));
-        Ok((held, member))
+        on_lag: OnLag,
+    ) -> Result<Subscribed, RoomError> {
+        let source = Arc::new(LocalSource(Arc::downgrade(&self.inner)));
+        let store = self.inner.store.clone();
+        feed::open(source, &self.inner.hub, store, room, reader, after, on_lag).await
+    }
+
+    /// What `room`'s fan-out log holds on this node (`None`: nobody follows it here).
+    pub fn feed_buffer(&self, room: RoomId) -> Option<BufferStats> {
+        self.inner.hub.buffer(room)
     }
 
     /// Rooms with a live feed open on this node (each has an open subscription).
@@ -401,6 +373,29 @@ impl RoomDirectory {
         for a in actors {
             let _ = a.drain_and_wait(Some(timeout)).await;
         }
+    }
+}
+
+/// The rooms of this node as the source of their own feeds: the room's actor authorises
+/// the reader, reads `last_seq` and attaches it to the fan-out in one step of its mailbox.
+/// Weak, so that open streams do not keep a dropped directory alive.
+struct LocalSource(Weak<Inner>);
+
+#[async_trait]
+impl FeedSource for LocalSource {
+    async fn open(&self, room: RoomId, reader: Option<AgentToken>) -> Result<Opened, RoomError> {
+        let inner = self
+            .0
+            .upgrade()
+            .ok_or_else(|| RoomError::Unavailable("the node is shutting down".into()))?;
+        let dir = RoomDirectory { inner };
+        let _admitted = dir.admit()?;
+        dir.send(
+            room,
+            |port| (reader.clone(), port),
+            |(reader, port)| RoomMsg::Subscribe(reader, port),
+        )
+        .await
     }
 }
 

@@ -1,234 +1,278 @@
-//! Fan-out of committed messages to live subscribers, and resumable subscriptions.
+//! The node-local fan-out: each room's committed messages distributed to this node's
+//! subscribers of that room, and the node's limit on open streams.
 //!
-//! Each room with subscribers has a bounded `broadcast` channel. A subscriber that falls
-//! more than `subscriber_buffer` messages behind is not allowed to grow memory: its stream
-//! ends with [`SubscribeError::Lagged`] naming the last `seq` it got, and the client
-//! resumes from there (SSE `Last-Event-ID`, gRPC `from_seq`), losing nothing.
+//! The fan-out does not know where a room's messages come from: a *feed source* (see
+//! [`crate::feed`]) publishes into it — the room's own actor when the room lives on this
+//! node, an upstream feed from the owner node otherwise. All it asks of its publisher is
+//! to publish one room's items in order, from one task at a time.
 //!
-//! A channel costs `subscriber_buffer` slots up front, so it exists only while an
-//! *authorised* subscriber holds it: a [`Live`] is opened by the room's actor after it
-//! checked the subscriber's token, and the last [`Live`] of a room to drop removes the
-//! room's channel. A request with a bad token or for an unknown room allocates nothing here.
-//!
-//! Resumption without gap or duplicate: the room's actor is the only publisher of its
-//! room, and it opens the [`Live`] and reads the room's `last_seq` in one step of its
-//! mailbox, so every message after that `last_seq` reaches the [`Live`]. The log
-//! `(after, last_seq]` is replayed from the store, then live messages are forwarded,
-//! skipping any `seq` already sent.
+//! Memory: a room with subscribers has one shared log of pending items (`Arc`s shared with
+//! every subscriber, the actor's tail and push) and each subscriber is a position in it.
+//! The log holds only what some subscriber has not read yet: an item goes as soon as the
+//! slowest subscriber has read it, and the log's storage shrinks with it. So an idle
+//! stream costs a position, not a buffer. A subscriber more than `capacity`
+//! (`subscriber_buffer`) items behind is not allowed to grow the log: the oldest item
+//! goes anyway and that subscriber gets [`Lagged`] (its stream ends, or resumes from the
+//! store; see [`crate::feed`]). The last subscriber of a room to go removes the room's
+//! log; a refused subscriber never creates one.
 
 use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use futures::Stream;
-use huddle_core::{MemberId, Message, RoomId, Seq};
-use huddle_store::RoomStore;
-use thiserror::Error;
-use tokio::sync::broadcast;
+use huddle_core::{MemberId, RoomError, RoomId};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-/// Messages replayed from the store per read.
-const REPLAY_PAGE: usize = 500;
+use crate::feed::FeedMessage;
 
-#[derive(Debug, Error, Clone)]
-pub enum SubscribeError {
-    #[error("subscriber fell too far behind after seq {0}; resume from it")]
-    Lagged(Seq),
-    #[error("room closed")]
-    Closed,
-    /// The subscriber's agent left or was kicked: its stream ends.
-    #[error("the agent is no longer a member of the room")]
-    Removed,
-    #[error("store failure during replay: {0}")]
-    Store(String),
-}
-
-pub type MessageStream = Pin<Box<dyn Stream<Item = Result<Arc<Message>, SubscribeError>> + Send>>;
+/// Storage of a room's log is given back when it holds at most a quarter of its capacity
+/// (and more than this many slots): a burst's buffer does not outlive the burst.
+const SHRINK_ABOVE: usize = 8;
 
 /// What a room fans out after a commit, in the order of the commit's events.
 #[derive(Clone, Debug)]
 pub enum Fanout {
-    Message(Arc<Message>),
+    Message(Arc<FeedMessage>),
     /// A member left or was kicked: its open streams end (it may no longer read the room),
     /// before any message committed after its departure reaches them.
     Left(MemberId),
 }
 
-/// The node's live channels, one per room with at least one open [`Live`].
+impl Fanout {
+    /// A committed message, shared with the actor's tail (rendered at most once, by the
+    /// first subscriber that needs its JSON).
+    pub fn message(message: Arc<huddle_core::Message>) -> Self {
+        Self::Message(Arc::new(FeedMessage::new(message)))
+    }
+}
+
+/// The subscriber fell more than the log's capacity behind: items it had not read are gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lagged;
+
+/// What one room's log holds now (see [`Hub::buffer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferStats {
+    /// Items some subscriber has not read yet.
+    pub pending: usize,
+    /// Slots the log's storage holds (allocated, filled or not).
+    pub allocated: usize,
+    /// Subscribers attached to the room on this node.
+    pub subscribers: usize,
+}
+
+/// The node's fan-out: one shared log per room with at least one subscriber here.
 pub struct Hub {
-    rooms: Mutex<HashMap<RoomId, broadcast::Sender<Fanout>>>,
+    rooms: Mutex<HashMap<RoomId, Arc<RoomLog>>>,
+    /// Most items a room's log holds (`subscriber_buffer`).
     capacity: usize,
+    /// One permit per open stream of this node (all protocols), `max_streams` in all.
+    streams: Arc<Semaphore>,
+    max_streams: usize,
+}
+
+struct RoomLog {
+    log: Mutex<Log>,
+    /// Woken on every publish: subscribers waiting for the next item.
+    published: Notify,
+}
+
+struct Log {
+    slots: VecDeque<Slot>,
+    /// Position (counted since the log was made) of `slots[0]`.
+    head: u64,
+    subscribers: usize,
+}
+
+struct Slot {
+    item: Fanout,
+    /// Subscribers attached when it was published that have not read it yet.
+    unread: usize,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every operation leaves the state consistent: a panic elsewhere while it was held does
+    // not make it unusable (and `Live::drop` must never panic).
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Log {
+    fn tail(&self) -> u64 {
+        self.head + self.slots.len() as u64
+    }
+
+    /// Drops the items every subscriber has read, and storage the log no longer needs.
+    fn trim(&mut self) {
+        while self.slots.front().is_some_and(|s| s.unread == 0) {
+            self.slots.pop_front();
+            self.head += 1;
+        }
+        let allocated = self.slots.capacity();
+        if allocated > SHRINK_ABOVE && self.slots.len() <= allocated / 4 {
+            self.slots.shrink_to(self.slots.len() * 2);
+        }
+    }
 }
 
 impl Hub {
-    pub fn new(capacity: usize) -> Self {
+    /// A fan-out whose rooms hold at most `capacity` pending items each, and that lets at
+    /// most `max_streams` streams be open at once.
+    pub fn new(capacity: usize, max_streams: usize) -> Self {
         Self {
             rooms: Mutex::new(HashMap::new()),
-            capacity,
+            capacity: capacity.max(1),
+            streams: Arc::new(Semaphore::new(max_streams)),
+            max_streams,
         }
     }
 
-    fn rooms(&self) -> MutexGuard<'_, HashMap<RoomId, broadcast::Sender<Fanout>>> {
-        // The map stays consistent under every operation: a panic elsewhere while it was
-        // held does not make it unusable (and `Live::drop` must never panic).
-        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
+    /// A place among the node's open streams, held as long as the stream; refused (naming
+    /// the limit) when `max_streams` are open.
+    pub fn admit(&self) -> Result<OwnedSemaphorePermit, RoomError> {
+        self.streams
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| RoomError::TooManyStreams(self.max_streams))
     }
 
-    /// Opens a live feed of `room`, creating the room's channel if it has none.
-    ///
-    /// Only the room's actor calls this, for a subscriber it has just authorised, in the
-    /// same step as it reads the room's `last_seq` (see the module doc).
-    pub(crate) fn subscribe(self: &Arc<Self>, room: RoomId) -> Live {
-        let rx = self
-            .rooms()
+    /// Attaches a subscriber to `room` at the log's end: it gets every item published from
+    /// now on. Only a room's publisher calls this (or a source that orders it before what
+    /// it publishes next), for a subscriber already authorised or about to be.
+    pub fn attach(self: &Arc<Self>, room: RoomId) -> Live {
+        let mut rooms = locked(&self.rooms);
+        let shared = rooms
             .entry(room)
-            .or_insert_with(|| broadcast::channel(self.capacity).0)
-            .subscribe();
+            .or_insert_with(|| {
+                Arc::new(RoomLog {
+                    log: Mutex::new(Log {
+                        slots: VecDeque::new(),
+                        head: 0,
+                        subscribers: 0,
+                    }),
+                    published: Notify::new(),
+                })
+            })
+            .clone();
+        drop(rooms);
+        let next = {
+            let mut log = locked(&shared.log);
+            log.subscribers += 1;
+            log.tail()
+        };
         Live {
-            rx: Some(rx),
             hub: self.clone(),
             room,
+            shared,
+            next,
         }
     }
 
-    /// Sends a commit's messages and departures, in event order, to the room's live
-    /// subscribers. A room nobody follows has no channel, and this does nothing.
-    pub(crate) fn publish(&self, room: RoomId, fanout: &[Fanout]) {
-        let rooms = self.rooms();
-        if let Some(tx) = rooms.get(&room) {
-            for item in fanout {
-                // An error means no receiver: impossible while the entry exists, since
-                // the last `Live` to drop removes it under this lock.
-                let _ = tx.send(item.clone());
+    /// Appends a commit's messages and departures, in event order, to the room's log. A
+    /// room nobody follows here has no log, and this does nothing.
+    pub fn publish(&self, room: RoomId, items: &[Fanout]) {
+        let Some(shared) = locked(&self.rooms).get(&room).cloned() else {
+            return;
+        };
+        {
+            let mut log = locked(&shared.log);
+            if log.subscribers == 0 {
+                return;
+            }
+            for item in items {
+                if log.slots.len() >= self.capacity {
+                    // The slowest subscriber is more than `capacity` behind: it lags.
+                    log.slots.pop_front();
+                    log.head += 1;
+                }
+                let unread = log.subscribers;
+                log.slots.push_back(Slot {
+                    item: item.clone(),
+                    unread,
+                });
             }
         }
+        shared.published.notify_waiters();
     }
 
-    /// Rooms with a live channel on this node (each has at least one open [`Live`]).
+    /// Rooms with a log on this node (each has at least one subscriber here).
     pub fn live_rooms(&self) -> usize {
-        self.rooms().len()
+        locked(&self.rooms).len()
+    }
+
+    /// What `room`'s log holds now; `None` when it has none (no subscriber here).
+    pub fn buffer(&self, room: RoomId) -> Option<BufferStats> {
+        let shared = locked(&self.rooms).get(&room).cloned()?;
+        let log = locked(&shared.log);
+        Some(BufferStats {
+            pending: log.slots.len(),
+            allocated: log.slots.capacity(),
+            subscribers: log.subscribers,
+        })
     }
 }
 
-/// One subscriber's end of a room's channel; dropping the last one frees the channel.
+/// One subscriber's position in a room's log; dropping the last one frees the log.
 pub struct Live {
-    /// `None` only inside `drop`.
-    rx: Option<broadcast::Receiver<Fanout>>,
     hub: Arc<Hub>,
     room: RoomId,
+    shared: Arc<RoomLog>,
+    /// Position of the next item to read.
+    next: u64,
 }
 
 impl Live {
-    async fn recv(&mut self) -> Result<Fanout, broadcast::error::RecvError> {
-        match self.rx.as_mut() {
-            Some(rx) => rx.recv().await,
-            None => Err(broadcast::error::RecvError::Closed),
+    /// The next item, without waiting: `None` when nothing new was published.
+    pub fn try_recv(&mut self) -> Option<Result<Fanout, Lagged>> {
+        let mut log = locked(&self.shared.log);
+        if self.next < log.head {
+            return Some(Err(Lagged));
+        }
+        let index = (self.next - log.head) as usize;
+        let slot = log.slots.get_mut(index)?;
+        slot.unread -= 1;
+        let item = slot.item.clone();
+        self.next += 1;
+        if index == 0 {
+            log.trim();
+        }
+        Some(Ok(item))
+    }
+
+    /// The next item, waiting for it if needed.
+    pub async fn recv(&mut self) -> Result<Fanout, Lagged> {
+        let shared = self.shared.clone();
+        loop {
+            // Registered before looking, so a publish in between is not missed.
+            let published = shared.published.notified();
+            tokio::pin!(published);
+            published.as_mut().enable();
+            if let Some(item) = self.try_recv() {
+                return item;
+            }
+            published.await;
         }
     }
 }
 
 impl Drop for Live {
     fn drop(&mut self) {
-        // Under the lock, so no `subscribe` can pick up the sender between our receiver
-        // going and the channel being removed.
-        let mut rooms = self.hub.rooms();
-        drop(self.rx.take());
-        if rooms
-            .get(&self.room)
-            .is_some_and(|tx| tx.receiver_count() == 0)
+        // The room map first (the same order as `attach`), so no `attach` picks up the log
+        // between its last subscriber going and its removal.
+        let mut rooms = locked(&self.hub.rooms);
+        let mut log = locked(&self.shared.log);
+        let from = self.next.saturating_sub(log.head) as usize;
+        for slot in log.slots.iter_mut().skip(from) {
+            slot.unread -= 1;
+        }
+        log.subscribers -= 1;
+        log.trim();
+        let last = log.subscribers == 0;
+        drop(log);
+        if last
+            && rooms
+                .get(&self.room)
+                .is_some_and(|r| Arc::ptr_eq(r, &self.shared))
         {
             rooms.remove(&self.room);
-        }
-    }
-}
-
-struct Cursor {
-    store: Arc<dyn RoomStore>,
-    room: RoomId,
-    viewer: MemberId,
-    live: Live,
-    /// Last seq handed to the subscriber (or skipped as invisible).
-    sent: Seq,
-    /// End of the replay: the room's committed last seq when we subscribed.
-    replay_until: Seq,
-    buffered: VecDeque<Arc<Message>>,
-    done: bool,
-}
-
-/// A stream of the messages `viewer` may see with `seq > after`: log first, then live.
-/// `live` must have been opened in the same step as `last_seq` was read from the room.
-pub fn stream(
-    store: Arc<dyn RoomStore>,
-    room: RoomId,
-    viewer: MemberId,
-    after: Seq,
-    last_seq: Seq,
-    live: Live,
-) -> MessageStream {
-    let cursor = Cursor {
-        store,
-        room,
-        viewer,
-        live,
-        sent: after,
-        replay_until: last_seq,
-        buffered: VecDeque::new(),
-        done: false,
-    };
-    Box::pin(futures::stream::unfold(cursor, |mut c| async move {
-        if c.done {
-            return None;
-        }
-        let item = c.next().await;
-        if item.is_err() {
-            c.done = true;
-        }
-        Some((item, c))
-    }))
-}
-
-impl Cursor {
-    async fn next(&mut self) -> Result<Arc<Message>, SubscribeError> {
-        loop {
-            if let Some(m) = self.buffered.pop_front() {
-                self.sent = m.seq;
-                return Ok(m);
-            }
-            if self.sent < self.replay_until {
-                let page = self
-                    .store
-                    .messages_after(self.room, Some(self.viewer), self.sent, REPLAY_PAGE)
-                    .await
-                    .map_err(|e| SubscribeError::Store(e.to_string()))?;
-                self.buffered.extend(
-                    page.into_iter()
-                        .filter(|m| m.seq <= self.replay_until)
-                        .map(Arc::new),
-                );
-                if self.buffered.is_empty() {
-                    // Nothing left up to replay_until is visible to this viewer.
-                    self.sent = self.replay_until;
-                }
-                continue;
-            }
-            match self.live.recv().await {
-                Ok(Fanout::Left(member)) if member == self.viewer => {
-                    return Err(SubscribeError::Removed);
-                }
-                Ok(Fanout::Left(_)) => continue,
-                Ok(Fanout::Message(m)) if m.seq <= self.sent => continue,
-                Ok(Fanout::Message(m)) if !m.visible_to(self.viewer) => {
-                    self.sent = m.seq;
-                    continue;
-                }
-                Ok(Fanout::Message(m)) => {
-                    self.sent = m.seq;
-                    return Ok(m);
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    return Err(SubscribeError::Lagged(self.sent));
-                }
-                Err(broadcast::error::RecvError::Closed) => return Err(SubscribeError::Closed),
-            }
         }
     }
 }
@@ -238,12 +282,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_rooms_channel_goes_with_its_last_subscriber() {
-        let hub = Arc::new(Hub::new(16));
+    fn a_rooms_log_goes_with_its_last_subscriber() {
+        let hub = Arc::new(Hub::new(16, 100));
         let (room, other) = (RoomId::new_random(), RoomId::new_random());
-        let first = hub.subscribe(room);
-        let second = hub.subscribe(room);
-        let elsewhere = hub.subscribe(other);
+        let first = hub.attach(room);
+        let second = hub.attach(room);
+        let elsewhere = hub.attach(other);
         assert_eq!(hub.live_rooms(), 2);
 
         drop(first);
@@ -256,7 +300,7 @@ mod tests {
         assert_eq!(
             hub.live_rooms(),
             1,
-            "the room's channel outlived its subscribers"
+            "the room's log outlived its subscribers"
         );
         drop(elsewhere);
         assert_eq!(hub.live_rooms(), 0);
@@ -264,5 +308,31 @@ mod tests {
         // A publish to a room nobody follows allocates nothing.
         hub.publish(room, &[Fanout::Left(1)]);
         assert_eq!(hub.live_rooms(), 0);
+    }
+
+    #[test]
+    fn an_item_goes_once_every_subscriber_has_read_it() {
+        let hub = Arc::new(Hub::new(16, 100));
+        let room = RoomId::new_random();
+        let mut fast = hub.attach(room);
+        let mut slow = hub.attach(room);
+        hub.publish(room, &[Fanout::Left(1), Fanout::Left(2)]);
+        assert_eq!(hub.buffer(room).unwrap().pending, 2);
+        assert!(matches!(fast.try_recv(), Some(Ok(Fanout::Left(1)))));
+        assert!(matches!(fast.try_recv(), Some(Ok(Fanout::Left(2)))));
+        assert!(fast.try_recv().is_none());
+        assert_eq!(
+            hub.buffer(room).unwrap().pending,
+            2,
+            "slow has read nothing"
+        );
+        assert!(matches!(slow.try_recv(), Some(Ok(Fanout::Left(1)))));
+        assert_eq!(hub.buffer(room).unwrap().pending, 1);
+        // A subscriber that goes gives up its claim on what it did not read.
+        drop(slow);
+        assert_eq!(hub.buffer(room).unwrap().pending, 0);
+        // One attached later starts at the end.
+        let mut late = hub.attach(room);
+        assert!(late.try_recv().is_none());
     }
 }

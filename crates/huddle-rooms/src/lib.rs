@@ -10,8 +10,11 @@
 //! - [`actor`]     — [`RoomActor`]: owns one room; handles requests one at a time, group-commits
 //!   their events, then publishes and replies.
 //! - [`log_tail`]  — the actor's cache of recent messages (reads of missed/unread).
-//! - [`hub`]       — per-room broadcast of committed messages to authorised subscribers (a
-//!   room's channel lives as long as its last subscriber), and resumable subscriptions.
+//! - [`hub`]       — the node-local fan-out: one shared log of pending items per room with
+//!   subscribers here (it grows with what is unread and goes with the last subscriber),
+//!   and the node's limit on open streams.
+//! - [`feed`]      — feed sources (the seam a remote owner plugs into), the render-once
+//!   [`FeedMessage`], and the one resuming stream every protocol reads.
 //! - [`push`]      — A2A push delivery: one bounded, ordered, retrying queue per agent,
 //!   and a node-wide bound on queued pushes.
 //! - [`directory`] — [`RoomDirectory`]: activates actors on demand, passivates idle ones,
@@ -24,6 +27,7 @@ pub mod call;
 pub mod config;
 pub mod directory;
 pub mod endpoint;
+pub mod feed;
 pub mod hub;
 pub mod log_tail;
 pub mod passwords;
@@ -35,5 +39,7 @@ pub use actor::RoomActor;
 pub use call::{Answerer, Ask, Port, RoomCall};
 pub use config::{PasswordsConfig, PushConfig, RoomsConfig};
 pub use directory::RoomDirectory;
-pub use hub::{MessageStream, SubscribeError};
+pub use feed::{
+    CatchUp, FeedMessage, FeedSource, MessageStream, OnLag, Opened, SubscribeError, Subscribed,
+};
 pub use passwords::PasswordGate;

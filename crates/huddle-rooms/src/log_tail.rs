@@ -46,7 +46,7 @@ impl LogTail {
         }
     }
 
-    pub fn iter_after(&self, after: Seq) -> impl Iterator<Item = &Arc<Message>> {
+    pub fn iter_after(&self, after: Seq) -> impl DoubleEndedIterator<Item = &Arc<Message>> {
         let start = self.messages.partition_point(|m| m.seq <= after);
         self.messages.range(start..)
     }

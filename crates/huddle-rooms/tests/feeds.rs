@@ -15,7 +15,7 @@ use huddle_core::{
     AgentToken, CreateRoom, Event, GetInfo, JoinRoom, MemberId, Message, ModerateAgent, Moderation,
     Room, RoomError, RoomId, SendMessage, Sent, Seq,
 };
-use huddle_rooms::{MessageStream, RoomDirectory, RoomsConfig, SubscribeError};
+use huddle_rooms::{MessageStream, OnLag, RoomDirectory, RoomsConfig, SubscribeError};
 use huddle_store::{
     Durability, EmbeddedStore, Epoch, NameLock, NamedRoom, RoomPage, RoomStore, StoreError,
 };
@@ -106,6 +106,10 @@ struct Node {
 
 impl Node {
     fn start() -> Node {
+        Node::start_with(RoomsConfig::default())
+    }
+
+    fn start_with(config: RoomsConfig) -> Node {
         let data = tempfile::tempdir().unwrap();
         let (tx, entered) = mpsc::unbounded_channel();
         let gate = Arc::new(RwLock::new(()));
@@ -115,7 +119,7 @@ impl Node {
             entered: tx,
         };
         Node {
-            dir: RoomDirectory::new(Arc::new(store), RoomsConfig::default()),
+            dir: RoomDirectory::new(Arc::new(store), config),
             gate,
             entered,
             _data: data,
@@ -164,7 +168,19 @@ fn send(token: &AgentToken, body: &str) -> SendMessage {
         token: token.clone(),
         body: body.into(),
         to: None,
+        key: None,
     }
+}
+
+/// A stream that ends when it falls behind (the client resumes), as SSE and gRPC open.
+async fn open(
+    dir: &RoomDirectory,
+    room: RoomId,
+    token: AgentToken,
+    after: Option<Seq>,
+) -> Result<MessageStream, RoomError> {
+    let subscribed = dir.subscribe(room, Some(token), after, OnLag::End).await?;
+    Ok(subscribed.stream)
 }
 
 /// What a stream yields, as text: a message body or the error that ended it.
@@ -207,7 +223,7 @@ async fn refused_subscriptions_and_unknown_rooms_leave_nothing_behind() {
 
     for _ in 0..3 {
         let ghost = RoomId::new_random();
-        let refused = node.dir.subscribe(ghost, foreign.clone(), None).await;
+        let refused = open(&node.dir, ghost, foreign.clone(), None).await;
         assert!(matches!(refused, Err(RoomError::RoomNotFound(_))));
         let info = GetInfo {
             proof: None,
@@ -216,7 +232,7 @@ async fn refused_subscriptions_and_unknown_rooms_leave_nothing_behind() {
         let refused = node.dir.ask(ghost, info).await;
         assert!(matches!(refused, Err(RoomError::RoomNotFound(_))));
 
-        let refused = node.dir.subscribe(room, foreign.clone(), None).await;
+        let refused = open(&node.dir, room, foreign.clone(), None).await;
         assert!(
             matches!(
                 refused,
@@ -240,8 +256,8 @@ async fn a_rooms_feed_is_freed_when_its_last_stream_drops() {
     let (room, alice) = node.room("alice").await;
     let bob = node.join(room, "bob").await;
 
-    let (mut first, _) = node.dir.subscribe(room, alice.clone(), None).await.unwrap();
-    let (second, _) = node.dir.subscribe(room, bob, None).await.unwrap();
+    let mut first = open(&node.dir, room, alice.clone(), None).await.unwrap();
+    let second = open(&node.dir, room, bob, None).await.unwrap();
     assert_eq!(node.dir.live_rooms(), 1);
     drop(second);
     assert_eq!(
@@ -263,6 +279,7 @@ async fn a_rooms_feed_is_freed_when_its_last_stream_drops() {
         0,
         "the room's feed outlived its last stream"
     );
+    assert_eq!(node.dir.feed_buffer(room), None);
 }
 
 #[tokio::test]
@@ -270,7 +287,7 @@ async fn a_kicked_members_stream_ends_before_what_followed_the_kick_in_its_commi
     let mut node = Node::start();
     let (room, alice) = node.room("alice").await;
     let bob = node.join(room, "bob").await;
-    let (mut bob_stream, _) = node.dir.subscribe(room, bob, None).await.unwrap();
+    let mut bob_stream = open(&node.dir, room, bob, None).await.unwrap();
 
     let dir = node.dir.clone();
     let gate = node.hold_appends().await;
@@ -310,16 +327,16 @@ async fn a_stream_opened_while_commits_are_in_flight_has_no_gap_or_duplicate() {
     node.an_append_is_in_flight().await;
     // "two" is applied but not yet published when the streams open; "three" after.
     let two = in_mailbox(Box::pin(dir.ask(room, send(&alice, "two")))).await;
-    let live = in_mailbox(Box::pin(dir.subscribe(room, carol.clone(), None))).await;
-    let replay = in_mailbox(Box::pin(dir.subscribe(room, carol.clone(), Some(0)))).await;
+    let live = in_mailbox(Box::pin(open(&dir, room, carol.clone(), None))).await;
+    let replay = in_mailbox(Box::pin(open(&dir, room, carol.clone(), Some(0)))).await;
     let three = in_mailbox(Box::pin(dir.ask(room, send(&alice, "three")))).await;
     drop(gate);
     let (one, two, live, replay, three) = tokio::join!(one, two, live, replay, three);
     for sent in [one, two, three] {
         sent.unwrap();
     }
-    let (mut live, _) = live.unwrap();
-    let (mut replay, _) = replay.unwrap();
+    let mut live = live.unwrap();
+    let mut replay = replay.unwrap();
     dir.ask(room, send(&alice, "four")).await.unwrap();
 
     assert_eq!(
@@ -335,4 +352,165 @@ async fn a_stream_opened_while_commits_are_in_flight_has_no_gap_or_duplicate() {
     // Nothing else is pending on either stream.
     assert!(live.next().now_or_never().is_none());
     assert!(replay.next().now_or_never().is_none());
+}
+
+/// A node whose rooms' fan-out holds at most `buffer` pending items.
+fn with_buffer(buffer: usize) -> Node {
+    Node::start_with(RoomsConfig {
+        subscriber_buffer: buffer,
+        ..RoomsConfig::default()
+    })
+}
+
+#[tokio::test]
+async fn an_idle_stream_holds_no_buffer_and_one_grows_only_with_what_is_pending() {
+    // The default bound (4096 pending items): nothing of it is allocated up front.
+    let node = Node::start();
+    let (room, alice) = node.room("alice").await;
+    let bob = node.join(room, "bob").await;
+    let mut idle = open(&node.dir, room, alice.clone(), None).await.unwrap();
+    let mut reader = open(&node.dir, room, bob, None).await.unwrap();
+    let stats = node.dir.feed_buffer(room).unwrap();
+    assert_eq!(
+        (stats.pending, stats.allocated, stats.subscribers),
+        (0, 0, 2),
+        "an idle room's feed allocates nothing"
+    );
+
+    for i in 0..3 {
+        node.dir
+            .ask(room, send(&alice, &format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    let stats = node.dir.feed_buffer(room).unwrap();
+    assert_eq!(stats.pending, 3, "three messages nobody has read");
+    assert!(
+        stats.allocated < 16,
+        "the buffer grows with what is pending, not to its bound: {stats:?}"
+    );
+    assert_eq!(until(&mut reader, "m2").await, ["m0", "m1", "m2"]);
+    assert_eq!(
+        node.dir.feed_buffer(room).unwrap().pending,
+        3,
+        "alice's stream has not read them yet"
+    );
+    assert_eq!(until(&mut idle, "m2").await, ["m0", "m1", "m2"]);
+    assert_eq!(
+        node.dir.feed_buffer(room).unwrap().pending,
+        0,
+        "an item goes once every stream has read it"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_stream_lags_without_growing_the_buffer_past_its_bound() {
+    const BUFFER: usize = 4;
+    let node = with_buffer(BUFFER);
+    let (room, alice) = node.room("alice").await;
+    let bob = node.join(room, "bob").await;
+    let mut slow = open(&node.dir, room, bob.clone(), None).await.unwrap();
+    let mut fast = open(&node.dir, room, alice.clone(), None).await.unwrap();
+    for i in 0..20 {
+        node.dir
+            .ask(room, send(&alice, &format!("m{i}")))
+            .await
+            .unwrap();
+        assert_eq!(next(&mut fast).await, format!("m{i}"));
+        let stats = node.dir.feed_buffer(room).unwrap();
+        assert!(stats.pending <= BUFFER, "{stats:?}");
+    }
+    // bob read nothing: his stream ends naming where he was (his join notice, seq 1).
+    let lagged = slow.next().await;
+    assert!(
+        matches!(lagged, Some(Err(SubscribeError::Lagged(1)))),
+        "{lagged:?}"
+    );
+    assert_eq!(next(&mut slow).await, "<end>");
+    assert_eq!(node.dir.feed_buffer(room).unwrap().subscribers, 1);
+}
+
+#[tokio::test]
+async fn a_resuming_stream_carries_on_across_lags_without_gap_or_duplicate() {
+    let node = with_buffer(2);
+    let (room, alice) = node.room("alice").await;
+    let bob = node.join(room, "bob").await;
+    let subscribed = node
+        .dir
+        .subscribe(room, Some(bob), None, OnLag::Resume)
+        .await
+        .unwrap();
+    let mut stream = subscribed.stream;
+    let mut expected = Vec::new();
+    for round in 0..3 {
+        // Far more than the bound while bob does not read.
+        for i in 0..10 {
+            let body = format!("r{round}m{i}");
+            node.dir.ask(room, send(&alice, &body)).await.unwrap();
+            expected.push(body);
+        }
+        assert!(node.dir.feed_buffer(room).unwrap().pending <= 2);
+        let last = expected.last().unwrap().clone();
+        let got = until(&mut stream, &last).await;
+        let start = expected.len() - 10;
+        assert_eq!(got, expected[start..], "round {round}");
+    }
+    assert!(
+        stream.next().now_or_never().is_none(),
+        "nothing repeated after the last message"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_without_token_is_answered_by_the_room_and_takes_no_place() {
+    let node = Node::start_with(RoomsConfig {
+        max_streams: 1,
+        ..RoomsConfig::default()
+    });
+    let (room, alice) = node.room("alice").await;
+    let _held = open(&node.dir, room, alice.clone(), None).await.unwrap();
+    let busy = open(&node.dir, room, alice, None).await.err();
+    assert!(
+        matches!(busy, Some(RoomError::TooManyStreams(1))),
+        "{busy:?}"
+    );
+
+    // Without a token: the room answers (unknown room first), and no stream place is
+    // needed to be told so.
+    let ghost = node
+        .dir
+        .subscribe(RoomId::new_random(), None, None, OnLag::End)
+        .await
+        .err();
+    assert!(
+        matches!(ghost, Some(RoomError::RoomNotFound(_))),
+        "{ghost:?}"
+    );
+    let missing = node.dir.subscribe(room, None, None, OnLag::End).await.err();
+    assert!(
+        matches!(missing, Some(RoomError::Missing(_))),
+        "{missing:?}"
+    );
+    assert_eq!(node.dir.active_rooms(), 1, "the unknown room left nothing");
+}
+
+#[tokio::test]
+async fn a_message_is_rendered_once_for_all_its_streams() {
+    let node = Node::start();
+    let (room, alice) = node.room("alice").await;
+    let bob = node.join(room, "bob").await;
+    let mut first = open(&node.dir, room, alice.clone(), None).await.unwrap();
+    let mut second = open(&node.dir, room, bob, None).await.unwrap();
+    node.dir.ask(room, send(&alice, "hello")).await.unwrap();
+    let (a, b) = (first.next().await, second.next().await);
+    let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+    assert!(
+        Arc::ptr_eq(&a, &b),
+        "both streams carry the one fanned-out item"
+    );
+    assert!(
+        std::ptr::eq(a.json(), b.json()),
+        "its JSON is rendered once, not per stream"
+    );
+    assert_eq!(a.json(), a.message().to_json().to_string());
 }

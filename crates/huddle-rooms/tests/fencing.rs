@@ -20,6 +20,7 @@ async fn send(
         token: token.clone(),
         body: body.into(),
         to: None,
+        key: None,
     };
     Ok(dir.ask(room, op).await?.seq)
 }

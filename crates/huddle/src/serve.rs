@@ -1,24 +1,18 @@
-//! `huddle serve`: configuration, the composition root, and graceful shutdown.
-//!
-//! Layout: this file (the flags, `run`: the node composed and served) and `shutdown`
-//! (the one shutdown trigger, the servers it waits for, the grace).
+//! `huddle serve`: the flags (each with its `HUDDLE_*` fallback), turned into a
+//! [`NodeConfig`]; the listeners bound; the node started with [`Node::start`] until
+//! SIGTERM or ctrl-c. Composing the node and its graceful shutdown is `huddle_node`'s.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use huddle_cluster::LocalRouter;
 use huddle_core::Limits;
-use huddle_gateway::{AppState, GatewayConfig};
-use huddle_rooms::{PasswordsConfig, RoomDirectory, RoomsConfig};
-use huddle_store::{Durability, EmbeddedOptions, EmbeddedStore};
-
-mod shutdown;
-
-use shutdown::Shutdown;
+use huddle_gateway::GatewayConfig;
+use huddle_node::{Addrs, Listeners, Node, NodeConfig, PostgresConfig};
+use huddle_rooms::{PasswordsConfig, RoomsConfig};
+use huddle_store::{Durability, EmbeddedOptions, PostgresOptions};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -133,8 +127,8 @@ pub struct ServeArgs {
 
     /// The store: `sqlite` (the embedded one under --data-dir) or a `postgres://` URL
     /// (shared by the nodes of a cluster).
-    #[arg(long, env = "HUDDLE_STORE", default_value = "sqlite")]
-    store: String,
+    #[arg(long, env = "HUDDLE_STORE", default_value = "sqlite", value_parser = StoreArg::parse)]
+    store: StoreArg,
 
     /// Pooled PostgreSQL connections for reads and creations (with --store postgres://).
     #[arg(long, env = "HUDDLE_STORE_POOL", default_value_t = huddle_store::postgres::DEFAULT_POOL)]
@@ -194,15 +188,16 @@ impl ServeArgs {
         Ok(addr)
     }
 
+    fn grpc_listen_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        optional_addr(
+            "--grpc-listen",
+            self.grpc_listen.as_deref(),
+            "0.0.0.0:50051",
+        )
+    }
+
     fn mcp_listen_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
-        self.mcp_listen
-            .as_deref()
-            .map(|a| {
-                a.parse().with_context(|| {
-                    format!("--mcp-listen {a:?} is not an address like 0.0.0.0:3003")
-                })
-            })
-            .transpose()
+        optional_addr("--mcp-listen", self.mcp_listen.as_deref(), "0.0.0.0:3003")
     }
 
     fn mcp_config(
@@ -224,6 +219,57 @@ impl ServeArgs {
             max_sessions: self.mcp_max_sessions.max(1),
             max_session_rooms: self.mcp_max_session_rooms.max(1),
             ..McpConfig::default()
+        }
+    }
+
+    /// The node these flags describe; `addrs` are the listeners asked for (the MCP host
+    /// policy depends on whether they are all on loopback).
+    fn node_config(&self, addrs: &Addrs) -> NodeConfig {
+        let durability = if self.fsync {
+            Durability::Power
+        } else {
+            Durability::Process
+        };
+        let store_defaults = EmbeddedOptions::new(durability);
+        NodeConfig {
+            data_dir: self.data_dir(),
+            store: EmbeddedOptions {
+                readers: self.store_readers.unwrap_or(store_defaults.readers).max(1),
+                read_queue: self.store_read_queue,
+                ..store_defaults
+            },
+            rooms: RoomsConfig {
+                limits: Limits {
+                    max_message_bytes: self.max_message_bytes,
+                    max_name_chars: self.max_name_chars,
+                    ..Limits::default()
+                },
+                idle_timeout: Duration::from_secs(self.room_idle_secs.max(1)),
+                max_in_flight: self.max_in_flight,
+                max_streams: self.max_streams,
+                allow_private_endpoints: self.allow_private_endpoints,
+                push: huddle_rooms::PushConfig {
+                    max_queued: self.max_queued_pushes.max(1),
+                    ..Default::default()
+                },
+                max_rooms_per_name: self.max_rooms_per_name.max(1),
+                passwords: self.passwords_config(),
+                ..RoomsConfig::default()
+            },
+            gateway: GatewayConfig {
+                max_body_bytes: self.max_body_bytes,
+                public_url: self.public_url.clone(),
+                sse_keep_alive: Duration::from_secs(self.sse_keep_alive_secs.max(1)),
+            },
+            postgres: self.store.0.clone().map(|url| PostgresConfig {
+                url,
+                options: PostgresOptions {
+                    pool: self.store_pool.max(1),
+                    read_queue: self.store_read_queue,
+                },
+            }),
+            mcp: self.mcp_config(addrs.http, addrs.mcp),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
         }
     }
 
@@ -250,6 +296,20 @@ impl ServeArgs {
     }
 }
 
+/// The address of an optional listener flag, or why it is not one.
+fn optional_addr(
+    flag: &str,
+    value: Option<&str>,
+    example: &str,
+) -> anyhow::Result<Option<SocketAddr>> {
+    value
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("{flag} {a:?} is not an address like {example}"))
+        })
+        .transpose()
+}
+
 fn init_tracing(format: &str) {
     use tracing_subscriber::EnvFilter;
     let filter =
@@ -266,20 +326,18 @@ fn init_tracing(format: &str) {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing(&args.log_format);
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let addr = args.listen_addr()?;
-    let data_dir = args.data_dir();
-    let durability = if args.fsync {
-        Durability::Power
-    } else {
-        Durability::Process
+    let addrs = Addrs {
+        http: args.listen_addr()?,
+        grpc: args.grpc_listen_addr()?,
+        mcp: args.mcp_listen_addr()?,
     };
+    let config = args.node_config(&addrs);
     tracing::info!(
-        listen = %addr,
-        data_dir = %data_dir.display(),
-        store = if args.store == "sqlite" { "sqlite" } else { "postgres" },
+        listen = %addrs.http,
+        data_dir = %config.data_dir.display(),
+        durability = ?config.store.durability,
+        store = if config.postgres.is_some() { "postgres" } else { "sqlite" },
         store_pool = args.store_pool,
-        durability = ?durability,
         allow_private_endpoints = args.allow_private_endpoints,
         max_message_bytes = args.max_message_bytes,
         max_body_bytes = args.max_body_bytes,
@@ -294,106 +352,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_queued_pushes = args.max_queued_pushes,
         shutdown_grace_secs = args.shutdown_grace_secs,
         mcp_anonymous_idle_secs = args.mcp_anonymous_idle_secs,
-        passwords = ?args.passwords_config(),
+        passwords = ?config.rooms.passwords,
         max_rooms_per_name = args.max_rooms_per_name,
         "huddle configuration"
     );
-    let store = open_store(&args, &data_dir, durability).await?;
-    let rooms = RoomsConfig {
-        limits: Limits {
-            max_message_bytes: args.max_message_bytes,
-            max_name_chars: args.max_name_chars,
-            ..Limits::default()
-        },
-        idle_timeout: Duration::from_secs(args.room_idle_secs.max(1)),
-        max_in_flight: args.max_in_flight,
-        max_streams: args.max_streams,
-        allow_private_endpoints: args.allow_private_endpoints,
-        push: huddle_rooms::PushConfig {
-            max_queued: args.max_queued_pushes.max(1),
-            ..Default::default()
-        },
-        max_rooms_per_name: args.max_rooms_per_name.max(1),
-        passwords: args.passwords_config(),
-        ..RoomsConfig::default()
-    };
-    let directory = RoomDirectory::new(store, rooms);
-    let router: Arc<dyn huddle_cluster::Router> = Arc::new(LocalRouter::new(directory.clone()));
-    let mut shutdown = Shutdown::new(Duration::from_secs(args.shutdown_grace_secs));
-    let mcp_addr = args.mcp_listen_addr()?;
-    let mcp = huddle_gateway::mcp::Mcp::new(
-        router.clone(),
-        args.mcp_config(addr, mcp_addr),
-        shutdown.trigger(),
-    );
-    let state = AppState {
-        router,
-        config: Arc::new(GatewayConfig {
-            max_body_bytes: args.max_body_bytes,
-            public_url: args.public_url.clone(),
-            sse_keep_alive: Duration::from_secs(args.sse_keep_alive_secs.max(1)),
-        }),
-        shutdown: shutdown.trigger(),
-    };
-    let app = huddle_gateway::app_with_mcp(state.clone(), mcp.clone());
-    if let Some(a) = &args.grpc_listen {
-        let grpc = bind_grpc(a).await?;
-        shutdown.serve("--grpc-listen", grpc, huddle_gateway::grpc::routes(&state));
+    let listeners = Listeners::bind(&addrs).await?;
+    let node = Node::start(config, listeners, shutdown_signal()).await?;
+    // The readiness lines, the main port's last: scripts and tests wait for it.
+    let bound = node.addrs();
+    if let Some(grpc) = bound.grpc {
+        println!("huddle grpc listening on http://{grpc}");
     }
-    if let Some(mcp_addr) = mcp_addr {
-        shutdown.serve("--mcp-listen", bind_mcp(mcp_addr).await?, mcp.routes());
+    if let Some(mcp) = bound.mcp {
+        println!("huddle MCP listening on http://{mcp}/mcp");
     }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    let local = listener.local_addr()?;
-    // The readiness line: scripts and tests wait for it.
-    println!("huddle listening on http://{local}");
-    shutdown.serve("--listen", listener, app);
-    shutdown.run(shutdown_signal(), &directory).await
-}
-
-/// Binds `--mcp-listen` (only `/mcp`, join.cloud's separate MCP port); prints
-/// `huddle MCP listening on http://<addr>/mcp` once bound.
-async fn bind_mcp(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding --mcp-listen {addr}"))?;
-    println!(
-        "huddle MCP listening on http://{}/mcp",
-        listener.local_addr()?
-    );
-    Ok(listener)
-}
-
-/// Binds `--grpc-listen` (only the gRPC services); prints
-/// `huddle grpc listening on http://<addr>` once bound.
-async fn bind_grpc(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    let addr: SocketAddr = addr
-        .parse()
-        .with_context(|| format!("--grpc-listen {addr:?} is not an address like 0.0.0.0:50051"))?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    println!("huddle grpc listening on http://{}", listener.local_addr()?);
-    Ok(listener)
-}
-
-/// `app` as a service that knows each connection's peer address (failed password
-/// attempts are throttled by it).
-fn with_peer(
-    app: axum::Router,
-) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr> {
-    app.into_make_service_with_connect_info::<SocketAddr>()
-}
-
-/// Small writes go out at once: an HTTP/2 answer is several frames (a gRPC reply ends
-/// with a trailers frame), and Nagle's algorithm would hold the last one back until the
-/// peer's delayed ACK (~40 ms).
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "TCP_NODELAY not set");
-    }
+    println!("huddle listening on http://{}", bound.http);
+    Ok(node.wait().await?)
 }
 
 /// `huddle serve`'s shutdown: SIGTERM (what orchestrators send) or ctrl-c.
@@ -417,32 +391,29 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
-/// The store `--store` names: the embedded one under `data_dir`, or PostgreSQL.
-async fn open_store(
-    args: &ServeArgs,
-    data_dir: &std::path::Path,
-    durability: Durability,
-) -> anyhow::Result<Arc<dyn huddle_store::RoomStore>> {
-    if args.store == "sqlite" {
-        let defaults = EmbeddedOptions::new(durability);
-        let options = EmbeddedOptions {
-            readers: args.store_readers.unwrap_or(defaults.readers).max(1),
-            read_queue: args.store_read_queue,
-            ..defaults
-        };
-        let store = EmbeddedStore::open_with(data_dir, options)
-            .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-        return Ok(Arc::new(store));
+/// `--store`: `None` for the embedded store, or a PostgreSQL URL. `Debug` leaves the URL
+/// out: it may hold a password.
+#[derive(Clone)]
+struct StoreArg(Option<String>);
+
+impl StoreArg {
+    fn parse(s: &str) -> Result<Self, String> {
+        if s == "sqlite" {
+            return Ok(Self(None));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(Self(Some(s.to_string())));
+        }
+        Err("expected sqlite or a postgres:// URL".into())
     }
-    if !(args.store.starts_with("postgres://") || args.store.starts_with("postgresql://")) {
-        anyhow::bail!("--store must be sqlite or a postgres:// URL");
+}
+
+impl std::fmt::Debug for StoreArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        })
     }
-    let options = huddle_store::PostgresOptions {
-        pool: args.store_pool.max(1),
-        read_queue: args.store_read_queue,
-    };
-    let store = huddle_store::PostgresStore::connect(&args.store, options)
-        .await
-        .context("connecting to the PostgreSQL store")?;
-    Ok(Arc::new(store))
 }

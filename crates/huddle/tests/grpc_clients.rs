@@ -8,16 +8,13 @@
 //!
 //! `HUDDLE_TEST_PYTHON` names the interpreter (default `python3`).
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
-/// A fresh debug node on a busy 2-core machine may take a while to print its lines.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
-const HTTP_LINE: &str = "huddle listening on http://";
+use huddle_testkit::Server;
+
 const GRPC_LINE: &str = "huddle grpc listening on http://";
 
 fn repo_root() -> PathBuf {
@@ -52,112 +49,44 @@ fn suite() -> PathBuf {
 
 /// A running `huddle serve` with gRPC also on its own port; killed on drop.
 struct Node {
-    child: Child,
+    server: Server,
     /// `127.0.0.1:<port>` of the main port (HTTP + gRPC).
     main: String,
     /// `127.0.0.1:<port>` of `--grpc-listen`.
     grpc_only: String,
-    log: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
 }
 
 impl Node {
-    fn start() -> Node {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_huddle"));
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--grpc-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path());
-        // The environment must not override our flags (the suite checks that push
-        // endpoints on loopback are refused, so no --allow-private-endpoints either).
-        for (key, _) in std::env::vars() {
-            if key.starts_with("HUDDLE_") || key == "PORT" {
-                cmd.env_remove(key);
-            }
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn huddle serve");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel::<(bool, String)>();
-        drain(child.stdout.take().expect("stdout"), log.clone(), Some(tx));
-        drain(child.stderr.take().expect("stderr"), log.clone(), None);
-
-        let (mut main, mut grpc_only) = (None, None);
-        let deadline = std::time::Instant::now() + STARTUP_TIMEOUT;
-        while main.is_none() || grpc_only.is_none() {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match rx.recv_timeout(left) {
-                Ok((true, addr)) => grpc_only = Some(addr),
-                Ok((false, addr)) => main = Some(addr),
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!(
-                        "huddle serve did not print both listening lines within {STARTUP_TIMEOUT:?}; output:\n{}",
-                        log.lock().unwrap().join("\n")
-                    );
-                }
-            }
-        }
+    async fn start() -> Node {
+        // No --allow-private-endpoints: the suite checks that push endpoints on loopback
+        // are refused.
+        let server = Server::builder()
+            .strict()
+            .args(&["--grpc-listen", "127.0.0.1:0"])
+            .start()
+            .await;
+        // Printed before the main port's line, which the server waited for.
+        let grpc_only = server
+            .printed(GRPC_LINE)
+            .expect("the gRPC-only port's listening line");
+        let main = server.base.trim_start_matches("http://").to_string();
         Node {
-            child,
-            main: main.unwrap(),
-            grpc_only: grpc_only.unwrap(),
-            log,
-            _dir: dir,
+            server,
+            main,
+            grpc_only,
         }
     }
 
     fn log_tail(&self) -> String {
-        let log = self.log.lock().unwrap();
-        let start = log.len().saturating_sub(200);
-        log[start..].join("\n")
+        self.server.log_tail()
     }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Keeps a pipe drained into `log`; reports the listening addresses on `tx`
-/// (`true` for the gRPC-only line).
-fn drain(
-    pipe: impl Read + Send + 'static,
-    log: Arc<Mutex<Vec<String>>>,
-    tx: Option<mpsc::Sender<(bool, String)>>,
-) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if let Some(tx) = &tx {
-                if let Some(addr) = line.strip_prefix(GRPC_LINE) {
-                    let _ = tx.send((true, addr.trim().to_string()));
-                } else if let Some(addr) = line.strip_prefix(HTTP_LINE) {
-                    let _ = tx.send((false, addr.trim().to_string()));
-                }
-            }
-            log.lock().unwrap().push(line);
-        }
-    });
 }
 
 /// Runs one class of `tests/grpc/test_grpc.py` against a fresh node; fails with the
 /// suite's output and the server's log unless every test in it passed.
-fn run_suite(class: &str) {
+async fn run_suite(class: &str) {
     require_clients();
-    let node = Node::start();
+    let node = Node::start().await;
     let out = Command::new(python())
         .arg(suite())
         .arg(class)
@@ -180,41 +109,41 @@ fn run_suite(class: &str) {
     );
 }
 
-#[test]
-fn python_grpcio_room_lifecycle_rpcs_and_their_error_codes() {
-    run_suite("RoomLifecycle");
+#[tokio::test]
+async fn python_grpcio_room_lifecycle_rpcs_and_their_error_codes() {
+    run_suite("RoomLifecycle").await;
 }
 
-#[test]
-fn python_grpcio_messaging_rpcs_and_their_error_codes() {
-    run_suite("Messaging");
+#[tokio::test]
+async fn python_grpcio_messaging_rpcs_and_their_error_codes() {
+    run_suite("Messaging").await;
 }
 
-#[test]
-fn python_grpcio_moderation_rpcs_and_their_error_codes() {
-    run_suite("Moderation");
+#[tokio::test]
+async fn python_grpcio_moderation_rpcs_and_their_error_codes() {
+    run_suite("Moderation").await;
 }
 
-#[test]
-fn python_grpcio_subscribe_replays_resumes_and_keeps_dms_private() {
-    run_suite("Streaming");
+#[tokio::test]
+async fn python_grpcio_subscribe_replays_resumes_and_keeps_dms_private() {
+    run_suite("Streaming").await;
 }
 
-#[test]
-fn python_grpcio_health_serving_and_reflection_v1() {
-    run_suite("Health");
+#[tokio::test]
+async fn python_grpcio_health_serving_and_reflection_v1() {
+    run_suite("Health").await;
 }
 
-#[test]
-fn grpcurl_through_reflection_v1alpha() {
-    run_suite("Grpcurl");
+#[tokio::test]
+async fn grpcurl_through_reflection_v1alpha() {
+    run_suite("Grpcurl").await;
 }
 
 /// HTTP keeps working next to gRPC on the main port: unknown paths are still HTTP 404s,
 /// not gRPC answers, and the gRPC-only port serves no HTTP routes.
-#[test]
-fn http_and_grpc_share_the_main_port() {
-    let node = Node::start();
+#[tokio::test]
+async fn http_and_grpc_share_the_main_port() {
+    let node = Node::start().await;
     let get = |addr: &str, path: &str| -> u16 {
         let mut s = std::net::TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use huddle_app::{Access, JoinAs, RoomApi, split_context};
-use huddle_cluster::Router;
+use huddle_cluster::{OnLag, Router};
 use huddle_core::{AgentToken, CreateRoom, Moderation, Page, RoomError};
 use huddle_proto::conversions::{self, room_type_param};
 use huddle_proto::v1 as pb;
@@ -234,7 +234,7 @@ impl RoomService for RoomGrpc {
                     ("agentToken", token.is_some()),
                 ])?;
                 let token = token.expect("checked above");
-                let (_, sent) = self.api().send(token, r.text, r.to).await?;
+                let (_, sent) = self.api().send(token, r.text, r.to, r.message_id).await?;
                 let (missed_messages, missed_has_more) = conversions::missed(&sent.missed);
                 Ok(pb::SendMessageResponse {
                     seq: sent.seq,
@@ -350,8 +350,12 @@ impl RoomService for RoomGrpc {
                 .api()
                 .reading_room(&token, Some(r.room_id.as_str()))
                 .await?;
-            let opened = self.router().subscribe(room, token, r.from_seq).await;
-            huddle_app::for_token(opened).map(|(messages, _member)| messages)
+            // The client resumes with `from_seq` (RESOURCE_EXHAUSTED names it): `OnLag::End`.
+            let opened = self
+                .router()
+                .subscribe(room, Some(token), r.from_seq, OnLag::End)
+                .await;
+            huddle_app::for_token(opened).map(|subscribed| subscribed.stream)
         }
         .await;
         let messages = opened.map_err(|e| to_status(&e))?;
@@ -362,7 +366,7 @@ impl RoomService for RoomGrpc {
                 let out = match item {
                     _ if *ended => None,
                     Ok(m) => Some(Some(Ok(pb::SubscribeResponse {
-                        message: Some(pb::Message::from(m.as_ref())),
+                        message: Some(pb::Message::from(m.message())),
                     }))),
                     Err(e) => {
                         *ended = true;

@@ -48,6 +48,8 @@ pub fn classify(e: &RoomError) -> (Code, bool) {
         RoomError::EndpointPrivate => (Code::InvalidArgument, true),
         RoomError::TooLong { .. } => (Code::InvalidArgument, true),
         RoomError::Invalid(_) => (Code::InvalidArgument, true),
+        // The key names a message already in the room, with another text.
+        RoomError::MessageIdReused => (Code::AlreadyExists, true),
         // Admission control refused it before it reached the room: nothing was applied.
         RoomError::Busy(_) => (Code::ResourceExhausted, true),
         RoomError::TooManyStreams(_) => (Code::ResourceExhausted, true),
@@ -90,6 +92,9 @@ pub fn stream_end(e: &SubscribeError) -> Option<Status> {
         SubscribeError::Store(detail) => {
             Status::unavailable(format!("Service unavailable: {detail}"))
         }
+        // Only a resuming stream asks again, and Subscribe ends on lag instead; the
+        // refusal's own status if it ever happens.
+        SubscribeError::Resume(refused) => return Some(to_status(refused)),
     };
     // Resuming reads only: always safe.
     Some(with_retry_hint(status, true))

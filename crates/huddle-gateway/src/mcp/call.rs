@@ -9,7 +9,6 @@ use huddle_cluster::Router;
 use huddle_core::{AgentToken, RoomError, RoomId};
 use serde_json::Value;
 
-use super::delivery;
 use super::session::{NoRoom, Session, too_many_rooms};
 use super::tools::{Scope, ToolSpec};
 use crate::ops::{self, Action, Outcome, Params};
@@ -228,7 +227,7 @@ async fn remember(
                         member.cursor,
                     )
                     .map_err(too_many_rooms)?;
-                delivery::start_room(router, session, slot).await;
+                session.delivery().start_room(router, slot).await;
             }
             Ok(Some((member.room_id, token)))
         }
@@ -237,7 +236,7 @@ async fn remember(
                 && let Some(slot) = session.leave(room)
             {
                 // Its POST-path subscription goes with it (the GET stream drops its own).
-                session.flush.lock().await.remove(&slot);
+                session.delivery().forget_room(slot).await;
             }
             Ok(None)
         }

@@ -15,7 +15,7 @@
 //! - DELETE answers 404 for an unknown session (rmcp answers 202 whatever the id) and 200
 //!   otherwise, and idle sessions expire here (an open GET stream counts as activity);
 //! - a request that would start a session beyond [`McpConfig::max_sessions`] when no
-//!   idle session can give way (see `session`) is refused with 503, `Retry-After` and a
+//!   idle session can give way (see `sessions`) is refused with 503, `Retry-After` and a
 //!   JSON-RPC error naming the limit.
 //!
 //! [`McpConfig::max_sessions`]: super::McpConfig::max_sessions
@@ -219,7 +219,9 @@ async fn post(inner: &Arc<Inner>, req: Request<Body>) -> Response {
     // committed before the request came, never the request's own effects.
     let flushed = match &session {
         Some(s) if peek.is_request() => {
-            delivery::flush(inner.shared.router.as_ref(), s, inner.config.max_notes).await
+            s.delivery()
+                .flush(inner.shared.router.as_ref(), inner.config.max_notes)
+                .await
         }
         _ => delivery::Flushed::default(),
     };
@@ -250,10 +252,10 @@ async fn post(inner: &Arc<Inner>, req: Request<Body>) -> Response {
             && header(response.headers(), CONTENT_TYPE.as_str())
                 .is_some_and(|c| c.starts_with("text/event-stream"));
         if is_sse {
-            flushed.commit(&session);
+            flushed.commit(session.delivery());
             response = prepend(response, flushed.notes);
         } else {
-            flushed.abandon(&session).await;
+            flushed.abandon(session.delivery()).await;
         }
     }
     response
@@ -291,7 +293,8 @@ async fn get(inner: &Arc<Inner>, req: Request<Body>) -> Response {
     let resume = header(req.headers(), "last-event-id").and_then(Cursor::parse);
     let events = delivery::live(
         inner.shared.router.clone(),
-        session,
+        session.delivery().clone(),
+        &session.id,
         resume,
         inner.config.keep_alive,
     )

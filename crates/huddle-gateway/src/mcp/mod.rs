@@ -11,13 +11,16 @@
 //!   sessions in no room), limits.
 //! - [`http`]      — the transport around rmcp: POST (recovery, notifications ahead of the
 //!   result), GET (the live stream), DELETE.
-//! - [`manager`]   — rmcp's session manager kept in step with [`session`]'s table; the
+//! - [`manager`]   — rmcp's session manager kept in step with [`sessions`]'s table; the
 //!   session cap, and eviction of an idle session when the table is full.
 //! - [`server`]    — rmcp's `ServerHandler`: info + instructions, tools, resources, listen.
 //! - [`tools`]     — the twelve tools: descriptions, input schemas, annotations.
 //! - [`call`]      — one tool call: which agent, the room action (`ops`), the result text.
-//! - [`session`]   — what a session remembers: its rooms, tokens and delivery positions.
-//! - [`delivery`]  — room messages as `notifications/message`, on the rooms' seq cursors.
+//! - [`session`]   — one session: its rooms, idle time and delivery state.
+//! - [`sessions`]  — the table of sessions: cap, expiry, which one gives way.
+//! - [`joined`]    — the rooms a session joined: tokens and delivery positions.
+//! - [`delivery`]  — room messages as `notifications/message`, on the rooms' seq cursors:
+//!   the one owner of a session's delivery state (GET stream, POST-path feeds).
 //! - [`cursor`]    — the GET stream's event ids (one seq per joined room).
 //! - [`resources`] — rooms as resources and `subscriptions/listen` (2026-07-28).
 
@@ -26,10 +29,12 @@ pub mod config;
 pub mod cursor;
 pub mod delivery;
 pub mod http;
+pub mod joined;
 pub mod manager;
 pub mod resources;
 pub mod server;
 pub mod session;
+pub mod sessions;
 pub mod tools;
 
 use std::sync::{Arc, Weak};

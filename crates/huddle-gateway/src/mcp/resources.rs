@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use huddle_app::RoomApi;
-use huddle_cluster::Router;
+use huddle_cluster::{OnLag, Router};
 use huddle_core::{AgentToken, Message, Page, RoomId, Seq};
 use rmcp::ErrorData as McpError;
 use rmcp::model::{
@@ -25,7 +25,6 @@ use rmcp::service::SubscriptionContext;
 use serde_json::{Value, json};
 use tokio_stream::StreamMap;
 
-use super::delivery;
 use super::session::Session;
 
 /// `_meta` key of a `resources/updated` notification that carries the room message.
@@ -200,23 +199,18 @@ pub async fn listen(
         ));
     }
     let mut feeds = StreamMap::new();
-    let mut rooms = Vec::new();
     for (i, uri) in uris.iter().enumerate() {
         let parsed = RoomUri::parse(uri).expect("accepted URIs parse");
         let token = parsed.token(session.as_ref()).ok_or_else(|| {
             McpError::invalid_params(format!("Not joined to room {}", parsed.room), None)
         })?;
-        let after = match parsed.after {
-            Some(after) => after,
-            None => delivery::last_seq(router.as_ref(), parsed.room, token.clone())
-                .await
-                .map_err(|e| McpError::invalid_params(e.to_string(), None))?,
-        };
-        let feed = delivery::subscribe(router.as_ref(), parsed.room, token.clone(), after)
+        // From `after=`, else from now on; a feed that falls behind resumes on its own
+        // from the last message sent.
+        let subscribed = router
+            .subscribe(parsed.room, Some(token), parsed.after, OnLag::Resume)
             .await
             .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
-        feeds.insert(i, feed);
-        rooms.push((parsed.room, token, after));
+        feeds.insert(i, subscribed.stream);
     }
     loop {
         let next = tokio::select! {
@@ -229,14 +223,11 @@ pub async fn listen(
         };
         match item {
             Ok(m) => {
-                rooms[i].2 = m.seq;
                 let mut note = ResourceUpdatedNotification::new(
                     ResourceUpdatedNotificationParam::new(uris[i].clone()),
                 );
-                let mut message = m.to_json();
-                message["seq"] = json!(m.seq);
                 let mut meta = NotificationMetaObject::new();
-                meta.insert(MESSAGE_META_KEY.to_string(), message);
+                meta.insert(MESSAGE_META_KEY.to_string(), m.to_json());
                 note.extensions.insert(meta);
                 if ctx
                     .sink()
@@ -247,13 +238,8 @@ pub async fn listen(
                     return Ok(());
                 }
             }
-            Err(_) => {
-                // Fell behind or the room closed: pick up from the last message sent.
-                let (room, token, after) = rooms[i].clone();
-                if let Ok(feed) = delivery::subscribe(router.as_ref(), room, token, after).await {
-                    feeds.insert(i, feed);
-                }
-            }
+            // The agent left, or resuming was refused: this room's feed is over.
+            Err(e) => tracing::debug!(room = %uris[i], error = %e, "listen feed ended"),
         }
     }
 }

@@ -188,6 +188,11 @@ pub const TOOLS: &[ToolSpec] = &[
                 "string",
                 "An agent's name: makes it a private direct message.",
             ),
+            arg(
+                "messageId",
+                "string",
+                "Your id for this message (at most 128 bytes): sending again with the same id returns the first send's seq instead of posting twice, so a retry is safe.",
+            ),
             ROOM_CHOICE,
             TOKEN,
         ],

@@ -1,8 +1,8 @@
 //! The official clients against a real node: the TypeScript SDK
 //! (`StreamableHTTPClientTransport`) and the Python SDK, sessions and the sessionless
-//! 2026-07-28 revision. The scenarios live in `tests/mcp/` at the repository root;
-//! `run.sh` installs the pinned clients from the registries when needed. A missing
-//! `node` or `python3` fails these tests: they are never skipped.
+//! 2026-07-28 revision. The scenarios live in `tests/mcp/` at the repository root; the
+//! pinned clients are installed by `make test-deps`, never by these tests. A missing
+//! client, `node` or `python3` fails them (`run.sh` says what to run): never a skip.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,8 +21,8 @@ async fn scenario(client: &str) {
         .arg(node.url())
         .kill_on_drop(true)
         .output();
-    // First runs install the client (npm ci / pip install).
-    let out = tokio::time::timeout(Duration::from_secs(900), run)
+    // A bound, not a measure: a scenario takes seconds.
+    let out = tokio::time::timeout(Duration::from_secs(300), run)
         .await
         .unwrap_or_else(|_| panic!("the {client} scenario timed out"))
         .expect("bash tests/mcp/run.sh");

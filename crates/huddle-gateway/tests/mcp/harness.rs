@@ -1,49 +1,33 @@
-//! A real node in-process (embedded store in a temp dir, the whole HTTP app on
-//! 127.0.0.1:0), and a hand-written MCP client that shows exactly what goes over the wire.
+//! A real node in-process (the test kit's `Node::start` on 127.0.0.1:0, embedded store in
+//! a temp dir), and a hand-written MCP client that shows exactly what goes over the wire.
 //!
-//! - [`Node`] serves `app(state)` until dropped.
+//! - [`Node`] serves the whole node until dropped; `mcp` is its MCP endpoint.
 //! - [`Session`] is one legacy MCP session (POST / GET / DELETE with `Mcp-Session-Id`).
 //! - [`Posted`] is a POST's answer: status, headers and the JSON-RPC messages it carried.
-//! - [`Live`] reads a GET stream with a real SSE parser.
+//! - [`Live`] reads a GET stream with the test kit's SSE reader.
 
 #![allow(dead_code)]
 
-use std::pin::Pin;
-use std::sync::{Arc, Once};
 use std::time::Duration;
 
-use eventsource_stream::{Event, EventStreamError, Eventsource};
-use futures::{Stream, StreamExt};
-use huddle_cluster::LocalRouter;
 use huddle_gateway::mcp::{Mcp, McpConfig};
-use huddle_gateway::{AppState, GatewayConfig};
-use huddle_rooms::{RoomDirectory, RoomsConfig};
-use huddle_store::{Durability, EmbeddedStore};
+use huddle_rooms::RoomsConfig;
+use huddle_testkit::{Raw, Sse, TestNode};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
+pub use huddle_testkit::http_client;
+
 pub const WAIT: Duration = Duration::from_secs(10);
 
-static CRYPTO: Once = Once::new();
-
-pub fn http_client() -> reqwest::Client {
-    CRYPTO.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("reqwest client")
-}
-
+/// The in-process node of the test kit, with its MCP endpoint at hand.
 pub struct Node {
     pub base: String,
     pub mcp: Mcp,
     pub http: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
+    /// Shuts the node down when dropped.
+    _node: TestNode,
 }
 
 impl Node {
@@ -56,39 +40,16 @@ impl Node {
     }
 
     pub async fn start_with_rooms(config: McpConfig, rooms: RoomsConfig) -> Node {
-        // Before the room directory: its A2A pusher builds a reqwest client.
-        let http = http_client();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = EmbeddedStore::open(dir.path(), Durability::Process).expect("store");
-        let directory = RoomDirectory::new(Arc::new(store), rooms);
-        let router: Arc<dyn huddle_cluster::Router> = Arc::new(LocalRouter::new(directory));
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let mcp = Mcp::new(router.clone(), config, shutdown.clone());
-        let app = huddle_gateway::app_with_mcp(
-            AppState {
-                router,
-                config: Arc::new(GatewayConfig::default()),
-                shutdown,
-            },
-            mcp.clone(),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
+        let node = TestNode::start_with(|c| {
+            c.mcp = config;
+            c.rooms = rooms;
+        })
+        .await;
         Node {
-            base,
-            mcp,
-            http,
-            stop: Some(stop),
-            _dir: dir,
+            base: node.base.clone(),
+            mcp: node.node().mcp().clone(),
+            http: node.http.clone(),
+            _node: node,
         }
     }
 
@@ -99,14 +60,6 @@ impl Node {
     /// A session after the `initialize` handshake (protocol 2025-06-18).
     pub async fn session(&self) -> Session {
         Session::open(self.http.clone(), self.url(), "2025-06-18").await
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
@@ -205,7 +158,7 @@ pub async fn post_raw(
         .is_some_and(|c| c.to_str().unwrap().starts_with("text/event-stream"));
     let raw = resp.text().await.unwrap();
     let messages = if is_sse {
-        parse_sse(&raw)
+        parse_sse(&raw).await
     } else {
         serde_json::from_str::<Value>(&raw).into_iter().collect()
     };
@@ -217,21 +170,13 @@ pub async fn post_raw(
     }
 }
 
-fn parse_sse(raw: &str) -> Vec<Value> {
-    raw.split("\n\n")
-        .filter_map(|event| {
-            let data: Vec<&str> = event
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                .collect();
-            let data = data.join("\n");
-            if data.trim().is_empty() {
-                None
-            } else {
-                serde_json::from_str(&data).ok()
-            }
-        })
+/// The JSON-RPC messages of an SSE body (events without JSON data skipped).
+async fn parse_sse(raw: &str) -> Vec<Value> {
+    huddle_testkit::parse_all(raw)
+        .await
+        .into_iter()
+        .filter(|e| !e.data.trim().is_empty())
+        .filter_map(|e| serde_json::from_str(&e.data).ok())
         .collect()
 }
 
@@ -330,12 +275,9 @@ impl Session {
     }
 }
 
-type SseStream =
-    Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
-
 /// A session's GET stream.
 pub struct Live {
-    events: SseStream,
+    events: Sse,
     /// The id of the last event read (the resume point).
     pub last_id: Option<String>,
 }
@@ -358,15 +300,14 @@ impl Live {
         let resp = req.send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "GET /mcp");
         let mut live = Live {
-            events: Box::pin(resp.bytes_stream().eventsource()),
+            events: Sse::from_response(resp),
             last_id: None,
         };
         // The priming event: the starting cursor, no data.
-        let first = tokio::time::timeout(WAIT, live.events.next())
-            .await
-            .expect("priming event")
-            .expect("stream open")
-            .unwrap();
+        let first = match live.events.next_raw(WAIT).await {
+            Raw::Event(e) => e,
+            other => panic!("priming event: {other:?}"),
+        };
         assert!(first.data.is_empty(), "priming event has no data");
         if !first.id.is_empty() {
             live.last_id = Some(first.id);
@@ -378,9 +319,9 @@ impl Live {
     /// the stream ends).
     pub async fn next_within(&mut self, within: Duration) -> Option<Value> {
         loop {
-            let event = match tokio::time::timeout(within, self.events.next()).await {
-                Ok(Some(Ok(e))) => e,
-                _ => return None,
+            let event = match self.events.next_raw(within).await {
+                Raw::Event(e) => e,
+                Raw::Ended | Raw::Broken(_) | Raw::Timeout => return None,
             };
             if event.data.is_empty() {
                 continue;
@@ -409,10 +350,11 @@ impl Live {
     pub async fn ends_within(&mut self, within: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            match tokio::time::timeout_at(deadline, self.events.next()).await {
-                Err(_) => return false,
-                Ok(None) | Ok(Some(Err(_))) => return true,
-                Ok(Some(Ok(_))) => continue,
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.events.next_raw(left).await {
+                Raw::Timeout => return false,
+                Raw::Ended | Raw::Broken(_) => return true,
+                Raw::Event(_) => continue,
             }
         }
     }

@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use eventsource_stream::Eventsource;
-use futures::StreamExt;
+use huddle_testkit::Sse;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -162,19 +161,8 @@ async fn a_sessionless_client_discovers_calls_tools_and_listens_to_a_room() {
     .await
     .unwrap();
     assert_eq!(listen.status(), StatusCode::OK);
-    let mut events = listen.bytes_stream().eventsource();
-    let mut next = async || -> Value {
-        loop {
-            let e = tokio::time::timeout(WAIT, events.next())
-                .await
-                .expect("listen event")
-                .unwrap()
-                .unwrap();
-            if !e.data.is_empty() {
-                return serde_json::from_str(&e.data).unwrap();
-            }
-        }
-    };
+    let mut events = Sse::from_response(listen);
+    let mut next = async || -> Value { events.next_data(WAIT).await.expect("listen event") };
     let ack = next().await;
     assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
     assert_eq!(

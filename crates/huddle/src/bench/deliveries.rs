@@ -34,6 +34,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::BenchArgs;
+use super::ceiling::Ceiling;
 use super::report::{self, ErrorCount, ErrorTally, Latency, Memory};
 
 const STAMP: &str = "huddle-bench";
@@ -252,12 +253,20 @@ pub struct DeliveryReport {
     pub server_memory: Option<Memory>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub intervals: Vec<Interval>,
+    /// The same senders against a trivial server (`--ceiling`), measured after this run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ceiling: Option<Ceiling>,
 }
 
 /// Runs the scenario over `transport`, prints the report (JSON with `--json`), and fails
 /// when a send failed or a delivery was lost or duplicated.
 pub async fn run<T: Transport>(args: &BenchArgs, transport: T, run_id: &str) -> anyhow::Result<()> {
-    let report = measure(args, transport, run_id).await?;
+    finish(args, measure(args, transport, run_id).await?)
+}
+
+/// Prints `report` (JSON with `--json`), and fails when a send failed or a delivery was
+/// lost or duplicated.
+pub fn finish(args: &BenchArgs, report: DeliveryReport) -> anyhow::Result<()> {
     if args.json {
         report::print_json(&report)?;
     } else {
@@ -723,12 +732,13 @@ fn account(
         errors: errors.entries(),
         server_memory,
         intervals,
+        ceiling: None,
     }
 }
 
 impl DeliveryReport {
     /// The human-readable report, one line each.
-    fn human(&self) -> String {
+    pub(super) fn human(&self) -> String {
         let labels = &self.labels;
         let mut out = String::new();
         let _ = writeln!(
@@ -749,6 +759,9 @@ impl DeliveryReport {
             labels.sends, self.sends, self.send_errors, self.sends_per_sec
         );
         let _ = writeln!(out, "  send latency   {}", self.send_latency_us.human());
+        if let Some(ceiling) = &self.ceiling {
+            out.push_str(&ceiling.human());
+        }
         if self.streams.open {
             let _ = writeln!(
                 out,

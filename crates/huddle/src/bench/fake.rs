@@ -121,6 +121,7 @@ async fn a2a(State(state): State<Shared>, Json(req): Json<Value>) -> Json<Value>
             post_message(room, &id, &agent, &text);
             reply("Message sent".into(), Some(json!({})))
         }
+        "room.info" => reply("Room info".into(), Some(json!({}))),
         other => reply(format!("Error: Unknown action: {other}"), None),
     }
 }

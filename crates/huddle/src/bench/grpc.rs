@@ -209,36 +209,14 @@ impl Transport for Grpc {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use huddle_cluster::LocalRouter;
-    use huddle_gateway::{AppState, GatewayConfig};
-    use huddle_rooms::{RoomDirectory, RoomsConfig};
-    use huddle_store::{Durability, EmbeddedStore};
-
     use super::super::{deliveries, fake};
     use super::*;
 
-    /// The real gateway and room runtime on a socket (the A2A fake speaks no gRPC).
-    async fn start_server(dir: &std::path::Path) -> String {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let store = EmbeddedStore::open(dir, Durability::Process).unwrap();
-        let directory = RoomDirectory::new(Arc::new(store), RoomsConfig::default());
-        let app = huddle_gateway::app(AppState {
-            router: Arc::new(LocalRouter::new(directory)),
-            config: Arc::new(GatewayConfig::default()),
-            shutdown: Default::default(),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        format!("http://{addr}")
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_delivery_is_accounted_for_against_the_real_gateway() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = start_server(dir.path()).await;
+        // The real node in-process (the A2A fake speaks no gRPC).
+        let node = huddle_testkit::TestNode::start().await;
+        let url = &node.base;
         let a = fake::args(&format!(
             "--url {url} --scenario grpc --rooms 2 --agents-per-room 3 --senders 4 --duration-secs 0.5"
         ));

@@ -59,7 +59,10 @@ impl Transport for A2aClient {
         agent: &Agent<String>,
         body: &str,
     ) -> Result<(), SendFailure> {
-        match sender.send_message(&agent.credential, body, None).await {
+        match sender
+            .send_message(&agent.credential, body, None, None)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => Err(SendFailure {
                 error: error_text(&e),

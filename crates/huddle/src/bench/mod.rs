@@ -13,14 +13,19 @@
 //!   `SendMessage` calls and `Subscribe` streams.
 //! - `creates`    — the `creates` scenario: N room creates then M joins, one at a time.
 //! - `mcp`        — the `mcp` scenario: MCP sessions calling `sendMessage`, GET-stream listeners.
+//! - `ceiling`    — `--ceiling` and the `ceiling` scenario: the same senders against a
+//!   trivial in-process server that answers every `POST /a2a` with a fixed reply.
+//! - `streams`    — the `streams` scenario: what idle SSE streams cost the server.
 //! - `report`     — latency summaries, error tallies, server RSS sampling, JSON output.
 
+mod ceiling;
 mod creates;
 mod deliveries;
 mod grpc;
 mod load;
 mod mcp;
 mod report;
+mod streams;
 
 use std::time::Duration;
 
@@ -47,12 +52,21 @@ Scenarios:
   creates         --creates room creates, then --joins joins spread round-robin over those
                   rooms, strictly one request at a time; reports the total time and the
                   per-request latencies.
+  ceiling         Scenario 2 of BENCHMARKS.md (1 room x 2 agents, 16 senders, no SSE; the
+                  --rooms/--agents-per-room/--senders/--no-sse flags are ignored) against
+                  --url, then its ceiling: the same senders against a trivial in-process
+                  server on 127.0.0.1 that answers every POST /a2a with a fixed reply.
+                  Prints `ceiling: N req/s` and `scenario 2 = X % of ceiling`. The load
+                  scenario does the same with --ceiling, whatever its shape.
   grpc            The load scenario over Huddle's gRPC API (Huddle only).
   mcp             One room over MCP (/mcp): --senders sessions call sendMessage in closed
                   loops (or paced to --mcp-rate calls/s in total), without GET streams, so
                   the room's messages come ahead of their results; --mcp-listeners
                   sessions hold GET streams. Reports tool calls/s and call latency, and
                   notification latency (call start -> GET stream receipt) p50/p99.
+  streams         Creates --rooms rooms and opens one idle SSE stream per room, one at a
+                  time; reports the open latency and (with --server-pid) the server's RSS
+                  per idle stream and after the streams closed.
 
 The load and creates scenarios speak only A2A SendMessage + SSE, so they measure any
 join.cloud-compatible server. Latencies are in microseconds in --json output.
@@ -63,6 +77,7 @@ a delivery was lost or duplicated (after the report).
 Examples:
   huddle bench --url http://127.0.0.1:3000 --rooms 10 --agents-per-room 10 --senders 10
   huddle bench --senders 16 --no-sse --duration-secs 600 --interval-secs 60 --server-pid PID
+  huddle bench --scenario ceiling --duration-secs 8
   huddle bench --scenario creates --creates 100 --joins 200 --json";
 
 /// Measure a join.cloud-compatible server over A2A + SSE (see the scenarios below).
@@ -96,6 +111,11 @@ pub struct BenchArgs {
     /// [load] Do not open SSE streams (measures sends only).
     #[arg(long)]
     pub no_sse: bool,
+
+    /// [load] Then measure the ceiling: the same senders, sends only, for the same
+    /// duration, against a trivial in-process server (see the ceiling scenario).
+    #[arg(long)]
+    pub ceiling: bool,
 
     /// [load] After the senders stop, wait at most this long for in-flight deliveries.
     #[arg(long, default_value_t = 2000)]
@@ -155,12 +175,35 @@ pub enum Scenario {
     Grpc,
     /// MCP sessions calling sendMessage, and sessions holding GET streams (Huddle's /mcp).
     Mcp,
+    /// Scenario 2 (1 room × 2 agents, 16 senders, no SSE), then its ceiling.
+    Ceiling,
+    /// Idle SSE streams, one per room: open latency and server memory per stream.
+    Streams,
+}
+
+impl BenchArgs {
+    fn request_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.request_timeout_secs)
+    }
+
+    /// Whether the run measures a ceiling, whose server [`run`] starts.
+    fn wants_ceiling(&self) -> bool {
+        self.scenario == Scenario::Ceiling || (self.scenario == Scenario::Load && self.ceiling)
+    }
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // The bench runs on a runtime of its own (by default single-threaded: far fewer
     // cross-thread wake-ups per request than the binary's multi-threaded one).
     let threads = args.threads as usize;
+    // The ceiling's server stays on this (the binary's multi-threaded) runtime, as a
+    // server process would have its own; it stops when dropped, after the run.
+    let ceiling = if args.wants_ceiling() {
+        Some(ceiling::Server::start().await?)
+    } else {
+        None
+    };
+    let ceiling_url = ceiling.as_ref().map(|s| s.url().to_owned());
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("huddle-bench".into())
@@ -176,17 +219,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     .build()
             };
             let result = match runtime {
-                Ok(runtime) => runtime.block_on(run_here(args)),
+                Ok(runtime) => runtime.block_on(run_here(args, ceiling_url)),
                 Err(e) => Err(anyhow::Error::new(e).context("starting the bench runtime")),
             };
             let _ = done_tx.send(result);
         })
         .context("starting the bench thread")?;
-    done_rx.await.context("the bench thread panicked")?
+    let result = done_rx.await.context("the bench thread panicked");
+    drop(ceiling);
+    result?
 }
 
-/// [`run`] on the current runtime.
-async fn run_here(args: BenchArgs) -> anyhow::Result<()> {
+/// [`run`] on the current runtime; `ceiling_url`: the ceiling's server, when wanted.
+async fn run_here(args: BenchArgs, ceiling_url: Option<String>) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.duration_secs.is_finite() && args.duration_secs > 0.0,
         "--duration-secs must be a positive number"
@@ -195,16 +240,40 @@ async fn run_here(args: BenchArgs) -> anyhow::Result<()> {
         args.request_timeout_secs.is_finite() && args.request_timeout_secs > 0.0,
         "--request-timeout-secs must be a positive number"
     );
-    let client =
-        A2aClient::new(&args.url)?.with_timeout(Duration::from_secs_f64(args.request_timeout_secs));
+    let client = A2aClient::new(&args.url)?.with_timeout(args.request_timeout());
     // A short unique tag: room names and message stamps of this run.
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    match args.scenario {
-        Scenario::Load => deliveries::run(&args, client, &run_id).await,
-        Scenario::Creates => creates::run(&args, client, &run_id).await,
-        Scenario::Grpc => deliveries::run(&args, grpc::Grpc::connect(&args).await?, &run_id).await,
-        Scenario::Mcp => mcp::run(&args, &run_id).await,
+    match (args.scenario, ceiling_url) {
+        (Scenario::Load | Scenario::Ceiling, Some(url)) => {
+            let args = match args.scenario {
+                Scenario::Ceiling => ceiling::scenario_two(&args),
+                _ => args,
+            };
+            let report = with_ceiling(&args, client, &run_id, &url).await?;
+            deliveries::finish(&args, report)
+        }
+        (Scenario::Ceiling, None) => anyhow::bail!("the ceiling scenario needs its server"),
+        (Scenario::Load, None) => deliveries::run(&args, client, &run_id).await,
+        (Scenario::Creates, _) => creates::run(&args, client, &run_id).await,
+        (Scenario::Grpc, _) => {
+            deliveries::run(&args, grpc::Grpc::connect(&args).await?, &run_id).await
+        }
+        (Scenario::Mcp, _) => mcp::run(&args, &run_id).await,
+        (Scenario::Streams, _) => streams::run(&args, client, &run_id).await,
     }
+}
+
+/// The load of `args` against the server, then its ceiling against `ceiling_url`.
+async fn with_ceiling(
+    args: &BenchArgs,
+    client: A2aClient,
+    run_id: &str,
+    ceiling_url: &str,
+) -> anyhow::Result<deliveries::DeliveryReport> {
+    let mut report = deliveries::measure(args, client, run_id).await?;
+    let sends_per_sec = report.sends_per_sec;
+    report.ceiling = Some(ceiling::measure(args, ceiling_url, run_id, sends_per_sec).await?);
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -226,6 +295,56 @@ mod tests {
         run(a).await.unwrap();
     }
 
+    /// Scenario 2 against a real node (in-process, `Node::start`), then its ceiling:
+    /// the report relates the two and prints both lines.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_ceiling_scenario_reports_scenario_2_as_a_share_of_its_ceiling() {
+        let node = huddle_testkit::TestNode::start().await;
+        let server = ceiling::Server::start().await.unwrap();
+        let a = ceiling::scenario_two(&args(&format!(
+            "--url {} --scenario ceiling --duration-secs 0.3",
+            node.base
+        )));
+        let client = A2aClient::new(&a.url).unwrap();
+        let report = with_ceiling(&a, client, "t1", server.url()).await.unwrap();
+        assert_eq!(
+            (report.rooms, report.agents_per_room, report.senders),
+            (1, 2, 16)
+        );
+        assert!(!report.streams.open);
+        assert_eq!((report.send_errors, report.lost), (0, 0));
+        let c = report.ceiling.clone().expect("a ceiling");
+        assert_eq!(c.label, "scenario 2");
+        assert!(
+            c.requests_per_sec > 0.0 && c.percent_of_ceiling > 0.0,
+            "{c:?}"
+        );
+        let text = report.human();
+        assert!(
+            text.contains("\n  ceiling: ") && text.contains(" req/s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  scenario 2 = ") && text.contains(" % of ceiling\n"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(
+            json["ceiling"]["percent_of_ceiling"].as_f64().is_some(),
+            "{json}"
+        );
+    }
+
+    #[tokio::test]
+    async fn streams_scenario_runs_against_a_fake_server() {
+        let url = fake::start().await;
+        let pid = std::process::id();
+        let a = args(&format!(
+            "--url {url} --scenario streams --rooms 3 --grace-ms 10 --server-pid {pid} --json"
+        ));
+        run(a).await.unwrap();
+    }
+
     #[tokio::test]
     async fn setup_errors_carry_the_servers_text() {
         let a = args("--url http://127.0.0.1:1 --duration-secs 0.1");
@@ -242,7 +361,7 @@ mod tests {
             .await
             .unwrap();
         for i in 0..3 {
-            c.send_message(&owner.agent_token, &format!("m{i}"), None)
+            c.send_message(&owner.agent_token, &format!("m{i}"), None, None)
                 .await
                 .unwrap();
         }
@@ -263,7 +382,7 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(e, ClientError::Status { status: 403, .. }), "{e}");
-        let e = c.send_message("nope", "x", None).await.unwrap_err();
+        let e = c.send_message("nope", "x", None, None).await.unwrap_err();
         assert!(
             matches!(e, ClientError::Action(ref m) if m == "Invalid agentToken"),
             "{e}"

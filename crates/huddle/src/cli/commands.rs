@@ -441,7 +441,7 @@ pub async fn send(args: SendArgs) -> Result<()> {
         .as_member(&args.room, &args.agent, |m| {
             let client = &s.client;
             let (text, to) = (args.text.as_str(), args.to.as_deref());
-            async move { client.send_message(&m.token, text, to).await }
+            async move { client.send_message_retrying(&m.token, text, to).await }
         })
         .await?;
     if s.json {

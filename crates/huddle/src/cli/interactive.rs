@@ -229,7 +229,9 @@ async fn handle_line(s: &Session, joined: &JoinReply, view: &mut View, text: &st
 
 /// Sends a line; the message shows up through the stream like everyone else's.
 async fn send(s: &Session, joined: &JoinReply, text: &str, to: Option<&str>) -> Result<()> {
-    s.client.send_message(&joined.token, text, to).await?;
+    s.client
+        .send_message_retrying(&joined.token, text, to)
+        .await?;
     Ok(())
 }
 

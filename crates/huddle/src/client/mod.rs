@@ -29,6 +29,8 @@ pub use sse::{MessageStream, RoomMessage};
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of an unexpected HTTP body an error carries.
 const ERROR_BODY_LIMIT: usize = 300;
+/// How often [`A2aClient::send_message_retrying`] sends one message at most.
+pub const SEND_ATTEMPTS: u32 = 4;
 
 /// Everything that can go wrong talking to a server. Callers branch on the kind: an
 /// [`ClientError::Action`] is the server refusing a well-formed request (its `Error: ...`
@@ -57,6 +59,21 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// Whether the same request may succeed if sent again: the answer was lost on the
+    /// way (a transport failure), or the node was briefly unable to serve it.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Transport(_) => true,
+            ClientError::Status { status, .. } => *status >= 500,
+            ClientError::Action(m) => {
+                m.starts_with("Service unavailable") || m.starts_with("Server busy")
+            }
+            ClientError::Rpc { .. } | ClientError::Protocol(_) | ClientError::InvalidUrl { .. } => {
+                false
+            }
+        }
+    }
+
     /// A short stable label for counting errors by kind (`action`, `rpc`, `http`,
     /// `timeout`, `connect`, `transport`, `protocol`, `url`).
     pub fn kind(&self) -> &'static str {
@@ -223,12 +240,26 @@ impl A2aClient {
         context_id: Option<&str>,
         metadata: &M,
     ) -> Result<ActionReply> {
+        self.action_as(action, text, context_id, None, metadata)
+            .await
+    }
+
+    /// [`A2aClient::action_with`] with the A2A `messageId` of the message.
+    async fn action_as<M: Serialize>(
+        &self,
+        action: &str,
+        text: Option<&str>,
+        context_id: Option<&str>,
+        message_id: Option<&str>,
+        metadata: &M,
+    ) -> Result<ActionReply> {
         let text_part = text.map(|text| TextPart { text });
         let params = SendParams {
             message: OutMessage {
                 role: "user",
                 parts: text_part.as_slice(),
                 context_id,
+                message_id,
                 metadata: OutMetadata {
                     action,
                     rest: metadata,
@@ -302,16 +333,43 @@ impl A2aClient {
         Membership::from_reply(reply, agent_name)
     }
 
-    /// `message.send` as the agent holding `agent_token`; `to` makes it a DM.
+    /// `message.send` as the agent holding `agent_token`; `to` makes it a DM. With a
+    /// `message_id`, the server stores the message once however often it is sent.
     pub async fn send_message(
         &self,
         agent_token: &str,
         text: &str,
         to: Option<&str>,
+        message_id: Option<&str>,
     ) -> Result<ActionReply> {
         let meta = SendMetadata { agent_token, to };
-        self.action_with("message.send", Some(text), None, &meta)
+        self.action_as("message.send", Some(text), None, message_id, &meta)
             .await
+    }
+
+    /// [`A2aClient::send_message`] under a fresh message id, sent again under the same id
+    /// (so never stored twice) while the answer is lost or the node briefly unavailable:
+    /// at most [`SEND_ATTEMPTS`] times, waiting 250 ms, then twice as long each time.
+    pub async fn send_message_retrying(
+        &self,
+        agent_token: &str,
+        text: &str,
+        to: Option<&str>,
+    ) -> Result<ActionReply> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut wait = std::time::Duration::from_millis(250);
+        let mut attempt = 1;
+        loop {
+            match self.send_message(agent_token, text, to, Some(&id)).await {
+                Err(e) if e.is_transient() && attempt < SEND_ATTEMPTS => {
+                    tracing::debug!(error = %e, attempt, "send failed; sending again under its id");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                    attempt += 1;
+                }
+                answer => return answer,
+            }
+        }
     }
 }
 
@@ -357,6 +415,8 @@ struct OutMessage<'a, M> {
     parts: &'a [TextPart<'a>],
     #[serde(skip_serializing_if = "Option::is_none")]
     context_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<&'a str>,
     metadata: OutMetadata<'a, M>,
 }
 

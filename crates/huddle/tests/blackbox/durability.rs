@@ -10,8 +10,8 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde_json::Value;
 
-use crate::harness::*;
 use crate::push::{Sink, join_with_endpoint};
+use huddle_testkit::*;
 
 #[tokio::test]
 async fn kill_9_and_restart_keeps_rooms_members_tokens_cursors_and_messages() {

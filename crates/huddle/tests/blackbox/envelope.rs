@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::*;
+use huddle_testkit::*;
 
 /// The room actions, as `(group, full name)`.
 const ACTIONS: &[(&str, &str)] = &[

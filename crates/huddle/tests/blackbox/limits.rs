@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::*;
+use huddle_testkit::*;
 
 fn assert_names_limit(message: &str, number: &str) {
     assert!(

@@ -3,8 +3,10 @@
 //! One test binary (every extra binary costs a link); each test starts its own
 //! `huddle serve` in its own temporary data dir, so tests run in parallel.
 //!
+//! The server process, the A2A call builder, the SSE reader and the reply helpers are
+//! the test kit's (`huddle_testkit`: `Server`, `Call`, `Reply`, `Sse`).
+//!
 //! Layout:
-//! - `harness`    — start/kill a server process, the A2A call builder, SSE and reply helpers.
 //! - `envelope`   — JSON-RPC envelope: parse errors, methods, discovery, agent card, help,
 //!   aliases, the "no action" paths.
 //! - `rooms`      — every `room.*` action with its success and error texts; same-name
@@ -22,8 +24,6 @@
 //! - `shutdown`   — SIGTERM: streams end, requests in flight are answered, the grace bound.
 //! - `store_copy` — a data dir copied to PostgreSQL (`huddle store copy`) served by
 //!   `huddle serve --store postgres://...`.
-
-mod harness;
 
 mod durability;
 mod envelope;

@@ -10,7 +10,7 @@ use serde_json::json;
 use tonic::transport::{Channel, Endpoint};
 use uuid::Uuid;
 
-use crate::harness::*;
+use huddle_testkit::*;
 
 /// Requests in flight at once.
 const CONCURRENCY: usize = 16;

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::harness::*;
+use huddle_testkit::*;
 
 #[tokio::test]
 async fn send_stores_a_message_with_id_seq_and_timestamp() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde_json::Value;
 
-use crate::harness::*;
+use huddle_testkit::*;
 
 const SENDERS: usize = 8;
 const PER_SENDER: usize = 40;

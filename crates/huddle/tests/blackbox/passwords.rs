@@ -16,13 +16,13 @@ use huddle_proto::v1::JoinRoomRequest;
 use huddle_proto::v1::room_service_client::RoomServiceClient;
 use serde_json::{Value, json};
 
-use crate::harness::{Call, Reply, Server, eventually};
+use huddle_testkit::{Call, Reply, Server, eventually};
 
 const INVALID: &str = "Invalid room password";
 
 /// An HTTP client whose connections come from `ip`.
 fn client_from(ip: &str) -> reqwest::Client {
-    let _ = crate::harness::http_client(); // installs the TLS provider reqwest needs
+    let _ = huddle_testkit::http_client(); // installs the TLS provider reqwest needs
     reqwest::Client::builder()
         .no_proxy()
         .local_address(ip.parse::<IpAddr>().unwrap())

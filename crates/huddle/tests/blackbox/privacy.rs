@@ -2,7 +2,7 @@
 //! fails') on the request/response read paths, and protected rooms (section 'Protected
 //! rooms stay private'). Streams are covered in `sse` and `push`.
 
-use crate::harness::*;
+use huddle_testkit::*;
 
 /// alice, bob and carol in "lobby"; bob DMs alice, alice DMs bob, then alice posts
 /// "public". carol and bob have read everything before the DMs (bob's own send comes

@@ -9,7 +9,7 @@ use axum::http::{StatusCode, Uri};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::harness::*;
+use huddle_testkit::*;
 
 /// A request as a sink's [`Answer`] sees it.
 pub(crate) struct Request<'a> {

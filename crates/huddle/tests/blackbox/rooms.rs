@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::*;
+use huddle_testkit::*;
 
 async fn info(s: &Server, room: &str) -> Reply {
     s.act("room.info").ctx(room).send().await

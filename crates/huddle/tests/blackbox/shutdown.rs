@@ -21,7 +21,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::harness::*;
+use huddle_testkit::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 /// The node logs this when the grace runs out and it cuts what is still open.

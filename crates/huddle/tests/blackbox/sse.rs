@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::*;
+use huddle_testkit::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use huddle_store::testing::TestPostgres;
 
-use crate::harness::*;
+use huddle_testkit::*;
 
 #[tokio::test]
 async fn a_data_dir_copied_to_postgres_is_served_identically() {

@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use crate::harness::Server;
 use crate::support::Cli;
+use huddle_testkit::Server;
 
 const VERBS: &[&str] = &[
     "rooms", "create", "join", "info", "history", "unread", "send", "leave", "promote", "demote",
@@ -417,4 +417,27 @@ async fn admin_verbs_promote_demote_kick_update() {
     ] {
         assert!(history.lines().contains(&notice), "{notice}: {history:?}");
     }
+}
+
+#[tokio::test]
+async fn a_send_whose_answer_is_lost_is_sent_again_under_its_id_and_stored_once() {
+    let s = Server::start().await;
+    let owner = s.create_room("lossy", "owner").await;
+    let proxy = crate::support::Proxy::start(&s.base).await;
+    let cli = Cli::new(&proxy.url);
+    cli.run(&["join", "lossy", "--name", "alice"]).await.ok();
+
+    proxy.lose_next_answer();
+    let run = cli
+        .run(&["send", "lossy", "only once", "--name", "alice"])
+        .await;
+    assert!(run.ok().contains("Message sent"), "{run:?}");
+    assert_eq!(proxy.answers_lost(), 1, "the first answer was not lost");
+
+    let history = s.history_all(&owner).await;
+    let copies = history.iter().filter(|m| m["body"] == "only once").count();
+    assert_eq!(
+        copies, 1,
+        "the resent message was stored twice: {history:?}"
+    );
 }

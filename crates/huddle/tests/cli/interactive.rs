@@ -6,8 +6,8 @@ use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::harness::Server;
 use crate::support::{Cli, Proxy, WAIT};
+use huddle_testkit::Server;
 
 const READY: &str = "Type a message, or /help.";
 

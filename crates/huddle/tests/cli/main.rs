@@ -4,8 +4,8 @@
 //! One test binary (every extra binary costs a link).
 //!
 //! Layout:
-//! - `harness`     — the black-box suite's server harness (tests/blackbox/harness.rs),
-//!   shared by path: start/kill `huddle serve`, raw A2A calls to check the server side.
+//! - `huddle_testkit` (a crate) — start/kill `huddle serve`, raw A2A calls to check the
+//!   server side.
 //! - `support`     — running the client: one-shot runs, sessions on a pseudo-terminal,
 //!   a TCP proxy that cuts connections.
 //! - `commands`    — every one-shot command: output, `--json`, errors (stderr, status 1).
@@ -14,8 +14,6 @@
 //! - `interactive` — `huddle join` on a pty: lines typed in one session appear in the
 //!   others, `/dm` privacy, `/history`, `/quit`, resume without gaps after a cut.
 
-#[path = "../blackbox/harness.rs"]
-mod harness;
 mod support;
 
 mod commands;

@@ -9,7 +9,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -73,13 +73,7 @@ impl Cli {
     /// `huddle ARGS` with `--url` given through `HUDDLE_URL`, nothing else from the
     /// caller's environment that the binary reads.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_huddle"));
-        cmd.args(args);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("HUDDLE_") || key == "XDG_CONFIG_HOME" {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = huddle_testkit::huddle_command(args);
         cmd.env("HUDDLE_URL", &self.url)
             .env("HUDDLE_CONFIG_DIR", self.config_dir())
             .env("NO_COLOR", "1");
@@ -310,6 +304,9 @@ impl Drop for Pty {
 pub struct Proxy {
     pub url: String,
     down: Arc<AtomicBool>,
+    /// Connections still to lose their answer ([`Proxy::lose_next_answer`]), and lost.
+    lose: Arc<AtomicUsize>,
+    lost: Arc<AtomicUsize>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
@@ -324,9 +321,11 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let url = format!("http://{}", listener.local_addr().unwrap());
         let down = Arc::new(AtomicBool::new(false));
+        let (lose, lost) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let accept = {
             let (down, conns) = (down.clone(), conns.clone());
+            let (lose, lost) = (lose.clone(), lost.clone());
             tokio::spawn(async move {
                 loop {
                     let Ok((mut inbound, _)) = listener.accept().await else {
@@ -337,8 +336,18 @@ impl Proxy {
                         continue;
                     }
                     let target = target.clone();
+                    let losing = lose
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok();
+                    let lost = lost.clone();
                     let task = tokio::spawn(async move {
-                        if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                            return;
+                        };
+                        if losing {
+                            lose_answer(inbound, outbound).await;
+                            lost.fetch_add(1, Ordering::SeqCst);
+                        } else {
                             let _ =
                                 tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                         }
@@ -352,9 +361,22 @@ impl Proxy {
         Proxy {
             url,
             down,
+            lose,
+            lost,
             conns,
             accept,
         }
+    }
+
+    /// The next connection carries its requests to the server, but the server's answer
+    /// never reaches the client: the connection closes as soon as the answer starts.
+    pub fn lose_next_answer(&self) {
+        self.lose.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// How many answers were lost so far.
+    pub fn answers_lost(&self) -> usize {
+        self.lost.load(Ordering::SeqCst)
     }
 
     /// Drops every connection and refuses new ones.
@@ -377,5 +399,31 @@ impl Drop for Proxy {
         for task in self.conns.lock().unwrap().drain(..) {
             task.abort();
         }
+    }
+}
+
+/// Forwards what the client sends until the server starts answering, then drops both
+/// connections: the request was served, its answer is lost.
+async fn lose_answer(mut inbound: TcpStream, mut outbound: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut from_client, _to_client) = inbound.split();
+    let (mut from_server, mut to_server) = outbound.split();
+    let forward = async {
+        let mut buf = [0u8; 8192];
+        loop {
+            match from_client.read(&mut buf).await {
+                Ok(0) | Err(_) => std::future::pending::<()>().await,
+                Ok(n) => {
+                    if to_server.write_all(&buf[..n]).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        }
+    };
+    let mut first = [0u8; 1];
+    tokio::select! {
+        _ = forward => {}
+        _ = from_server.read(&mut first) => {}
     }
 }

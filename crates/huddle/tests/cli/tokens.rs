@@ -4,8 +4,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
-use crate::harness::Server;
 use crate::support::Cli;
+use huddle_testkit::Server;
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path)

@@ -10,13 +10,14 @@
 //! 2. the servers finish the requests in flight and close their connections;
 //! 3. the rooms handle what is already in their mailboxes and commit it.
 //!
-//! All of it within the grace (`--shutdown-grace-secs`): a connection that cannot end (a
+//! All of it within the grace ([`crate::NodeConfig::shutdown_grace`]): a connection that cannot end (a
 //! client that stopped reading or sending) would otherwise hold the node until an
 //! orchestrator kills it. Past the grace, what is still open is logged and cut, and the
 //! node exits anyway. Acknowledged writes are already committed (a reply follows its
 //! commit), so a cut loses only answers that were never sent.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
@@ -26,7 +27,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{no_delay, with_peer};
+use crate::NodeError;
 
 /// A server's name in the logs (its flag) and how it ended.
 type Served = (&'static str, std::io::Result<()>);
@@ -73,7 +74,7 @@ impl Shutdown {
         mut self,
         signal: impl Future<Output = ()>,
         rooms: &RoomDirectory,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), NodeError> {
         let failed = tokio::select! {
             () = signal => None,
             Some(ended) = self.servers.join_next() => Some(self.ended(ended)),
@@ -117,7 +118,7 @@ impl Shutdown {
             );
         }
         match failed {
-            Some(name) => Err(anyhow::anyhow!("the {name} server stopped unexpectedly")),
+            Some(listener) => Err(NodeError::ServerStopped { listener }),
             None => Ok(()),
         }
     }
@@ -137,5 +138,22 @@ impl Shutdown {
         };
         self.open.retain(|n| *n != name);
         name
+    }
+}
+
+/// `app` as a service that knows each connection's peer address (failed password
+/// attempts are throttled by it).
+fn with_peer(
+    app: axum::Router,
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr> {
+    app.into_make_service_with_connect_info::<SocketAddr>()
+}
+
+/// Small writes go out at once: an HTTP/2 answer is several frames (a gRPC reply ends
+/// with a trailers frame), and Nagle's algorithm would hold the last one back until the
+/// peer's delayed ACK (~40 ms).
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY not set");
     }
 }

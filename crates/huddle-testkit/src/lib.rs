@@ -1,0 +1,43 @@
+//! Test kit (dev-only): the one way each test suite starts a node and talks to it.
+//!
+//! Layout:
+//! - `in_process` — [`TestNode`]: `Node::start` on 127.0.0.1:0 with a temporary store;
+//!   a handle, its base URL, a shutdown trigger.
+//! - `process`    — [`Server`]: the real `huddle serve` binary as a child process
+//!   (readiness line, log tail, SIGTERM, `kill -9`, RSS); [`huddle_command`] for the
+//!   client commands.
+//! - `a2a`        — [`A2a`]: JSON-RPC `SendMessage` with `metadata.action` ([`Call`],
+//!   [`Reply`], [`Agent`]) and the room SSE request.
+//! - `sse`        — [`Sse`]: the one SSE reader (room streams, MCP streams).
+//! - `checks`     — message-list assertions, formats, [`eventually`].
+//!
+//! Both nodes deref to their [`A2a`] client, so a test reads the same against either.
+
+mod a2a;
+mod checks;
+mod in_process;
+mod process;
+mod sse;
+
+use std::sync::Once;
+use std::time::Duration;
+
+pub use a2a::{A2a, Agent, Call, Reply, Resume};
+pub use checks::*;
+pub use in_process::TestNode;
+pub use process::{Server, ServerBuilder, huddle_bin, huddle_command};
+pub use sse::{Event, Next, Raw, Sse, parse_all};
+
+/// An HTTP client for tests: no proxy, a 30 s request timeout (streams set their own).
+pub fn http_client() -> reqwest::Client {
+    // reqwest is built with `rustls-no-provider`: install one before building a client.
+    static CRYPTO: Once = Once::new();
+    CRYPTO.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("build reqwest client")
+}
