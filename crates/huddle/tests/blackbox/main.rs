@@ -22,6 +22,7 @@
 //! - `durability` — `kill -9` and restart on the same data dir.
 //! - `memory`     — refused stream requests (SSE, gRPC, MCP) leave no memory behind.
 //! - `shutdown`   — SIGTERM: streams end, requests in flight are answered, the grace bound.
+//! - `sent_keys`  — a send's idempotency key found in the store, past the tail and a restart.
 //! - `store_copy` — a data dir copied to PostgreSQL (`huddle store copy`) served by
 //!   `huddle serve --store postgres://...`.
 
@@ -35,6 +36,7 @@ mod passwords;
 mod privacy;
 mod push;
 mod rooms;
+mod sent_keys;
 mod shutdown;
 mod sse;
 mod store_copy;
