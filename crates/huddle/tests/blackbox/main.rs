@@ -17,6 +17,7 @@
 //! - `push`       — A2A push: envelope, order, DM privacy, retry after the endpoint returns.
 //! - `limits`     — bounded input: text, names, description, request body.
 //! - `ordering`   — concurrent senders get a gapless ordered `seq`.
+//! - `idempotency` — a send retried under its message id (A2A, gRPC), reused for another text.
 //! - `passwords`  — room passwords under attack: same-name rooms, rooms per name, the
 //!   per-address and per-room throttles on every protocol, the hashing queue, floods.
 //! - `durability` — `kill -9` and restart on the same data dir.
@@ -28,6 +29,7 @@
 
 mod durability;
 mod envelope;
+mod idempotency;
 mod limits;
 mod memory;
 mod messages;
