@@ -75,7 +75,11 @@ async fn a_copied_store_answers_the_same_and_a_rerun_resumes_then_skips() {
         "the rerun copied only what was missing"
     );
     printed.sort();
-    assert_eq!(printed, ["dev", "secret"], "each room reported as it is verified");
+    assert_eq!(
+        printed,
+        ["dev", "secret"],
+        "each room reported as it is verified"
+    );
 
     for (r, log) in [(&dev, &dev_log), (&secret, &secret_log)] {
         assert_reads_match(&dest, r.id, log, 4).await;
