@@ -170,35 +170,26 @@ pub struct Viewer {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Acknowledge(pub Delivered);
 
-impl RoomOp for JoinRoom {
-    type Answer = Joined;
+/// Each operation with its answer type.
+macro_rules! room_ops {
+    ($($op:ty => $answer:ty),* $(,)?) => {
+        $(impl RoomOp for $op {
+            type Answer = $answer;
+        })*
+    };
 }
-impl RoomOp for LeaveRoom {
-    type Answer = ();
-}
-impl RoomOp for ModerateAgent {
-    type Answer = Moderated;
-}
-impl RoomOp for UpdateRoom {
-    type Answer = Updated;
-}
-impl RoomOp for SendMessage {
-    type Answer = Sent;
-}
-impl RoomOp for GetUnread {
-    type Answer = Missed;
-}
-impl RoomOp for GetInfo {
-    type Answer = RoomView;
-}
-impl RoomOp for GetLock {
-    type Answer = Lock;
-}
-impl RoomOp for Authorize {
-    type Answer = Viewer;
-}
-impl RoomOp for Acknowledge {
-    type Answer = ();
+
+room_ops! {
+    JoinRoom => Joined,
+    LeaveRoom => (),
+    ModerateAgent => Moderated,
+    UpdateRoom => Updated,
+    SendMessage => Sent,
+    GetUnread => Missed,
+    GetInfo => RoomView,
+    GetLock => Lock,
+    Authorize => Viewer,
+    Acknowledge => (),
 }
 
 /// A page of a room's history, newest last, and how many messages the viewer may see.
