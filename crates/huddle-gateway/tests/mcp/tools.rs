@@ -531,3 +531,35 @@ async fn message_history_and_room_info_need_a_room_id_even_in_a_joined_session()
         alice.ok("roomInfo", json!({"roomId": room})).await;
     }
 }
+
+#[tokio::test]
+async fn send_message_with_a_message_id_is_stored_once_however_often_it_is_sent() {
+    let node = Node::start().await;
+    let mut alice = node.session().await;
+    let room = unique("retry");
+    alice
+        .ok("createRoom", json!({"name": room, "agentName": "alice"}))
+        .await;
+    let args = json!({"text": "once", "messageId": "mcp-1"});
+    let first = alice.ok("sendMessage", args.clone()).await.data()["seq"].clone();
+    let again = alice.ok("sendMessage", args).await.data()["seq"].clone();
+    assert_eq!(
+        again, first,
+        "a retry under the same messageId is the same message"
+    );
+    alice
+        .fails(
+            "sendMessage",
+            json!({"text": "twice", "messageId": "mcp-1"}),
+            "Error: messageId already used for another message",
+        )
+        .await;
+    let history = alice
+        .ok("messageHistory", json!({"roomId": room, "limit": 50}))
+        .await;
+    let copies = message_bodies(&history)
+        .iter()
+        .filter(|b| *b == "once")
+        .count();
+    assert_eq!(copies, 1);
+}
