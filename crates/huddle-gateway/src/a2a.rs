@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::observe;
+use huddle_metrics::Protocol;
 use crate::body::{BodyError, read_limited};
 use crate::ops::{self, Action, Outcome, Params};
 
@@ -55,7 +57,8 @@ pub async fn post(State(app): State<AppState>, request: Request) -> Response {
             mut params,
         } => {
             params.client = client;
-            let message = match ops::execute(app.api(), action, *params).await {
+            let run = ops::execute(app.api(), action, *params);
+            let message = match observe::timed(Protocol::A2a, action.name(), run).await {
                 Ok(outcome) => render(outcome),
                 Err(e) => {
                     retry_after = e.retry_after_secs();

@@ -8,10 +8,11 @@ use huddle_cluster::{LocalRouter, Router};
 use huddle_gateway::AppState;
 use huddle_gateway::mcp::Mcp;
 use huddle_rooms::RoomDirectory;
-use huddle_store::EmbeddedStore;
+use huddle_store::{EmbeddedStore, RoomStore};
 use tokio::task::JoinHandle;
 
-use crate::listeners::{GRPC, HTTP, MCP};
+use crate::listeners::{GRPC, HTTP, MCP, METRICS};
+use crate::ops;
 use crate::shutdown::Shutdown;
 use crate::{Addrs, Listeners, NodeConfig, NodeError};
 
@@ -39,7 +40,8 @@ impl Node {
                 source,
             }
         })?;
-        let rooms = RoomDirectory::new(Arc::new(store), config.rooms);
+        let store: Arc<dyn RoomStore> = Arc::new(store);
+        let rooms = RoomDirectory::new(store.clone(), config.rooms);
         let router: Arc<dyn Router> = Arc::new(LocalRouter::new(rooms.clone()));
         let mut servers = Shutdown::new(config.shutdown_grace);
         let mcp = Mcp::new(router.clone(), config.mcp, servers.trigger());
@@ -47,9 +49,13 @@ impl Node {
             router,
             config: Arc::new(config.gateway),
             shutdown: servers.trigger(),
+            readiness: ops::readiness(store),
         };
         if let Some(grpc) = listeners.grpc {
             servers.serve(GRPC, grpc, huddle_gateway::grpc::routes(&state));
+        }
+        if let Some(metrics) = listeners.metrics {
+            servers.serve(METRICS, metrics, ops::metrics_route(&rooms, &mcp));
         }
         if let Some(mcp_only) = listeners.mcp {
             servers.serve(MCP, mcp_only, mcp.routes());
@@ -57,7 +63,8 @@ impl Node {
         servers.serve(
             HTTP,
             listeners.http,
-            huddle_gateway::app_with_mcp(state.clone(), mcp.clone()),
+            huddle_gateway::app_with_mcp(state.clone(), mcp.clone())
+                .merge(ops::metrics_route(&rooms, &mcp)),
         );
         let task = {
             let rooms = rooms.clone();

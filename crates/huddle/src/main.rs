@@ -3,6 +3,7 @@
 //!
 //! Layout:
 //! - `serve`  — configuration and the server's composition root.
+//! - `check_config` — `huddle serve --check-config`.
 //! - `client` — a small A2A + SSE client shared by `bench` and the client commands.
 //! - `bench`  — the load generator (`huddle bench`).
 //! - `cli`    — the client commands (`huddle rooms`, `create`, `join`, `send`, ...).
@@ -10,6 +11,7 @@
 mod bench;
 mod cli;
 mod client;
+mod check_config;
 mod serve;
 
 use clap::{Parser, Subcommand};

@@ -71,6 +71,7 @@ pub fn routes(state: &AppState) -> axum::Router {
         .add_service(reflection_v1alpha)
         .prepare()
         .into_axum_router()
+        .layer(axum::middleware::from_fn(crate::observe::grpc_layer))
 }
 
 /// Once the node shuts down: health reports NOT_SERVING (watchers learn that the node is

@@ -127,6 +127,10 @@ impl EmbeddedStore {
 
 #[async_trait]
 impl RoomStore for EmbeddedStore {
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.write(Write::Probe).await.map(|_| ())
+    }
+
     async fn create_room(&self, room: &Room) -> Result<(), StoreError> {
         self.write(Write::Create(Box::new(room.clone()))).await?;
         Ok(())

@@ -22,6 +22,9 @@ const QUEUE: usize = 8192;
 pub(super) enum Write {
     Create(Box<Room>),
     Acquire(RoomId),
+    /// Takes the database's write lock and commits nothing: the writer thread is alive
+    /// and the file writable (readiness).
+    Probe,
     Append {
         room: RoomId,
         epoch: Epoch,
@@ -58,7 +61,9 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let results = commit(&mut conn, &batch);
+        huddle_metrics::store::commit(batch.len(), started.elapsed());
         for (op, result) in batch.drain(..).zip(results) {
             let _ = op.done.send(result);
         }
@@ -104,6 +109,12 @@ fn apply(c: &Connection, write: &Write) -> Result<Written, StoreError> {
             Ok(Written::Done)
         }
         Write::Acquire(room) => acquire(c, *room).map(Written::Acquired),
+        Write::Probe => {
+            // A write statement takes the write lock even when it changes no row.
+            c.execute("UPDATE rooms SET id = id WHERE 0", [])
+                .map_err(backend)?;
+            Ok(Written::Done)
+        }
         Write::Append {
             room,
             epoch,
