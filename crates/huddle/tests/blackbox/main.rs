@@ -21,6 +21,7 @@
 //!   per-address and per-room throttles on every protocol, the hashing queue, floods.
 //! - `durability` — `kill -9` and restart on the same data dir.
 //! - `memory`     — refused stream requests (SSE, gRPC, MCP) leave no memory behind.
+//! - `ops`        — metrics, readiness, logs, `--check-config`, OTLP traces.
 //! - `shutdown`   — SIGTERM: streams end, requests in flight are answered, the grace bound.
 
 mod durability;
@@ -28,6 +29,7 @@ mod envelope;
 mod limits;
 mod memory;
 mod messages;
+mod ops;
 mod ordering;
 mod passwords;
 mod privacy;

@@ -1,0 +1,263 @@
+//! What operators see: `/metrics` moving with traffic (and on `--metrics-listen`),
+//! `/readyz` failing while the store takes no writes and recovering after, logs without
+//! colour codes when not on a terminal, `--check-config`, and the spans of a request
+//! exported over OTLP under the client's `traceparent`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+
+use huddle_testkit::*;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn get(url: &str) -> (u16, String) {
+    let resp = reqwest::get(url).await.expect("GET");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.expect("body"))
+}
+
+/// The value of the sample `series` (name and labels, as rendered) in `text`; 0 when
+/// it is not there yet.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_counters_and_histograms_move_with_traffic() {
+    let s = Server::start().await;
+    let (status, before) = get(&s.url("/metrics")).await;
+    assert_eq!(status, 200, "{before}");
+    let created =
+        r#"huddle_requests_total{protocol="a2a",action="room.create",outcome="ok"}"#;
+    let latency = r#"huddle_request_duration_seconds_count{protocol="a2a",action="room.create"}"#;
+    let refused = r#"huddle_requests_total{protocol="a2a",action="message.send",outcome="error"}"#;
+    let commits = "huddle_store_commit_duration_seconds_count";
+
+    let alice = s.create_room("metered", "alice").await;
+    s.say(&alice, "hello").await;
+    let bad = s.act("message.send").token("not-a-token").text("x").send().await;
+    assert!(bad.text().starts_with("Error"), "{}", bad.text());
+
+    let (_, after) = get(&s.url("/metrics")).await;
+    assert_eq!(sample(&after, created) - sample(&before, created), 1.0, "{after}");
+    assert_eq!(sample(&after, latency) - sample(&before, latency), 1.0, "{after}");
+    assert_eq!(sample(&after, refused) - sample(&before, refused), 1.0, "{after}");
+    assert!(sample(&after, commits) > sample(&before, commits), "{after}");
+    assert_eq!(sample(&after, "huddle_rooms_active"), 1.0, "{after}");
+}
+
+#[tokio::test]
+async fn metrics_listen_serves_the_metrics_on_their_own_port() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let s = Server::start_with(&["--metrics-listen", &addr]).await;
+    s.create_room("scraped", "alice").await;
+    let (status, text) = get(&format!("http://{addr}/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("huddle_requests_total"), "{text}");
+    // Only the metrics there: no A2A on the scrape port.
+    let (status, _) = get(&format!("http://{addr}/healthz")).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn readyz_fails_while_the_store_takes_no_writes_and_recovers() {
+    let s = Server::start().await;
+    assert_eq!(get(&s.url("/readyz")).await, (200, "ready".to_string()));
+    // Another process holds the database's write lock: the node's writer cannot commit.
+    let db = rusqlite::Connection::open(s.data_dir.join("huddle.db")).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (status, body) = get(&s.url("/readyz")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.starts_with("not ready: store"), "{body}");
+    assert_eq!(get(&s.url("/healthz")).await.0, 200, "alive all the same");
+    db.execute_batch("ROLLBACK").unwrap();
+    // The probe that timed out is still queued behind the lock's wait: ready again once
+    // the writer gets through.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = get(&s.url("/readyz")).await;
+        if status == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {status} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // And writes are taken again.
+    s.create_room("after-the-lock", "alice").await;
+}
+
+#[tokio::test]
+async fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let s = Server::start().await;
+    s.create_room("plain", "alice").await;
+    let log = s.log_tail();
+    assert!(log.contains("huddle configuration"), "{log}");
+    assert!(!log.contains('\u{1b}'), "ANSI escape in a piped log:\n{log}");
+}
+
+fn check_config(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = huddle_command(&["serve", "--check-config", "--data-dir"]);
+    cmd.arg(dir.path()).args(args).envs(env.iter().copied());
+    let out = cmd.output().expect("run huddle serve --check-config");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn check_config_accepts_a_valid_configuration_and_serves_nothing() {
+    let (ok, text) = check_config(
+        &["--listen", "127.0.0.1:1", "--metrics-listen", "127.0.0.1:2"],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")],
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("configuration ok"), "{text}");
+}
+
+#[test]
+fn check_config_names_every_problem_and_fails() {
+    let (ok, text) = check_config(
+        &["--listen", "nowhere", "--log-format", "text"],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+            ("OTEL_TRACES_SAMPLER", "sometimes"),
+        ],
+    );
+    assert!(!ok, "{text}");
+    for reason in ["--listen \"nowhere\"", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER"] {
+        assert!(text.contains(reason), "{reason} missing from:\n{text}");
+    }
+    let (ok, text) = check_config(&["--log-format", "yaml"], &[]);
+    assert!(!ok && text.contains("yaml"), "{text}");
+}
+
+#[test]
+fn check_config_fails_when_the_store_cannot_be_opened() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = huddle_command(&["serve", "--check-config", "--data-dir"]);
+    cmd.arg(file.path().join("under-a-file"));
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("store at"), "{text}");
+}
+
+/// An OTLP collector in the test: keeps every span it is sent.
+#[derive(Clone, Default)]
+struct Collector(Arc<Mutex<Vec<Span>>>);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let spans = request
+            .into_inner()
+            .resource_spans
+            .into_iter()
+            .flat_map(|r| r.scope_spans)
+            .flat_map(|s| s.spans);
+        self.0.lock().unwrap().extend(spans);
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    span.attributes.iter().find(|a| a.key == key).and_then(|a| {
+        match a.value.as_ref()?.value.as_ref()? {
+            AnyValue::StringValue(s) => Some(s.clone()),
+            other => Some(format!("{other:?}")),
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_request_is_exported_as_spans_under_its_clients_traceparent() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let collector = Collector::default();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(tokio_stream_of(listener)),
+    );
+    let endpoint = format!("http://{addr}");
+    let s = Server::start_with_env(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_SERVICE_NAME", "huddle-under-test"),
+        ],
+    )
+    .await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let call = s
+        .act("room.create")
+        .text("traced")
+        .meta("agentName", "alice")
+        .meta("password", "hunter2-secret");
+    let resp = s
+        .http
+        .post(s.url("/a2a"))
+        .header("traceparent", format!("00-{trace_id}-{parent}-01"))
+        .json(&call.request())
+        .send()
+        .await
+        .unwrap();
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("agentToken"), "{body}");
+    let token = body.split("agentToken").nth(1).unwrap().to_string();
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let request = loop {
+        let found = collector.0.lock().unwrap().iter().find(|span| {
+            hex(&span.trace_id) == trace_id && hex(&span.parent_span_id) == parent
+        }).cloned();
+        if let Some(span) = found {
+            break span;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no span of trace {trace_id} exported");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(request.name, "request");
+    assert_eq!(attribute(&request, "protocol").as_deref(), Some("a2a"));
+    assert_eq!(attribute(&request, "action").as_deref(), Some("room.create"));
+    assert_eq!(attribute(&request, "outcome").as_deref(), Some("ok"));
+    // Never a password or a token in what is exported.
+    let exported = format!("{:?}", collector.0.lock().unwrap());
+    assert!(!exported.contains("hunter2-secret"));
+    let token_value: String = token.chars().filter(|c| c.is_alphanumeric() || *c == '.').take(20).collect();
+    assert!(token_value.len() > 10 && !exported.contains(&token_value), "{token_value}");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn tokio_stream_of(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |l| async move {
+        let accepted = l.accept().await.map(|(stream, _)| stream);
+        Some((accepted, l))
+    })
+}
