@@ -52,13 +52,13 @@ impl Node {
             readiness: ops::readiness(store),
         };
         if let Some(grpc) = listeners.grpc {
-            servers.serve(GRPC, grpc, huddle_gateway::grpc::routes(&state));
+            servers.serve(GRPC, grpc, traced(huddle_gateway::grpc::routes(&state)));
         }
         if let Some(metrics) = listeners.metrics {
             servers.serve(METRICS, metrics, ops::metrics_route(&rooms, &mcp));
         }
         if let Some(mcp_only) = listeners.mcp {
-            servers.serve(MCP, mcp_only, mcp.routes());
+            servers.serve(MCP, mcp_only, traced(mcp.routes()));
         }
         servers.serve(
             HTTP,
@@ -78,6 +78,12 @@ impl Node {
             task,
         })
     }
+}
+
+/// Routes served on a listener of their own, with the request spans (and the clients'
+/// trace context) of the main listener.
+fn traced(routes: axum::Router) -> axum::Router {
+    routes.layer(axum::middleware::from_fn(huddle_gateway::observe::http_span))
 }
 
 /// A started node: where it listens, its parts for in-process tests, and [`wait`].
