@@ -226,6 +226,21 @@ async fn a_request_is_exported_as_spans_under_its_clients_traceparent() {
     let alice = Agent::from_reply(&Reply(created), "alice");
     let send = s.act("message.send").token(&alice.token).text("hello");
     traced(send).await.unwrap().error_for_status().unwrap();
+    // gRPC: the same context in the call's metadata.
+    let channel = tonic::transport::Channel::from_shared(s.url("")).unwrap().connect().await.unwrap();
+    let mut unread = tonic::Request::new(huddle_proto::v1::GetUnreadRequest {
+        agent_token: Some(alice.token.clone()),
+        ..Default::default()
+    });
+    let grpc_parent = "1111111111111111";
+    unread.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-{grpc_parent}-01").parse().unwrap(),
+    );
+    huddle_proto::v1::room_service_client::RoomServiceClient::new(channel)
+        .get_unread(unread)
+        .await
+        .expect("GetUnread");
 
     // The request spans (children of the client's span) and the room command under the send.
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -241,7 +256,13 @@ async fn a_request_is_exported_as_spans_under_its_clients_traceparent() {
                 .iter()
                 .find(|sp| sp.name == "room.command" && sp.parent_span_id == send.span_id)
         });
-        if let (Some(send), Some(command)) = (send, command) {
+        let grpc = spans.iter().any(|sp| {
+            hex(&sp.parent_span_id) == grpc_parent
+                && attribute(sp, "protocol").as_deref() == Some("grpc")
+                && attribute(sp, "action").as_deref() == Some("GetUnread")
+                && attribute(sp, "outcome").as_deref() == Some("ok")
+        });
+        if let (Some(send), Some(command), true) = (send, command, grpc) {
             break (send.clone(), command.clone());
         }
         assert!(tokio::time::Instant::now() < deadline, "spans of trace {trace_id} not exported: {spans:?}");
