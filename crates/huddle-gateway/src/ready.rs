@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
 
 /// One check: `Ok`, or why the node is not ready.
 pub type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
@@ -18,6 +19,8 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone, Default)]
 pub struct Readiness {
     checks: Vec<(&'static str, Check)>,
+    /// Cancelled when the node begins to shut down (before it stops serving).
+    draining: CancellationToken,
 }
 
 impl Readiness {
@@ -27,8 +30,22 @@ impl Readiness {
         self
     }
 
-    /// `Ok`, or the first failing check's `name: reason`.
+    /// Not ready once `draining` is cancelled.
+    pub fn draining_on(mut self, draining: CancellationToken) -> Self {
+        self.draining = draining;
+        self
+    }
+
+    /// Resolves when the node begins to shut down (never for a default `Readiness`).
+    pub async fn drained(&self) {
+        self.draining.cancelled().await;
+    }
+
+    /// `Ok`, or `draining`, or the first failing check's `name: reason`.
     pub async fn check(&self) -> Result<(), String> {
+        if self.draining.is_cancelled() {
+            return Err("draining".into());
+        }
         for (name, check) in &self.checks {
             match tokio::time::timeout(CHECK_TIMEOUT, check()).await {
                 Ok(Ok(())) => {}

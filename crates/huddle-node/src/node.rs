@@ -43,13 +43,13 @@ impl Node {
         let store: Arc<dyn RoomStore> = Arc::new(store);
         let rooms = RoomDirectory::new(store.clone(), config.rooms);
         let router: Arc<dyn Router> = Arc::new(LocalRouter::new(rooms.clone()));
-        let mut servers = Shutdown::new(config.shutdown_grace);
+        let mut servers = Shutdown::new(config.shutdown_grace).with_drain_delay(config.drain_delay);
         let mcp = Mcp::new(router.clone(), config.mcp, servers.trigger());
         let state = AppState {
             router,
             config: Arc::new(config.gateway),
             shutdown: servers.trigger(),
-            readiness: ops::readiness(store),
+            readiness: ops::readiness(store).draining_on(servers.draining()),
         };
         if let Some(grpc) = listeners.grpc {
             servers.serve(GRPC, grpc, traced(huddle_gateway::grpc::routes(&state)));

@@ -165,6 +165,12 @@ pub struct ServeArgs {
     #[arg(long, env = "HUDDLE_MAX_ROOMS_PER_NAME", default_value_t = 16)]
     max_rooms_per_name: usize,
 
+    /// Seconds between SIGTERM and the drain: `/readyz` fails (gRPC health
+    /// NOT_SERVING) while everything is still served, so load balancers take the node
+    /// out before it stops accepting (0: drain at once).
+    #[arg(long, env = "HUDDLE_SHUTDOWN_DELAY_SECS", default_value_t = 0)]
+    shutdown_delay_secs: u64,
+
     /// Also serve `GET /metrics` (alone) on this address; it is always on --listen too.
     #[arg(long, env = "HUDDLE_METRICS_LISTEN")]
     metrics_listen: Option<String>,
@@ -282,6 +288,7 @@ impl ServeArgs {
             },
             mcp: self.mcp_config(addrs.http, addrs.mcp),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            drain_delay: Duration::from_secs(self.shutdown_delay_secs),
         }
     }
 
@@ -346,6 +353,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         mcp_max_session_rooms = args.mcp_max_session_rooms,
         max_queued_pushes = args.max_queued_pushes,
         shutdown_grace_secs = args.shutdown_grace_secs,
+        shutdown_delay_secs = args.shutdown_delay_secs,
         mcp_anonymous_idle_secs = args.mcp_anonymous_idle_secs,
         passwords = ?config.rooms.passwords,
         max_rooms_per_name = args.max_rooms_per_name,

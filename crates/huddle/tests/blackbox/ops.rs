@@ -293,3 +293,61 @@ fn tokio_stream_of(
         Some((accepted, l))
     })
 }
+
+#[tokio::test]
+async fn sigterm_under_load_fails_readiness_first_then_drains_losing_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_in_with(dir.path(), &["--shutdown-delay-secs", "2"]).await;
+    let alice = s.create_room("draining", "alice").await;
+    let s = Arc::new(s);
+    // Senders keep sending until the node stops answering; each keeps what was acknowledged.
+    let senders: Vec<_> = (0..4)
+        .map(|n| {
+            let (s, alice) = (s.clone(), alice.clone());
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                for i in 0.. {
+                    let text = format!("sender {n} message {i}");
+                    match s.act("message.send").token(&alice.token).text(&text).try_send().await {
+                        Ok(reply) if !reply.text().starts_with("Error") => acknowledged.push(text),
+                        _ => break,
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.terminate();
+    // Readiness fails first, while requests are still answered.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = get(&s.url("/readyz")).await;
+        if status == 503 {
+            assert_eq!(body, "not ready: draining");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "/readyz still {status} after SIGTERM");
+    }
+    let still = s.act("message.send").token(&alice.token).text("after not-ready").try_send().await;
+    assert!(still.is_ok_and(|r| !r.text().starts_with("Error")), "served while not ready");
+    // Then the drain, and the exit.
+    let status = s.wait_exit(Duration::from_secs(60)).await.expect("exits after the drain");
+    assert!(status.success(), "{status}");
+    let mut acknowledged = vec!["after not-ready".to_string()];
+    for sender in senders {
+        acknowledged.extend(sender.await.unwrap());
+    }
+    assert!(acknowledged.len() > 4, "the load did run: {acknowledged:?}");
+
+    let again = Server::start_in(dir.path()).await;
+    let kept: Vec<String> = again
+        .history_all(&alice)
+        .await
+        .iter()
+        .filter_map(|m| m["body"].as_str().map(str::to_string))
+        .collect();
+    for text in &acknowledged {
+        assert!(kept.contains(text), "acknowledged {text:?} lost after the drain");
+    }
+}
