@@ -17,6 +17,7 @@ release:
 test-deps:
 	python3 -m pip install --quiet -r tests/grpc/requirements.txt
 	tests/mcp/deps.sh install
+	python3 -m pip install --quiet -r deploy/requirements-test.txt
 
 test: test-deps
 	$(CARGO) test --workspace --all-targets

@@ -19,11 +19,13 @@
 //! - `ordering`   — concurrent senders get a gapless ordered `seq`.
 //! - `passwords`  — room passwords under attack: same-name rooms, rooms per name, the
 //!   per-address and per-room throttles on every protocol, the hashing queue, floods.
+//! - `deploy`     — deploy/: hadolint, kustomize overlays validated, their args through `--check-config`.
 //! - `durability` — `kill -9` and restart on the same data dir.
 //! - `memory`     — refused stream requests (SSE, gRPC, MCP) leave no memory behind.
 //! - `ops`        — metrics, readiness, logs, `--check-config`, OTLP traces.
 //! - `shutdown`   — SIGTERM: streams end, requests in flight are answered, the grace bound.
 
+mod deploy;
 mod durability;
 mod envelope;
 mod limits;
