@@ -115,8 +115,11 @@ fn finish(
     outcome: Outcome,
     started: Instant,
 ) {
+    let elapsed = started.elapsed();
     span.record("outcome", outcome_label(outcome));
-    huddle_metrics::requests::record(protocol, action, outcome, started.elapsed());
+    huddle_metrics::requests::record(protocol, action, outcome, elapsed);
+    // At debug level, a line per request (with the span's trace id in JSON logs).
+    tracing::debug!(outcome = outcome_label(outcome), elapsed_us = elapsed.as_micros() as u64, "answered");
 }
 
 fn outcome_label(outcome: Outcome) -> &'static str {

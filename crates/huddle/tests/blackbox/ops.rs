@@ -351,3 +351,36 @@ async fn sigterm_under_load_fails_readiness_first_then_drains_losing_nothing_ack
         assert!(kept.contains(text), "acknowledged {text:?} lost after the drain");
     }
 }
+
+#[tokio::test]
+async fn json_logs_carry_the_trace_id_of_the_request() {
+    let s = Server::builder()
+        .args(&["--log-format", "json"])
+        .env(&[("HUDDLE_LOG", "debug,rmcp=warn")])
+        .start()
+        .await;
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let call = s.act("room.create").text("logged").meta("agentName", "alice");
+    s.http
+        .post(s.url("/a2a"))
+        .header("traceparent", format!("00-{trace_id}-b7ad6b7169203331-01"))
+        .json(&call.request())
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let line = loop {
+        let log = s.log_tail();
+        if let Some(line) = log.lines().find(|l| l.contains("\"answered\"")) {
+            break line.to_string();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no request line:\n{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let json: serde_json::Value = serde_json::from_str(&line).expect(&line);
+    assert_eq!(json["span"]["trace_id"], trace_id, "{line}");
+    assert_eq!(json["span"]["span_id"].as_str().map(str::len), Some(16), "{line}");
+    assert_eq!(json["span"]["action"], "room.create", "{line}");
+}
