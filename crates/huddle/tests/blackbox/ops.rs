@@ -3,18 +3,10 @@
 //! colour codes when not on a terminal, `--check-config`, and the spans of a request
 //! exported over OTLP under the client's `traceparent`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
-use opentelemetry_proto::tonic::trace::v1::Span;
-
+use huddle_testkit::otlp::{Collector, attribute, hex};
 use huddle_testkit::*;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -158,46 +150,9 @@ fn check_config_fails_when_the_store_cannot_be_opened() {
     assert!(text.contains("store at"), "{text}");
 }
 
-/// An OTLP collector in the test: keeps every span it is sent.
-#[derive(Clone, Default)]
-struct Collector(Arc<Mutex<Vec<Span>>>);
-
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let spans = request
-            .into_inner()
-            .resource_spans
-            .into_iter()
-            .flat_map(|r| r.scope_spans)
-            .flat_map(|s| s.spans);
-        self.0.lock().unwrap().extend(spans);
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-fn attribute(span: &Span, key: &str) -> Option<String> {
-    span.attributes.iter().find(|a| a.key == key).and_then(|a| {
-        match a.value.as_ref()?.value.as_ref()? {
-            AnyValue::StringValue(s) => Some(s.clone()),
-            other => Some(format!("{other:?}")),
-        }
-    })
-}
-
 #[tokio::test]
 async fn a_request_is_exported_as_spans_under_its_clients_traceparent() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let collector = Collector::default();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(collector.clone()))
-            .serve_with_incoming(tokio_stream_of(listener)),
-    );
+    let (addr, collector) = Collector::start().await;
     let endpoint = format!("http://{addr}");
     let s = Server::start_with_env(
         &[],
@@ -245,7 +200,7 @@ async fn a_request_is_exported_as_spans_under_its_clients_traceparent() {
     // The request spans (children of the client's span) and the room command under the send.
     let deadline = tokio::time::Instant::now() + WAIT;
     let (send, command) = loop {
-        let spans = collector.0.lock().unwrap().clone();
+        let spans = collector.spans();
         let send = spans.iter().find(|sp| {
             hex(&sp.trace_id) == trace_id
                 && hex(&sp.parent_span_id) == parent
@@ -275,23 +230,10 @@ async fn a_request_is_exported_as_spans_under_its_clients_traceparent() {
     assert_eq!(attribute(&command, "command").as_deref(), Some("Send"));
     assert_eq!(attribute(&command, "room.id").as_deref(), Some(alice.room_id.as_str()));
     // Never a password or a token in what is exported.
-    let exported = format!("{:?}", collector.0.lock().unwrap());
+    let exported = format!("{:?}", collector.spans());
     assert!(exported.contains("room.create"), "the create was exported too");
     assert!(!exported.contains("hunter2-secret"));
     assert!(!exported.contains(&alice.token));
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn tokio_stream_of(
-    listener: tokio::net::TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    futures::stream::unfold(listener, |l| async move {
-        let accepted = l.accept().await.map(|(stream, _)| stream);
-        Some((accepted, l))
-    })
 }
 
 #[tokio::test]
