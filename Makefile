@@ -12,11 +12,15 @@ run:
 release:
 	$(CARGO) build --release -p huddle
 
-# Real clients the tests drive (from the registries); idempotent. The only place they
-# are installed: `cargo test` never installs anything (tests/README.md).
+# Real clients and servers the tests drive (from the registries); idempotent. The only
+# place they are installed: `cargo test` never installs anything (tests/README.md).
+# PostgreSQL: the store tests start throwaway servers from /usr/lib/postgresql/*/bin
+# (or use HUDDLE_TEST_POSTGRES_URL).
 test-deps:
 	python3 -m pip install --quiet -r tests/grpc/requirements.txt
 	tests/mcp/deps.sh install
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y --no-install-recommends postgresql)
 	python3 -m pip install --quiet -r deploy/requirements-test.txt
 
 test: test-deps

@@ -7,7 +7,7 @@ use std::time::Duration;
 use huddle_gateway::GatewayConfig;
 use huddle_gateway::mcp::McpConfig;
 use huddle_rooms::RoomsConfig;
-use huddle_store::{Durability, EmbeddedOptions};
+use huddle_store::{Durability, EmbeddedOptions, PostgresOptions};
 
 /// Every option of a node's parts. The listeners are not in it: they are bound before
 /// the node starts (see [`crate::Listeners`]), so a caller can bind port 0 and learn the
@@ -18,6 +18,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// How the embedded store is opened (durability, readers, read queue).
     pub store: EmbeddedOptions,
+    /// The shared PostgreSQL store instead of the embedded one (`--store postgres://…`).
+    pub postgres: Option<PostgresConfig>,
     /// The room runtime: limits, idle unloading, streams, pushes, passwords.
     pub rooms: RoomsConfig,
     /// The HTTP gateway: body limit, public URL, SSE keep-alive.
@@ -40,11 +42,30 @@ impl NodeConfig {
         Self {
             data_dir: data_dir.into(),
             store: EmbeddedOptions::new(Durability::Process),
+            postgres: None,
             rooms: RoomsConfig::default(),
             gateway: GatewayConfig::default(),
             mcp: McpConfig::default(),
             shutdown_grace: Duration::from_secs(10),
             drain_delay: Duration::ZERO,
         }
+    }
+}
+
+/// Where the node's PostgreSQL store is and how it is pooled. `Debug` leaves the URL out:
+/// it may hold a password, and configurations are logged.
+#[derive(Clone)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database[?sslmode=disable|prefer|require]`.
+    pub url: String,
+    pub options: PostgresOptions,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &"<not shown>")
+            .field("options", &self.options)
+            .finish()
     }
 }

@@ -32,6 +32,13 @@ pub enum NodeError {
         #[source]
         source: huddle_store::StoreError,
     },
+    /// The PostgreSQL store could not be reached or its schema is newer than this
+    /// node's.
+    #[error("connecting to the PostgreSQL store")]
+    ConnectStore {
+        #[source]
+        source: huddle_store::StoreError,
+    },
     /// A server stopped before the shutdown was asked for (its listener failed). The
     /// node shut down the rest as it would have on a signal.
     #[error("the {listener} server stopped unexpectedly")]

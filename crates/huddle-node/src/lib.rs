@@ -1,6 +1,6 @@
-//! One Huddle node, composed: the embedded store, the room directory, the local router,
-//! the gateway (A2A, SSE, MCP, gRPC) served on already-bound listeners, and the graceful
-//! shutdown that ends them all.
+//! One Huddle node, composed: the store (embedded, or PostgreSQL when configured), the
+//! room directory, the local router, the gateway (A2A, SSE, MCP, gRPC) served on
+//! already-bound listeners, and the graceful shutdown that ends them all.
 //!
 //! `huddle serve`, the in-process test harnesses and anything else that needs a node
 //! start it the same way, so what a test runs is what production runs:
@@ -41,7 +41,7 @@ mod ops;
 mod shutdown;
 pub mod telemetry;
 
-pub use config::NodeConfig;
+pub use config::{NodeConfig, PostgresConfig};
 pub use error::NodeError;
 pub use listeners::{Addrs, Listeners};
-pub use node::{Node, RunningNode};
+pub use node::{Node, RunningNode, open_store};

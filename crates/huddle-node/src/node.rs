@@ -8,7 +8,7 @@ use huddle_cluster::{LocalRouter, Router};
 use huddle_gateway::AppState;
 use huddle_gateway::mcp::Mcp;
 use huddle_rooms::RoomDirectory;
-use huddle_store::{EmbeddedStore, RoomStore};
+use huddle_store::{EmbeddedStore, PostgresStore, RoomStore};
 use tokio::task::JoinHandle;
 
 use crate::listeners::{GRPC, HTTP, MCP, METRICS};
@@ -34,13 +34,7 @@ impl Node {
         // the process; a second install, by us or the embedder, is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let addrs = listeners.addrs()?;
-        let store = EmbeddedStore::open_with(&config.data_dir, config.store).map_err(|source| {
-            NodeError::OpenStore {
-                dir: config.data_dir.clone(),
-                source,
-            }
-        })?;
-        let store: Arc<dyn RoomStore> = Arc::new(store);
+        let store = open_store(&config).await?;
         let rooms = RoomDirectory::new(store.clone(), config.rooms);
         let router: Arc<dyn Router> = Arc::new(LocalRouter::new(rooms.clone()));
         let mut servers = Shutdown::new(config.shutdown_grace).with_drain_delay(config.drain_delay);
@@ -84,6 +78,24 @@ impl Node {
 /// trace context) of the main listener.
 fn traced(routes: axum::Router) -> axum::Router {
     routes.layer(axum::middleware::from_fn(huddle_gateway::observe::http_span))
+}
+
+/// The embedded store in `data_dir`, or the PostgreSQL store when one is configured
+/// (what [`Node::start`] serves; also `huddle serve --check-config`'s store check).
+pub async fn open_store(config: &NodeConfig) -> Result<Arc<dyn RoomStore>, NodeError> {
+    if let Some(pg) = &config.postgres {
+        let store = PostgresStore::connect(&pg.url, pg.options)
+            .await
+            .map_err(|source| NodeError::ConnectStore { source })?;
+        return Ok(Arc::new(store));
+    }
+    let store = EmbeddedStore::open_with(&config.data_dir, config.store).map_err(|source| {
+        NodeError::OpenStore {
+            dir: config.data_dir.clone(),
+            source,
+        }
+    })?;
+    Ok(Arc::new(store))
 }
 
 /// A started node: where it listens, its parts for in-process tests, and [`wait`].

@@ -332,7 +332,7 @@ impl RoomState {
 
     /// The message the token's agent sent under idempotency `key`, if any: from the log
     /// tail (which holds every message not yet committed, so two sends of one key in a
-    /// row find each other), else from the store.
+    /// row find each other), else from the store (which keeps keys with their messages).
     async fn sent_with_key(
         &self,
         token: &huddle_core::TokenDigest,
@@ -346,7 +346,19 @@ impl RoomState {
             .iter_after(0)
             .rev()
             .find(|m| m.from_member == member && m.key.as_deref() == Some(key));
-        Ok(recent.map(|m| (**m).clone()))
+        if let Some(m) = recent {
+            return Ok(Some((**m).clone()));
+        }
+        // Older messages are only in the store: one indexed lookup, skipped while the
+        // tail still holds the whole log.
+        let whole_log = self.tail.iter_after(0).next().is_none_or(|m| m.seq == 1);
+        if whole_log {
+            return Ok(None);
+        }
+        self.store
+            .sent_with_key(self.room.id, member, key)
+            .await
+            .map_err(crate::store_error::room_error)
     }
 
     /// The member a token belongs to, as a reader of the room.

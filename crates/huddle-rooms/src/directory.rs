@@ -29,7 +29,7 @@ use crate::push::{Ack, Pusher};
 use crate::store_error::room_error;
 use crate::{RoomActor, endpoint, secrets};
 
-/// Stripes of the activation and creation locks (bounded, unlike a lock per key).
+/// Stripes of the activation locks (bounded, unlike a lock per key).
 const STRIPES: usize = 64;
 
 #[derive(Clone)]
@@ -45,8 +45,6 @@ struct Inner {
     actors: Mutex<HashMap<RoomId, ActorRef<RoomMsg>>>,
     /// Serialises activations of one room (so it is loaded once).
     activating: Vec<tokio::sync::Mutex<()>>,
-    /// Serialises creations of one name (so the uniqueness rules of `room.create` hold).
-    creating: Vec<tokio::sync::Mutex<()>>,
     admission: Arc<Semaphore>,
     /// Every password check of this node (create here, join and info through the router).
     passwords: PasswordGate,
@@ -75,7 +73,6 @@ impl RoomDirectory {
             config: Arc::new(config),
             actors: Mutex::new(HashMap::new()),
             activating: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
-            creating: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         });
         tokio::spawn(feed_acks(Arc::downgrade(&inner), acks));
         Self { inner }
@@ -114,8 +111,15 @@ impl RoomDirectory {
             Some(n) => validate::room_name(n, &cfg.limits)?,
             None => id.to_string(),
         };
-        let _guard = self.inner.creating[stripe(&name)].lock().await;
-        let existing = self.rooms_named(&name).await?;
+        // Held until the room is stored: no other creation of this name, on this node or
+        // any node sharing the store, sees the rooms of the name change meanwhile.
+        let mut lock = self
+            .inner
+            .store
+            .lock_name(&name)
+            .await
+            .map_err(room_error)?;
+        let existing = lock.rooms_named().await.map_err(room_error)?;
         match &password {
             None => {
                 if existing.iter().any(|r| r.password_hash.is_none()) {
@@ -156,9 +160,7 @@ impl RoomDirectory {
             },
             crate::actor::now(),
         );
-        self.inner
-            .store
-            .create_room(&room)
+        lock.create_room(&room)
             .await
             .map_err(|e| RoomError::Unavailable(e.to_string()))?;
         Ok(Created {

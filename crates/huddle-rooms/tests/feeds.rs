@@ -16,7 +16,9 @@ use huddle_core::{
     Room, RoomError, RoomId, SendMessage, Sent, Seq,
 };
 use huddle_rooms::{MessageStream, OnLag, RoomDirectory, RoomsConfig, SubscribeError};
-use huddle_store::{Durability, EmbeddedStore, Epoch, NamedRoom, RoomPage, RoomStore, StoreError};
+use huddle_store::{
+    Durability, EmbeddedStore, Epoch, NameLock, NamedRoom, RoomPage, RoomStore, StoreError,
+};
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock, mpsc};
 
 /// The embedded store, whose appends wait while the test holds the gate.
@@ -50,6 +52,19 @@ impl RoomStore for GatedStore {
 
     async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, StoreError> {
         self.inner.rooms_named(name).await
+    }
+
+    async fn lock_name(&self, name: &str) -> Result<Box<dyn NameLock>, StoreError> {
+        self.inner.lock_name(name).await
+    }
+
+    async fn sent_with_key(
+        &self,
+        room: RoomId,
+        member: MemberId,
+        key: &str,
+    ) -> Result<Option<Message>, StoreError> {
+        self.inner.sent_with_key(room, member, key).await
     }
 
     async fn list_rooms(

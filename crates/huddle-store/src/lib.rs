@@ -10,13 +10,20 @@
 //!
 //! Nothing here knows a wire protocol, and nothing above knows SQL.
 
+pub mod copy;
 pub mod embedded;
+pub mod postgres;
+mod sql;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod writes;
 
 use async_trait::async_trait;
 use huddle_core::{Event, MemberId, Message, Room, RoomId, RoomSummary, Seq};
 use thiserror::Error;
 
 pub use embedded::{DEFAULT_READ_QUEUE, Durability, EmbeddedOptions, EmbeddedStore};
+pub use postgres::{PostgresOptions, PostgresStore};
 
 /// The fencing token of a room's writer: grows on every acquisition, and every append
 /// names the epoch it was acquired under. An append under an older epoch is refused, so a
@@ -53,6 +60,19 @@ pub struct RoomPage {
     pub total: u64,
 }
 
+/// The right to create a room of one name: while it is held, no other holder of a lock
+/// on that name (in this process or, with a shared store, on any node) can create one,
+/// so the rooms it sees in [`NameLock::rooms_named`] stay the rooms of that name until
+/// it creates or is dropped. Dropping it without creating releases it.
+#[async_trait]
+pub trait NameLock: Send {
+    /// Every room called the locked name, as of now.
+    async fn rooms_named(&mut self) -> Result<Vec<NamedRoom>, StoreError>;
+
+    /// Stores `room` (its name is the locked one) and releases the lock.
+    async fn create_room(self: Box<Self>, room: &Room) -> Result<(), StoreError>;
+}
+
 /// What every backend promises, beyond the signatures:
 ///
 /// - **Snapshots.** A read sees one committed state: a page and the `total` next to it
@@ -66,6 +86,9 @@ pub struct RoomPage {
 /// - **Admission.** A backend bounds the reads it runs at once and the reads waiting for
 ///   them; past that it refuses at once with [`StoreError::Busy`] naming the limit,
 ///   instead of queueing without bound.
+/// - **One log per room.** `(room, seq)` is unique and so is `(room, sender, key)` for a
+///   message with an idempotency key: an append that would repeat either is refused as a
+///   whole, however the writers got there.
 #[async_trait]
 pub trait RoomStore: Send + Sync + 'static {
     /// Whether a write would be accepted now (readiness): the backend reached and able to
@@ -91,6 +114,19 @@ pub trait RoomStore: Send + Sync + 'static {
 
     /// Every room called `name` (already lower-cased).
     async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, StoreError>;
+
+    /// Serialises the creations of rooms called `name` (already lower-cased): see
+    /// [`NameLock`]. Holders of one name wait for each other; other names do not.
+    async fn lock_name(&self, name: &str) -> Result<Box<dyn NameLock>, StoreError>;
+
+    /// The message `member` sent in `room` under idempotency key `key`, if any. Keys are
+    /// kept with their message for as long as the message is.
+    async fn sent_with_key(
+        &self,
+        room: RoomId,
+        member: MemberId,
+        key: &str,
+    ) -> Result<Option<Message>, StoreError>;
 
     /// Password-less rooms whose (lower-case) name contains `search` lower-cased (a
     /// literal substring: `%`, `_` and `\` match only themselves), sorted by name

@@ -3,10 +3,6 @@
 //! (opened and asked to take a write). Deployments run it against their manifests' args
 //! and env (a bad flag fails the check, not the rollout).
 
-use std::sync::Arc;
-
-use huddle_store::{EmbeddedStore, RoomStore};
-
 use crate::serve::ServeArgs;
 
 /// The values `OTEL_TRACES_SAMPLER` may take (the OpenTelemetry SDK's).
@@ -45,16 +41,16 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
     )
 }
 
-/// The store opens (creating its files if new) and takes a write.
+/// The store opens (creating its files if new, reaching the server of a PostgreSQL
+/// URL) and takes a write.
 async fn store_reason(config: &huddle_node::NodeConfig) -> Result<(), String> {
-    let dir = &config.data_dir;
-    let store = EmbeddedStore::open_with(dir, config.store)
-        .map_err(|e| format!("store at {}: {e}", dir.display()))?;
-    let store: Arc<dyn RoomStore> = Arc::new(store);
+    let store = huddle_node::open_store(config)
+        .await
+        .map_err(|e| format!("store: {:#}", anyhow::Error::new(e)))?;
     store
         .check_writable()
         .await
-        .map_err(|e| format!("store at {} does not take writes: {e}", dir.display()))
+        .map_err(|e| format!("store: does not take writes: {e}"))
 }
 
 /// The standard OpenTelemetry variables this node reads, when set.

@@ -7,12 +7,14 @@
 //! - `client` — a small A2A + SSE client shared by `bench` and the client commands.
 //! - `bench`  — the load generator (`huddle bench`).
 //! - `cli`    — the client commands (`huddle rooms`, `create`, `join`, `send`, ...).
+//! - `store_cmd` — `huddle store copy` (embedded store → PostgreSQL).
 
 mod bench;
 mod cli;
 mod client;
 mod check_config;
 mod serve;
+mod store_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +36,9 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Measure a join.cloud-compatible server (A2A + SSE).
     Bench(bench::BenchArgs),
+    /// Manage a node's store (`huddle store copy --from sqlite:DIR --to postgres://...`).
+    #[command(subcommand)]
+    Store(store_cmd::StoreCommand),
     #[command(flatten)]
     Client(cli::Command),
 }
@@ -50,6 +55,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(*args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Store(command) => runtime.block_on(store_cmd::run(command)),
         Command::Client(command) => cli::run(&runtime, command),
     }
 }

@@ -11,9 +11,9 @@ use clap::Args;
 use huddle_core::Limits;
 use huddle_gateway::GatewayConfig;
 use huddle_node::telemetry::LogFormat;
-use huddle_node::{Addrs, Listeners, Node, NodeConfig};
+use huddle_node::{Addrs, Listeners, Node, NodeConfig, PostgresConfig};
 use huddle_rooms::{PasswordsConfig, RoomsConfig};
-use huddle_store::{Durability, EmbeddedOptions};
+use huddle_store::{Durability, EmbeddedOptions, PostgresOptions};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -125,6 +125,15 @@ pub struct ServeArgs {
     /// made by any POST without a session, and cost their client nothing to lose.
     #[arg(long, env = "HUDDLE_MCP_ANONYMOUS_IDLE_SECS", default_value_t = 30)]
     mcp_anonymous_idle_secs: u64,
+
+    /// The store: `sqlite` (the embedded one under --data-dir) or a `postgres://` URL
+    /// (shared by the nodes of a cluster).
+    #[arg(long, env = "HUDDLE_STORE", default_value = "sqlite", value_parser = StoreArg::parse)]
+    store: StoreArg,
+
+    /// Pooled PostgreSQL connections for reads and creations (with --store postgres://).
+    #[arg(long, env = "HUDDLE_STORE_POOL", default_value_t = huddle_store::postgres::DEFAULT_POOL)]
+    store_pool: usize,
 
     /// Reader connections of the embedded store (default: the number of cores, at least 2).
     #[arg(long, env = "HUDDLE_STORE_READERS")]
@@ -286,6 +295,13 @@ impl ServeArgs {
                 public_url: self.public_url.clone(),
                 sse_keep_alive: Duration::from_secs(self.sse_keep_alive_secs.max(1)),
             },
+            postgres: self.store.0.clone().map(|url| PostgresConfig {
+                url,
+                options: PostgresOptions {
+                    pool: self.store_pool.max(1),
+                    read_queue: self.store_read_queue,
+                },
+            }),
             mcp: self.mcp_config(addrs.http, addrs.mcp),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             drain_delay: Duration::from_secs(self.shutdown_delay_secs),
@@ -340,6 +356,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         listen = %addrs.http,
         data_dir = %config.data_dir.display(),
         durability = ?config.store.durability,
+        store = if config.postgres.is_some() { "postgres" } else { "sqlite" },
+        store_pool = args.store_pool,
         allow_private_endpoints = args.allow_private_endpoints,
         max_message_bytes = args.max_message_bytes,
         max_body_bytes = args.max_body_bytes,
@@ -397,4 +415,31 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown requested");
+}
+
+/// `--store`: `None` for the embedded store, or a PostgreSQL URL. `Debug` leaves the URL
+/// out: it may hold a password.
+#[derive(Clone)]
+struct StoreArg(Option<String>);
+
+impl StoreArg {
+    fn parse(s: &str) -> Result<Self, String> {
+        if s == "sqlite" {
+            return Ok(Self(None));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(Self(Some(s.to_string())));
+        }
+        Err("expected sqlite or a postgres:// URL".into())
+    }
+}
+
+impl std::fmt::Debug for StoreArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        })
+    }
 }

@@ -1,9 +1,10 @@
 //! Rows ⇄ core types.
 
-use huddle_core::{Agent, Message, Role, RoomId, RoomType, Timestamp, TokenDigest};
+use huddle_core::{Agent, Message, Role, RoomId, Timestamp, TokenDigest};
 use rusqlite::Row;
 
 use crate::StoreError;
+pub(super) use crate::sql::{kind_from, role_from};
 
 pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -11,22 +12,6 @@ pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
 
 pub(super) fn role_str(r: Role) -> &'static str {
     r.as_str()
-}
-
-pub(super) fn role_from(s: &str) -> Role {
-    if s == "admin" {
-        Role::Admin
-    } else {
-        Role::Member
-    }
-}
-
-pub(super) fn kind_from(s: &str) -> RoomType {
-    if s == "channel" {
-        RoomType::Channel
-    } else {
-        RoomType::Group
-    }
 }
 
 fn bad_column(i: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
@@ -62,7 +47,7 @@ pub(super) fn agent(row: &Row<'_>) -> rusqlite::Result<Agent> {
 }
 
 pub(super) const MESSAGE_COLUMNS: &str =
-    "room_id, seq, id, from_name, from_member, to_name, to_member, body, ts";
+    "room_id, seq, id, from_name, from_member, to_name, to_member, body, ts, key";
 
 pub(super) fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -75,6 +60,6 @@ pub(super) fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
         to_member: row.get::<_, Option<i64>>(6)?.map(|m| m as u64),
         body: row.get(7)?,
         timestamp: Timestamp(row.get(8)?),
-        key: None,
+        key: row.get(9)?,
     })
 }

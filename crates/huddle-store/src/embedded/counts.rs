@@ -60,8 +60,8 @@ impl Counts {
         }
         c.prepare_cached(
             "INSERT INTO messages (room_id, seq, id, from_name, from_member, to_name, to_member,
-                                   body, ts, broadcast_rank)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                   body, ts, broadcast_rank, key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?
         .execute(params![
             room,
@@ -74,6 +74,7 @@ impl Counts {
             m.body,
             m.timestamp.0,
             self.messages - self.dms,
+            m.key,
         ])?;
         Ok(())
     }

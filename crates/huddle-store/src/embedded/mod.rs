@@ -22,6 +22,7 @@
 mod codec;
 mod counts;
 mod history;
+mod names;
 mod pool;
 mod reads;
 mod schema;
@@ -33,11 +34,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use huddle_core::{Event, MemberId, Message, Room, RoomId, Seq};
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
 
-use crate::{Epoch, NamedRoom, RoomPage, RoomStore, StoreError};
+use crate::writes::Writes;
+use crate::{Epoch, NameLock, NamedRoom, RoomPage, RoomStore, StoreError};
+use names::{EmbeddedNameLock, NameStripes};
 use pool::ReadPool;
-use writer::{Write, WriteOp};
 
 /// How far an acknowledged write is guaranteed to survive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,9 +77,12 @@ impl EmbeddedOptions {
     }
 }
 
+/// Cloning gives another handle on the same file, writer and pool.
+#[derive(Clone)]
 pub struct EmbeddedStore {
-    writes: mpsc::Sender<WriteOp>,
+    writes: Writes,
     reads: Arc<ReadPool>,
+    names: Arc<NameStripes>,
 }
 
 impl EmbeddedStore {
@@ -103,17 +107,22 @@ impl EmbeddedStore {
             options.readers,
             options.read_queue,
         )?;
-        Ok(Self { writes, reads })
+        Ok(Self {
+            writes,
+            reads,
+            names: Arc::new(NameStripes::new()),
+        })
     }
 
-    async fn write(&self, write: Write) -> Result<writer::Written, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.writes
-            .send(WriteOp { write, done: tx })
-            .await
-            .map_err(|_| StoreError::Backend("writer thread stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Backend("writer thread stopped".into()))?
+    /// Every room's id, protected ones too (for copying the store).
+    pub async fn room_ids(&self) -> Result<Vec<RoomId>, StoreError> {
+        self.read(reads::room_ids).await
+    }
+
+    /// A room's state and epoch as stored, without taking it over (for copying the
+    /// store: unlike [`RoomStore::acquire`] it writes nothing).
+    pub async fn load(&self, room: RoomId) -> Result<Option<(Room, Epoch)>, StoreError> {
+        self.read(move |c| writer::load(c, room)).await
     }
 
     /// Runs `f` on a reader connection off the async runtime (see `pool`).
@@ -128,19 +137,15 @@ impl EmbeddedStore {
 #[async_trait]
 impl RoomStore for EmbeddedStore {
     async fn check_writable(&self) -> Result<(), StoreError> {
-        self.write(Write::Probe).await.map(|_| ())
+        self.writes.probe().await
     }
 
     async fn create_room(&self, room: &Room) -> Result<(), StoreError> {
-        self.write(Write::Create(Box::new(room.clone()))).await?;
-        Ok(())
+        self.writes.create(room).await
     }
 
     async fn acquire(&self, room: RoomId) -> Result<Option<(Room, Epoch)>, StoreError> {
-        match self.write(Write::Acquire(room)).await? {
-            writer::Written::Acquired(found) => Ok(found.map(|(r, e)| (*r, e))),
-            writer::Written::Done => Err(StoreError::Backend("unexpected writer answer".into())),
-        }
+        self.writes.acquire(room).await
     }
 
     async fn append(
@@ -149,21 +154,32 @@ impl RoomStore for EmbeddedStore {
         epoch: Epoch,
         events: Vec<Event>,
     ) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        self.write(Write::Append {
-            room,
-            epoch,
-            events,
-        })
-        .await?;
-        Ok(())
+        self.writes.append(room, epoch, events).await
     }
 
     async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, StoreError> {
         let name = name.to_string();
         self.read(move |c| reads::rooms_named(c, &name)).await
+    }
+
+    async fn lock_name(&self, name: &str) -> Result<Box<dyn NameLock>, StoreError> {
+        let held = self.names.lock(name).await;
+        Ok(Box::new(EmbeddedNameLock {
+            store: self.clone(),
+            name: name.to_string(),
+            _held: held,
+        }))
+    }
+
+    async fn sent_with_key(
+        &self,
+        room: RoomId,
+        member: MemberId,
+        key: &str,
+    ) -> Result<Option<Message>, StoreError> {
+        let key = key.to_string();
+        self.read(move |c| reads::sent_with_key(c, room, member, &key))
+            .await
     }
 
     async fn list_rooms(

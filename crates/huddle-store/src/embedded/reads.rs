@@ -1,9 +1,10 @@
 //! Queries served from the reader pool (history paging is in `history`).
 
 use huddle_core::{MemberId, Message, RoomId, RoomSummary, Seq, Timestamp};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::codec::{self, MESSAGE_COLUMNS};
+use crate::sql::like_pattern;
 use crate::{NamedRoom, RoomPage};
 
 pub(super) fn rooms_named(c: &Connection, name: &str) -> rusqlite::Result<Vec<NamedRoom>> {
@@ -19,14 +20,10 @@ pub(super) fn rooms_named(c: &Connection, name: &str) -> rusqlite::Result<Vec<Na
     rows.collect()
 }
 
-/// `LIKE` pattern for a substring search, with the wildcards in `s` escaped.
-fn like_pattern(s: &str) -> String {
-    let escaped = s
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
+pub(super) fn room_ids(c: &Connection) -> rusqlite::Result<Vec<RoomId>> {
+    let mut st = c.prepare_cached("SELECT id FROM rooms ORDER BY created_at, id")?;
+    let rows = st.query_map([], |r| codec::room_id(r, 0))?;
+    rows.collect()
 }
 
 pub(super) fn list_rooms(
@@ -105,6 +102,25 @@ pub(super) fn messages_after(
                 .collect()
         }
     }
+}
+
+/// The message `member` sent under idempotency key `key` (one index lookup).
+pub(super) fn sent_with_key(
+    c: &Connection,
+    room: RoomId,
+    member: MemberId,
+    key: &str,
+) -> rusqlite::Result<Option<Message>> {
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages
+         WHERE room_id = ?1 AND from_member = ?2 AND key = ?3"
+    );
+    c.prepare_cached(&sql)?
+        .query_row(
+            params![room.to_string(), member as i64, key],
+            codec::message,
+        )
+        .optional()
 }
 
 /// Where a page of visible messages starts.

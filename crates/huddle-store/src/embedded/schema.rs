@@ -32,7 +32,7 @@ pub(super) fn open(path: &Path, durability: Durability) -> Result<Connection, St
 
 /// Each entry takes the schema from version `index` to `index + 1`. Append only: a
 /// released step never changes, because data files in the field were written by it.
-const STEPS: &[&str] = &[INITIAL, KEPT_COUNTS];
+const STEPS: &[&str] = &[INITIAL, KEPT_COUNTS, IDEMPOTENCY_KEYS];
 
 /// Version 1: the first schema. Files written before versioning have `user_version` 0
 /// and these tables already, hence `IF NOT EXISTS`.
@@ -114,6 +114,14 @@ const KEPT_COUNTS: &str = "
           SELECT room_id, to_member AS member, seq FROM messages WHERE to_member IS NOT NULL);
     CREATE INDEX messages_broadcasts ON messages(room_id, seq) WHERE to_member IS NULL;
     CREATE INDEX rooms_public ON rooms(name, created_at) WHERE password_hash IS NULL;";
+
+/// Version 3: each message keeps its sender's idempotency key (NULL when it gave none),
+/// unique per sender in a room, so a retried send finds the message it already made.
+/// Messages written before have no key.
+const IDEMPOTENCY_KEYS: &str = "
+    ALTER TABLE messages ADD COLUMN key TEXT;
+    CREATE UNIQUE INDEX messages_keys ON messages(room_id, from_member, key)
+        WHERE key IS NOT NULL;";
 
 /// The schema version this code reads and writes.
 pub(super) const VERSION: usize = STEPS.len();

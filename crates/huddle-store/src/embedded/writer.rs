@@ -8,42 +8,17 @@ use std::collections::HashMap;
 
 use huddle_core::{Event, MemberId, Room, RoomId, Seq};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::codec::{self, backend};
 use super::counts::Counts;
+use crate::writes::{self, Write, WriteOp, Writes, Written};
 use crate::{Epoch, StoreError};
 
 /// Most operations one transaction takes: bounds the latency of the last one in a burst.
 const MAX_BATCH: usize = 2048;
-/// Writes waiting for the thread: callers wait (backpressure) beyond this.
-const QUEUE: usize = 8192;
-
-pub(super) enum Write {
-    Create(Box<Room>),
-    Acquire(RoomId),
-    /// Takes the database's write lock and commits nothing: the writer thread is alive
-    /// and the file writable (readiness).
-    Probe,
-    Append {
-        room: RoomId,
-        epoch: Epoch,
-        events: Vec<Event>,
-    },
-}
-
-pub(super) enum Written {
-    Done,
-    Acquired(Option<(Box<Room>, Epoch)>),
-}
-
-pub(super) struct WriteOp {
-    pub write: Write,
-    pub done: oneshot::Sender<Result<Written, StoreError>>,
-}
-
-pub(super) fn spawn(conn: Connection) -> Result<mpsc::Sender<WriteOp>, StoreError> {
-    let (tx, rx) = mpsc::channel(QUEUE);
+pub(super) fn spawn(conn: Connection) -> Result<Writes, StoreError> {
+    let (tx, rx) = Writes::channel();
     std::thread::Builder::new()
         .name("huddle-store-writer".into())
         .spawn(move || run(conn, rx))
@@ -55,12 +30,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>) {
     let mut batch = Vec::with_capacity(64);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
+        writes::fill(&mut batch, &mut rx, MAX_BATCH);
         let started = std::time::Instant::now();
         let results = commit(&mut conn, &batch);
         huddle_metrics::store::commit(batch.len(), started.elapsed());
@@ -168,46 +138,53 @@ fn insert_agent(c: &Connection, room: RoomId, a: &huddle_core::Agent) -> rusqlit
 }
 
 fn acquire(c: &Connection, id: RoomId) -> Result<Option<(Box<Room>, Epoch)>, StoreError> {
-    let key = id.to_string();
-    let epoch: Option<i64> = c
-        .prepare_cached("UPDATE rooms SET epoch = epoch + 1 WHERE id = ?1 RETURNING epoch")
-        .and_then(|mut st| st.query_row([&key], |r| r.get(0)).optional())
+    let bumped = c
+        .prepare_cached("UPDATE rooms SET epoch = epoch + 1 WHERE id = ?1")
+        .and_then(|mut st| st.execute([id.to_string()]))
         .map_err(backend)?;
-    let Some(epoch) = epoch else {
+    if bumped == 0 {
+        return Ok(None);
+    }
+    load(c, id)
+        .map_err(backend)
+        .map(|found| found.map(|(room, epoch)| (Box::new(room), epoch)))
+}
+
+/// A room's state and epoch, as stored.
+pub(super) fn load(c: &Connection, id: RoomId) -> rusqlite::Result<Option<(Room, Epoch)>> {
+    let key = id.to_string();
+    let found = c
+        .prepare_cached(
+            "SELECT name, password_hash, description, kind, created_at, last_seq, last_member,
+                    epoch
+             FROM rooms WHERE id = ?1",
+        )?
+        .query_row([&key], |r| {
+            let room = Room {
+                id,
+                name: r.get(0)?,
+                password_hash: r.get(1)?,
+                description: r.get(2)?,
+                kind: codec::kind_from(&r.get::<_, String>(3)?),
+                created_at: huddle_core::Timestamp(r.get(4)?),
+                last_seq: r.get::<_, i64>(5)? as u64,
+                last_member: r.get::<_, i64>(6)? as u64,
+                agents: Vec::new(),
+            };
+            Ok((room, r.get::<_, i64>(7)? as u64))
+        })
+        .optional()?;
+    let Some((room, epoch)) = found else {
         return Ok(None);
     };
-    let room = c
-        .prepare_cached(
-            "SELECT name, password_hash, description, kind, created_at, last_seq, last_member
-             FROM rooms WHERE id = ?1",
-        )
-        .and_then(|mut st| {
-            st.query_row([&key], |r| {
-                Ok(Room {
-                    id,
-                    name: r.get(0)?,
-                    password_hash: r.get(1)?,
-                    description: r.get(2)?,
-                    kind: codec::kind_from(&r.get::<_, String>(3)?),
-                    created_at: huddle_core::Timestamp(r.get(4)?),
-                    last_seq: r.get::<_, i64>(5)? as u64,
-                    last_member: r.get::<_, i64>(6)? as u64,
-                    agents: Vec::new(),
-                })
-            })
-        })
-        .map_err(backend)?;
     let agents = c
         .prepare_cached(
             "SELECT member, name, role, joined_at, token, endpoint, cursor
              FROM agents WHERE room_id = ?1 ORDER BY joined_at, member",
-        )
-        .and_then(|mut st| {
-            st.query_map([&key], codec::agent)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(backend)?;
-    Ok(Some((Box::new(Room { agents, ..room }), epoch as u64)))
+        )?
+        .query_map([&key], codec::agent)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some((Room { agents, ..room }, epoch)))
 }
 
 fn append(c: &Connection, room: RoomId, epoch: Epoch, events: &[Event]) -> Result<(), StoreError> {

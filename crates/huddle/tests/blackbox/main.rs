@@ -17,6 +17,7 @@
 //! - `push`       — A2A push: envelope, order, DM privacy, retry after the endpoint returns.
 //! - `limits`     — bounded input: text, names, description, request body.
 //! - `ordering`   — concurrent senders get a gapless ordered `seq`.
+//! - `idempotency` — a send retried under its message id (A2A, gRPC), reused for another text.
 //! - `passwords`  — room passwords under attack: same-name rooms, rooms per name, the
 //!   per-address and per-room throttles on every protocol, the hashing queue, floods.
 //! - `deploy`     — deploy/: hadolint, kustomize overlays validated, their args through `--check-config`.
@@ -24,10 +25,14 @@
 //! - `memory`     — refused stream requests (SSE, gRPC, MCP) leave no memory behind.
 //! - `ops`        — metrics, readiness, logs, `--check-config`, OTLP traces.
 //! - `shutdown`   — SIGTERM: streams end, requests in flight are answered, the grace bound.
+//! - `sent_keys`  — a send's idempotency key found in the store, past the tail and a restart.
+//! - `store_copy` — a data dir copied to PostgreSQL (`huddle store copy`) served by
+//!   `huddle serve --store postgres://...`.
 
 mod deploy;
 mod durability;
 mod envelope;
+mod idempotency;
 mod limits;
 mod memory;
 mod messages;
@@ -37,5 +42,7 @@ mod passwords;
 mod privacy;
 mod push;
 mod rooms;
+mod sent_keys;
 mod shutdown;
 mod sse;
+mod store_copy;

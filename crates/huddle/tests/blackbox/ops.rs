@@ -147,7 +147,7 @@ fn check_config_fails_when_the_store_cannot_be_opened() {
     let out = cmd.output().unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("store at"), "{text}");
+    assert!(text.contains("store: "), "{text}");
 }
 
 #[tokio::test]

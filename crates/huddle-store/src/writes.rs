@@ -1,0 +1,111 @@
+//! The write queue in front of each backend's writer (a thread for SQLite, a task for
+//! PostgreSQL): callers queue a write and wait for the answer, sent only after the
+//! writer's transaction has committed; the writer takes everything queued at once.
+
+use huddle_core::{Event, Room, RoomId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Epoch, StoreError};
+
+/// Writes waiting for the writer: callers wait (backpressure) beyond this.
+const QUEUE: usize = 8192;
+
+pub(crate) enum Write {
+    Create(Box<Room>),
+    Acquire(RoomId),
+    /// Commits nothing, through the writer like any write: the writer is alive and the
+    /// store takes a write transaction now (readiness).
+    Probe,
+    Append {
+        room: RoomId,
+        epoch: Epoch,
+        events: Vec<Event>,
+    },
+}
+
+impl Write {
+    /// The room written (none for a probe).
+    pub(crate) fn room(&self) -> Option<RoomId> {
+        match self {
+            Write::Create(room) => Some(room.id),
+            Write::Acquire(room) | Write::Append { room, .. } => Some(*room),
+            Write::Probe => None,
+        }
+    }
+}
+
+pub(crate) enum Written {
+    Done,
+    Acquired(Option<(Box<Room>, Epoch)>),
+}
+
+pub(crate) struct WriteOp {
+    pub write: Write,
+    pub done: oneshot::Sender<Result<Written, StoreError>>,
+}
+
+/// Adds to `batch` what is queued now, up to `max` in all (never waits).
+pub(crate) fn fill(batch: &mut Vec<WriteOp>, rx: &mut mpsc::Receiver<WriteOp>, max: usize) {
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(op) => batch.push(op),
+            Err(_) => break,
+        }
+    }
+}
+
+/// The callers' side of the queue.
+#[derive(Clone)]
+pub(crate) struct Writes(mpsc::Sender<WriteOp>);
+
+impl Writes {
+    pub(crate) fn channel() -> (Self, mpsc::Receiver<WriteOp>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (Self(tx), rx)
+    }
+
+    async fn write(&self, write: Write) -> Result<Written, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let stopped = || StoreError::Backend("the store's writer stopped".into());
+        self.0
+            .send(WriteOp { write, done: tx })
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    pub(crate) async fn create(&self, room: &Room) -> Result<(), StoreError> {
+        self.write(Write::Create(Box::new(room.clone()))).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn acquire(&self, room: RoomId) -> Result<Option<(Room, Epoch)>, StoreError> {
+        match self.write(Write::Acquire(room)).await? {
+            Written::Acquired(found) => Ok(found.map(|(r, e)| (*r, e))),
+            Written::Done => Err(StoreError::Backend("unexpected writer answer".into())),
+        }
+    }
+
+    /// A probe through the writer (see [`Write::Probe`]).
+    pub(crate) async fn probe(&self) -> Result<(), StoreError> {
+        self.write(Write::Probe).await.map(|_| ())
+    }
+
+    pub(crate) async fn append(
+        &self,
+        room: RoomId,
+        epoch: Epoch,
+        events: Vec<Event>,
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let append = Write::Append {
+            room,
+            epoch,
+            events,
+        };
+        self.write(append).await?;
+        Ok(())
+    }
+}
