@@ -81,15 +81,7 @@ async fn readyz_fails_while_the_store_takes_no_writes_and_recovers() {
     db.execute_batch("ROLLBACK").unwrap();
     // The probe that timed out is still queued behind the lock's wait: ready again once
     // the writer gets through.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (status, body) = get(&s.url("/readyz")).await;
-        if status == 200 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "still {status} {body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    readyz_becomes(&s, 200).await;
     // And writes are taken again.
     s.create_room("after-the-lock", "alice").await;
 }
@@ -325,4 +317,31 @@ async fn json_logs_carry_the_trace_id_of_the_request() {
     assert_eq!(json["span"]["trace_id"], trace_id, "{line}");
     assert_eq!(json["span"]["span_id"].as_str().map(str::len), Some(16), "{line}");
     assert_eq!(json["span"]["action"], "room.create", "{line}");
+}
+
+/// Polls `/readyz` until it answers `status`; returns the body.
+async fn readyz_becomes(s: &Server, status: u16) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (now, body) = get(&s.url("/readyz")).await;
+        if now == status {
+            return body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "/readyz still {now} {body}, not {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn readyz_fails_while_postgresql_is_gone_and_recovers_when_it_is_back() {
+    let pg = huddle_store::testing::TestPostgres::start_own();
+    let url = pg.database();
+    let s = Server::start_with(&["--store", &url]).await;
+    readyz_becomes(&s, 200).await;
+    pg.stop();
+    let body = readyz_becomes(&s, 503).await;
+    assert!(body.starts_with("not ready: store"), "{body}");
+    pg.restart();
+    readyz_becomes(&s, 200).await;
+    s.create_room("after-the-outage", "alice").await;
 }
