@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::observe;
-use huddle_metrics::Protocol;
 use crate::body::{BodyError, read_limited};
+use crate::observe;
 use crate::ops::{self, Action, Outcome, Params};
+use huddle_metrics::Protocol;
 
 fn rpc_error(code: i64, message: impl Into<String>, id: Value) -> Value {
     json!({"jsonrpc": "2.0", "error": {"code": code, "message": message.into()}, "id": id})

@@ -119,7 +119,11 @@ fn finish(
     span.record("outcome", outcome_label(outcome));
     huddle_metrics::requests::record(protocol, action, outcome, elapsed);
     // At debug level, a line per request (with the span's trace id in JSON logs).
-    tracing::debug!(outcome = outcome_label(outcome), elapsed_us = elapsed.as_micros() as u64, "answered");
+    tracing::debug!(
+        outcome = outcome_label(outcome),
+        elapsed_us = elapsed.as_micros() as u64,
+        "answered"
+    );
 }
 
 fn outcome_label(outcome: Outcome) -> &'static str {
@@ -156,7 +160,11 @@ pub async fn grpc_layer(request: Request, next: Next) -> Response {
     let Some(method) = request.uri().path().strip_prefix("/huddle.v1.RoomService/") else {
         return next.run(request).await;
     };
-    let rpc: &'static str = RPCS.iter().find(|r| **r == method).copied().unwrap_or("other");
+    let rpc: &'static str = RPCS
+        .iter()
+        .find(|r| **r == method)
+        .copied()
+        .unwrap_or("other");
     let span = tracing::Span::current();
     span.record("action", rpc);
     let started = Instant::now();

@@ -22,9 +22,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use huddle_cluster::{FeedMessage, OnLag};
+use huddle_core::{AgentToken, RoomError, Seq};
 use huddle_metrics::Protocol;
 use huddle_metrics::streams::{OpenStream, StreamKind};
-use huddle_core::{AgentToken, RoomError, Seq};
 use serde_json::json;
 
 use crate::AppState;

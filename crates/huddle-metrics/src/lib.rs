@@ -36,7 +36,9 @@ const SECONDS_BUCKETS: &[f64] = &[
     5.0, 10.0,
 ];
 /// Bucket bounds of the store's batch size (operations per commit).
-const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 2048.0];
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 2048.0,
+];
 
 /// The registry, installed as the process's `metrics` recorder on first use.
 ///
@@ -60,14 +62,11 @@ pub fn handle() -> &'static PrometheusHandle {
             .build_recorder();
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {
-            tracing_free_warning();
+            // No logger dependency here: this crate sits below every other.
+            eprintln!("huddle: another metrics recorder is installed; /metrics shows nothing");
         }
         handle
     })
-}
-
-fn tracing_free_warning() {
-    eprintln!("huddle: another metrics recorder is installed; /metrics shows nothing");
 }
 
 /// The Prometheus text exposition of everything counted so far.

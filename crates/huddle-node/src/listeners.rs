@@ -86,7 +86,11 @@ impl Listeners {
             http: local(HTTP, &self.http)?,
             grpc: self.grpc.as_ref().map(|l| local(GRPC, l)).transpose()?,
             mcp: self.mcp.as_ref().map(|l| local(MCP, l)).transpose()?,
-            metrics: self.metrics.as_ref().map(|l| local(METRICS, l)).transpose()?,
+            metrics: self
+                .metrics
+                .as_ref()
+                .map(|l| local(METRICS, l))
+                .transpose()?,
         })
     }
 }

@@ -77,7 +77,9 @@ impl Node {
 /// Routes served on a listener of their own, with the request spans (and the clients'
 /// trace context) of the main listener.
 fn traced(routes: axum::Router) -> axum::Router {
-    routes.layer(axum::middleware::from_fn(huddle_gateway::observe::http_span))
+    routes.layer(axum::middleware::from_fn(
+        huddle_gateway::observe::http_span,
+    ))
 }
 
 /// The embedded store in `data_dir`, or the PostgreSQL store when one is configured

@@ -14,10 +14,10 @@ use huddle_core::{
     Acknowledge, AgentToken, CreateRoom, Created, Delivered, HistoryPage, MemberId, Page, Room,
     RoomError, RoomId, RoomType, Seq, validate,
 };
-use tracing::Instrument;
 use huddle_store::{NamedRoom, RoomPage, RoomStore};
 use ractor::{Actor, ActorRef};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tracing::Instrument;
 
 use crate::actor::{RoomArgs, RoomMsg};
 use crate::call::{self, Answerer, Ask, Port, RoomCall};

@@ -90,13 +90,12 @@ impl TraceService for Collector {
 
 /// The string (or debug-printed) value of `span`'s attribute `key`.
 pub fn attribute(span: &Span, key: &str) -> Option<String> {
-    span.attributes
-        .iter()
-        .find(|a| a.key == key)
-        .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+    span.attributes.iter().find(|a| a.key == key).and_then(|a| {
+        match a.value.as_ref()?.value.as_ref()? {
             AnyValue::StringValue(s) => Some(s.clone()),
             other => Some(format!("{other:?}")),
-        })
+        }
+    })
 }
 
 /// Bytes as lower-case hex (trace and span ids as W3C writes them).

@@ -10,9 +10,9 @@
 //! - `store_cmd` — `huddle store copy` (embedded store → PostgreSQL).
 
 mod bench;
+mod check_config;
 mod cli;
 mod client;
-mod check_config;
 mod serve;
 mod store_cmd;
 

@@ -44,7 +44,10 @@ fn the_dockerfile_passes_hadolint() {
 
 #[test]
 fn the_deploy_sources_pass_yamllint() {
-    let out = run("yamllint", &["-s", "-c", "deploy/.yamllint.yaml", "deploy/"]);
+    let out = run(
+        "yamllint",
+        &["-s", "-c", "deploy/.yamllint.yaml", "deploy/"],
+    );
     expect_success("yamllint deploy/", &out);
 }
 
@@ -61,7 +64,10 @@ fn overlays() -> Vec<String> {
 
 /// The overlay rendered by `kubectl kustomize`, written to `file`, as JSON documents.
 fn render(overlay: &str, file: &Path) -> Vec<Value> {
-    let out = run("kubectl", &["kustomize", &format!("deploy/k8s/overlays/{overlay}")]);
+    let out = run(
+        "kubectl",
+        &["kustomize", &format!("deploy/k8s/overlays/{overlay}")],
+    );
     expect_success(&format!("kubectl kustomize {overlay}"), &out);
     std::fs::write(file, &out.stdout).unwrap();
     // PyYAML comes with yamllint.
@@ -121,10 +127,15 @@ fn check_container(overlay: &str, docs: &[Value], container: &Value, tmp: &Path)
     assert!(env.contains_key("HUDDLE_DATA_DIR"), "{overlay}: {env:?}");
     let data = tmp.join(format!("{overlay}-data"));
     let mut cmd = huddle_command(&args);
-    cmd.arg("--check-config").env_clear().env("PATH", std::env::var_os("PATH").unwrap());
+    cmd.arg("--check-config")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap());
     cmd.envs(&env).env("HUDDLE_DATA_DIR", &data);
     let out = cmd.output().unwrap();
-    expect_success(&format!("{overlay}: huddle {args:?} --check-config with {env:?}"), &out);
+    expect_success(
+        &format!("{overlay}: huddle {args:?} --check-config with {env:?}"),
+        &out,
+    );
 }
 
 /// The variables a container gets: `envFrom` config maps, then `env` (values and
@@ -138,7 +149,9 @@ fn container_env(docs: &[Value], container: &Value) -> BTreeMap<String, String> 
     };
     let mut env = BTreeMap::new();
     for from in container["envFrom"].as_array().into_iter().flatten() {
-        let name = from["configMapRef"]["name"].as_str().expect("only config maps");
+        let name = from["configMapRef"]["name"]
+            .as_str()
+            .expect("only config maps");
         for (k, v) in config_map(name) {
             env.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
         }
@@ -149,7 +162,10 @@ fn container_env(docs: &[Value], container: &Value) -> BTreeMap<String, String> 
             (Value::String(v), _) => v.clone(),
             (_, Value::Object(r)) => {
                 let map = config_map(r["name"].as_str().unwrap());
-                map[r["key"].as_str().unwrap()].as_str().unwrap().to_string()
+                map[r["key"].as_str().unwrap()]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
             }
             other => panic!("env {name}: unsupported source {other:?}"),
         };

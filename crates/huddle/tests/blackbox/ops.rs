@@ -21,7 +21,13 @@ async fn get(url: &str) -> (u16, String) {
 /// it is not there yet.
 fn sample(text: &str, series: &str) -> f64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap_or(0.0)
 }
 
@@ -30,22 +36,41 @@ async fn metrics_counters_and_histograms_move_with_traffic() {
     let s = Server::start().await;
     let (status, before) = get(&s.url("/metrics")).await;
     assert_eq!(status, 200, "{before}");
-    let created =
-        r#"huddle_requests_total{protocol="a2a",action="room.create",outcome="ok"}"#;
+    let created = r#"huddle_requests_total{protocol="a2a",action="room.create",outcome="ok"}"#;
     let latency = r#"huddle_request_duration_seconds_count{protocol="a2a",action="room.create"}"#;
     let refused = r#"huddle_requests_total{protocol="a2a",action="message.send",outcome="error"}"#;
     let commits = "huddle_store_commit_duration_seconds_count";
 
     let alice = s.create_room("metered", "alice").await;
     s.say(&alice, "hello").await;
-    let bad = s.act("message.send").token("not-a-token").text("x").send().await;
+    let bad = s
+        .act("message.send")
+        .token("not-a-token")
+        .text("x")
+        .send()
+        .await;
     assert!(bad.text().starts_with("Error"), "{}", bad.text());
 
     let (_, after) = get(&s.url("/metrics")).await;
-    assert_eq!(sample(&after, created) - sample(&before, created), 1.0, "{after}");
-    assert_eq!(sample(&after, latency) - sample(&before, latency), 1.0, "{after}");
-    assert_eq!(sample(&after, refused) - sample(&before, refused), 1.0, "{after}");
-    assert!(sample(&after, commits) > sample(&before, commits), "{after}");
+    assert_eq!(
+        sample(&after, created) - sample(&before, created),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, latency) - sample(&before, latency),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, refused) - sample(&before, refused),
+        1.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, commits) > sample(&before, commits),
+        "{after}"
+    );
     assert_eq!(sample(&after, "huddle_rooms_active"), 1.0, "{after}");
 }
 
@@ -92,7 +117,10 @@ async fn logs_written_to_a_pipe_carry_no_colour_codes() {
     s.create_room("plain", "alice").await;
     let log = s.log_tail();
     assert!(log.contains("huddle configuration"), "{log}");
-    assert!(!log.contains('\u{1b}'), "ANSI escape in a piped log:\n{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escape in a piped log:\n{log}"
+    );
 }
 
 fn check_config(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
@@ -100,7 +128,8 @@ fn check_config(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let mut cmd = huddle_command(&["serve", "--check-config", "--data-dir"]);
     cmd.arg(dir.path()).args(args).envs(env.iter().copied());
     let out = cmd.output().expect("run huddle serve --check-config");
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
@@ -124,7 +153,11 @@ fn check_config_names_every_problem_and_fails() {
         ],
     );
     assert!(!ok, "{text}");
-    for reason in ["--listen \"nowhere\"", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER"] {
+    for reason in [
+        "--listen \"nowhere\"",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_TRACES_SAMPLER",
+    ] {
         assert!(text.contains(reason), "{reason} missing from:\n{text}");
     }
     let (ok, text) = check_config(&["--log-format", "yaml"], &[]);
@@ -174,10 +207,13 @@ async fn a_request_is_exported_as_spans_under_its_clients_traceparent() {
     let send = s.act("message.send").token(&alice.token).text("hello");
     traced(send).await.unwrap().error_for_status().unwrap();
     // gRPC: the same context in the call's metadata.
-    let channel = tonic::transport::Channel::from_shared(s.url("")).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Channel::from_shared(s.url(""))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut unread = tonic::Request::new(huddle_proto::v1::GetUnreadRequest {
         agent_token: Some(alice.token.clone()),
-        ..Default::default()
     });
     let grpc_parent = "1111111111111111";
     unread.metadata_mut().insert(
@@ -212,18 +248,30 @@ async fn a_request_is_exported_as_spans_under_its_clients_traceparent() {
         if let (Some(send), Some(command), true) = (send, command, grpc) {
             break (send.clone(), command.clone());
         }
-        assert!(tokio::time::Instant::now() < deadline, "spans of trace {trace_id} not exported: {spans:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "spans of trace {trace_id} not exported: {spans:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(send.name, "request");
     assert_eq!(attribute(&send, "protocol").as_deref(), Some("a2a"));
     assert_eq!(attribute(&send, "outcome").as_deref(), Some("ok"));
-    assert_eq!(attribute(&send, "room.id").as_deref(), Some(alice.room_id.as_str()));
+    assert_eq!(
+        attribute(&send, "room.id").as_deref(),
+        Some(alice.room_id.as_str())
+    );
     assert_eq!(attribute(&command, "command").as_deref(), Some("Send"));
-    assert_eq!(attribute(&command, "room.id").as_deref(), Some(alice.room_id.as_str()));
+    assert_eq!(
+        attribute(&command, "room.id").as_deref(),
+        Some(alice.room_id.as_str())
+    );
     // Never a password or a token in what is exported.
     let exported = format!("{:?}", collector.spans());
-    assert!(exported.contains("room.create"), "the create was exported too");
+    assert!(
+        exported.contains("room.create"),
+        "the create was exported too"
+    );
     assert!(!exported.contains("hunter2-secret"));
     assert!(!exported.contains(&alice.token));
 }
@@ -242,7 +290,13 @@ async fn sigterm_under_load_fails_readiness_first_then_drains_losing_nothing_ack
                 let mut acknowledged = Vec::new();
                 for i in 0.. {
                     let text = format!("sender {n} message {i}");
-                    match s.act("message.send").token(&alice.token).text(&text).try_send().await {
+                    match s
+                        .act("message.send")
+                        .token(&alice.token)
+                        .text(&text)
+                        .try_send()
+                        .await
+                    {
                         Ok(reply) if !reply.text().starts_with("Error") => acknowledged.push(text),
                         _ => break,
                     }
@@ -261,12 +315,26 @@ async fn sigterm_under_load_fails_readiness_first_then_drains_losing_nothing_ack
             assert_eq!(body, "not ready: draining");
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "/readyz still {status} after SIGTERM");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz still {status} after SIGTERM"
+        );
     }
-    let still = s.act("message.send").token(&alice.token).text("after not-ready").try_send().await;
-    assert!(still.is_ok_and(|r| !r.text().starts_with("Error")), "served while not ready");
+    let still = s
+        .act("message.send")
+        .token(&alice.token)
+        .text("after not-ready")
+        .try_send()
+        .await;
+    assert!(
+        still.is_ok_and(|r| !r.text().starts_with("Error")),
+        "served while not ready"
+    );
     // Then the drain, and the exit.
-    let status = s.wait_exit(Duration::from_secs(60)).await.expect("exits after the drain");
+    let status = s
+        .wait_exit(Duration::from_secs(60))
+        .await
+        .expect("exits after the drain");
     assert!(status.success(), "{status}");
     let mut acknowledged = vec!["after not-ready".to_string()];
     for sender in senders {
@@ -282,7 +350,10 @@ async fn sigterm_under_load_fails_readiness_first_then_drains_losing_nothing_ack
         .filter_map(|m| m["body"].as_str().map(str::to_string))
         .collect();
     for text in &acknowledged {
-        assert!(kept.contains(text), "acknowledged {text:?} lost after the drain");
+        assert!(
+            kept.contains(text),
+            "acknowledged {text:?} lost after the drain"
+        );
     }
 }
 
@@ -294,7 +365,10 @@ async fn json_logs_carry_the_trace_id_of_the_request() {
         .start()
         .await;
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
-    let call = s.act("room.create").text("logged").meta("agentName", "alice");
+    let call = s
+        .act("room.create")
+        .text("logged")
+        .meta("agentName", "alice");
     s.http
         .post(s.url("/a2a"))
         .header("traceparent", format!("00-{trace_id}-b7ad6b7169203331-01"))
@@ -310,12 +384,19 @@ async fn json_logs_carry_the_trace_id_of_the_request() {
         if let Some(line) = log.lines().find(|l| l.contains("\"answered\"")) {
             break line.to_string();
         }
-        assert!(tokio::time::Instant::now() < deadline, "no request line:\n{log}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no request line:\n{log}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let json: serde_json::Value = serde_json::from_str(&line).expect(&line);
     assert_eq!(json["span"]["trace_id"], trace_id, "{line}");
-    assert_eq!(json["span"]["span_id"].as_str().map(str::len), Some(16), "{line}");
+    assert_eq!(
+        json["span"]["span_id"].as_str().map(str::len),
+        Some(16),
+        "{line}"
+    );
     assert_eq!(json["span"]["action"], "room.create", "{line}");
 }
 
@@ -327,7 +408,10 @@ async fn readyz_becomes(s: &Server, status: u16) -> String {
         if now == status {
             return body;
         }
-        assert!(tokio::time::Instant::now() < deadline, "/readyz still {now} {body}, not {status}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz still {now} {body}, not {status}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
