@@ -21,6 +21,7 @@ test-deps:
 	tests/mcp/deps.sh install
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		(apt-get update -qq && apt-get install -y --no-install-recommends postgresql)
+	python3 -m pip install --quiet -r deploy/requirements-test.txt
 
 test: test-deps
 	$(CARGO) test --workspace --all-targets

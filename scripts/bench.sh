@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark scenarios of BENCHMARKS.md against a fresh release server on loopback.
 # Usage: scripts/bench.sh [seconds per scenario]   (default 10; the server is stopped at the end)
+# The server inherits the environment (OTEL_*: scripts/bench-telemetry.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -14,7 +15,11 @@ trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data" "$out"' EXIT
 for _ in $(seq 100); do grep -q 'listening on' "$out" && break; sleep 0.1; done
 url=$(grep -o 'http://[0-9.:]*' "$out" | head -1)
 echo "server $url (pid $pid, data $data)"
-b() { echo; echo "== $1"; shift; "$bin" bench --url "$url" --server-pid "$pid" "$@"; }
+# BENCH_ONLY="2 3" runs only those scenarios (the label before the colon).
+b() {
+  if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" ${1%%:*} "* ]]; then return; fi
+  echo; echo "== $1"; shift; "$bin" bench --url "$url" --server-pid "$pid" "$@"
+}
 b "1: 1 room x 2 agents, 1 sender, SSE on (target: delivery p99 <= 2 ms)" \
   --rooms 1 --agents-per-room 2 --senders 1 --duration-secs "$secs"
 b "2: 1 room x 2 agents, 16 senders, no SSE (target: >= 20,000 sends/s); then its ceiling (trivial in-process server)" \

@@ -12,6 +12,7 @@
 //! - [`RoomApi`] (this file) — the operations.
 //! - [`resolve`] — room references, and the one place a room password is checked.
 
+pub mod observe;
 pub mod resolve;
 
 use std::net::IpAddr;

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::body::{BodyError, read_limited};
+use crate::observe;
 use crate::ops::{self, Action, Outcome, Params};
+use huddle_metrics::Protocol;
 
 fn rpc_error(code: i64, message: impl Into<String>, id: Value) -> Value {
     json!({"jsonrpc": "2.0", "error": {"code": code, "message": message.into()}, "id": id})
@@ -55,7 +57,8 @@ pub async fn post(State(app): State<AppState>, request: Request) -> Response {
             mut params,
         } => {
             params.client = client;
-            let message = match ops::execute(app.api(), action, *params).await {
+            let run = ops::execute(app.api(), action, *params);
+            let message = match observe::timed(Protocol::A2a, action.name(), run).await {
                 Ok(outcome) => render(outcome),
                 Err(e) => {
                     retry_after = e.retry_after_secs();

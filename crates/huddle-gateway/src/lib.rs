@@ -16,6 +16,8 @@
 //! - [`sse`]   — `GET /api/messages/{roomId}/sse`: live, resumable message streams.
 //! - [`web`]   — landing page, docs, health endpoints.
 //! - [`client_kind`] — agent-or-browser detection (plain text vs HTML).
+//! - [`observe`] — request spans (with the client's trace context) and request metrics.
+//! - [`ready`] — the readiness checks behind `/readyz`.
 //! - [`peer`]  — the client's address (the password throttle's key).
 //! - [`grpc`]  — `huddle.v1.RoomService`, gRPC health and reflection (h2c, same port).
 //! - `fuzzing` — the input parsing above under arbitrary bytes, shared by the fuzz targets
@@ -31,9 +33,11 @@ pub mod docs;
 pub mod fuzzing;
 pub mod grpc;
 pub mod mcp;
+pub mod observe;
 pub mod ops;
 pub mod params;
 pub mod peer;
+pub mod ready;
 pub mod render;
 pub mod sse;
 pub mod web;
@@ -78,6 +82,8 @@ pub struct AppState {
     /// requests and close; clients resume by seq on any node. A token that is never
     /// cancelled keeps streams open until their clients leave.
     pub shutdown: CancellationToken,
+    /// What `/readyz` checks besides draining (none: ready while not draining).
+    pub readiness: ready::Readiness,
 }
 
 impl AppState {
@@ -118,4 +124,5 @@ pub fn app_with_mcp(state: AppState, mcp: mcp::Mcp) -> Http {
         .merge(mcp.routes())
         // gRPC over h2c on the same port: only its own service paths.
         .merge(grpc)
+        .layer(axum::middleware::from_fn(observe::http_span))
 }

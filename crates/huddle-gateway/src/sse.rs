@@ -23,6 +23,8 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use huddle_cluster::{FeedMessage, OnLag};
 use huddle_core::{AgentToken, RoomError, Seq};
+use huddle_metrics::Protocol;
+use huddle_metrics::streams::{OpenStream, StreamKind};
 use serde_json::json;
 
 use crate::AppState;
@@ -53,7 +55,10 @@ pub async fn stream(
     let token = presented.map(AgentToken::from_wire);
     let after = resume_point(&headers, &query);
     // One call the room answers once: unknown room (404) wins over a missing token (401).
-    let opened = router.subscribe(room_id, token, after, OnLag::End).await;
+    tracing::Span::current().record("room.id", tracing::field::display(room_id));
+    let opening = router.subscribe(room_id, token, after, OnLag::End);
+    let opened = crate::observe::timed(Protocol::Sse, "subscribe", opening).await;
+    let open_stream = OpenStream::new(StreamKind::Sse);
     let messages = match opened {
         Ok(subscribed) => subscribed.stream,
         Err(RoomError::RoomNotFound(_)) => return refuse(StatusCode::NOT_FOUND, "Room not found"),
@@ -91,7 +96,10 @@ pub async fn stream(
     let body = futures::stream::select(frames, pings)
         .take_while(|chunk| futures::future::ready(chunk.is_some()))
         .take_until(app.shutdown.clone().cancelled_owned())
-        .map(|chunk| Ok::<_, Infallible>(chunk.unwrap_or_default()));
+        .map(move |chunk| {
+            let _counted = &open_stream;
+            Ok::<_, Infallible>(chunk.unwrap_or_default())
+        });
     (
         [
             (header::CONTENT_TYPE, "text/event-stream"),

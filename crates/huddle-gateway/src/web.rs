@@ -39,14 +39,14 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the store answers.
+/// Ready when every readiness check passes (the store writable, ...) and the node is
+/// not draining: a draining node's balancer stops sending it new clients first.
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    match app
-        .router
-        .list(None, huddle_core::Page::new(Some(1), None))
-        .await
-    {
-        Ok(_) => (StatusCode::OK, "ready").into_response(),
+    if app.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: draining").into_response();
+    }
+    match app.readiness.check().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")).into_response(),
     }
 }

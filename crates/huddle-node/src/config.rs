@@ -30,6 +30,9 @@ pub struct NodeConfig {
     /// requests in flight finish and rooms commit within it; what is still open after
     /// it is cut (zero: cut at once).
     pub shutdown_grace: Duration,
+    /// How long before the drain a shutdown fails readiness while still serving
+    /// (zero: the drain begins at once).
+    pub drain_delay: Duration,
 }
 
 impl NodeConfig {
@@ -44,6 +47,7 @@ impl NodeConfig {
             gateway: GatewayConfig::default(),
             mcp: McpConfig::default(),
             shutdown_grace: Duration::from_secs(10),
+            drain_delay: Duration::ZERO,
         }
     }
 }

@@ -28,6 +28,8 @@
 //! - `config`    — [`NodeConfig`]: every part's options, in one value.
 //! - `listeners` — [`Listeners`] (bound sockets) and [`Addrs`] (where they are).
 //! - `node`      — [`Node::start`] and [`RunningNode`] (addresses, state, `wait`).
+//! - `ops`       — `/metrics` and the readiness checks of `/readyz`.
+//! - [`telemetry`] — logs (text or JSON), OpenTelemetry traces, trace context.
 //! - `shutdown`  — the one shutdown trigger, the servers it waits for, the grace.
 //! - `error`     — [`NodeError`]: binding, opening the store, a server that stopped.
 
@@ -35,9 +37,11 @@ mod config;
 mod error;
 mod listeners;
 mod node;
+mod ops;
 mod shutdown;
+pub mod telemetry;
 
 pub use config::{NodeConfig, PostgresConfig};
 pub use error::NodeError;
 pub use listeners::{Addrs, Listeners};
-pub use node::{Node, RunningNode};
+pub use node::{Node, RunningNode, open_store};

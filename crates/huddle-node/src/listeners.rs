@@ -12,6 +12,7 @@ use crate::NodeError;
 pub(crate) const HTTP: &str = "--listen";
 pub(crate) const GRPC: &str = "--grpc-listen";
 pub(crate) const MCP: &str = "--mcp-listen";
+pub(crate) const METRICS: &str = "--metrics-listen";
 
 /// Where a node listens (asked for, or bound: see [`crate::RunningNode::addrs`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub struct Addrs {
     pub grpc: Option<SocketAddr>,
     /// `/mcp` alone, for configs written for join.cloud's separate MCP port.
     pub mcp: Option<SocketAddr>,
+    /// `/metrics` alone, for a scrape port apart from client traffic.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Bound listeners, handed to [`crate::Node::start`].
@@ -30,6 +33,7 @@ pub struct Listeners {
     pub http: TcpListener,
     pub grpc: Option<TcpListener>,
     pub mcp: Option<TcpListener>,
+    pub metrics: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -39,6 +43,7 @@ impl Listeners {
             http,
             grpc: None,
             mcp: None,
+            metrics: None,
         }
     }
 
@@ -53,10 +58,15 @@ impl Listeners {
             Some(addr) => Some(bind(MCP, addr).await?),
             None => None,
         };
+        let metrics = match addrs.metrics {
+            Some(addr) => Some(bind(METRICS, addr).await?),
+            None => None,
+        };
         Ok(Self {
             http: bind(HTTP, addrs.http).await?,
             grpc,
             mcp,
+            metrics,
         })
     }
 
@@ -76,6 +86,11 @@ impl Listeners {
             http: local(HTTP, &self.http)?,
             grpc: self.grpc.as_ref().map(|l| local(GRPC, l)).transpose()?,
             mcp: self.mcp.as_ref().map(|l| local(MCP, l)).transpose()?,
+            metrics: self
+                .metrics
+                .as_ref()
+                .map(|l| local(METRICS, l))
+                .transpose()?,
         })
     }
 }

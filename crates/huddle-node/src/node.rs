@@ -11,7 +11,8 @@ use huddle_rooms::RoomDirectory;
 use huddle_store::{EmbeddedStore, PostgresStore, RoomStore};
 use tokio::task::JoinHandle;
 
-use crate::listeners::{GRPC, HTTP, MCP};
+use crate::listeners::{GRPC, HTTP, MCP, METRICS};
+use crate::ops;
 use crate::shutdown::Shutdown;
 use crate::{Addrs, Listeners, NodeConfig, NodeError};
 
@@ -34,25 +35,30 @@ impl Node {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let addrs = listeners.addrs()?;
         let store = open_store(&config).await?;
-        let rooms = RoomDirectory::new(store, config.rooms);
+        let rooms = RoomDirectory::new(store.clone(), config.rooms);
         let router: Arc<dyn Router> = Arc::new(LocalRouter::new(rooms.clone()));
-        let mut servers = Shutdown::new(config.shutdown_grace);
+        let mut servers = Shutdown::new(config.shutdown_grace).with_drain_delay(config.drain_delay);
         let mcp = Mcp::new(router.clone(), config.mcp, servers.trigger());
         let state = AppState {
             router,
             config: Arc::new(config.gateway),
             shutdown: servers.trigger(),
+            readiness: ops::readiness(store).draining_on(servers.draining()),
         };
         if let Some(grpc) = listeners.grpc {
-            servers.serve(GRPC, grpc, huddle_gateway::grpc::routes(&state));
+            servers.serve(GRPC, grpc, traced(huddle_gateway::grpc::routes(&state)));
+        }
+        if let Some(metrics) = listeners.metrics {
+            servers.serve(METRICS, metrics, ops::metrics_route(&rooms, &mcp));
         }
         if let Some(mcp_only) = listeners.mcp {
-            servers.serve(MCP, mcp_only, mcp.routes());
+            servers.serve(MCP, mcp_only, traced(mcp.routes()));
         }
         servers.serve(
             HTTP,
             listeners.http,
-            huddle_gateway::app_with_mcp(state.clone(), mcp.clone()),
+            huddle_gateway::app_with_mcp(state.clone(), mcp.clone())
+                .merge(ops::metrics_route(&rooms, &mcp)),
         );
         let task = {
             let rooms = rooms.clone();
@@ -68,8 +74,17 @@ impl Node {
     }
 }
 
-/// The embedded store in `data_dir`, or the PostgreSQL store when one is configured.
-async fn open_store(config: &NodeConfig) -> Result<Arc<dyn RoomStore>, NodeError> {
+/// Routes served on a listener of their own, with the request spans (and the clients'
+/// trace context) of the main listener.
+fn traced(routes: axum::Router) -> axum::Router {
+    routes.layer(axum::middleware::from_fn(
+        huddle_gateway::observe::http_span,
+    ))
+}
+
+/// The embedded store in `data_dir`, or the PostgreSQL store when one is configured
+/// (what [`Node::start`] serves; also `huddle serve --check-config`'s store check).
+pub async fn open_store(config: &NodeConfig) -> Result<Arc<dyn RoomStore>, NodeError> {
     if let Some(pg) = &config.postgres {
         let store = PostgresStore::connect(&pg.url, pg.options)
             .await

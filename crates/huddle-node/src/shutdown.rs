@@ -40,6 +40,10 @@ pub struct Shutdown {
     /// Names of the servers still running (for the log when the grace runs out).
     open: Vec<&'static str>,
     grace: Duration,
+    /// Cancelled when the shutdown is asked for, `delay` before the trigger: readiness
+    /// fails while everything is still served, so balancers stop sending new clients.
+    draining: CancellationToken,
+    delay: Duration,
 }
 
 impl Shutdown {
@@ -49,7 +53,20 @@ impl Shutdown {
             servers: JoinSet::new(),
             open: Vec::new(),
             grace,
+            draining: CancellationToken::new(),
+            delay: Duration::ZERO,
         }
+    }
+
+    /// Fails readiness `delay` before the drain begins (zero: together).
+    pub fn with_drain_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Cancelled when the node starts draining (readiness fails).
+    pub fn draining(&self) -> CancellationToken {
+        self.draining.clone()
     }
 
     /// The trigger, for what must end when the shutdown begins (the gateway's streams).
@@ -79,6 +96,14 @@ impl Shutdown {
             () = signal => None,
             Some(ended) = self.servers.join_next() => Some(self.ended(ended)),
         };
+        self.draining.cancel();
+        if failed.is_none() && !self.delay.is_zero() {
+            tracing::info!(
+                delay_secs = self.delay.as_secs_f64(),
+                "shutdown requested: not ready, still serving until the drain begins"
+            );
+            tokio::time::sleep(self.delay).await;
+        }
         let started = Instant::now();
         let deadline = started + self.grace;
         self.trigger.cancel();

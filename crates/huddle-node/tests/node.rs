@@ -43,6 +43,7 @@ async fn a_node_serves_every_listener_until_its_shutdown_future_resolves() {
         http: loopback(),
         grpc: Some(loopback()),
         mcp: Some(loopback()),
+        metrics: None,
     })
     .await
     .unwrap();
@@ -85,6 +86,7 @@ async fn a_port_in_use_is_a_bind_error_naming_the_listener() {
         http: loopback(),
         grpc: None,
         mcp: Some(addr),
+        metrics: None,
     })
     .await
     .unwrap_err();

@@ -39,6 +39,8 @@ pub trait Answerer: Sync {
 
 /// A [`RoomOp`] that travels as a [`RoomCall`].
 pub trait Ask: RoomOp {
+    /// The operation's name, for traces.
+    const NAME: &'static str;
     fn into_call(self, port: Port<Self::Answer>) -> RoomCall;
 }
 
@@ -51,6 +53,7 @@ macro_rules! room_calls {
         }
 
         $(impl Ask for $op {
+            const NAME: &'static str = stringify!($variant);
             fn into_call(self, port: Port<Self::Answer>) -> RoomCall {
                 RoomCall::$variant(self, port)
             }

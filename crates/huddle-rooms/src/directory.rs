@@ -17,6 +17,7 @@ use huddle_core::{
 use huddle_store::{NamedRoom, RoomPage, RoomStore};
 use ractor::{Actor, ActorRef};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tracing::Instrument;
 
 use crate::actor::{RoomArgs, RoomMsg};
 use crate::call::{self, Answerer, Ask, Port, RoomCall};
@@ -191,10 +192,25 @@ impl RoomDirectory {
     }
 
     /// Runs `op` on `room`'s actor (activating it if needed) and waits for its answer.
+    ///
+    /// Traced as a `room.command` span (room id, command, outcome), and the request's
+    /// span learns the room id.
     pub async fn ask<O: Ask>(&self, room: RoomId, op: O) -> Result<O::Answer, RoomError> {
-        let _permit = self.admit()?;
-        self.send(room, |port| op.clone().into_call(port), RoomMsg::Call)
-            .await
+        tracing::Span::current().record("room.id", tracing::field::display(room));
+        let span = tracing::info_span!(
+            "room.command",
+            room.id = %room,
+            command = O::NAME,
+            outcome = tracing::field::Empty,
+        );
+        let asked = async {
+            let _permit = self.admit()?;
+            self.send(room, |port| op.clone().into_call(port), RoomMsg::Call)
+                .await
+        };
+        let answer = asked.instrument(span.clone()).await;
+        span.record("outcome", if answer.is_ok() { "ok" } else { "error" });
+        answer
     }
 
     /// Runs a call that came through an object-safe seam and answers it on its port.

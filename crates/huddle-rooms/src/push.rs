@@ -261,6 +261,7 @@ async fn deliver(inner: &Inner, (room, member): Key, job: Job) {
         };
         match outcome {
             Ok(()) => {
+                huddle_metrics::push::delivered();
                 let _ = inner.acks.send(Ack {
                     room,
                     member,
@@ -271,11 +272,13 @@ async fn deliver(inner: &Inner, (room, member): Key, job: Job) {
             }
             Err(Failure::Retry(error)) if attempt < cfg.attempts => {
                 tracing::debug!(room.id = %room, member, seq = m.seq, attempt, %error, "push failed; retrying");
+                huddle_metrics::push::retried();
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(cfg.backoff_max);
             }
             Err(Failure::Retry(error) | Failure::Final(error)) => {
                 tracing::warn!(room.id = %room, member, seq = m.seq, attempt, %error, "push given up");
+                huddle_metrics::push::given_up();
                 return;
             }
         }

@@ -91,6 +91,12 @@ pub trait NameLock: Send {
 ///   whole, however the writers got there.
 #[async_trait]
 pub trait RoomStore: Send + Sync + 'static {
+    /// Whether a write would be accepted now (readiness): the backend reached and able to
+    /// commit. The default only reads; a backend with a writer of its own checks it.
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.list_rooms(None, 1, 0).await.map(|_| ())
+    }
+
     /// Stores a new room (with its creator) under epoch 0.
     async fn create_room(&self, room: &Room) -> Result<(), StoreError>;
 

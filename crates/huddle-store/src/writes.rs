@@ -13,6 +13,9 @@ const QUEUE: usize = 8192;
 pub(crate) enum Write {
     Create(Box<Room>),
     Acquire(RoomId),
+    /// Commits nothing, through the writer like any write: the writer is alive and the
+    /// store takes a write transaction now (readiness).
+    Probe,
     Append {
         room: RoomId,
         epoch: Epoch,
@@ -21,11 +24,12 @@ pub(crate) enum Write {
 }
 
 impl Write {
-    /// The room written.
-    pub(crate) fn room(&self) -> RoomId {
+    /// The room written (none for a probe).
+    pub(crate) fn room(&self) -> Option<RoomId> {
         match self {
-            Write::Create(room) => room.id,
-            Write::Acquire(room) | Write::Append { room, .. } => *room,
+            Write::Create(room) => Some(room.id),
+            Write::Acquire(room) | Write::Append { room, .. } => Some(*room),
+            Write::Probe => None,
         }
     }
 }
@@ -80,6 +84,11 @@ impl Writes {
             Written::Acquired(found) => Ok(found.map(|(r, e)| (*r, e))),
             Written::Done => Err(StoreError::Backend("unexpected writer answer".into())),
         }
+    }
+
+    /// A probe through the writer (see [`Write::Probe`]).
+    pub(crate) async fn probe(&self) -> Result<(), StoreError> {
+        self.write(Write::Probe).await.map(|_| ())
     }
 
     pub(crate) async fn append(

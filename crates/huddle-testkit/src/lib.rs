@@ -9,6 +9,7 @@
 //! - `a2a`        — [`A2a`]: JSON-RPC `SendMessage` with `metadata.action` ([`Call`],
 //!   [`Reply`], [`Agent`]) and the room SSE request.
 //! - `sse`        — [`Sse`]: the one SSE reader (room streams, MCP streams).
+//! - [`otlp`]     — an OTLP trace collector: the node's exported spans.
 //! - `checks`     — message-list assertions, formats, [`eventually`].
 //!
 //! Both nodes deref to their [`A2a`] client, so a test reads the same against either.
@@ -16,6 +17,7 @@
 mod a2a;
 mod checks;
 mod in_process;
+pub mod otlp;
 mod process;
 mod sse;
 

@@ -3,12 +3,14 @@
 //!
 //! Layout:
 //! - `serve`  — configuration and the server's composition root.
+//! - `check_config` — `huddle serve --check-config`.
 //! - `client` — a small A2A + SSE client shared by `bench` and the client commands.
 //! - `bench`  — the load generator (`huddle bench`).
 //! - `cli`    — the client commands (`huddle rooms`, `create`, `join`, `send`, ...).
 //! - `store_cmd` — `huddle store copy` (embedded store → PostgreSQL).
 
 mod bench;
+mod check_config;
 mod cli;
 mod client;
 mod serve;

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use huddle_core::Limits;
 use huddle_gateway::GatewayConfig;
+use huddle_node::telemetry::LogFormat;
 use huddle_node::{Addrs, Listeners, Node, NodeConfig, PostgresConfig};
 use huddle_rooms::{PasswordsConfig, RoomsConfig};
 use huddle_store::{Durability, EmbeddedOptions, PostgresOptions};
@@ -104,9 +105,9 @@ pub struct ServeArgs {
     #[arg(long, env = "HUDDLE_MCP_MAX_SESSION_ROOMS", default_value_t = 100)]
     mcp_max_session_rooms: usize,
 
-    /// Log format: text or json.
+    /// Log format: text (coloured only on a terminal) or json (with trace and span ids).
     #[arg(long, env = "HUDDLE_LOG_FORMAT", default_value = "text")]
-    log_format: String,
+    log_format: LogFormat,
 
     /// A2A pushes queued or being delivered on this node at once (all agents); beyond it
     /// a new push is dropped, counted and logged, and the message stays unread.
@@ -172,6 +173,21 @@ pub struct ServeArgs {
     /// Most rooms of one name (a password given with a name is checked against each).
     #[arg(long, env = "HUDDLE_MAX_ROOMS_PER_NAME", default_value_t = 16)]
     max_rooms_per_name: usize,
+
+    /// Seconds between SIGTERM and the drain: `/readyz` fails (gRPC health
+    /// NOT_SERVING) while everything is still served, so load balancers take the node
+    /// out before it stops accepting (0: drain at once).
+    #[arg(long, env = "HUDDLE_SHUTDOWN_DELAY_SECS", default_value_t = 0)]
+    shutdown_delay_secs: u64,
+
+    /// Also serve `GET /metrics` (alone) on this address; it is always on --listen too.
+    #[arg(long, env = "HUDDLE_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+
+    /// Check the flags and environment (and that the store takes writes), print the
+    /// reasons of any failure, and exit: 0 when the node would start.
+    #[arg(long, env = "HUDDLE_CHECK_CONFIG")]
+    pub(crate) check_config: bool,
 }
 
 impl ServeArgs {
@@ -200,6 +216,24 @@ impl ServeArgs {
         optional_addr("--mcp-listen", self.mcp_listen.as_deref(), "0.0.0.0:3003")
     }
 
+    fn metrics_listen_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        optional_addr(
+            "--metrics-listen",
+            self.metrics_listen.as_deref(),
+            "0.0.0.0:9090",
+        )
+    }
+
+    /// The listeners these flags ask for.
+    pub(crate) fn addrs(&self) -> anyhow::Result<Addrs> {
+        Ok(Addrs {
+            http: self.listen_addr()?,
+            grpc: self.grpc_listen_addr()?,
+            mcp: self.mcp_listen_addr()?,
+            metrics: self.metrics_listen_addr()?,
+        })
+    }
+
     fn mcp_config(
         &self,
         listen: SocketAddr,
@@ -224,7 +258,7 @@ impl ServeArgs {
 
     /// The node these flags describe; `addrs` are the listeners asked for (the MCP host
     /// policy depends on whether they are all on loopback).
-    fn node_config(&self, addrs: &Addrs) -> NodeConfig {
+    pub(crate) fn node_config(&self, addrs: &Addrs) -> NodeConfig {
         let durability = if self.fsync {
             Durability::Power
         } else {
@@ -270,6 +304,7 @@ impl ServeArgs {
             }),
             mcp: self.mcp_config(addrs.http, addrs.mcp),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            drain_delay: Duration::from_secs(self.shutdown_delay_secs),
         }
     }
 
@@ -310,27 +345,12 @@ fn optional_addr(
         .transpose()
 }
 
-fn init_tracing(format: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("HUDDLE_LOG").unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing(&args.log_format);
-    let addrs = Addrs {
-        http: args.listen_addr()?,
-        grpc: args.grpc_listen_addr()?,
-        mcp: args.mcp_listen_addr()?,
-    };
+    if args.check_config {
+        return crate::check_config::run(&args).await;
+    }
+    let telemetry = huddle_node::telemetry::init(args.log_format)?;
+    let addrs = args.addrs()?;
     let config = args.node_config(&addrs);
     tracing::info!(
         listen = %addrs.http,
@@ -351,6 +371,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         mcp_max_session_rooms = args.mcp_max_session_rooms,
         max_queued_pushes = args.max_queued_pushes,
         shutdown_grace_secs = args.shutdown_grace_secs,
+        shutdown_delay_secs = args.shutdown_delay_secs,
         mcp_anonymous_idle_secs = args.mcp_anonymous_idle_secs,
         passwords = ?config.rooms.passwords,
         max_rooms_per_name = args.max_rooms_per_name,
@@ -366,8 +387,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(mcp) = bound.mcp {
         println!("huddle MCP listening on http://{mcp}/mcp");
     }
+    if let Some(metrics) = bound.metrics {
+        println!("huddle metrics on http://{metrics}/metrics");
+    }
     println!("huddle listening on http://{}", bound.http);
-    Ok(node.wait().await?)
+    let stopped = node.wait().await;
+    telemetry.shutdown();
+    Ok(stopped?)
 }
 
 /// `huddle serve`'s shutdown: SIGTERM (what orchestrators send) or ctrl-c.

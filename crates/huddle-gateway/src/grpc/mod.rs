@@ -48,7 +48,11 @@ pub fn routes(state: &AppState) -> axum::Router {
     // The task lives until the shutdown (or the runtime) ends; routes built outside a
     // runtime keep reporting SERVING.
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(report_draining(health, state.shutdown.clone()));
+        runtime.spawn(report_draining(
+            health,
+            state.shutdown.clone(),
+            state.readiness.clone(),
+        ));
     }
 
     let reflection = || {
@@ -71,13 +75,22 @@ pub fn routes(state: &AppState) -> axum::Router {
         .add_service(reflection_v1alpha)
         .prepare()
         .into_axum_router()
+        .layer(axum::middleware::from_fn(crate::observe::grpc_layer))
 }
 
 /// Once the node shuts down: health reports NOT_SERVING (watchers learn that the node is
 /// going), then forgets its statuses, which ends every open `Health/Watch` stream: like
 /// `Subscribe`, a watch must not hold the shutdown open.
-async fn report_draining(mut health: HealthReporter, shutdown: CancellationToken) {
-    shutdown.cancelled().await;
+/// NOT_SERVING from the moment the node drains (with its readiness), or shuts down.
+async fn report_draining(
+    mut health: HealthReporter,
+    shutdown: CancellationToken,
+    readiness: crate::ready::Readiness,
+) {
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = readiness.drained() => {}
+    }
     let rooms = <RoomServiceServer<RoomGrpc> as NamedService>::NAME;
     for service in ["", rooms] {
         health

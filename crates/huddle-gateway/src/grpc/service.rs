@@ -9,6 +9,7 @@ use futures::{Stream, StreamExt};
 use huddle_app::{Access, JoinAs, RoomApi, split_context};
 use huddle_cluster::{OnLag, Router};
 use huddle_core::{AgentToken, CreateRoom, Moderation, Page, RoomError};
+use huddle_metrics::streams::{OpenStream, StreamKind};
 use huddle_proto::conversions::{self, room_type_param};
 use huddle_proto::v1 as pb;
 use huddle_proto::v1::room_service_server::RoomService;
@@ -381,9 +382,13 @@ impl RoomService for RoomGrpc {
         let shutdown = self.shutdown.clone();
         let end = futures::stream::once(async move { shutdown.is_cancelled() })
             .filter_map(|cut| futures::future::ready(cut.then(|| Err(shutting_down()))));
+        let open_stream = OpenStream::new(StreamKind::GrpcSubscribe);
         let stream = stream
             .take_until(self.shutdown.clone().cancelled_owned())
-            .chain(end);
+            .chain(end)
+            .inspect(move |_| {
+                let _counted = &open_stream;
+            });
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -70,7 +70,8 @@ pub async fn run(
         }
     }
     let reference = p.room.clone();
-    match ops::execute(RoomApi::new(router), spec.action, p).await {
+    let run = ops::execute(RoomApi::new(router), spec.action, p);
+    match crate::observe::timed(huddle_metrics::Protocol::Mcp, spec.action.name(), run).await {
         Ok(outcome) => match remember(router, session, spec.action, &outcome, reference).await {
             Ok(joined) => ToolAnswer {
                 text: render(&outcome),

@@ -136,6 +136,10 @@ impl EmbeddedStore {
 
 #[async_trait]
 impl RoomStore for EmbeddedStore {
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.writes.probe().await
+    }
+
     async fn create_room(&self, room: &Room) -> Result<(), StoreError> {
         self.writes.create(room).await
     }

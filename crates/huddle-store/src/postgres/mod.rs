@@ -107,6 +107,10 @@ impl PostgresStore {
 
 #[async_trait]
 impl RoomStore for PostgresStore {
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.writes.probe().await
+    }
+
     async fn create_room(&self, room: &Room) -> Result<(), StoreError> {
         self.writes.create(room).await
     }

@@ -28,7 +28,9 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>) {
     while let Some(first) = rx.recv().await {
         batch.push(first);
         writes::fill(&mut batch, &mut rx, MAX_BATCH);
+        let started = std::time::Instant::now();
         let results = commit(&pool, &batch).await;
+        huddle_metrics::store::commit(batch.len(), started.elapsed());
         for (op, result) in batch.drain(..).zip(results) {
             let _ = op.done.send(result);
         }
@@ -56,7 +58,7 @@ async fn commit(pool: &Pool, batch: &[WriteOp]) -> Vec<Result<Written, StoreErro
         return vec![commit_one(tx, &op.write).await];
     }
     let mut order: Vec<usize> = (0..batch.len()).collect();
-    order.sort_by_cached_key(|&i| batch[i].write.room().to_string());
+    order.sort_by_cached_key(|&i| batch[i].write.room().map(|r| r.to_string()));
     let mut results: Vec<Option<Result<Written, StoreError>>> =
         batch.iter().map(|_| None).collect();
     for i in order {
@@ -107,6 +109,8 @@ async fn apply(c: &impl GenericClient, write: &Write) -> Result<Written, StoreEr
         Write::Acquire(room) => apply::acquire(c, *room)
             .await
             .map(|found| Written::Acquired(found.map(|(r, e)| (Box::new(r), e)))),
+        // The batch's transaction commits: the server takes writes.
+        Write::Probe => Ok(Written::Done),
         Write::Append {
             room,
             epoch,

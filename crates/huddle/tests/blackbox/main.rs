@@ -20,19 +20,23 @@
 //! - `idempotency` — a send retried under its message id (A2A, gRPC), reused for another text.
 //! - `passwords`  — room passwords under attack: same-name rooms, rooms per name, the
 //!   per-address and per-room throttles on every protocol, the hashing queue, floods.
+//! - `deploy`     — deploy/: hadolint, kustomize overlays validated, their args through `--check-config`.
 //! - `durability` — `kill -9` and restart on the same data dir.
 //! - `memory`     — refused stream requests (SSE, gRPC, MCP) leave no memory behind.
+//! - `ops`        — metrics, readiness, logs, `--check-config`, OTLP traces.
 //! - `shutdown`   — SIGTERM: streams end, requests in flight are answered, the grace bound.
 //! - `sent_keys`  — a send's idempotency key found in the store, past the tail and a restart.
 //! - `store_copy` — a data dir copied to PostgreSQL (`huddle store copy`) served by
 //!   `huddle serve --store postgres://...`.
 
+mod deploy;
 mod durability;
 mod envelope;
 mod idempotency;
 mod limits;
 mod memory;
 mod messages;
+mod ops;
 mod ordering;
 mod passwords;
 mod privacy;

@@ -1,0 +1,165 @@
+//! Logs and traces of a node process.
+//!
+//! - Logs go to stderr as text (ANSI colour only when stderr is a terminal: a file or a
+//!   log collector gets plain text) or as JSON lines carrying the trace and span ids of
+//!   the request they belong to.
+//! - Traces are exported over OTLP (gRPC) only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set;
+//!   the standard `OTEL_*` variables apply (`OTEL_SERVICE_NAME`,
+//!   `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`/`_ARG`, the exporter's own). Without
+//!   it no exporter runs (it would log an error per batch).
+//! - Trace context: a request's span is the child of the W3C `traceparent` its client
+//!   sent (HTTP header or gRPC metadata). [`inject`] and [`extract`] are the same
+//!   propagation for any other hop (a call forwarded to another node carries its
+//!   caller's context).
+
+use std::io::IsTerminal;
+
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Where logs are written and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (coloured on a terminal only).
+    Text,
+    /// One JSON object per line, with `trace_id`/`span_id` of the current request.
+    Json,
+}
+
+/// Not `text` or `json`.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown log format {0:?}: expected text or json")]
+pub struct UnknownLogFormat(pub String);
+
+impl std::str::FromStr for LogFormat {
+    type Err = UnknownLogFormat;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(UnknownLogFormat(other.to_string())),
+        }
+    }
+}
+
+/// The exporter could not be set up from the `OTEL_*` variables.
+#[derive(Debug, thiserror::Error)]
+#[error("OpenTelemetry exporter: {0}")]
+pub struct TelemetryError(String);
+
+/// Keeps the trace exporter running; [`Telemetry::shutdown`] flushes what is buffered.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Sends the spans still buffered (at exit).
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("huddle: flushing traces failed: {e}");
+        }
+    }
+}
+
+/// Whether traces are exported (the standard variable is set and not empty).
+pub fn otlp_configured() -> bool {
+    std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.trim().is_empty())
+}
+
+/// Installs the process's logger (filter from `HUDDLE_LOG`, default `info`) and, when
+/// configured, the OTLP trace exporter. Call once, inside the tokio runtime.
+pub fn init(format: LogFormat) -> Result<Telemetry, TelemetryError> {
+    let filter = || {
+        EnvFilter::try_from_env("HUDDLE_LOG").unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"))
+    };
+    // JSON lines carry trace ids, so spans get OpenTelemetry contexts then too (a
+    // provider with no exporter: ids, nothing sent).
+    let provider = if otlp_configured() || format == LogFormat::Json {
+        Some(provider(otlp_configured())?)
+    } else {
+        None
+    };
+    let otel = provider.as_ref().map(|p| {
+        // Spans at info and above: the request and room-command spans, not debug detail.
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("huddle"))
+            .with_filter(EnvFilter::new("info"))
+    });
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Text => fmt
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_filter(filter())
+            .boxed(),
+        LogFormat::Json => fmt
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_filter(filter())
+            .boxed(),
+    };
+    tracing_subscriber::registry().with(otel).with(fmt).init();
+    huddle_gateway::observe::set_parent_hook(parent_from_headers);
+    Ok(Telemetry { provider })
+}
+
+fn provider(export: bool) -> Result<SdkTracerProvider, TelemetryError> {
+    let mut builder = SdkTracerProvider::builder();
+    if export {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+            .map_err(|e| TelemetryError(e.to_string()))?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    let mut resource = Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name("huddle");
+    }
+    Ok(builder.with_resource(resource.build()).build())
+}
+
+/// The W3C trace context of `headers` made the parent of `span`, whose `trace_id` and
+/// `span_id` fields (in JSON log lines) are then known.
+fn parent_from_headers(headers: &axum::http::HeaderMap, span: &tracing::Span) {
+    let cx = extract(&HeaderExtractor(headers));
+    let _ = span.set_parent(cx);
+    let cx = span.context();
+    let ids = cx.span().span_context().clone();
+    if ids.is_valid() {
+        span.record("trace_id", tracing::field::display(ids.trace_id()));
+        span.record("span_id", tracing::field::display(ids.span_id()));
+    }
+}
+
+/// The trace context carried by a hop's headers (`traceparent`, `tracestate`).
+pub fn extract(carrier: &dyn Extractor) -> opentelemetry::Context {
+    TraceContextPropagator::new().extract(carrier)
+}
+
+/// Writes the current span's trace context into a hop's headers, so the callee's spans
+/// join the caller's trace.
+pub fn inject(carrier: &mut dyn Injector) {
+    let cx = tracing::Span::current().context();
+    TraceContextPropagator::new().inject_context(&cx, carrier);
+}
+
+struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
