@@ -10,6 +10,8 @@
 //!   [`Reply`], [`Agent`]) and the room SSE request.
 //! - `sse`        — [`Sse`]: the one SSE reader (room streams, MCP streams).
 //! - `checks`     — message-list assertions, formats, [`eventually`].
+//! - `store`      — [`TestStore`]: the store of every [`Server`] (`HUDDLE_TEST_STORE`:
+//!   the embedded one, or a database on one shared throwaway PostgreSQL).
 //!
 //! Both nodes deref to their [`A2a`] client, so a test reads the same against either.
 
@@ -18,6 +20,7 @@ mod checks;
 mod in_process;
 mod process;
 mod sse;
+mod store;
 
 use std::sync::Once;
 use std::time::Duration;
@@ -27,6 +30,7 @@ pub use checks::*;
 pub use in_process::TestNode;
 pub use process::{Server, ServerBuilder, huddle_bin, huddle_command};
 pub use sse::{Event, Next, Raw, Sse, parse_all};
+pub use store::{STORE_VAR, TestStore, shared_postgres};
 
 /// An HTTP client for tests: no proxy, a 30 s request timeout (streams set their own).
 pub fn http_client() -> reqwest::Client {
