@@ -140,7 +140,11 @@ impl TestPostgres {
         let Some(s) = &self.server else { return };
         let dir = path_str(s.dir.path());
         let pg_ctl = s.bin.join("pg_ctl");
-        let runuser = if s.as_postgres { "runuser -u postgres -- " } else { "" };
+        let runuser = if s.as_postgres {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
         let script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
              {runuser}'{pg_ctl}' -D '{dir}/data' -m immediate -w stop >/dev/null 2>&1; \

@@ -104,7 +104,12 @@ async fn kill_9_of_a_node_on_postgres_under_load_loses_no_acknowledged_message()
     let pg = shared_postgres();
     let url = pg.database();
     let dir = tempfile::tempdir().unwrap();
-    let start = || Server::builder().dir(dir.path()).args(&["--store", &url]).start();
+    let start = || {
+        Server::builder()
+            .dir(dir.path())
+            .args(&["--store", &url])
+            .start()
+    };
     let s = Arc::new(start().await);
     let (owner, agents) = room_with_senders(&s, "crash").await;
 
@@ -121,8 +126,16 @@ async fn kill_9_of_a_node_on_postgres_under_load_loses_no_acknowledged_message()
     let s = start().await;
     let history = s.history_all(&owner).await;
     assert_all_acked_and_gapless(&history, &acked);
-    assert!(history.len() > before, "{} messages for {before} acks", history.len());
-    assert!(refused.lock().unwrap().is_empty(), "{:?}", refused.lock().unwrap());
+    assert!(
+        history.len() > before,
+        "{} messages for {before} acks",
+        history.len()
+    );
+    assert!(
+        refused.lock().unwrap().is_empty(),
+        "{:?}",
+        refused.lock().unwrap()
+    );
     // The room goes on from where it stood.
     let next = s.say(&owner, "after the crash").await;
     assert_eq!(next.data()["seq"].as_u64(), Some(history.len() as u64 + 1));
@@ -142,7 +155,12 @@ async fn postgres_stopped_under_load_gives_clear_errors_loses_nothing_and_recove
     pg.stop();
 
     // While it is down: clear errors on A2A and gRPC, and the node stays up.
-    let down = s.act("message.send").text("while down").token(&owner.token).send().await;
+    let down = s
+        .act("message.send")
+        .text("while down")
+        .token(&owner.token)
+        .send()
+        .await;
     assert!(
         down.err().starts_with("Service unavailable"),
         "A2A while PostgreSQL is down: {}",
@@ -163,10 +181,19 @@ async fn postgres_stopped_under_load_gives_clear_errors_loses_nothing_and_recove
 
     pg.restart();
     // Back by itself, no node restart: a send succeeds again within a bounded wait.
-    eventually(Duration::from_secs(60), "a send after PostgreSQL is back", || async {
-        let reply = s.act("message.send").text("after").token(&owner.token).try_send().await;
-        reply.ok().filter(|r| !r.is_error())
-    })
+    eventually(
+        Duration::from_secs(60),
+        "a send after PostgreSQL is back",
+        || async {
+            let reply = s
+                .act("message.send")
+                .text("after")
+                .token(&owner.token)
+                .try_send()
+                .await;
+            reply.ok().filter(|r| !r.is_error())
+        },
+    )
     .await;
     acked_at_least(&acked, acked_while_down + 50).await;
     stop.store(true, Ordering::Relaxed);
@@ -178,7 +205,9 @@ async fn postgres_stopped_under_load_gives_clear_errors_loses_nothing_and_recove
     assert_all_acked_and_gapless(&history, &acked);
     let refused = refused.lock().unwrap();
     assert!(
-        refused.iter().all(|r| r.starts_with("Error: Service unavailable")),
+        refused
+            .iter()
+            .all(|r| r.starts_with("Error: Service unavailable")),
         "only `Service unavailable` refusals: {refused:?}"
     );
 }
