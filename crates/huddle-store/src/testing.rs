@@ -133,6 +133,45 @@ impl TestPostgres {
         }
     }
 
+    /// Stops our server and removes its directory once this process has exited, for a
+    /// server kept in a `static` (whose value is never dropped): a watcher process
+    /// polls the test process and then runs the same immediate stop as `Drop`.
+    pub fn stop_when_process_exits(&self) {
+        let Some(s) = &self.server else { return };
+        let dir = path_str(s.dir.path());
+        let pg_ctl = s.bin.join("pg_ctl");
+        let runuser = if s.as_postgres {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+             {runuser}'{pg_ctl}' -D '{dir}/data' -m immediate -w stop >/dev/null 2>&1; \
+             rm -rf '{dir}'",
+            pid = std::process::id(),
+            pg_ctl = pg_ctl.display(),
+        );
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the watcher that stops the test PostgreSQL");
+    }
+
+    /// Drops the database at `url` (made by [`TestPostgres::database`]), closing its
+    /// connections first; panics if it fails.
+    pub fn drop_database(&self, url: &str) {
+        let name = url
+            .rsplit_once('/')
+            .and_then(|(_, rest)| rest.split('?').next())
+            .expect("a database URL ends with /NAME");
+        let postgres = format!("{}/postgres?sslmode=disable", self.base);
+        self.psql_on(&postgres, &format!("DROP DATABASE {name} WITH (FORCE)"));
+    }
+
     /// Whether this server is ours (so [`TestPostgres::stop`] can stop it).
     pub fn is_own(&self) -> bool {
         self.server.is_some()

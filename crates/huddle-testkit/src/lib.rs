@@ -11,6 +11,8 @@
 //! - `sse`        — [`Sse`]: the one SSE reader (room streams, MCP streams).
 //! - [`otlp`]     — an OTLP trace collector: the node's exported spans.
 //! - `checks`     — message-list assertions, formats, [`eventually`].
+//! - `store`      — [`TestStore`]: the store of every [`Server`] (`HUDDLE_TEST_STORE`:
+//!   the embedded one, or a database on one shared throwaway PostgreSQL).
 //!
 //! Both nodes deref to their [`A2a`] client, so a test reads the same against either.
 
@@ -20,6 +22,7 @@ mod in_process;
 pub mod otlp;
 mod process;
 mod sse;
+mod store;
 
 use std::sync::Once;
 use std::time::Duration;
@@ -29,6 +32,7 @@ pub use checks::*;
 pub use in_process::TestNode;
 pub use process::{Server, ServerBuilder, huddle_bin, huddle_command};
 pub use sse::{Event, Next, Raw, Sse, parse_all};
+pub use store::{STORE_VAR, TestStore, shared_postgres};
 
 /// An HTTP client for tests: no proxy, a 30 s request timeout (streams set their own).
 pub fn http_client() -> reqwest::Client {

@@ -2,6 +2,9 @@
 //! 127.0.0.1:0 in its own data dir and waits for its readiness line; [`huddle_command`]
 //! is any other `huddle ...` run with the caller's `HUDDLE_*` environment removed.
 //!
+//! The store is the embedded one, or a PostgreSQL database when `HUDDLE_TEST_STORE=postgres`
+//! (see `store`).
+//!
 //! The binary is found next to the test executable (`target/<profile>/huddle`, which
 //! cargo builds for the integration tests of the `huddle` crate), or at `HUDDLE_TEST_BIN`.
 
@@ -14,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::a2a::A2a;
+use crate::store::{self, TestStore};
 
 /// How long a fresh node may take to print its listening line (debug build, busy machine).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -63,6 +67,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     /// Kept alive as long as the server when the server made its own dir.
     _tempdir: Option<tempfile::TempDir>,
+    /// A PostgreSQL database that dies with this server (its dir was the server's own).
+    own_database: Option<PathBuf>,
     log: Arc<Mutex<VecDeque<String>>>,
 }
 
@@ -79,6 +85,7 @@ impl Deref for Server {
 pub struct ServerBuilder {
     dir: Option<PathBuf>,
     strict: bool,
+    sqlite_only: bool,
     args: Vec<String>,
     env: Vec<(String, String)>,
 }
@@ -94,6 +101,13 @@ impl ServerBuilder {
     /// 127.0.0.1 are allowed).
     pub fn strict(mut self) -> Self {
         self.strict = true;
+        self
+    }
+
+    /// On the embedded store whatever `HUDDLE_TEST_STORE` says: for tests of what the
+    /// SQLite store does in the data dir (its files, `store copy` from it).
+    pub fn sqlite_only(mut self) -> Self {
+        self.sqlite_only = true;
         self
     }
 
@@ -124,9 +138,20 @@ impl ServerBuilder {
         if !self.strict {
             cmd.arg("--allow-private-endpoints");
         }
+        // A test naming its store itself keeps it.
+        let names_store = self.args.iter().any(|a| a == "--store")
+            || self.env.iter().any(|(k, _)| k == "HUDDLE_STORE");
+        let on_postgres =
+            !self.sqlite_only && !names_store && TestStore::from_env() == TestStore::Postgres;
+        if on_postgres {
+            cmd.args(["--store", &store::postgres_url_for(&dir)]);
+        }
         cmd.args(&self.args);
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
-        Server::spawn(cmd, dir, tempdir).await
+        let own_database = (on_postgres && tempdir.is_some()).then(|| dir.clone());
+        let mut server = Server::spawn(cmd, dir, tempdir).await;
+        server.own_database = own_database;
+        server
     }
 }
 
@@ -200,6 +225,7 @@ impl Server {
             client: A2a::new(""),
             data_dir: dir,
             _tempdir: tempdir,
+            own_database: None,
             log,
         };
         match tokio::time::timeout(STARTUP_TIMEOUT, rx).await {
@@ -327,6 +353,13 @@ impl Drop for Server {
             );
         }
         self.kill9();
+        // Not while panicking: a failing drop would abort the test process; the
+        // server's watcher removes everything at exit anyway.
+        if let Some(dir) = self.own_database.take()
+            && !std::thread::panicking()
+        {
+            store::forget(&dir);
+        }
     }
 }
 

@@ -269,3 +269,25 @@ async fn idle_room_unload_keeps_seq_cursors_streams_and_pushes() {
         .await;
     assert_eq!(pushed, ["m1", "m2", "m3", "m4", "m5", "after-nap"]);
 }
+
+/// The node the kit starts is on the store `HUDDLE_TEST_STORE` names (so the suite's
+/// PostgreSQL pass really is one): the embedded store's file in the data dir on
+/// SQLite, none there on PostgreSQL, where the rooms still outlive a `kill -9`.
+#[tokio::test]
+async fn the_node_is_on_the_store_the_test_run_asks_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_in(dir.path()).await;
+    let alice = s.create_room("where", "alice").await;
+    s.say(&alice, "stored").await;
+    s.kill9();
+    drop(s);
+    let file = dir.path().join("huddle.db").exists();
+    assert_eq!(
+        file,
+        TestStore::from_env() == TestStore::Sqlite,
+        "huddle.db in the data dir on a {:?} run",
+        TestStore::from_env()
+    );
+    let s = Server::start_in(dir.path()).await;
+    assert_eq!(bodies(&s.history_all(&alice).await), ["stored"]);
+}

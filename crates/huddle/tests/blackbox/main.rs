@@ -1,7 +1,10 @@
 //! Black-box tests of the real `huddle` binary over HTTP on 127.0.0.1.
 //!
 //! One test binary (every extra binary costs a link); each test starts its own
-//! `huddle serve` in its own temporary data dir, so tests run in parallel.
+//! `huddle serve` in its own temporary data dir, so tests run in parallel. With
+//! `HUDDLE_TEST_STORE=postgres` every node is on its own database of one throwaway
+//! PostgreSQL instead (the test kit's `store`); `make test` runs the suite both ways.
+//! Tests that are SQLite-only by nature say so and use `ServerBuilder::sqlite_only`.
 //!
 //! The server process, the A2A call builder, the SSE reader and the reply helpers are
 //! the test kit's (`huddle_testkit`: `Server`, `Call`, `Reply`, `Sse`).
@@ -22,6 +25,8 @@
 //!   per-address and per-room throttles on every protocol, the hashing queue, floods.
 //! - `deploy`     — deploy/: hadolint, kustomize overlays validated, their args through `--check-config`.
 //! - `durability` — `kill -9` and restart on the same data dir.
+//! - `pg_faults`  — a node on PostgreSQL under load: `kill -9`, the database stopped
+//!   and back.
 //! - `memory`     — refused stream requests (SSE, gRPC, MCP) leave no memory behind.
 //! - `ops`        — metrics, readiness, logs, `--check-config`, OTLP traces.
 //! - `shutdown`   — SIGTERM: streams end, requests in flight are answered, the grace bound.
@@ -39,6 +44,7 @@ mod messages;
 mod ops;
 mod ordering;
 mod passwords;
+mod pg_faults;
 mod privacy;
 mod push;
 mod rooms;

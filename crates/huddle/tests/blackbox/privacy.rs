@@ -270,9 +270,10 @@ async fn protected_rooms_never_appear_in_room_list() {
 }
 
 /// Neither a room password nor an agent token is written to the data dir in clear.
+/// SQLite-only by nature: it reads the embedded store's files.
 #[tokio::test]
 async fn passwords_and_tokens_are_not_stored_in_plain_text() {
-    let s = Server::start().await;
+    let s = Server::builder().sqlite_only().start().await;
     let password = "pl41n-t3xt-passw0rd";
     let alice = s.create_protected("vault", password, "alice").await;
     let bob = s.join(&format!("vault:{password}"), "bob").await;

@@ -12,7 +12,12 @@ use huddle_testkit::*;
 #[tokio::test]
 async fn a_data_dir_copied_to_postgres_is_served_identically() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start_in(dir.path()).await;
+    // SQLite-only by nature: the copy starts from the embedded store's data dir.
+    let s = Server::builder()
+        .dir(dir.path())
+        .sqlite_only()
+        .start()
+        .await;
     let alice = s.create_room("durable", "alice").await;
     let bob = s.join("durable", "bob").await;
     let carol = s.create_protected("vault", "s3cret", "carol").await;
