@@ -94,7 +94,9 @@ async fn metrics_listen_serves_the_metrics_on_their_own_port() {
 
 #[tokio::test]
 async fn readyz_fails_while_the_store_takes_no_writes_and_recovers() {
-    let s = Server::start().await;
+    // SQLite-only by nature: another process takes the database file's write lock (the
+    // PostgreSQL case: `readyz_fails_while_postgresql_is_gone_and_recovers_when_it_is_back`).
+    let s = Server::builder().sqlite_only().start().await;
     assert_eq!(get(&s.url("/readyz")).await, (200, "ready".to_string()));
     // Another process holds the database's write lock: the node's writer cannot commit.
     let db = rusqlite::Connection::open(s.data_dir.join("huddle.db")).unwrap();
