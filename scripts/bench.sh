@@ -80,5 +80,23 @@ if [ -z "$store" ]; then
   store="postgres://huddle@127.0.0.1:$port/bench?sslmode=disable"
 fi
 start_node postgres --store "$store" ${BENCH_STORE_POOL:+--store-pool "$BENCH_STORE_POOL"}
-b "2 on PostgreSQL (target: >= 50 % of the embedded node's figure above)" "${s2[@]}"
-b "3 on PostgreSQL (target: >= 40,000 deliveries/s, p99 <= 25 ms, 0 lost)" "${s3[@]}"
+# Commits and stored messages so far: their deltas over a scenario give the mean batch
+# (messages per commit) and, with one append in flight per node, the mean commit time.
+pg_counts() {
+  sleep 1.5 # the server's statistics reach pg_stat_database within a second
+  psql "$store" -At -F ' ' -c "SELECT (SELECT xact_commit FROM pg_stat_database
+    WHERE datname = current_database()), (SELECT count(*) FROM messages)"
+}
+pgb() {
+  local before after
+  before=$(pg_counts)
+  b "$@"
+  after=$(pg_counts)
+  read -r c0 m0 <<<"$before"
+  read -r c1 m1 <<<"$after"
+  awk -v c=$((c1 - c0)) -v m=$((m1 - m0)) -v s="$secs" 'BEGIN {
+    printf "  postgres       %d commits (%.0f /s, any kind), %d messages: %.1f messages per commit, %.2f ms per commit\n",
+      c, c / s, m, (c ? m / c : 0), (c ? 1000 * s / c : 0) }'
+}
+pgb "2 on PostgreSQL (target: >= 50 % of the embedded node's figure above)" "${s2[@]}"
+pgb "3 on PostgreSQL (target: >= 40,000 deliveries/s, p99 <= 25 ms, 0 lost)" "${s3[@]}"

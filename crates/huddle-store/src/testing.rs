@@ -134,8 +134,8 @@ impl TestPostgres {
     }
 
     /// Stops our server and removes its directory once this process has exited, for a
-    /// server kept in a `static` (whose value is never dropped): a watcher process
-    /// polls the test process and then runs the same immediate stop as `Drop`.
+    /// server kept in a `static` (whose value is never dropped): a detached watcher
+    /// process polls the test process and then runs the same immediate stop as `Drop`.
     pub fn stop_when_process_exits(&self) {
         let Some(s) = &self.server else { return };
         let dir = path_str(s.dir.path());
@@ -152,13 +152,16 @@ impl TestPostgres {
             pid = std::process::id(),
             pg_ctl = pg_ctl.display(),
         );
-        Command::new("sh")
-            .args(["-c", &script])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn the watcher that stops the test PostgreSQL");
+        // Detached (`&`): the shell we wait for returns at once, the watcher lives on.
+        let detached = format!("({script}) </dev/null >/dev/null 2>&1 &");
+        let out = Command::new("sh")
+            .args(["-c", &detached])
+            .output()
+            .map_err(|e| format!("cannot run sh: {e}"))
+            .and_then(check);
+        if let Err(e) = out {
+            panic!("could not start the watcher that stops the test PostgreSQL: {e}");
+        }
     }
 
     /// Drops the database at `url` (made by [`TestPostgres::database`]), closing its
