@@ -25,11 +25,6 @@ impl<T> Port<T> {
     pub fn send(self, result: Result<T, RoomError>) {
         let _ = self.0.send(result);
     }
-
-    /// Whether the caller stopped waiting.
-    pub fn is_closed(&self) -> bool {
-        self.0.is_closed()
-    }
 }
 
 /// Anything that answers every room operation: the node's rooms, or a forwarder.
@@ -64,20 +59,6 @@ macro_rules! room_calls {
             pub async fn answer(self, by: &impl Answerer) {
                 match self {
                     $(RoomCall::$variant(op, port) => port.send(by.answer(op).await)),*
-                }
-            }
-
-            /// Answers the caller with `err` without running the operation.
-            pub fn refuse(self, err: RoomError) {
-                match self {
-                    $(RoomCall::$variant(_, port) => port.send(Err(err))),*
-                }
-            }
-
-            /// The operation's name, for logs and traces.
-            pub fn name(&self) -> &'static str {
-                match self {
-                    $(RoomCall::$variant(..) => stringify!($variant)),*
                 }
             }
         }
