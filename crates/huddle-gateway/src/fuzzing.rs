@@ -20,7 +20,7 @@ use crate::mcp::call;
 use crate::mcp::cursor::Cursor;
 use crate::mcp::http::Peek;
 use crate::mcp::resources::{self, RoomUri};
-use crate::mcp::session::{Session, Sessions};
+use crate::mcp::session::{Joining, Session, Sessions};
 use crate::mcp::tools;
 use crate::ops::Action;
 use crate::sse;
@@ -121,7 +121,13 @@ fn session() -> Arc<Session> {
     for (n, name) in [(1u128, Some("dev")), (2, None), (3, Some("gone"))] {
         let room = RoomId(uuid::Uuid::from_u128(n));
         let token = AgentToken::from_wire(format!("{}.secret", room.0.simple()));
-        let joined = session.join(room, name.map(str::to_string), token, "alice".into(), 0);
+        let joined = session.join(Joining {
+            room_id: room,
+            name: name.map(str::to_string),
+            token,
+            agent_name: "alice".into(),
+            baseline: 0,
+        });
         joined.expect("within the room limit");
     }
     session.leave(RoomId(uuid::Uuid::from_u128(3)));

@@ -9,7 +9,7 @@ use huddle_cluster::Router;
 use huddle_core::{AgentToken, RoomError, RoomId};
 use serde_json::Value;
 
-use super::session::{NoRoom, Session, too_many_rooms};
+use super::session::{Joining, NoRoom, Session, too_many_rooms};
 use super::tools::{Scope, ToolSpec};
 use crate::ops::{self, Action, Outcome, Params};
 use huddle_app::RoomApi;
@@ -219,15 +219,14 @@ async fn remember(
                 };
                 // Delivery carries on from the agent's cursor after the join: nothing
                 // committed after the join is skipped, nothing handed out is repeated.
-                let slot = session
-                    .join(
-                        member.room_id,
-                        name,
-                        token.clone(),
-                        member.agent_name,
-                        member.cursor,
-                    )
-                    .map_err(too_many_rooms)?;
+                let joining = Joining {
+                    room_id: member.room_id,
+                    name,
+                    token: token.clone(),
+                    agent_name: member.agent_name,
+                    baseline: member.cursor,
+                };
+                let slot = session.join(joining).map_err(too_many_rooms)?;
                 session.delivery().start_room(router, slot).await;
             }
             Ok(Some((member.room_id, token)))

@@ -111,16 +111,17 @@ impl RoomList {
             || reference.is_some_and(|r| rooms.list.iter().any(|room| room.matches(r)))
     }
 
-    /// Records a joined (or re-joined) room, delivering from `baseline` on; returns its
-    /// slot, or `Err` with the limit when it would be a room beyond [`RoomList::limit`].
-    pub fn join(
-        &self,
-        room_id: RoomId,
-        name: Option<String>,
-        token: AgentToken,
-        agent_name: String,
-        baseline: Seq,
-    ) -> Result<usize, usize> {
+    /// Records a joined (or re-joined) room, delivering from its `baseline` on; returns
+    /// its slot, or `Err` with the limit when it would be a room beyond
+    /// [`RoomList::limit`].
+    pub fn join(&self, joining: Joining) -> Result<usize, usize> {
+        let Joining {
+            room_id,
+            name,
+            token,
+            agent_name,
+            baseline,
+        } = joining;
         let mut rooms = self.rooms.lock().expect("session poisoned");
         let known = rooms.list.iter().any(|r| r.room_id == room_id);
         if !known && rooms.list.len() >= self.max_rooms {
@@ -223,6 +224,18 @@ impl RoomList {
     }
 }
 
+/// A room a session joins: the agent it is there, and where delivery starts (the
+/// agent's cursor after the join).
+#[derive(Clone, Debug)]
+pub struct Joining {
+    pub room_id: RoomId,
+    /// The room's name, when the client may use it again as `roomId`.
+    pub name: Option<String>,
+    pub token: AgentToken,
+    pub agent_name: String,
+    pub baseline: Seq,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,15 +244,24 @@ mod tests {
         AgentToken::mint(room, s)
     }
 
+    /// `ann` joins `room` (named `name`) with token `secret`, delivering after `baseline`.
+    fn ann(room: RoomId, name: Option<&str>, secret: &str, baseline: Seq) -> Joining {
+        Joining {
+            room_id: room,
+            name: name.map(str::to_string),
+            token: token(room, secret),
+            agent_name: "ann".into(),
+            baseline,
+        }
+    }
+
     #[test]
     fn default_room_is_the_most_recently_joined() {
         let s = RoomList::new(100);
         assert_eq!(s.choose(None).unwrap_err(), NoRoom::NotJoined);
         let (a, b) = (RoomId::new_random(), RoomId::new_random());
-        s.join(a, Some("alpha".into()), token(a, "x"), "ann".into(), 0)
-            .unwrap();
-        s.join(b, Some("beta".into()), token(b, "y"), "ann".into(), 3)
-            .unwrap();
+        s.join(ann(a, Some("alpha"), "x", 0)).unwrap();
+        s.join(ann(b, Some("beta"), "y", 3)).unwrap();
         assert_eq!(s.choose(None).unwrap().room_id, b);
         assert_eq!(s.choose(Some("ALPHA")).unwrap().room_id, a);
         assert_eq!(s.choose(Some(&a.to_string())).unwrap().slot, 0);
@@ -247,7 +269,7 @@ mod tests {
             s.choose(Some("gamma")).unwrap_err(),
             NoRoom::NotInRoom("gamma".into())
         );
-        s.join(a, None, token(a, "x"), "ann".into(), 0).unwrap();
+        s.join(ann(a, None, "x", 0)).unwrap();
         assert_eq!(
             s.choose(None).unwrap().room_id,
             a,
@@ -262,7 +284,7 @@ mod tests {
     fn posted_ranges_merge_and_are_skipped() {
         let s = RoomList::new(100);
         let a = RoomId::new_random();
-        let slot = s.join(a, None, token(a, "x"), "ann".into(), 2).unwrap();
+        let slot = s.join(ann(a, None, "x", 2)).unwrap();
         s.posted(slot, 2, 5);
         s.posted(slot, 5, 9);
         s.delivered(slot, 12);
@@ -282,15 +304,14 @@ mod tests {
             RoomId::new_random(),
             RoomId::new_random(),
         );
-        s.join(a, Some("alpha".into()), token(a, "x"), "ann".into(), 0)
-            .unwrap();
-        s.join(b, None, token(b, "y"), "ann".into(), 0).unwrap();
+        s.join(ann(a, Some("alpha"), "x", 0)).unwrap();
+        s.join(ann(b, None, "y", 0)).unwrap();
         assert!(!s.may_join(None) && !s.may_join(Some("gamma")));
-        assert_eq!(s.join(c, None, token(c, "z"), "ann".into(), 0), Err(2));
+        assert_eq!(s.join(ann(c, None, "z", 0)), Err(2));
         // A room it left keeps its slot: joining it again is within the limit.
         assert_eq!(s.leave(a), Some(0));
         assert!(s.may_join(Some("ALPHA")) && s.may_join(Some(&a.to_string())));
-        assert_eq!(s.join(a, None, token(a, "x2"), "ann".into(), 0), Ok(0));
+        assert_eq!(s.join(ann(a, None, "x2", 0)), Ok(0));
         assert_eq!(
             too_many_rooms(2),
             "Too many rooms in this MCP session: the limit is 2"

@@ -10,13 +10,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use huddle_core::{AgentToken, RoomId, Seq};
+use huddle_core::RoomId;
 // tokio's clock, so that idle times can be tested with paused time.
 use tokio::time::Instant;
 
 use super::delivery::Delivery;
 pub use super::delivery::LiveRegistration;
-pub use super::joined::{JoinedRoom, NoRoom, RoomList, too_many_rooms};
+pub use super::joined::{JoinedRoom, Joining, NoRoom, RoomList, too_many_rooms};
 pub use super::sessions::{Place, Sessions};
 
 pub struct Session {
@@ -75,17 +75,8 @@ impl Session {
     /// Records a joined (or re-joined) room, delivering from `baseline` on; returns its
     /// slot, or `Err` with the limit when it would be a room beyond [`Session::room_limit`].
     /// An open GET stream (re)opens the room.
-    pub fn join(
-        &self,
-        room_id: RoomId,
-        name: Option<String>,
-        token: AgentToken,
-        agent_name: String,
-        baseline: Seq,
-    ) -> Result<usize, usize> {
-        let slot = self
-            .rooms
-            .join(room_id, name, token, agent_name, baseline)?;
+    pub fn join(&self, joining: Joining) -> Result<usize, usize> {
+        let slot = self.rooms.join(joining)?;
         self.delivery.joined(slot);
         Ok(slot)
     }

@@ -181,6 +181,8 @@ impl Sessions {
 mod tests {
     use huddle_core::{AgentToken, RoomId};
 
+    use crate::mcp::joined::Joining;
+
     use super::*;
 
     fn token(room: RoomId, s: &str) -> AgentToken {
@@ -189,8 +191,14 @@ mod tests {
 
     fn joined(s: &Session) {
         let room = RoomId::new_random();
-        s.join(room, None, token(room, "x"), "ann".into(), 0)
-            .unwrap();
+        s.join(Joining {
+            room_id: room,
+            name: None,
+            token: token(room, "x"),
+            agent_name: "ann".into(),
+            baseline: 0,
+        })
+        .unwrap();
     }
 
     fn sorted(mut ids: Vec<String>) -> Vec<String> {
@@ -209,8 +217,14 @@ mod tests {
         joined(&member);
         let gone = sessions.reserve().unwrap().fill("left-all");
         let room = RoomId::new_random();
-        gone.join(room, None, token(room, "y"), "ann".into(), 0)
-            .unwrap();
+        gone.join(Joining {
+            room_id: room,
+            name: None,
+            token: token(room, "y"),
+            agent_name: "ann".into(),
+            baseline: 0,
+        })
+        .unwrap();
         gone.leave(room);
         let listening = sessions.reserve().unwrap().fill("listening");
         let _live = listening.open_live();
