@@ -210,6 +210,7 @@ mod tests {
     use super::*;
 
     async fn post(url: &str, body: String) -> (u16, String) {
+        crate::client::install_crypto_provider();
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let response = client
             .post(format!("{url}/a2a"))
@@ -240,6 +241,7 @@ mod tests {
         let server = Server::start().await.unwrap();
         let (status, _) = post(server.url(), String::new()).await;
         assert_eq!(status, 200);
+        crate::client::install_crypto_provider();
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
         let status = http
             .get(format!("{}/a2a", server.url()))

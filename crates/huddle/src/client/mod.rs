@@ -375,7 +375,7 @@ impl A2aClient {
 
 /// Installs rustls' ring provider for the process (reqwest is built without one). A
 /// second call, or a provider installed by someone else, is fine.
-fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
