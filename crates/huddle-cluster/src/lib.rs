@@ -10,6 +10,8 @@
 //! at run time. [`Router::ask`] is how callers use it: one typed operation in, its
 //! typed answer out.
 
+pub mod placement;
+
 use std::net::IpAddr;
 
 use async_trait::async_trait;
