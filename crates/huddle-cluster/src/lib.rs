@@ -8,7 +8,6 @@
 //! of its answer, so the seam stays object-safe and nothing pairs answers with requests
 //! at run time. [`Router::ask`] is how callers use it: one typed operation in, its
 //! typed answer out.
-
 //!
 //! Layout:
 //! - [`placement`]    — views of the live nodes, rendezvous owners, the `Placement` seam.
@@ -21,6 +20,8 @@
 pub mod node_service;
 pub mod peers;
 pub mod placement;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod router;
 pub mod trace;
 mod upstream;
