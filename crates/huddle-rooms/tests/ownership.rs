@@ -1,0 +1,189 @@
+//! Cluster mode at the room layer: two clustered directories over one store stand for
+//! two nodes. A node whose append is fenced steps down and does not take the room back
+//! (its calls say `NotOwner`, nothing of them is applied); past its lease deadline a node
+//! answers from memory only after the store confirmed it still holds the room.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use huddle_core::{
+    AgentToken, Authorize, CreateRoom, JoinRoom, ModerateAgent, Moderation, RoomError, RoomId,
+    SendMessage,
+};
+use huddle_rooms::call::Ask;
+use huddle_rooms::{NotOwner, Ownership, RoomDirectory, RoomsConfig};
+use huddle_store::{Durability, EmbeddedStore, RoomStore};
+
+/// A node's placement, set by the test.
+struct Placement {
+    owns: AtomicBool,
+    lease: Mutex<Option<Instant>>,
+}
+
+impl Placement {
+    fn owner() -> Arc<Self> {
+        Arc::new(Self {
+            owns: AtomicBool::new(true),
+            lease: Mutex::new(Some(Instant::now() + Duration::from_secs(3600))),
+        })
+    }
+
+    fn lease_lapsed(&self) {
+        *self.lease.lock().unwrap() = Some(Instant::now() - Duration::from_secs(1));
+    }
+}
+
+impl Ownership for Placement {
+    fn owns(&self, _room: RoomId) -> bool {
+        self.owns.load(Ordering::SeqCst)
+    }
+
+    fn lease_deadline(&self) -> Option<Instant> {
+        *self.lease.lock().unwrap()
+    }
+
+    fn cede_for(&self) -> Duration {
+        Duration::from_secs(3600)
+    }
+}
+
+struct Two {
+    store: Arc<dyn RoomStore>,
+    a: RoomDirectory,
+    a_placement: Arc<Placement>,
+    b: RoomDirectory,
+    room: RoomId,
+    alice: AgentToken,
+    _dir: tempfile::TempDir,
+}
+
+/// Nodes `a` and `b` on one store, both believing they own every room; a room created
+/// and active on `a`.
+async fn two_nodes() -> Two {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn RoomStore> =
+        Arc::new(EmbeddedStore::open(dir.path(), Durability::Process).unwrap());
+    let a_placement = Placement::owner();
+    let a = RoomDirectory::clustered(store.clone(), RoomsConfig::default(), a_placement.clone());
+    let b = RoomDirectory::clustered(store.clone(), RoomsConfig::default(), Placement::owner());
+    let created = a
+        .create(CreateRoom {
+            name: Some("placed".into()),
+            agent_name: "alice".into(),
+            password: None,
+            description: None,
+            kind: None,
+            endpoint: None,
+        })
+        .await
+        .unwrap();
+    let two = Two {
+        store,
+        a,
+        a_placement,
+        b,
+        room: created.room_id,
+        alice: created.agent_token,
+        _dir: dir,
+    };
+    two.say(&two.a, "on a").await.unwrap().unwrap();
+    two
+}
+
+impl Two {
+    async fn say(
+        &self,
+        on: &RoomDirectory,
+        body: &str,
+    ) -> Result<Result<u64, RoomError>, NotOwner> {
+        let op = SendMessage {
+            token: self.alice.clone(),
+            body: body.into(),
+            to: None,
+            key: None,
+        };
+        Ok(on.ask_owned(self.room, op).await?.map(|sent| sent.seq))
+    }
+
+    async fn on<O: Ask>(
+        &self,
+        on: &RoomDirectory,
+        op: O,
+    ) -> Result<Result<O::Answer, RoomError>, NotOwner> {
+        on.ask_owned(self.room, op).await
+    }
+
+    async fn bodies(&self) -> Vec<String> {
+        let log = self
+            .store
+            .messages_after(self.room, None, 0, 100)
+            .await
+            .unwrap();
+        log.into_iter().map(|m| m.body).collect()
+    }
+}
+
+#[tokio::test]
+async fn a_fenced_owner_steps_down_and_does_not_take_the_room_back() {
+    let two = two_nodes().await;
+    // `b` takes the room (a new epoch in the store).
+    assert_eq!(two.say(&two.b, "on b").await.unwrap().unwrap(), 2);
+    let epoch = two.store.epoch(two.room).await.unwrap();
+
+    // `a`'s actor is fenced: it steps down, and its caller learns to ask the owner.
+    assert_eq!(two.say(&two.a, "stale").await, Err(NotOwner(two.room)));
+    assert!(two.a.ceded(two.room) && !two.a.may_hold(two.room));
+    // Nor does `a` take the room back while it is ceded, though its view says it owns it.
+    assert_eq!(two.say(&two.a, "again").await, Err(NotOwner(two.room)));
+    assert_eq!(
+        two.store.epoch(two.room).await.unwrap(),
+        epoch,
+        "not re-acquired"
+    );
+
+    assert_eq!(two.say(&two.b, "still b").await.unwrap().unwrap(), 3);
+    assert_eq!(two.bodies().await, ["on a", "on b", "still b"]);
+}
+
+#[tokio::test]
+async fn past_its_lease_a_node_answers_reads_only_for_rooms_the_store_says_it_holds() {
+    let two = two_nodes().await;
+    let bob = two
+        .on(
+            &two.a,
+            JoinRoom {
+                agent_name: "bob".into(),
+                proof: None,
+                token: None,
+                endpoint: None,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .agent_token;
+    let authorize = || Authorize { token: bob.clone() };
+
+    // Lease lapsed, nobody took the room: `a` confirms its epoch and answers.
+    two.a_placement.lease_lapsed();
+    assert!(two.on(&two.a, authorize()).await.unwrap().is_ok());
+
+    // `b` takes the room and kicks bob; `a` still has bob in memory.
+    let kicked = ModerateAgent {
+        token: two.alice.clone(),
+        target: "bob".into(),
+        action: Moderation::Kick,
+    };
+    two.on(&two.b, kicked).await.unwrap().unwrap();
+    assert!(matches!(
+        two.on(&two.b, authorize()).await.unwrap(),
+        Err(RoomError::InvalidToken)
+    ));
+    // Past its lease, `a` does not let the kicked member read through its memory.
+    assert_eq!(
+        two.on(&two.a, authorize()).await.unwrap_err(),
+        NotOwner(two.room)
+    );
+    assert!(two.a.ceded(two.room));
+}
