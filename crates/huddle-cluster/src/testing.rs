@@ -15,7 +15,7 @@
 //! restart Redis, use [`TestRedis::start_own`].
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The environment variable naming an existing server to use instead of starting one.
@@ -162,11 +162,7 @@ fn run_server(dir: &Path, port: u16) -> Result<(), String> {
         "--logfile",
         "redis.log",
     ];
-    let out = Command::new("redis-server")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run redis-server: {e}"))?;
-    check(out)?;
+    run("redis-server", &args)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !answers(&port_s) {
         if Instant::now() > deadline {
@@ -193,12 +189,9 @@ fn kill(pidfile: &Path) -> Result<(), String> {
         return Ok(());
     };
     let pid = pid.trim();
-    let out = Command::new("kill")
-        .args(["-9", pid])
-        .output()
-        .map_err(|e| format!("cannot run kill: {e}"))?;
+    let killed = run("kill", &["-9", pid]);
     std::fs::remove_file(pidfile).map_err(|e| e.to_string())?;
-    check(out)?;
+    killed?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while running(pid) {
         if Instant::now() > deadline {
@@ -229,21 +222,22 @@ fn watch_process(pidfile: &Path) -> Result<(), String> {
         f = pidfile.display(),
     );
     let detached = format!("({script}) </dev/null >/dev/null 2>&1 &");
-    let out = Command::new("sh")
-        .args(["-c", &detached])
-        .output()
-        .map_err(|e| format!("cannot run sh: {e}"))?;
-    check(out).map(|_| ())
+    run("sh", &["-c", &detached])
 }
 
-fn check(out: Output) -> Result<Output, String> {
-    if out.status.success() {
-        Ok(out)
-    } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+/// Runs `program args` to its end; `Err` says what failed, with what it printed.
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(format!(
+            "{program} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
     }
 }
