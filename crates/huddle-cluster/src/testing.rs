@@ -15,11 +15,14 @@
 //! restart Redis, use [`TestRedis::start_own`].
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The environment variable naming an existing server to use instead of starting one.
 pub const URL_VAR: &str = "HUDDLE_TEST_REDIS_URL";
+
+/// The pid file of our server, in its directory.
+const PIDFILE: &str = "redis.pid";
 
 /// A Redis server for one test (or several).
 pub struct TestRedis {
@@ -35,7 +38,7 @@ struct Server {
 
 impl Server {
     fn pidfile(&self) -> PathBuf {
-        self.dir.path().join("redis.pid")
+        self.dir.path().join(PIDFILE)
     }
 }
 
@@ -132,7 +135,7 @@ fn start_server() -> Result<TestRedis, String> {
     let port = free_port()?;
     let server = Server { port, dir };
     run_server(server.dir.path(), port)?;
-    watch_process(&server.pidfile())?;
+    watch_process(server.dir.path())?;
     Ok(TestRedis {
         url: format!("redis://127.0.0.1:{port}"),
         server: Some(server),
@@ -142,7 +145,7 @@ fn start_server() -> Result<TestRedis, String> {
 /// Starts `redis-server` daemonized in `dir` and waits until it answers.
 fn run_server(dir: &Path, port: u16) -> Result<(), String> {
     let dir_s = dir.to_str().ok_or("temporary paths are UTF-8")?;
-    let pidfile = format!("{dir_s}/redis.pid");
+    let pidfile = format!("{dir_s}/{PIDFILE}");
     let port_s = port.to_string();
     let args = [
         "--port",
@@ -162,11 +165,7 @@ fn run_server(dir: &Path, port: u16) -> Result<(), String> {
         "--logfile",
         "redis.log",
     ];
-    let out = Command::new("redis-server")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run redis-server: {e}"))?;
-    check(out)?;
+    run("redis-server", &args)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !answers(&port_s) {
         if Instant::now() > deadline {
@@ -193,12 +192,9 @@ fn kill(pidfile: &Path) -> Result<(), String> {
         return Ok(());
     };
     let pid = pid.trim();
-    let out = Command::new("kill")
-        .args(["-9", pid])
-        .output()
-        .map_err(|e| format!("cannot run kill: {e}"))?;
+    let killed = run("kill", &["-9", pid]);
     std::fs::remove_file(pidfile).map_err(|e| e.to_string())?;
-    check(out)?;
+    killed?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while running(pid) {
         if Instant::now() > deadline {
@@ -219,31 +215,34 @@ fn running(pid: &str) -> bool {
     })
 }
 
-/// A detached watcher that kills the server named in `pidfile` once this process has
-/// exited (for a server kept in a `static`, or a test process that was killed).
-fn watch_process(pidfile: &Path) -> Result<(), String> {
+/// A detached watcher that kills the server whose pid file is in `dir` and removes its
+/// directory once this process has exited (for a server kept in a `static`, or a test
+/// process that was killed).
+fn watch_process(dir: &Path) -> Result<(), String> {
     let script = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
-         [ -f '{f}' ] && kill -9 \"$(cat '{f}')\" 2>/dev/null",
+         [ -f '{f}' ] && kill -9 \"$(cat '{f}')\" 2>/dev/null; rm -rf '{dir}'",
         pid = std::process::id(),
-        f = pidfile.display(),
+        f = dir.join(PIDFILE).display(),
+        dir = dir.display(),
     );
     let detached = format!("({script}) </dev/null >/dev/null 2>&1 &");
-    let out = Command::new("sh")
-        .args(["-c", &detached])
-        .output()
-        .map_err(|e| format!("cannot run sh: {e}"))?;
-    check(out).map(|_| ())
+    run("sh", &["-c", &detached])
 }
 
-fn check(out: Output) -> Result<Output, String> {
-    if out.status.success() {
-        Ok(out)
-    } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+/// Runs `program args` to its end; `Err` says what failed, with what it printed.
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(format!(
+            "{program} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
     }
 }

@@ -33,6 +33,15 @@ async fn join(redis: &TestRedis, id: &str) -> RedisMembership {
     m
 }
 
+/// Nodes "a", "b" and "c", registered.
+async fn trio(redis: &TestRedis) -> [RedisMembership; 3] {
+    [
+        join(redis, "a").await,
+        join(redis, "b").await,
+        join(redis, "c").await,
+    ]
+}
+
 fn names(m: &RedisMembership) -> Vec<String> {
     m.view().nodes().iter().map(|p| p.id.to_string()).collect()
 }
@@ -70,9 +79,7 @@ async fn members_in_redis(redis: &TestRedis) -> Vec<String> {
 #[tokio::test]
 async fn nodes_on_one_redis_see_each_other_with_address_and_version() {
     let redis = TestRedis::start_own();
-    let a = join(&redis, "a").await;
-    let b = join(&redis, "b").await;
-    let c = join(&redis, "c").await;
+    let [a, b, c] = trio(&redis).await;
     for m in [&a, &b, &c] {
         until("every node sees all three", || async {
             names(m) == ["a", "b", "c"]
@@ -129,9 +136,7 @@ async fn refresh_reads_the_membership_now() {
 #[tokio::test]
 async fn a_node_that_stops_renewing_or_deregisters_leaves_the_others_views() {
     let redis = TestRedis::start_own();
-    let a = join(&redis, "a").await;
-    let b = join(&redis, "b").await;
-    let c = join(&redis, "c").await;
+    let [a, b, c] = trio(&redis).await;
     until("all three seen", || async { names(&a) == ["a", "b", "c"] }).await;
 
     // Deregistered: gone from Redis at once, from its own view at once, lease over.
@@ -195,11 +200,7 @@ async fn while_redis_is_down_views_are_kept_and_the_lease_deadline_passes() {
 #[tokio::test]
 async fn redis_restarted_empty_every_node_registers_again() {
     let redis = TestRedis::start_own();
-    let nodes = [
-        join(&redis, "a").await,
-        join(&redis, "b").await,
-        join(&redis, "c").await,
-    ];
+    let nodes = trio(&redis).await;
     until("all three seen", || async {
         nodes.iter().all(|m| names(m) == ["a", "b", "c"])
     })

@@ -16,9 +16,10 @@
 //! - [`store`], [`push`], [`streams`] — the store writer, push deliveries, open streams.
 //! - gauges sampled at scrape time (active rooms, MCP sessions): [`set_gauge`].
 //!
-//! Cluster mode registers its own families here (forwarded calls, lease renewals and
-//! losses, rooms taken over, upstream feeds) as a module next to these, the same way.
+//! - [`cluster`] — cluster mode: forwarded calls, lease renewals and losses, rooms taken
+//!   over and handed over, upstream feeds.
 
+pub mod cluster;
 pub mod push;
 pub mod requests;
 pub mod store;

@@ -3,6 +3,10 @@
 //! args and env of every rendered workload's containers are accepted by
 //! `huddle serve --check-config` (every flag and variable in the manifests is one the
 //! binary takes). The tools come from `make test-deps`: a missing one fails the test.
+//!
+//! The cluster overlays read the store URL, the Redis URL and the cluster secret from a
+//! Secret made out of band: the check points them at the test's own PostgreSQL and
+//! Redis, so `--check-config` reaches real servers, as it would in the pod.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +14,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+use huddle_cluster::testing::TestRedis;
+use huddle_store::testing::TestPostgres;
 use huddle_testkit::huddle_command;
 
 fn repo() -> PathBuf {
@@ -58,7 +64,9 @@ fn overlays() -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
     names.sort();
-    assert!(names.contains(&"single".to_string()) && names.contains(&"dev".to_string()));
+    for expected in ["single", "cluster", "dev"] {
+        assert!(names.iter().any(|n| n == expected), "{names:?}");
+    }
     names
 }
 
@@ -83,9 +91,35 @@ fn render(overlay: &str, file: &Path) -> Vec<Value> {
     serde_json::from_slice(&json.stdout).unwrap()
 }
 
+/// What the Secret `huddle-cluster` holds in a real deployment, pointed at this test's
+/// own servers.
+struct Servers {
+    _pg: TestPostgres,
+    _redis: TestRedis,
+    secrets: BTreeMap<&'static str, String>,
+}
+
+impl Servers {
+    fn start() -> Self {
+        let pg = TestPostgres::start();
+        let redis = TestRedis::start_own();
+        let secrets = BTreeMap::from([
+            ("store-url", pg.database()),
+            ("redis-url", redis.url().to_string()),
+            ("cluster-secret", "a-test-cluster-secret".to_string()),
+        ]);
+        Self {
+            _pg: pg,
+            _redis: redis,
+            secrets,
+        }
+    }
+}
+
 #[test]
 fn every_overlay_renders_and_validates_and_its_workloads_pass_check_config() {
     let dir = tempfile::tempdir().unwrap();
+    let servers = Servers::start();
     for overlay in overlays() {
         let file = dir.path().join(format!("{overlay}.yaml"));
         let docs = render(&overlay, &file);
@@ -105,7 +139,9 @@ fn every_overlay_renders_and_validates_and_its_workloads_pass_check_config() {
                 .as_array()
                 .expect("containers");
             for container in containers {
-                check_container(&overlay, &docs, container, dir.path());
+                if container["name"] == "huddle" {
+                    check_container(&overlay, &docs, container, dir.path(), &servers);
+                }
             }
         }
     }
@@ -113,7 +149,13 @@ fn every_overlay_renders_and_validates_and_its_workloads_pass_check_config() {
 
 /// `huddle <args> --check-config` with the container's environment (its data dir a
 /// temporary one: the volume is not here).
-fn check_container(overlay: &str, docs: &[Value], container: &Value, tmp: &Path) {
+fn check_container(
+    overlay: &str,
+    docs: &[Value],
+    container: &Value,
+    tmp: &Path,
+    servers: &Servers,
+) {
     assert!(
         container.get("command").is_none(),
         "{overlay}: the image's entrypoint (huddle) runs the args"
@@ -123,7 +165,7 @@ fn check_container(overlay: &str, docs: &[Value], container: &Value, tmp: &Path)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     assert_eq!(args.first(), Some(&"serve"), "{overlay}: {args:?}");
-    let env = container_env(docs, container);
+    let env = container_env(docs, container, servers);
     assert!(env.contains_key("HUDDLE_DATA_DIR"), "{overlay}: {env:?}");
     let data = tmp.join(format!("{overlay}-data"));
     let mut cmd = huddle_command(&args);
@@ -138,9 +180,11 @@ fn check_container(overlay: &str, docs: &[Value], container: &Value, tmp: &Path)
     );
 }
 
-/// The variables a container gets: `envFrom` config maps, then `env` (values and
-/// config-map references).
-fn container_env(docs: &[Value], container: &Value) -> BTreeMap<String, String> {
+/// The variables a container gets: `envFrom` config maps, then `env` (values with
+/// `$(VAR)` references, config-map and secret references, the downward API's pod name
+/// and IP). Secrets come from `servers`, whatever the overlay generated: they point at
+/// this test's own PostgreSQL and Redis.
+fn container_env(docs: &[Value], container: &Value, servers: &Servers) -> BTreeMap<String, String> {
     let config_map = |name: &str| -> &serde_json::Map<String, Value> {
         docs.iter()
             .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == name)
@@ -158,18 +202,35 @@ fn container_env(docs: &[Value], container: &Value) -> BTreeMap<String, String> 
     }
     for var in container["env"].as_array().into_iter().flatten() {
         let name = var["name"].as_str().unwrap().to_string();
-        let value = match (&var["value"], &var["valueFrom"]["configMapKeyRef"]) {
-            (Value::String(v), _) => v.clone(),
-            (_, Value::Object(r)) => {
-                let map = config_map(r["name"].as_str().unwrap());
-                map[r["key"].as_str().unwrap()]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
+        let from = &var["valueFrom"];
+        let value = if let Some(v) = var["value"].as_str() {
+            substitute(v, &env)
+        } else if let Some(r) = from["configMapKeyRef"].as_object() {
+            let map = config_map(r["name"].as_str().unwrap());
+            map[r["key"].as_str().unwrap()]
+                .as_str()
+                .unwrap()
+                .to_string()
+        } else if let Some(r) = from["secretKeyRef"].as_object() {
+            let key = r["key"].as_str().unwrap();
+            servers.secrets.get(key).cloned().unwrap_or_else(|| {
+                panic!("env {name}: secret key {key} is not one a cluster Secret holds")
+            })
+        } else {
+            match from["fieldRef"]["fieldPath"].as_str() {
+                Some("metadata.name") => "huddle-7d9f8c6b5-x2x4z".to_string(),
+                Some("status.podIP") => "127.0.0.1".to_string(),
+                other => panic!("env {name}: unsupported source {other:?}"),
             }
-            other => panic!("env {name}: unsupported source {other:?}"),
         };
         env.insert(name, value);
     }
     env
+}
+
+/// Kubernetes' `$(VAR)` expansion of earlier variables in an env value.
+fn substitute(value: &str, env: &BTreeMap<String, String>) -> String {
+    env.iter().fold(value.to_string(), |v, (k, val)| {
+        v.replace(&format!("$({k})"), val)
+    })
 }

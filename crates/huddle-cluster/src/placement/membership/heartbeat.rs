@@ -286,3 +286,18 @@ fn names(view: &View) -> String {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lease_margin_is_a_tenth_of_the_ttl_at_least_half_a_second_at_most_half() {
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(lease_margin(ms(1_000)), ms(500));
+        assert_eq!(lease_margin(ms(3_000)), ms(500));
+        assert_eq!(lease_margin(ms(10_000)), ms(1_000));
+        assert_eq!(lease_margin(ms(60_000)), ms(6_000));
+        assert_eq!(lease_margin(ms(800)), ms(400));
+    }
+}
