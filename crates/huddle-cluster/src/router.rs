@@ -92,6 +92,7 @@ impl ClusterRouter {
                     }
                 }
             }
+            let _in_flight = self.rooms().admit()?;
             let body = match &payload {
                 Some(p) => p.clone(),
                 None => {

@@ -320,8 +320,11 @@ impl RoomDirectory {
         Ok(HistoryPage { messages, total })
     }
 
-    /// A place among the requests in flight on this node, held until the answer is complete.
-    fn admit(&self) -> Result<OwnedSemaphorePermit, RoomError> {
+    /// A place among the requests in flight on this node, held until the answer is
+    /// complete (`Server busy` naming the limit when there is none): also taken by a
+    /// cluster node for each call it forwards, so what waits on other nodes is bounded
+    /// like what waits here.
+    pub fn admit(&self) -> Result<OwnedSemaphorePermit, RoomError> {
         self.inner
             .admission
             .clone()
