@@ -15,6 +15,8 @@
 //!   and the node's limit on open streams.
 //! - [`feed`]      — feed sources (the seam a remote owner plugs into), the render-once
 //!   [`FeedMessage`], and the one resuming stream every protocol reads.
+//! - [`follow`]    — another node following a room this node owns: every event, log then
+//!   live, ending when the room's actor stops here (its upstream finds the owner again).
 //! - [`push`]      — A2A push delivery: one bounded, ordered, retrying queue per agent,
 //!   and a node-wide bound on queued pushes.
 //! - [`directory`] — [`RoomDirectory`]: activates actors on demand, passivates idle ones,
@@ -28,6 +30,7 @@ pub mod config;
 pub mod directory;
 pub mod endpoint;
 pub mod feed;
+pub mod follow;
 pub mod hub;
 pub mod log_tail;
 pub mod passwords;
@@ -39,6 +42,7 @@ pub use actor::RoomActor;
 pub use call::{Answerer, Ask, Port, RoomCall};
 pub use config::{PasswordsConfig, PushConfig, RoomsConfig};
 pub use directory::RoomDirectory;
+pub use follow::{FollowEnd, FollowEvent, FollowStream};
 pub use feed::{
     CatchUp, FeedMessage, FeedSource, MessageStream, OnLag, Opened, SubscribeError, Subscribed,
 };
