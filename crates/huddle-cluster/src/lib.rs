@@ -9,8 +9,16 @@
 //! of its answer, so the seam stays object-safe and nothing pairs answers with requests
 //! at run time. [`Router::ask`] is how callers use it: one typed operation in, its
 //! typed answer out.
+//!
+//! Layout:
+//! - [`placement`]    — views of the live nodes, a room's owner by rendezvous hashing.
+//! - [`node_service`] — the internal `huddle.internal.v1.Node` service (`Follow`).
+//! - [`upstream`]     — room feeds across nodes: one upstream feed per room read here
+//!   and owned elsewhere, shared by its readers, resuming across moves.
 
+pub mod node_service;
 pub mod placement;
+pub mod upstream;
 
 use std::net::IpAddr;
 

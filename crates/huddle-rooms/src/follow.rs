@@ -49,6 +49,9 @@ pub enum FollowEnd {
     /// The log could not be read from the store.
     #[error("store failure during replay: {0}")]
     Store(String),
+    /// (Follower side) the link to the owner broke or it refused the follow.
+    #[error("the owner's feed was lost: {0}")]
+    Lost(String),
 }
 
 pub type FollowStream = Pin<Box<dyn Stream<Item = Result<FollowEvent, FollowEnd>> + Send>>;
