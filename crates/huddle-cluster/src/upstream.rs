@@ -56,8 +56,12 @@ const READERS_CHECK: Duration = Duration::from_secs(1);
 #[async_trait]
 pub trait Owners: Send + Sync + 'static {
     /// Every event of `room` after `after`, from `owner` (its `Follow`).
-    async fn follow(&self, owner: &Peer, room: RoomId, after: Seq)
-    -> Result<FollowStream, FollowEnd>;
+    async fn follow(
+        &self,
+        owner: &Peer,
+        room: RoomId,
+        after: Seq,
+    ) -> Result<FollowStream, FollowEnd>;
 
     /// The reader the token names, as the room sees it now.
     async fn authorize(&self, room: RoomId, token: AgentToken) -> Result<Viewer, RoomError>;

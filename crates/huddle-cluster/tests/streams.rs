@@ -213,8 +213,14 @@ async fn until(stream: &mut MessageStream, last: &str) -> Vec<String> {
 
 /// The messages of `room` after `after` that `viewer` may see, from the store.
 async fn log(c: &Cluster, room: RoomId, viewer: Option<u64>, after: Seq) -> Vec<String> {
-    let all = c.store.messages_after(room, viewer, after, 1000).await.unwrap();
-    all.iter().map(|m| format!("{}:{}", m.seq, m.body)).collect()
+    let all = c
+        .store
+        .messages_after(room, viewer, after, 1000)
+        .await
+        .unwrap();
+    all.iter()
+        .map(|m| format!("{}:{}", m.seq, m.body))
+        .collect()
 }
 
 async fn member(c: &Cluster, room: RoomId, token: &AgentToken) -> Viewer {
@@ -235,7 +241,11 @@ async fn readers_on_other_nodes_get_every_message_they_may_see_once_in_order() {
     let mut alices = c.read(b, room, &alice).await;
     let mut alices_too = c.read(b, room, &alice).await;
     let mut carols = c.read(third, room, &carol).await;
-    assert_eq!(c.feeds[&NodeId::new(b)].upstreams(), 1, "one upstream per room");
+    assert_eq!(
+        c.feeds[&NodeId::new(b)].upstreams(),
+        1,
+        "one upstream per room"
+    );
 
     send(c.owner(room), room, &bob, "hello all", None).await;
     send(c.owner(room), room, &bob, "for alice only", Some("alice")).await;
@@ -248,15 +258,26 @@ async fn readers_on_other_nodes_get_every_message_they_may_see_once_in_order() {
     assert!(!carol_may.iter().any(|m| m.ends_with(":for alice only")));
     assert_eq!(until(&mut alices, "bye").await, alice_may);
     assert_eq!(until(&mut alices_too, "bye").await, alice_may);
-    assert_eq!(until(&mut carols, "bye").await, carol_may, "a DM reached a third member");
+    assert_eq!(
+        until(&mut carols, "bye").await,
+        carol_may,
+        "a DM reached a third member"
+    );
     assert_eq!(c.feeds[&NodeId::new(b)].upstreams(), 1);
-    assert_eq!(c.feeds[&NodeId::new(owner)].upstreams(), 0, "the owner reads its own room");
+    assert_eq!(
+        c.feeds[&NodeId::new(owner)].upstreams(),
+        0,
+        "the owner reads its own room"
+    );
 
     // The upstream goes with its last reader.
     drop((alices, alices_too));
     let deadline = Instant::now() + PATIENCE;
     while c.feeds[&NodeId::new(b)].upstreams() > 0 {
-        assert!(Instant::now() < deadline, "the upstream outlived its readers");
+        assert!(
+            Instant::now() < deadline,
+            "the upstream outlived its readers"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -288,8 +309,16 @@ async fn readers_elsewhere_notice_nothing_when_the_room_moves() {
 
     let after = log(&c, room, None, start + 3).await;
     assert_eq!(after.len(), 3, "{after:?}");
-    assert_eq!(until(&mut on_next, "six").await, after, "the new owner's reader");
-    assert_eq!(until(&mut on_other, "six").await, after, "a reader on a third node");
+    assert_eq!(
+        until(&mut on_next, "six").await,
+        after,
+        "the new owner's reader"
+    );
+    assert_eq!(
+        until(&mut on_other, "six").await,
+        after,
+        "a reader on a third node"
+    );
     assert_eq!(c.feeds[&NodeId::new(next_owner.as_str())].upstreams(), 0);
     assert_eq!(c.feeds[&NodeId::new(other.as_str())].upstreams(), 1);
 
@@ -321,5 +350,11 @@ async fn a_kicked_members_stream_on_another_node_ends() {
     let bob_got = until(&mut bobs, "after").await;
     assert_eq!(bob_got.last().unwrap(), "<removed>", "{bob_got:?}");
     assert!(!bob_got.iter().any(|m| m.ends_with(":after")));
-    assert!(until(&mut alices, "after").await.last().unwrap().ends_with(":after"));
+    assert!(
+        until(&mut alices, "after")
+            .await
+            .last()
+            .unwrap()
+            .ends_with(":after")
+    );
 }

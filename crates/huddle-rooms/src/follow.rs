@@ -125,9 +125,9 @@ impl Follow {
                 Err(SubscribeError::Store(e)) => FollowEnd::Store(e),
                 // A cursor ends closed only once its publisher stopped; it is never
                 // removed or resumed (those are a reader's).
-                Err(SubscribeError::Closed | SubscribeError::Removed | SubscribeError::Resume(_)) => {
-                    FollowEnd::Moved
-                }
+                Err(
+                    SubscribeError::Closed | SubscribeError::Removed | SubscribeError::Resume(_),
+                ) => FollowEnd::Moved,
             };
             self.done = true;
             return Some(Err(end));

@@ -42,8 +42,8 @@ pub use actor::RoomActor;
 pub use call::{Answerer, Ask, Port, RoomCall};
 pub use config::{PasswordsConfig, PushConfig, RoomsConfig};
 pub use directory::RoomDirectory;
-pub use follow::{FollowEnd, FollowEvent, FollowStream};
 pub use feed::{
     CatchUp, FeedMessage, FeedSource, MessageStream, OnLag, Opened, SubscribeError, Subscribed,
 };
+pub use follow::{FollowEnd, FollowEvent, FollowStream};
 pub use passwords::PasswordGate;

@@ -101,7 +101,9 @@ async fn read_next(stream: &mut MessageStream) -> String {
 /// `(seq, body)` of every message of `room` after `after`, from the store.
 async fn log(store: &Arc<dyn RoomStore>, room: RoomId, after: Seq) -> Vec<String> {
     let all = store.messages_after(room, None, after, 1000).await.unwrap();
-    all.iter().map(|m| format!("{}:{}", m.seq, m.body)).collect()
+    all.iter()
+        .map(|m| format!("{}:{}", m.seq, m.body))
+        .collect()
 }
 
 #[tokio::test]
@@ -111,7 +113,11 @@ async fn a_follow_gets_every_event_after_its_seq_dms_included_log_then_live() {
     let (room, alice) = room(&owner).await;
     let bob = join(&owner, room, "bob").await;
     send(&owner, room, &alice, "one", None).await;
-    let from = owner.ask(room, huddle_core::Authorize { token: bob.clone() }).await.unwrap().last_seq;
+    let from = owner
+        .ask(room, huddle_core::Authorize { token: bob.clone() })
+        .await
+        .unwrap()
+        .last_seq;
     send(&owner, room, &alice, "secret", Some("bob")).await;
     send(&owner, room, &alice, "two", None).await;
 
@@ -210,9 +216,14 @@ async fn a_reader_fills_a_seq_gap_in_its_live_feed_from_the_store() {
     for body in ["one", "two", "three"] {
         send(&elsewhere, room, &alice, body, None).await;
     }
-    let written = nodes.store.messages_after(room, None, 0, 1000).await.unwrap();
+    let written = nodes
+        .store
+        .messages_after(room, None, 0, 1000)
+        .await
+        .unwrap();
     let last = written.last().unwrap().clone();
-    here.hub().publish(room, &[Fanout::message(Arc::new(last.clone()))]);
+    here.hub()
+        .publish(room, &[Fanout::message(Arc::new(last.clone()))]);
 
     let mut got = Vec::new();
     while got.last() != Some(&format!("{}:three", last.seq)) {
@@ -256,7 +267,10 @@ async fn a_reader_asks_its_source_again_on_reopen_and_ends_if_it_was_removed_mea
     // Alice carries on, from where she was.
     send(&here, room, &alice, "still here", None).await;
     let mut seen = Vec::new();
-    while !seen.last().is_some_and(|s: &String| s.ends_with(":still here")) {
+    while !seen
+        .last()
+        .is_some_and(|s: &String| s.ends_with(":still here"))
+    {
         seen.push(read_next(&mut alices).await);
     }
     assert!(seen.iter().all(|s| !s.starts_with('<')), "{seen:?}");
