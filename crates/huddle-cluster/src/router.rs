@@ -21,26 +21,31 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use huddle_core::{
-    AgentToken, CreateRoom, Created, HistoryPage, MemberId, Page, PasswordProof, RoomError, RoomId,
-    Seq,
+    AgentToken, Authorize, CreateRoom, Created, GetLock, HistoryPage, MemberId, Page,
+    PasswordProof, RoomError, RoomId, Seq, Viewer,
 };
+use huddle_metrics::cluster::Forwarded;
+use huddle_proto::internal::FollowRequest;
 use huddle_rooms::call::{Answerer, Ask};
-use huddle_rooms::{NotOwner, Ownership, RoomCall, RoomDirectory};
+use huddle_rooms::{FollowEnd, FollowStream, NotOwner, Ownership, RoomCall, RoomDirectory};
 use huddle_store::{NamedRoom, RoomPage};
 
 use crate::peers::{CallError, Peers, Reply};
 use crate::placement::{NodeId, Peer, Placement};
+use crate::upstream::{self, Feeds, Owners};
 use crate::{LocalRouter, OnLag, Router, Subscribed};
 
 /// Owners tried for one operation before giving up (each after reading the membership
 /// again): enough for one move and one stale view, few enough to answer fast.
 pub const MAX_HOPS: usize = 3;
 
-/// The router of a cluster node.
+/// The router of a cluster node (cheap to clone: its parts are shared).
+#[derive(Clone)]
 pub struct ClusterRouter {
     local: LocalRouter,
     placement: Arc<dyn Placement>,
     peers: Peers,
+    feeds: Feeds,
 }
 
 impl ClusterRouter {
@@ -48,10 +53,16 @@ impl ClusterRouter {
     /// [`Placed`]).
     pub fn new(rooms: RoomDirectory, placement: Arc<dyn Placement>, peers: Peers) -> Self {
         Self {
+            feeds: Feeds::new(rooms.clone(), placement.clone()),
             local: LocalRouter::new(rooms),
             placement,
             peers,
         }
+    }
+
+    /// Upstream feeds running on this node (one per room followed from its owner).
+    pub fn upstreams(&self) -> usize {
+        self.feeds.upstreams()
     }
 
     fn rooms(&self) -> &RoomDirectory {
@@ -102,7 +113,13 @@ impl ClusterRouter {
                     payload.insert(encoded).clone()
                 }
             };
-            match self.peers.call(target, room, O::NAME, body).await {
+            let reply = self.peers.call(target, room, O::NAME, body).await;
+            huddle_metrics::cluster::forwarded(match &reply {
+                Ok(Reply::Answer(_)) => Forwarded::Ok,
+                Ok(Reply::NotOwner(_)) => Forwarded::NotOwner,
+                Err(_) => Forwarded::Failed,
+            });
+            match reply {
                 Ok(Reply::Answer(answer)) => {
                     return serde_json::from_slice(&answer).unwrap_or_else(|e| {
                         Err(RoomError::Unavailable(format!(
@@ -193,7 +210,36 @@ impl Router for ClusterRouter {
         after: Option<Seq>,
         on_lag: OnLag,
     ) -> Result<Subscribed, RoomError> {
-        crate::upstream::subscribe(self.rooms(), room, reader, after, on_lag).await
+        let owners: Arc<dyn Owners> = Arc::new(self.clone());
+        self.feeds
+            .subscribe(owners, room, reader, after, on_lag)
+            .await
+    }
+}
+
+/// The owners of rooms as the upstream feeds reach them: `Follow` over the internal
+/// service, and typed calls routed like any other.
+#[async_trait]
+impl Owners for ClusterRouter {
+    async fn follow(
+        &self,
+        owner: &Peer,
+        room: RoomId,
+        after: Seq,
+    ) -> Result<FollowStream, FollowEnd> {
+        let request = self.peers.request(FollowRequest {
+            room_id: room.to_string(),
+            after_seq: after,
+        });
+        upstream::follow_over(self.peers.client(owner), request).await
+    }
+
+    async fn authorize(&self, room: RoomId, token: AgentToken) -> Result<Viewer, RoomError> {
+        self.route(room, Authorize { token }).await
+    }
+
+    async fn exists(&self, room: RoomId) -> Result<(), RoomError> {
+        self.route(room, GetLock).await.map(drop)
     }
 }
 

@@ -147,9 +147,20 @@ impl Shared {
                     what,
                 })
             });
+        let renewal = matches!(mode, Mode::Renew);
         match &answer {
-            Ok(_) => self.healthy(),
-            Err(e) => self.failing(e),
+            Ok(_) => {
+                self.healthy();
+                if renewal {
+                    huddle_metrics::cluster::lease_renewed();
+                }
+            }
+            Err(e) => {
+                self.failing(e);
+                if renewal {
+                    huddle_metrics::cluster::lease_renewal_failed();
+                }
+            }
         }
         answer
     }
