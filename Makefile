@@ -15,12 +15,15 @@ release:
 # Real clients and servers the tests drive (from the registries); idempotent. The only
 # place they are installed: `cargo test` never installs anything (tests/README.md).
 # PostgreSQL: the store tests start throwaway servers from /usr/lib/postgresql/*/bin
-# (or use HUDDLE_TEST_POSTGRES_URL).
+# (or use HUDDLE_TEST_POSTGRES_URL). Redis: the cluster tests start throwaway
+# `redis-server`s (or use HUDDLE_TEST_REDIS_URL).
 test-deps:
 	python3 -m pip install --quiet -r tests/grpc/requirements.txt
 	tests/mcp/deps.sh install
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		(apt-get update -qq && apt-get install -y --no-install-recommends postgresql)
+	@command -v redis-server >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y --no-install-recommends redis-server)
 	python3 -m pip install --quiet -r deploy/requirements-test.txt
 
 # The black-box suite runs a second time with every node on PostgreSQL (one throwaway
