@@ -1,92 +1,69 @@
-//! Cluster mode (docs/cluster.md, section 'MCP sessions behind a load balancer'): two
-//! in-process nodes on one PostgreSQL, each serving its internal route on a listener of
-//! its own, with a fixed placement that names both. A session lives on the node that
+//! Cluster mode (docs/cluster.md, section 'MCP sessions behind a load balancer'): nodes
+//! in-process on one PostgreSQL, registered in a real Redis (each test its own
+//! `redis-server`: the membership keys are fixed), each serving its internal route on a
+//! listener of its own at the address it advertises. A session lives on the node that
 //! made it; its requests reach it through any node.
-//!
-//! The placement is a fixed view rather than the Redis membership: what is tested here
-//! is the MCP hop, which reads only the view (who is live, at which address).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use huddle_cluster::placement::{NodeId, Peer, Placement, View};
+use huddle_cluster::placement::membership::{MembershipConfig, RedisMembership};
+use huddle_cluster::placement::{NodeId, Placement, View};
+use huddle_cluster::testing::TestRedis;
 use huddle_gateway::mcp::ClusterMcp;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::harness::{Node, WAIT, post_raw};
 
 const SECRET: &str = "cluster-secret-for-tests";
 
-/// A placement whose view the test sets.
-struct Fixed {
-    me: NodeId,
-    view: watch::Sender<Arc<View>>,
+/// One database and one Redis: the shared state of a test cluster.
+struct Shared {
+    db: String,
+    redis: TestRedis,
 }
 
-#[async_trait::async_trait]
-impl Placement for Fixed {
-    fn me(&self) -> &NodeId {
-        &self.me
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            db: huddle_testkit::shared_postgres().database(),
+            redis: TestRedis::start_own(),
+        }
     }
 
-    fn view(&self) -> Arc<View> {
-        self.view.borrow().clone()
+    /// Registers `id` at `advertise` in the membership (a node's lease, whether or not
+    /// a node serves there).
+    async fn register(&self, id: &str, advertise: SocketAddr) -> Arc<RedisMembership> {
+        let membership = RedisMembership::connect(MembershipConfig {
+            redis_url: self.redis.url().to_string(),
+            node_id: NodeId::new(id),
+            advertise: advertise.to_string(),
+            lease_ttl: Duration::from_secs(3),
+        })
+        .await
+        .unwrap();
+        membership.register().await.unwrap();
+        Arc::new(membership)
     }
 
-    fn changes(&self) -> watch::Receiver<Arc<View>> {
-        self.view.subscribe()
-    }
-
-    fn lease_deadline(&self) -> Option<std::time::Instant> {
-        None
-    }
-
-    fn registered(&self) -> bool {
-        true
-    }
-
-    async fn refresh(&self) {}
-}
-
-fn peer(id: &str, addr: SocketAddr) -> Peer {
-    Peer {
-        id: NodeId::new(id),
-        addr: addr.to_string().into(),
-        version: 1,
-    }
-}
-
-/// A node of the test cluster, its internal route served on `internal`.
-struct Member {
-    node: Node,
-    internal: SocketAddr,
-}
-
-impl Member {
-    /// Starts node `id` on the database `db`, seeing `peers` (and itself); its internal
-    /// route is served on `listener`. `answer_timeout`: its hop's bound on an answer.
-    async fn start(
+    /// Starts node `id`, registered at `advertise`, its internal route served on
+    /// `internal` (the advertised address, unless the test makes it unreachable).
+    /// `answer_timeout`: its hop's bound on an answer.
+    async fn member(
+        &self,
         id: &str,
-        db: &str,
-        listener: TcpListener,
-        peers: Vec<Peer>,
+        internal: TcpListener,
+        advertise: SocketAddr,
         answer_timeout: Duration,
     ) -> Member {
-        let internal = listener.local_addr().unwrap();
-        let mut nodes = peers;
-        nodes.push(peer(id, internal));
-        let placement = Arc::new(Fixed {
-            me: NodeId::new(id),
-            view: watch::Sender::new(Arc::new(View::new(nodes))),
-        });
-        let mut cluster = ClusterMcp::new(placement, SECRET).unwrap();
+        let membership = self.register(id, advertise).await;
+        let mut cluster = ClusterMcp::new(membership.clone(), SECRET).unwrap();
         cluster.answer_timeout = answer_timeout;
-        let url = db.to_string();
+        let url = self.db.clone();
         let node = Node::start_configured(move |c| {
             c.mcp.cluster = Some(cluster);
             c.postgres = Some(huddle_node::PostgresConfig {
@@ -95,14 +72,50 @@ impl Member {
             });
         })
         .await;
+        let internal_addr = internal.local_addr().unwrap();
         let routes = node.mcp.internal_routes();
-        tokio::spawn(async move { axum::serve(listener, routes).await });
-        Member { node, internal }
+        tokio::spawn(async move { axum::serve(internal, routes).await });
+        Member {
+            node,
+            internal: internal_addr,
+            membership,
+        }
     }
 
+    /// A node serving where it advertises.
+    async fn node(&self, id: &str, answer_timeout: Duration) -> Member {
+        let listener = bind().await;
+        let addr = listener.local_addr().unwrap();
+        self.member(id, listener, addr, answer_timeout).await
+    }
+}
+
+/// A node of the test cluster.
+struct Member {
+    node: Node,
+    /// Where its internal route is served.
+    internal: SocketAddr,
+    membership: Arc<RedisMembership>,
+}
+
+impl Member {
     fn internal_url(&self) -> String {
         format!("http://{}/internal/v1/mcp", self.internal)
     }
+
+    /// Waits until this node's view satisfies `ok` (membership is renewed every
+    /// second here).
+    async fn sees(&self, what: &str, ok: impl Fn(&View) -> bool) {
+        let mut changes = self.membership.changes();
+        tokio::time::timeout(WAIT, changes.wait_for(|v| ok(v)))
+            .await
+            .unwrap_or_else(|_| panic!("{}'s view: {what}", self.membership.me()))
+            .unwrap();
+    }
+}
+
+fn has(view: &View, id: &str) -> bool {
+    view.nodes().iter().any(|p| p.id.as_str() == id)
 }
 
 async fn bind() -> TcpListener {
@@ -130,13 +143,12 @@ async fn silent() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, accepted)
 }
 
-/// Nodes "a" and "b" on one database, each seeing the other.
-async fn pair() -> (Member, Member) {
-    let db = huddle_testkit::shared_postgres().database();
-    let (la, lb) = (bind().await, bind().await);
-    let (addr_a, addr_b) = (la.local_addr().unwrap(), lb.local_addr().unwrap());
-    let a = Member::start("a", &db, la, vec![peer("b", addr_b)], WAIT).await;
-    let b = Member::start("b", &db, lb, vec![peer("a", addr_a)], WAIT).await;
+/// Nodes "a" and "b", each seeing the other.
+async fn pair(shared: &Shared) -> (Member, Member) {
+    let a = shared.node("a", WAIT).await;
+    let b = shared.node("b", WAIT).await;
+    b.sees("a and b", |v| has(v, "a") && has(v, "b")).await;
+    a.sees("a and b", |v| has(v, "a") && has(v, "b")).await;
     (a, b)
 }
 
@@ -160,7 +172,8 @@ async fn get_status(http: &reqwest::Client, url: &str, session: &str) -> (Status
 
 #[tokio::test]
 async fn a_session_is_served_by_its_home_node_through_any_other_node() {
-    let (a, b) = pair().await;
+    let shared = Shared::new();
+    let (a, b) = pair(&shared).await;
     let alice = a.node.session().await;
     assert!(alice.id.starts_with("a."), "{}", alice.id);
     let home_id = alice.id.clone();
@@ -217,26 +230,28 @@ enum Gone {
 
 #[tokio::test]
 async fn a_session_whose_home_node_is_gone_recovers_on_the_node_reached() {
-    let db = huddle_testkit::shared_postgres().database();
-    let a = Member::start("a", &db, bind().await, vec![], WAIT).await;
-    let mut alice = a.node.session().await;
-    let name = unique("gone");
-    let created = alice
-        .ok("createRoom", json!({"name": name, "agentName": "alice"}))
-        .await;
-    let token = created.data()["agentToken"].as_str().unwrap().to_string();
-
-    for (i, gone) in [Gone::Left, Gone::Unreachable, Gone::Hung]
-        .into_iter()
-        .enumerate()
-    {
-        let peers = match gone {
-            Gone::Left => vec![],
-            Gone::Unreachable => vec![peer("a", vacant().await)],
-            Gone::Hung => vec![peer("a", silent().await.0)],
+    for gone in [Gone::Left, Gone::Unreachable, Gone::Hung] {
+        let shared = Shared::new();
+        let a = match gone {
+            Gone::Left => shared.node("a", WAIT).await,
+            Gone::Unreachable => shared.member("a", bind().await, vacant().await, WAIT).await,
+            Gone::Hung => {
+                let (hung, _) = silent().await;
+                shared.member("a", bind().await, hung, WAIT).await
+            }
         };
-        let id = format!("b{i}");
-        let b = Member::start(&id, &db, bind().await, peers, Duration::from_secs(1)).await;
+        let b = shared.node("b", Duration::from_secs(1)).await;
+        b.sees("a", |v| has(v, "a")).await;
+        let mut alice = a.node.session().await;
+        let name = unique("gone");
+        let created = alice
+            .ok("createRoom", json!({"name": name, "agentName": "alice"}))
+            .await;
+        let token = created.data()["agentToken"].as_str().unwrap().to_string();
+        if let Gone::Left = gone {
+            a.membership.deregister().await.unwrap();
+            b.sees("a gone", |v| !has(v, "a")).await;
+        }
         let lost = alice.id.clone();
         let mut client = alice.at(b.node.url());
 
@@ -257,11 +272,7 @@ async fn a_session_whose_home_node_is_gone_recovers_on_the_node_reached() {
                 "Error: Not joined to any room. Call joinRoom first.",
             )
             .await;
-        assert!(
-            client.id.starts_with(&format!("{id}.")),
-            "{gone:?}: {}",
-            client.id
-        );
+        assert!(client.id.starts_with("b."), "{gone:?}: {}", client.id);
         // ...until the agent's token rejoins it there.
         client
             .ok(
@@ -275,8 +286,8 @@ async fn a_session_whose_home_node_is_gone_recovers_on_the_node_reached() {
 
 #[tokio::test]
 async fn the_internal_route_wants_the_cluster_secret_and_version() {
-    let db = huddle_testkit::shared_postgres().database();
-    let a = Member::start("a", &db, bind().await, vec![], WAIT).await;
+    let shared = Shared::new();
+    let a = shared.node("a", WAIT).await;
     let http = &a.node.http;
     let url = a.internal_url();
     let init = json!({
@@ -340,16 +351,12 @@ async fn the_internal_route_wants_the_cluster_secret_and_version() {
 
 #[tokio::test]
 async fn a_forwarded_request_is_never_forwarded_again() {
-    let db = huddle_testkit::shared_postgres().database();
+    let shared = Shared::new();
     let (c, reached_c) = silent().await;
-    let a = Member::start(
-        "a",
-        &db,
-        bind().await,
-        vec![peer("c", c)],
-        Duration::from_secs(1),
-    )
-    .await;
+    // Node c is live in the membership, at an address that never answers.
+    let _c = shared.register("c", c).await;
+    let a = shared.node("a", Duration::from_secs(1)).await;
+    a.sees("c", |v| has(v, "c")).await;
     let http = &a.node.http;
     let session = "c.0b6c1f0e-7d38-4b8a-9a55-2f0f5c8f9c11";
     let internal = [
