@@ -112,7 +112,8 @@ impl Proxy {
         Proxy {
             config,
             client,
-            idle: keep_alive * IDLE_KEEP_ALIVES,
+            // (At least a second: a zero keep-alive would cut every relayed body.)
+            idle: (keep_alive * IDLE_KEEP_ALIVES).max(Duration::from_secs(1)),
             shutdown,
         }
     }
