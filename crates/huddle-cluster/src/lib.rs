@@ -11,6 +11,8 @@
 //! typed answer out.
 
 pub mod placement;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::net::IpAddr;
 

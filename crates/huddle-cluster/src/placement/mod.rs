@@ -7,13 +7,19 @@
 //! so two nodes with different views can at worst fence one another, never both write.
 //!
 //! [`Placement`] is the seam the router reads: the Redis-backed membership in cluster
-//! mode (`membership`), or a fixed view.
+//! mode ([`membership`]), or a fixed view.
+
+pub mod membership;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use huddle_core::RoomId;
 use tokio::sync::watch;
+
+/// The version of the internal node protocol this build speaks (the
+/// `huddle-internal-version` of its calls, registered with each node's address).
+pub const INTERNAL_VERSION: u32 = 1;
 
 /// A node's name in the cluster (`--node-id`, the hostname by default).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
