@@ -13,12 +13,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use huddle_cluster::placement::{NodeId, Peer, View};
+use huddle_cluster::testing::TestRedis;
+use huddle_core::RoomId;
 use huddle_store::testing::TestPostgres;
 
 use crate::a2a::A2a;
 use crate::link::LinkProxy;
 use crate::process::{Server, ServerBuilder};
-use crate::redis::KitRedis;
 use crate::store::shared_postgres;
 
 /// The lease TTL of the test nodes: short, so failovers happen within a test's time.
@@ -96,7 +98,7 @@ impl ClusterBuilder {
         let mut cluster = TestCluster {
             postgres,
             store,
-            redis: KitRedis::start(),
+            redis: TestRedis::start_own(),
             secret: format!("secret-{}", uuid::Uuid::new_v4().simple()),
             nodes: Vec::new(),
             args: self.args,
@@ -118,7 +120,7 @@ pub struct TestCluster {
     postgres: Postgres,
     /// The nodes' `--store`.
     store: String,
-    redis: KitRedis,
+    redis: TestRedis,
     secret: String,
     /// Every node ever started, in order (a killed one keeps its index).
     nodes: Vec<ClusterNode>,
@@ -177,6 +179,31 @@ impl TestCluster {
             .collect()
     }
 
+    /// The index of the node owning `room_id` when the nodes `live` are the live ones:
+    /// rendezvous hashing as the nodes compute it, so a test can aim at a room's owner.
+    pub fn owner_among(&self, room_id: &str, live: &[usize]) -> usize {
+        let room: RoomId = room_id.parse().expect("a room id is a UUID");
+        let peers = live
+            .iter()
+            .map(|&i| Peer {
+                id: NodeId::new(self.nodes[i].id.as_str()),
+                addr: self.nodes[i].link.addr().to_string().into(),
+                version: 1,
+            })
+            .collect();
+        let view = View::new(peers);
+        let owner = view.owner(room).expect("at least one live node");
+        live.iter()
+            .copied()
+            .find(|&i| self.nodes[i].id == owner.id.as_str())
+            .expect("the owner is one of the live nodes")
+    }
+
+    /// The index of the node owning `room_id` among the running nodes.
+    pub fn owner(&self, room_id: &str) -> usize {
+        self.owner_among(room_id, &self.running())
+    }
+
     /// An A2A client spreading its requests round-robin over the running nodes.
     pub fn client(&self) -> Arc<A2a> {
         let urls = self.urls();
@@ -190,7 +217,7 @@ impl TestCluster {
     }
 
     /// The Redis every node is on.
-    pub fn redis_url(&self) -> String {
+    pub fn redis_url(&self) -> &str {
         self.redis.url()
     }
 
@@ -241,7 +268,7 @@ impl TestCluster {
 
     /// Kills Redis and starts it again, empty, on the same port.
     pub fn restart_redis_empty(&self) {
-        self.redis.restart_empty();
+        self.redis.restart();
     }
 
     /// Stops PostgreSQL at once (a crash); needs [`ClusterBuilder::own_postgres`].
@@ -306,7 +333,7 @@ impl TestCluster {
             "--store",
             &self.store,
             "--redis",
-            &self.redis.url(),
+            self.redis.url(),
             "--node-id",
             &id,
             "--node-listen",

@@ -17,7 +17,6 @@
 //!   database and one Redis, each behind a [`LinkProxy`] on its internal link; kill,
 //!   stop, terminate, add nodes; restart Redis empty; stop PostgreSQL.
 //! - `link`       — [`LinkProxy`]: a TCP forwarder a test can cut and heal.
-//! - `redis`      — [`KitRedis`]: a throwaway `redis-server` that restarts empty.
 //! - `ledger`     — [`Ledger`]: what a cluster test acknowledged and streamed, and the
 //!   end state every cluster test checks (gapless rooms, every ack once, streams whole).
 //!
@@ -31,7 +30,6 @@ mod ledger;
 mod link;
 pub mod otlp;
 mod process;
-mod redis;
 mod sse;
 mod store;
 
@@ -45,7 +43,6 @@ pub use in_process::TestNode;
 pub use ledger::{Ledger, Stream};
 pub use link::LinkProxy;
 pub use process::{Server, ServerBuilder, huddle_bin, huddle_command};
-pub use redis::KitRedis;
 pub use sse::{Event, Next, Raw, Sse, parse_all};
 pub use store::{STORE_VAR, TestStore, shared_postgres};
 
