@@ -18,7 +18,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     // Reflection on the public port describes the public API only, not the internal one.
     let mut public = fds.clone();
-    public.file.retain(|f| !f.name().starts_with("huddle/internal/"));
+    public
+        .file
+        .retain(|f| !f.name().starts_with("huddle/internal/"));
     std::fs::write(out.join("huddle_descriptor.bin"), public.encode_to_vec())?;
     tonic_prost_build::configure()
         .build_client(true)

@@ -1,18 +1,32 @@
 //! Routing room operations to the room's owner.
 //!
-//! Protocols talk to rooms only through the [`Router`] trait. Today it has one
-//! implementation, [`LocalRouter`] (one node, every room local, `Placement::Local` in the
-//! architecture's terms). The cluster implementation (Redis leases, rendezvous hashing,
-//! the internal node gRPC service) implements the same trait, so gateways do not change.
+//! Protocols talk to rooms only through the [`Router`] trait: [`LocalRouter`] on a single
+//! node (every room local), [`ClusterRouter`] in a cluster (the room's owner, here or
+//! over the internal node service), so gateways do not change.
 //!
 //! Room operations cross this seam as a [`RoomCall`]: the operation and the typed port
 //! of its answer, so the seam stays object-safe and nothing pairs answers with requests
 //! at run time. [`Router::ask`] is how callers use it: one typed operation in, its
 //! typed answer out.
+//!
+//! Layout:
+//! - [`placement`]    — views of the live nodes, rendezvous owners, the `Placement` seam.
+//! - [`router`]       — [`ClusterRouter`]: local or forwarded, re-resolving on `NotOwner`.
+//! - [`peers`]        — channels to the other nodes and the metadata of every hop.
+//! - [`node_service`] — the internal `huddle.internal.v1.Node` service (`Call`, `Follow`).
+//! - `upstream`       — room feeds of a cluster node.
+//! - [`trace`]        — W3C trace context across hops.
 
+pub mod node_service;
+pub mod peers;
 pub mod placement;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod router;
+pub mod trace;
+mod upstream;
+
+pub use router::{ClusterRouter, Placed};
 
 use std::net::IpAddr;
 

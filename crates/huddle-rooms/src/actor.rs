@@ -25,6 +25,10 @@
 //! loads the room again from the store on the next request. Domain errors never stop the
 //! actor; they are replies. On a graceful stop (drain, idle) everything applied is
 //! committed and answered before the actor ends.
+//!
+//! In cluster mode (see [`crate::ownership`]) a fenced append also cedes the room, and
+//! past the node's lease deadline an answer that would go out without a commit (a read)
+//! waits for the store to confirm the actor's epoch; a changed epoch cedes the room too.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -35,7 +39,7 @@ use huddle_core::{
     Acknowledge, AgentToken, Event, GetLock, JoinRoom, Joined, Lock, Message, Missed,
     PasswordProof, Room, RoomError, Seq, Timestamp, Viewer,
 };
-use huddle_store::{Epoch, RoomStore};
+use huddle_store::{Epoch, RoomStore, StoreError};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use uuid::Uuid;
 
@@ -45,6 +49,7 @@ use crate::endpoint;
 use crate::feed::Opened;
 use crate::hub::{Fanout, Hub};
 use crate::log_tail::LogTail;
+use crate::ownership::Cluster;
 use crate::push::Pusher;
 use crate::secrets;
 
@@ -76,6 +81,8 @@ pub struct RoomArgs {
     pub hub: Arc<Hub>,
     pub pusher: Pusher,
     pub config: Arc<RoomsConfig>,
+    /// Cluster mode's hooks (`None`: a single node, no check).
+    pub(crate) cluster: Option<Arc<Cluster>>,
 }
 
 /// A reply waiting for the commit of what was applied before it was computed, whatever
@@ -138,6 +145,7 @@ pub struct RoomState {
     hub: Arc<Hub>,
     pusher: Pusher,
     config: Arc<RoomsConfig>,
+    cluster: Option<Arc<Cluster>>,
 }
 
 pub(crate) fn now() -> Timestamp {
@@ -176,6 +184,7 @@ impl Actor for RoomActor {
             hub: args.hub,
             pusher: args.pusher,
             config: args.config,
+            cluster: args.cluster,
         })
     }
 
@@ -387,11 +396,41 @@ impl RoomState {
     /// Sends `reply` now if nothing uncommitted precedes it, else after the next commit.
     async fn reply(&mut self, myself: &ActorRef<RoomMsg>, reply: PendingReply) {
         if self.pending.is_empty() && self.replies.is_empty() && self.inflight.is_none() {
-            reply.send();
+            match self.read_fence(myself).await {
+                Ok(()) => reply.send(),
+                Err(e) => reply.fail(e),
+            }
         } else {
             self.replies.push(reply);
             self.schedule_flush(myself).await;
         }
+    }
+
+    /// In cluster mode, past the node's lease deadline, an answer from memory goes out
+    /// only once the store confirms that this actor's epoch is still the room's: another
+    /// node may have taken the room meanwhile (and, say, kicked the reader). A changed
+    /// epoch cedes the room and stops the actor.
+    async fn read_fence(&mut self, myself: &ActorRef<RoomMsg>) -> Result<(), RoomError> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(());
+        };
+        if cluster.lease_valid() {
+            return Ok(());
+        }
+        let current = self
+            .store
+            .epoch(self.room.id)
+            .await
+            .map_err(crate::store_error::room_error)?;
+        if current == Some(self.epoch) {
+            return Ok(());
+        }
+        cluster.cede(self.room.id);
+        tracing::info!(room.id = %self.room.id, "room taken by another node past this node's lease: stepping down");
+        myself.stop(Some("stepped down".into()));
+        Err(RoomError::Unavailable(
+            "this node no longer owns the room".into(),
+        ))
     }
 
     /// Decides and applies `cmd`, fetching the log slice it needs first.
@@ -524,7 +563,16 @@ impl RoomState {
         };
         let outcome = match batch.task.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e @ StoreError::Fenced(..))) => {
+                // A newer owner took the room: step down, and do not take it back.
+                if let Some(cluster) = &self.cluster {
+                    cluster.cede(self.room.id);
+                }
+                Err(e.to_string())
+            }
+            Ok(Err(
+                e @ (StoreError::NoSuchRoom(_) | StoreError::Backend(_) | StoreError::Busy(_)),
+            )) => Err(e.to_string()),
             Err(e) => Err(format!("commit task failed: {e}")),
         };
         match outcome {

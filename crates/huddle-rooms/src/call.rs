@@ -33,7 +33,7 @@ pub trait Answerer: Sync {
 }
 
 /// A [`RoomOp`] that travels as a [`RoomCall`].
-pub trait Ask: RoomOp {
+pub trait Ask: RoomOp + Replayable {
     /// The operation's name, for traces.
     const NAME: &'static str;
     fn into_call(self, port: Port<Self::Answer>) -> RoomCall;
@@ -62,7 +62,82 @@ macro_rules! room_calls {
                 }
             }
         }
+
+        /// Runs the operation called `name` (its [`Ask::NAME`]), given as the JSON of
+        /// the operation, through `by`, and returns the JSON of its answer
+        /// (`Result<Answer, RoomError>`): the owner's side of a call forwarded from
+        /// another node, from the same table as [`RoomCall`], so no operation can be
+        /// callable locally and unknown over the wire.
+        pub async fn answer_json(
+            name: &str,
+            payload: &[u8],
+            by: &impl Answerer,
+        ) -> Result<Vec<u8>, WireError> {
+            $(if name == <$op as Ask>::NAME {
+                let op: $op = serde_json::from_slice(payload).map_err(WireError::Payload)?;
+                return serde_json::to_vec(&by.answer(op).await).map_err(WireError::Encode);
+            })*
+            Err(WireError::UnknownOp(name.chars().take(64).collect()))
+        }
     };
+}
+
+/// Why a forwarded operation could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// No operation has this name (a newer node's operation, or garbage); shortened
+    /// to 64 characters.
+    #[error("unknown room operation {0:?}")]
+    UnknownOp(String),
+    /// The payload is not the JSON of the named operation.
+    #[error("malformed operation: {0}")]
+    Payload(serde_json::Error),
+    /// The answer could not be encoded.
+    #[error("answer not encodable: {0}")]
+    Encode(serde_json::Error),
+}
+
+/// Whether an operation may be sent again when its answer was lost on the way back
+/// (a forwarded call whose connection broke after it was sent): only when running it
+/// twice does what running it once did.
+pub trait Replayable {
+    fn replayable(&self) -> bool;
+}
+
+/// Reads: running them again changes nothing.
+macro_rules! reads {
+    ($($op:ty),*) => {$(
+        impl Replayable for $op {
+            fn replayable(&self) -> bool {
+                true
+            }
+        }
+    )*};
+}
+
+/// Writes whose repetition is not the same as one run: a join again is refused as a
+/// name taken (and loses the token of the first), a leave or kick again is refused, an
+/// update posts a second notice, an unread again skips the page the first one read.
+macro_rules! writes {
+    ($($op:ty),*) => {$(
+        impl Replayable for $op {
+            fn replayable(&self) -> bool {
+                false
+            }
+        }
+    )*};
+}
+
+// An acknowledgement names the cursor it moves from: a repeat is a no-op.
+reads!(GetInfo, GetLock, Authorize, Acknowledge);
+writes!(JoinRoom, LeaveRoom, ModerateAgent, UpdateRoom, GetUnread);
+
+/// A send with an idempotency key answers a repeat with the first answer (same `seq`);
+/// without a key a repeat is a second message.
+impl Replayable for SendMessage {
+    fn replayable(&self) -> bool {
+        self.key.is_some()
+    }
 }
 
 room_calls! {

@@ -4,6 +4,10 @@
 //! The map of active actors is ours (no process-global registry), so several nodes can
 //! live in one test process. Ractor mailboxes are unbounded; the admission semaphore in
 //! [`RoomDirectory::call`] is what bounds the work queued on this node.
+//!
+//! In cluster mode ([`RoomDirectory::clustered`]) a room is activated only where the
+//! cluster places it (see [`crate::ownership`]); [`RoomDirectory::ask_owned`] says
+//! [`NotOwner`] instead of answering when this node does not hold the room.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -24,6 +28,7 @@ use crate::call::{self, Answerer, Ask, Port, RoomCall};
 use crate::config::RoomsConfig;
 use crate::feed::{self, FeedSource, OnLag, Opened, Subscribed};
 use crate::hub::{BufferStats, Hub};
+use crate::ownership::{Cluster, NotOwner, Ownership};
 use crate::passwords::PasswordGate;
 use crate::push::{Ack, Pusher};
 use crate::store_error::room_error;
@@ -48,6 +53,8 @@ struct Inner {
     admission: Arc<Semaphore>,
     /// Every password check of this node (create here, join and info through the router).
     passwords: PasswordGate,
+    /// Cluster mode's placement checks; `None` on a single node (no check at all).
+    cluster: Option<Arc<Cluster>>,
 }
 
 fn stripe<T: std::hash::Hash>(key: &T) -> usize {
@@ -60,6 +67,24 @@ fn stripe<T: std::hash::Hash>(key: &T) -> usize {
 impl RoomDirectory {
     /// Must be called inside a tokio runtime: it starts the push acknowledgement task.
     pub fn new(store: Arc<dyn RoomStore>, config: RoomsConfig) -> Self {
+        Self::build(store, config, None)
+    }
+
+    /// The rooms of one node of a cluster: activated only where `ownership` places
+    /// them, read-fenced past the node's lease (see [`crate::ownership`]).
+    pub fn clustered(
+        store: Arc<dyn RoomStore>,
+        config: RoomsConfig,
+        ownership: Arc<dyn Ownership>,
+    ) -> Self {
+        Self::build(store, config, Some(Arc::new(Cluster::new(ownership))))
+    }
+
+    fn build(
+        store: Arc<dyn RoomStore>,
+        config: RoomsConfig,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Self {
         let (pusher, acks) = Pusher::new(config.push.clone(), config.allow_private_endpoints);
         let inner = Arc::new(Inner {
             store,
@@ -73,6 +98,7 @@ impl RoomDirectory {
             config: Arc::new(config),
             actors: Mutex::new(HashMap::new()),
             activating: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            cluster,
         });
         tokio::spawn(feed_acks(Arc::downgrade(&inner), acks));
         Self { inner }
@@ -196,6 +222,18 @@ impl RoomDirectory {
     /// Traced as a `room.command` span (room id, command, outcome), and the request's
     /// span learns the room id.
     pub async fn ask<O: Ask>(&self, room: RoomId, op: O) -> Result<O::Answer, RoomError> {
+        self.ask_owned(room, op)
+            .await
+            .unwrap_or_else(|e| Err(e.into()))
+    }
+
+    /// [`RoomDirectory::ask`], or [`NotOwner`] when this node does not hold the room
+    /// (cluster mode only): then nothing was applied, and the caller asks the owner.
+    pub async fn ask_owned<O: Ask>(
+        &self,
+        room: RoomId,
+        op: O,
+    ) -> Result<Result<O::Answer, RoomError>, NotOwner> {
         tracing::Span::current().record("room.id", tracing::field::display(room));
         let span = tracing::info_span!(
             "room.command",
@@ -204,13 +242,58 @@ impl RoomDirectory {
             outcome = tracing::field::Empty,
         );
         let asked = async {
-            let _permit = self.admit()?;
-            self.send(room, |port| op.clone().into_call(port), RoomMsg::Call)
+            let _permit = match self.admit() {
+                Ok(permit) => permit,
+                Err(busy) => return Ok(Err(busy)),
+            };
+            self.send_owned(room, |port| op.clone().into_call(port), RoomMsg::Call)
                 .await
         };
         let answer = asked.instrument(span.clone()).await;
-        span.record("outcome", if answer.is_ok() { "ok" } else { "error" });
+        let outcome = match &answer {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(_)) => "error",
+            Err(NotOwner(_)) => "not_owner",
+        };
+        span.record("outcome", outcome);
         answer
+    }
+
+    /// Whether this node may hold `room` now (always, on a single node).
+    pub fn may_hold(&self, room: RoomId) -> bool {
+        self.inner.cluster.as_ref().is_none_or(|c| c.may_hold(room))
+    }
+
+    /// Whether this node ceded `room` (its append was fenced, or its epoch moved past its
+    /// lease) and will not take it back for now.
+    pub fn ceded(&self, room: RoomId) -> bool {
+        self.inner
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.is_ceded(room))
+    }
+
+    /// The cluster's view changed: forgets the rooms ceded under the old one, and hands
+    /// over every active room this node no longer owns (each commits what it applied and
+    /// stops; the hub keeps its logs, so local readers keep their place). Returns how
+    /// many rooms were handed over.
+    pub async fn hand_over(&self, timeout: std::time::Duration) -> usize {
+        let Some(cluster) = &self.inner.cluster else {
+            return 0;
+        };
+        cluster.forget_ceded();
+        let leaving: Vec<_> = self
+            .inner
+            .actors
+            .lock()
+            .expect("directory poisoned")
+            .iter()
+            .filter(|(room, _)| !cluster.may_hold(**room))
+            .map(|(_, a)| a.clone())
+            .collect();
+        let count = leaving.len();
+        futures::future::join_all(leaving.iter().map(|a| a.drain_and_wait(Some(timeout)))).await;
+        count
     }
 
     /// Runs a call that came through an object-safe seam and answers it on its port.
@@ -254,31 +337,53 @@ impl RoomDirectory {
         build: impl Fn(Port<T>) -> C,
         wrap: impl Fn(C) -> RoomMsg,
     ) -> Result<T, RoomError> {
+        self.send_owned(room, build, wrap)
+            .await
+            .unwrap_or_else(|e| Err(e.into()))
+    }
+
+    /// [`RoomDirectory::send`], or [`NotOwner`]: this node may not activate the room, or
+    /// its actor stepped down (fenced) instead of answering.
+    async fn send_owned<T, C>(
+        &self,
+        room: RoomId,
+        build: impl Fn(Port<T>) -> C,
+        wrap: impl Fn(C) -> RoomMsg,
+    ) -> Result<Result<T, RoomError>, NotOwner> {
         // One retry: the actor may have passivated between lookup and send.
         for _ in 0..2 {
-            let actor = self.actor(room).await?;
+            let actor = match self.actor(room).await {
+                Ok(actor) => actor,
+                Err(Activation::NotOwner(e)) => return Err(e),
+                Err(Activation::Failed(e)) => return Ok(Err(e)),
+            };
             let (port, answer) = call::port();
             if actor.send_message(wrap(build(port))).is_err() {
                 self.forget(room, &actor);
                 continue;
             }
             match tokio::time::timeout(self.inner.config.call_timeout, answer).await {
-                Ok(Ok(result)) => return result,
+                // An actor that stepped down fails what it had not committed (nothing of
+                // it was applied) after ceding the room.
+                Ok(Ok(Err(RoomError::Unavailable(_)))) if self.ceded(room) => {
+                    return Err(NotOwner(room));
+                }
+                Ok(Ok(result)) => return Ok(result),
                 Ok(Err(_dropped)) => {
                     // The actor stopped before answering (a failed commit answers first).
                     self.forget(room, &actor);
                     continue;
                 }
                 Err(_elapsed) => {
-                    return Err(RoomError::Unavailable(
+                    return Ok(Err(RoomError::Unavailable(
                         "the room did not answer in time".into(),
-                    ));
+                    )));
                 }
             }
         }
-        Err(RoomError::Unavailable(
+        Ok(Err(RoomError::Unavailable(
             "the room is restarting; retry".into(),
-        ))
+        )))
     }
 
     fn forget(&self, room: RoomId, actor: &ActorRef<RoomMsg>) {
@@ -295,7 +400,12 @@ impl RoomDirectory {
 
     /// The room's actor, activated (loaded under a new epoch) if it is not running. An
     /// unknown room leaves nothing behind: no actor, no entry, no feed.
-    async fn actor(&self, room: RoomId) -> Result<ActorRef<RoomMsg>, RoomError> {
+    async fn actor(&self, room: RoomId) -> Result<ActorRef<RoomMsg>, Activation> {
+        // An active room this node no longer owns is on its way out (hand-over): calls
+        // go to the owner meanwhile.
+        if !self.may_hold(room) {
+            return Err(Activation::NotOwner(NotOwner(room)));
+        }
         if let Some(a) = self.active(room) {
             return Ok(a);
         }
@@ -325,6 +435,7 @@ impl RoomDirectory {
             hub: self.inner.hub.clone(),
             pusher: self.inner.pusher.clone(),
             config: self.inner.config.clone(),
+            cluster: self.inner.cluster.clone(),
         };
         let (actor, handle) = Actor::spawn(None, RoomActor, args)
             .await
@@ -440,5 +551,19 @@ struct InRoom<'a> {
 impl Answerer for InRoom<'_> {
     async fn answer<O: Ask>(&self, op: O) -> Result<O::Answer, RoomError> {
         self.rooms.ask(self.room, op).await
+    }
+}
+
+/// Why a room's actor is not there to ask.
+enum Activation {
+    /// The cluster places the room elsewhere (or this node ceded it).
+    NotOwner(NotOwner),
+    /// The room does not exist, or loading it failed.
+    Failed(RoomError),
+}
+
+impl From<RoomError> for Activation {
+    fn from(e: RoomError) -> Self {
+        Activation::Failed(e)
     }
 }

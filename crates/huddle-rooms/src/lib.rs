@@ -17,6 +17,8 @@
 //!   [`FeedMessage`], and the one resuming stream every protocol reads.
 //! - [`push`]      — A2A push delivery: one bounded, ordered, retrying queue per agent,
 //!   and a node-wide bound on queued pushes.
+//! - [`ownership`] — cluster mode's hooks: which rooms this node may hold, stepping down
+//!   when fenced, answering from memory only within the node's lease.
 //! - [`directory`] — [`RoomDirectory`]: activates actors on demand, passivates idle ones,
 //!   creates rooms, admission control in front of the (unbounded) actor mailboxes.
 //! - `store_error` — what a store failure means to a client (a full read queue is
@@ -30,6 +32,7 @@ pub mod endpoint;
 pub mod feed;
 pub mod hub;
 pub mod log_tail;
+pub mod ownership;
 pub mod passwords;
 pub mod push;
 pub mod secrets;
@@ -42,4 +45,5 @@ pub use directory::RoomDirectory;
 pub use feed::{
     CatchUp, FeedMessage, FeedSource, MessageStream, OnLag, Opened, SubscribeError, Subscribed,
 };
+pub use ownership::{NotOwner, Ownership};
 pub use passwords::PasswordGate;

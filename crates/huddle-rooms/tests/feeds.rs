@@ -50,6 +50,10 @@ impl RoomStore for GatedStore {
         self.inner.append(room, epoch, events).await
     }
 
+    async fn epoch(&self, room: RoomId) -> Result<Option<Epoch>, StoreError> {
+        self.inner.epoch(room).await
+    }
+
     async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, StoreError> {
         self.inner.rooms_named(name).await
     }

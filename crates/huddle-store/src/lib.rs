@@ -104,6 +104,10 @@ pub trait RoomStore: Send + Sync + 'static {
     /// or `None` when there is no such room.
     async fn acquire(&self, room: RoomId) -> Result<Option<(Room, Epoch)>, StoreError>;
 
+    /// The room's current epoch (`None`: no such room): a cheap read with which a writer
+    /// whose lease may have lapsed confirms that nobody acquired the room since it did.
+    async fn epoch(&self, room: RoomId) -> Result<Option<Epoch>, StoreError>;
+
     /// Appends `events` atomically, only if `epoch` is still the room's current one.
     async fn append(
         &self,

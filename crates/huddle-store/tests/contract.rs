@@ -120,7 +120,26 @@ contract!(
     concurrent_creates_of_one_name_and_password_make_one_room,
     a_name_lock_released_without_creating_lets_the_next_one_in,
     any_text_a_client_may_send_is_kept_exactly,
+    the_epoch_read_is_the_last_writers,
 );
+
+async fn the_epoch_read_is_the_last_writers(b: &Backend) {
+    let nodes = b.nodes(2).await;
+    let (a, bn) = (&nodes[0], &nodes[1]);
+    let r = room("dev", None);
+    assert_eq!(a.epoch(r.id).await.unwrap(), None, "no such room");
+    a.create_room(&r).await.unwrap();
+    let (_, first) = a.acquire(r.id).await.unwrap().unwrap();
+    assert_eq!(a.epoch(r.id).await.unwrap(), Some(first));
+    assert_eq!(bn.epoch(r.id).await.unwrap(), Some(first));
+    let (_, second) = bn.acquire(r.id).await.unwrap().unwrap();
+    assert_eq!(
+        a.epoch(r.id).await.unwrap(),
+        Some(second),
+        "seen by the old writer"
+    );
+    assert_ne!(first, second);
+}
 
 async fn a_writer_that_lost_the_room_can_neither_write_nor_acknowledge(b: &Backend) {
     let nodes = b.nodes(2).await;

@@ -157,6 +157,10 @@ impl RoomStore for EmbeddedStore {
         self.writes.append(room, epoch, events).await
     }
 
+    async fn epoch(&self, room: RoomId) -> Result<Option<Epoch>, StoreError> {
+        self.read(move |c| reads::epoch(c, room)).await
+    }
+
     async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, StoreError> {
         let name = name.to_string();
         self.read(move |c| reads::rooms_named(c, &name)).await

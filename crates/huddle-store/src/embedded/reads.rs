@@ -20,6 +20,13 @@ pub(super) fn rooms_named(c: &Connection, name: &str) -> rusqlite::Result<Vec<Na
     rows.collect()
 }
 
+pub(super) fn epoch(c: &Connection, room: RoomId) -> rusqlite::Result<Option<u64>> {
+    c.prepare_cached("SELECT epoch FROM rooms WHERE id = ?1")?
+        .query_row([room.to_string()], |r| r.get::<_, i64>(0))
+        .optional()
+        .map(|e| e.map(|e| e as u64))
+}
+
 pub(super) fn room_ids(c: &Connection) -> rusqlite::Result<Vec<RoomId>> {
     let mut st = c.prepare_cached("SELECT id FROM rooms ORDER BY created_at, id")?;
     let rows = st.query_map([], |r| codec::room_id(r, 0))?;

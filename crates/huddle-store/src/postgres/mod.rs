@@ -128,6 +128,11 @@ impl RoomStore for PostgresStore {
         self.writes.append(room, epoch, events).await
     }
 
+    async fn epoch(&self, room: RoomId) -> Result<Option<Epoch>, StoreError> {
+        let lease = self.reads.get().await?;
+        reads::epoch(&lease.conn, room).await
+    }
+
     async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, StoreError> {
         let lease = self.reads.get().await?;
         reads::rooms_named(&lease.conn, name).await

@@ -30,6 +30,18 @@ pub(super) async fn rooms_named(
         .collect()
 }
 
+pub(super) async fn epoch(c: &impl GenericClient, room: RoomId) -> Result<Option<u64>, StoreError> {
+    let st = c
+        .prepare_cached("SELECT epoch FROM rooms WHERE id = $1")
+        .await
+        .map_err(backend)?;
+    let row = c
+        .query_opt(&st, &[&room.to_string()])
+        .await
+        .map_err(backend)?;
+    Ok(row.map(|r| r.get::<_, i64>(0) as u64))
+}
+
 /// Runs in a repeatable-read transaction (see `PostgresStore::list_rooms`): the page
 /// and its total come from one snapshot.
 pub(super) async fn list_rooms(
