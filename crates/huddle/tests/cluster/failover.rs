@@ -119,5 +119,9 @@ async fn a_node_stopped_past_its_lease_is_fenced_and_refuses_late_reads() {
             && through_new[..through_old.len()] == through_old[..],
         "the old owner's history contradicts the new owner's"
     );
-    load.finish(&others, &rooms).await;
+    let staying: Vec<Agent> = members(&rooms)
+        .into_iter()
+        .filter(|m| m.token != victim.token)
+        .collect();
+    load.finish_with(&others, &staying).await;
 }

@@ -87,11 +87,16 @@ impl Load {
 
     /// Stops the senders, then checks the end state through `client`.
     async fn finish(self, client: &A2a, rooms: &[Room]) -> Arc<Ledger> {
+        self.finish_with(client, &members(rooms)).await
+    }
+
+    /// [`Load::finish`] over `members` (every member still in its room).
+    async fn finish_with(self, client: &A2a, members: &[Agent]) -> Arc<Ledger> {
         self.stop.store(true, Ordering::Relaxed);
         for s in self.senders {
             s.await.expect("a sender panicked");
         }
-        self.ledger.verify(client, &members(rooms)).await;
+        self.ledger.verify(client, members).await;
         let (refused, abandoned) = self.ledger.failures();
         eprintln!(
             "end state ok: {} acknowledged ({} after a retry), {} refused, {} abandoned",
