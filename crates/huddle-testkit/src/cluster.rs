@@ -369,3 +369,18 @@ impl TestCluster {
         server
     }
 }
+
+impl Drop for TestCluster {
+    /// Stops the nodes, then drops the cluster's database on the shared PostgreSQL, so a
+    /// suite of clusters does not fill the disk with one database per test (not while
+    /// panicking: a failing drop would abort the test process; the server's watcher
+    /// removes everything at exit anyway).
+    fn drop(&mut self) {
+        for node in &self.nodes {
+            node.server.kill9();
+        }
+        if matches!(self.postgres, Postgres::Shared) && !std::thread::panicking() {
+            shared_postgres().drop_database(&self.store);
+        }
+    }
+}
