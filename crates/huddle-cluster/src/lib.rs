@@ -20,9 +20,9 @@
 pub mod node_service;
 pub mod peers;
 pub mod placement;
+pub mod router;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod router;
 pub mod trace;
 mod upstream;
 

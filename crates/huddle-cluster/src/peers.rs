@@ -18,7 +18,7 @@ use crate::placement::{Peer, View};
 use crate::trace;
 
 /// The internal protocol version this node speaks (and registers in the membership).
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = crate::placement::INTERNAL_VERSION;
 /// The metadata key carrying the caller's internal protocol version.
 pub const VERSION_HEADER: &str = "huddle-internal-version";
 

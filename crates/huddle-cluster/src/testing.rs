@@ -59,7 +59,11 @@ impl TestRedis {
     /// A new server of our own, even when `HUDDLE_TEST_REDIS_URL` is set: for tests
     /// that kill or restart it, or need it to themselves.
     pub fn start_own() -> Self {
-        if Command::new("redis-server").arg("--version").output().is_err() {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
             panic!(
                 "these tests need Redis and `redis-server` was not found: run `make \
                  test-deps` (installs the Debian package `redis-server`), or set {URL_VAR} \
@@ -141,8 +145,21 @@ fn run_server(dir: &Path, port: u16) -> Result<(), String> {
     let pidfile = format!("{dir_s}/redis.pid");
     let port_s = port.to_string();
     let args = [
-        "--port", &port_s, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--daemonize", "yes", "--pidfile", &pidfile, "--dir", dir_s, "--logfile",
+        "--port",
+        &port_s,
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "yes",
+        "--pidfile",
+        &pidfile,
+        "--dir",
+        dir_s,
+        "--logfile",
         "redis.log",
     ];
     let out = Command::new("redis-server")

@@ -74,7 +74,10 @@ async fn nodes_on_one_redis_see_each_other_with_address_and_version() {
     let b = join(&redis, "b").await;
     let c = join(&redis, "c").await;
     for m in [&a, &b, &c] {
-        until("every node sees all three", || async { names(m) == ["a", "b", "c"] }).await;
+        until("every node sees all three", || async {
+            names(m) == ["a", "b", "c"]
+        })
+        .await;
         assert!(m.registered());
         let peer = m.view().peer(&NodeId::new("b")).cloned().unwrap();
         assert_eq!(&*peer.addr, "b.internal:7000");
@@ -183,7 +186,10 @@ async fn while_redis_is_down_views_are_kept_and_the_lease_deadline_passes() {
     assert_eq!(names(&b), ["a", "b"]);
     a.refresh().await;
     assert_eq!(a.view(), before, "a failed refresh keeps the view");
-    assert!(a.registered() && b.registered(), "an outage does not unready a node");
+    assert!(
+        a.registered() && b.registered(),
+        "an outage does not unready a node"
+    );
 }
 
 #[tokio::test]
@@ -213,9 +219,9 @@ async fn redis_restarted_empty_every_node_registers_again() {
     })
     .await;
     until("every view whole and every lease renewed", || async {
-        nodes.iter().all(|m| {
-            names(m) == ["a", "b", "c"] && m.lease_deadline().unwrap() > Instant::now()
-        })
+        nodes
+            .iter()
+            .all(|m| names(m) == ["a", "b", "c"] && m.lease_deadline().unwrap() > Instant::now())
     })
     .await;
 }
@@ -244,7 +250,9 @@ async fn renewals_write_only_the_two_membership_keys() {
         .await
         .unwrap();
     assert!(
-        entries.iter().all(|e| e.ends_with(&format!("|{INTERNAL_VERSION}"))),
+        entries
+            .iter()
+            .all(|e| e.ends_with(&format!("|{INTERNAL_VERSION}"))),
         "{entries:?}"
     );
 }
@@ -287,7 +295,11 @@ async fn a_member_list_stuffed_by_a_hostile_writer_is_capped_and_the_refusal_log
     for i in 0..5_000 {
         let id = format!("fake-{i:05}");
         pipe.zadd(NODES_KEY, &id, forever)
-            .hset(ADDR_KEY, &id, format!("10.9.{}.{}:7000|1", i / 256, i % 256))
+            .hset(
+                ADDR_KEY,
+                &id,
+                format!("10.9.{}.{}:7000|1", i / 256, i % 256),
+            )
             .ignore();
     }
     // Garbage among them: no address, an id far too long, an entry without a version.
@@ -301,7 +313,10 @@ async fn a_member_list_stuffed_by_a_hostile_writer_is_capped_and_the_refusal_log
     let a = join(&redis, "a").await;
     let view = a.view();
     assert_eq!(view.nodes().len(), MAX_NODES);
-    assert!(view.peer(&NodeId::new("a")).is_some(), "this node stays in its view");
+    assert!(
+        view.peer(&NodeId::new("a")).is_some(),
+        "this node stays in its view"
+    );
     assert!(view.nodes().iter().all(|p| p.id.as_str().len() < 100));
     let text = logs.text();
     assert!(
@@ -314,7 +329,12 @@ async fn a_member_list_stuffed_by_a_hostile_writer_is_capped_and_the_refusal_log
         a.lease_deadline().unwrap() > first + TTL
     })
     .await;
-    assert_eq!(logs.text().matches("the limit is").count(), 1, "{}", logs.text());
+    assert_eq!(
+        logs.text().matches("the limit is").count(),
+        1,
+        "{}",
+        logs.text()
+    );
 }
 
 #[tokio::test]
@@ -327,7 +347,10 @@ async fn bad_settings_are_refused_clearly_and_no_password_is_printed() {
     };
     let err = RedisMembership::connect(unreachable).await.err().unwrap();
     let text = format!("{err} {err:?}");
-    assert!(matches!(err, PlacementError::Connect { .. } | PlacementError::Timeout { .. }));
+    assert!(matches!(
+        err,
+        PlacementError::Connect { .. } | PlacementError::Timeout { .. }
+    ));
     assert!(text.contains("127.0.0.1:1"), "{text}");
     assert!(!text.contains("s3cret"), "the password leaked: {text}");
 

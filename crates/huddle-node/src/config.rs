@@ -9,6 +9,8 @@ use huddle_gateway::mcp::McpConfig;
 use huddle_rooms::RoomsConfig;
 use huddle_store::{Durability, EmbeddedOptions, PostgresOptions};
 
+use crate::ClusterConfig;
+
 /// Every option of a node's parts. The listeners are not in it: they are bound before
 /// the node starts (see [`crate::Listeners`]), so a caller can bind port 0 and learn the
 /// port, or hand over sockets it got elsewhere.
@@ -33,6 +35,9 @@ pub struct NodeConfig {
     /// How long before the drain a shutdown fails readiness while still serving
     /// (zero: the drain begins at once).
     pub drain_delay: Duration,
+    /// Cluster mode (`--redis`): `None` for a single node. Needs the PostgreSQL store
+    /// and the internal listener ([`crate::Listeners::node`]).
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl NodeConfig {
@@ -48,6 +53,7 @@ impl NodeConfig {
             mcp: McpConfig::default(),
             shutdown_grace: Duration::from_secs(10),
             drain_delay: Duration::ZERO,
+            cluster: None,
         }
     }
 }

@@ -43,6 +43,14 @@ pub enum NodeError {
     /// node shut down the rest as it would have on a signal.
     #[error("the {listener} server stopped unexpectedly")]
     ServerStopped { listener: &'static str },
+    /// Cluster mode could not be set up: Redis unreachable or refusing, a bad node id,
+    /// address, lease TTL or cluster secret (`what` names the step or the flag).
+    #[error("cluster mode: {what}")]
+    Cluster {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The task that ran the node panicked or was cancelled.
     #[error("the node's task ended abnormally: {0}")]
     Task(#[from] tokio::task::JoinError),

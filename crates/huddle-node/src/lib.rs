@@ -26,6 +26,8 @@
 //!
 //! Layout:
 //! - `config`    — [`NodeConfig`]: every part's options, in one value.
+//! - `cluster`   — cluster mode: membership, placed rooms, the forwarding router, the
+//!   internal listener, registering when ready, leaving first on shutdown.
 //! - `listeners` — [`Listeners`] (bound sockets) and [`Addrs`] (where they are).
 //! - `node`      — [`Node::start`] and [`RunningNode`] (addresses, state, `wait`).
 //! - `ops`       — `/metrics` and the readiness checks of `/readyz`.
@@ -33,6 +35,7 @@
 //! - `shutdown`  — the one shutdown trigger, the servers it waits for, the grace.
 //! - `error`     — [`NodeError`]: binding, opening the store, a server that stopped.
 
+mod cluster;
 mod config;
 mod error;
 mod listeners;
@@ -41,6 +44,7 @@ mod ops;
 mod shutdown;
 pub mod telemetry;
 
+pub use cluster::{ClusterConfig, check_cluster};
 pub use config::{NodeConfig, PostgresConfig};
 pub use error::NodeError;
 pub use listeners::{Addrs, Listeners};

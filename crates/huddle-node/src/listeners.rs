@@ -13,6 +13,7 @@ pub(crate) const HTTP: &str = "--listen";
 pub(crate) const GRPC: &str = "--grpc-listen";
 pub(crate) const MCP: &str = "--mcp-listen";
 pub(crate) const METRICS: &str = "--metrics-listen";
+pub(crate) const NODE: &str = "--node-listen";
 
 /// Where a node listens (asked for, or bound: see [`crate::RunningNode::addrs`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +26,8 @@ pub struct Addrs {
     pub mcp: Option<SocketAddr>,
     /// `/metrics` alone, for a scrape port apart from client traffic.
     pub metrics: Option<SocketAddr>,
+    /// The internal node service of a cluster (cluster mode only).
+    pub node: Option<SocketAddr>,
 }
 
 /// Bound listeners, handed to [`crate::Node::start`].
@@ -34,6 +37,7 @@ pub struct Listeners {
     pub grpc: Option<TcpListener>,
     pub mcp: Option<TcpListener>,
     pub metrics: Option<TcpListener>,
+    pub node: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -44,6 +48,7 @@ impl Listeners {
             grpc: None,
             mcp: None,
             metrics: None,
+            node: None,
         }
     }
 
@@ -62,11 +67,16 @@ impl Listeners {
             Some(addr) => Some(bind(METRICS, addr).await?),
             None => None,
         };
+        let node = match addrs.node {
+            Some(addr) => Some(bind(NODE, addr).await?),
+            None => None,
+        };
         Ok(Self {
             http: bind(HTTP, addrs.http).await?,
             grpc,
             mcp,
             metrics,
+            node,
         })
     }
 
@@ -91,6 +101,7 @@ impl Listeners {
                 .as_ref()
                 .map(|l| local(METRICS, l))
                 .transpose()?,
+            node: self.node.as_ref().map(|l| local(NODE, l)).transpose()?,
         })
     }
 }

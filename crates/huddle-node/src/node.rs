@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use huddle_cluster::{LocalRouter, Router};
 use huddle_gateway::AppState;
+use huddle_gateway::GatewayConfig;
 use huddle_gateway::mcp::Mcp;
 use huddle_rooms::RoomDirectory;
 use huddle_store::{EmbeddedStore, PostgresStore, RoomStore};
 use tokio::task::JoinHandle;
 
-use crate::listeners::{GRPC, HTTP, MCP, METRICS};
+use crate::cluster::Clustered;
+use crate::listeners::{GRPC, HTTP, MCP, METRICS, NODE};
 use crate::ops;
 use crate::shutdown::Shutdown;
 use crate::{Addrs, Listeners, NodeConfig, NodeError};
@@ -35,15 +37,40 @@ impl Node {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let addrs = listeners.addrs()?;
         let store = open_store(&config).await?;
-        let rooms = RoomDirectory::new(store.clone(), config.rooms);
-        let router: Arc<dyn Router> = Arc::new(LocalRouter::new(rooms.clone()));
+        let clustered = match &config.cluster {
+            Some(cluster) => {
+                Some(Clustered::connect(cluster, store.clone(), config.rooms.clone()).await?)
+            }
+            None => None,
+        };
+        let (rooms, router): (RoomDirectory, Arc<dyn Router>) = match &clustered {
+            Some(c) => (c.rooms.clone(), c.router.clone()),
+            None => {
+                let rooms = RoomDirectory::new(store.clone(), config.rooms);
+                (rooms.clone(), Arc::new(LocalRouter::new(rooms)))
+            }
+        };
         let mut servers = Shutdown::new(config.shutdown_grace).with_drain_delay(config.drain_delay);
         let mcp = Mcp::new(router.clone(), config.mcp, servers.trigger());
+        let mut readiness = ops::readiness(store.clone()).draining_on(servers.draining());
+        if let Some(c) = &clustered {
+            readiness = c.readiness(readiness);
+            servers = servers.leaving_first(c.leave(config.shutdown_grace));
+            let internal = listeners.node.ok_or(NodeError::Cluster {
+                what: "cluster mode needs the internal listener (--node-listen)",
+                source: "no internal listener was bound".into(),
+            })?;
+            servers.serve(
+                NODE,
+                internal,
+                c.internal_routes(internal_message_limit(&config.gateway)),
+            );
+        }
         let state = AppState {
             router,
             config: Arc::new(config.gateway),
             shutdown: servers.trigger(),
-            readiness: ops::readiness(store).draining_on(servers.draining()),
+            readiness,
         };
         if let Some(grpc) = listeners.grpc {
             servers.serve(GRPC, grpc, traced(huddle_gateway::grpc::routes(&state)));
@@ -60,6 +87,9 @@ impl Node {
             huddle_gateway::app_with_mcp(state.clone(), mcp.clone())
                 .merge(ops::metrics_route(&rooms, &mcp)),
         );
+        if let Some(c) = &clustered {
+            c.register_when_ready(store, servers.trigger());
+        }
         let task = {
             let rooms = rooms.clone();
             tokio::spawn(async move { servers.run(shutdown, &rooms).await })
@@ -72,6 +102,12 @@ impl Node {
             task,
         })
     }
+}
+
+/// The largest internal request: an operation carries at most one client request's
+/// content, so the client body limit plus room for its envelope.
+fn internal_message_limit(gateway: &GatewayConfig) -> usize {
+    gateway.max_body_bytes.saturating_add(64 * 1024)
 }
 
 /// Routes served on a listener of their own, with the request spans (and the clients'

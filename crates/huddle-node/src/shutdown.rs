@@ -10,6 +10,9 @@
 //! 2. the servers finish the requests in flight and close their connections;
 //! 3. the rooms handle what is already in their mailboxes and commit it.
 //!
+//! A node of a cluster first leaves it ([`Shutdown::leaving_first`]): it deregisters and
+//! hands its rooms over, within the grace, while it still serves and forwards.
+//!
 //! All of it within the grace ([`crate::NodeConfig::shutdown_grace`]): a connection that cannot end (a
 //! client that stopped reading or sending) would otherwise hold the node until an
 //! orchestrator kills it. Past the grace, what is still open is logged and cut, and the
@@ -44,6 +47,8 @@ pub struct Shutdown {
     /// fails while everything is still served, so balancers stop sending new clients.
     draining: CancellationToken,
     delay: Duration,
+    /// Run first when the shutdown is asked for (a cluster node leaving its cluster).
+    leave: Option<futures::future::BoxFuture<'static, ()>>,
 }
 
 impl Shutdown {
@@ -55,7 +60,15 @@ impl Shutdown {
             grace,
             draining: CancellationToken::new(),
             delay: Duration::ZERO,
+            leave: None,
         }
+    }
+
+    /// Runs `leave` first when the shutdown is asked for (after readiness fails, before
+    /// the drain), within the grace.
+    pub fn leaving_first(mut self, leave: futures::future::BoxFuture<'static, ()>) -> Self {
+        self.leave = Some(leave);
+        self
     }
 
     /// Fails readiness `delay` before the drain begins (zero: together).
@@ -97,6 +110,14 @@ impl Shutdown {
             Some(ended) = self.servers.join_next() => Some(self.ended(ended)),
         };
         self.draining.cancel();
+        if let Some(leave) = self.leave.take()
+            && tokio::time::timeout(self.grace, leave).await.is_err()
+        {
+            tracing::warn!(
+                grace_secs = self.grace.as_secs_f64(),
+                "leaving the cluster took longer than the grace; draining anyway"
+            );
+        }
         if failed.is_none() && !self.delay.is_zero() {
             tracing::info!(
                 delay_secs = self.delay.as_secs_f64(),

@@ -14,10 +14,9 @@
 
 use std::io::IsTerminal;
 
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
@@ -141,17 +140,9 @@ fn parent_from_headers(headers: &axum::http::HeaderMap, span: &tracing::Span) {
     }
 }
 
-/// The trace context carried by a hop's headers (`traceparent`, `tracestate`).
-pub fn extract(carrier: &dyn Extractor) -> opentelemetry::Context {
-    TraceContextPropagator::new().extract(carrier)
-}
-
-/// Writes the current span's trace context into a hop's headers, so the callee's spans
-/// join the caller's trace.
-pub fn inject(carrier: &mut dyn Injector) {
-    let cx = tracing::Span::current().context();
-    TraceContextPropagator::new().inject_context(&cx, carrier);
-}
+/// Trace context across a hop (`traceparent`, `tracestate`): the same propagation the
+/// internal node calls use.
+pub use huddle_cluster::trace::{extract, inject};
 
 struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);
 

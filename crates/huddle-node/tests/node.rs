@@ -44,6 +44,7 @@ async fn a_node_serves_every_listener_until_its_shutdown_future_resolves() {
         grpc: Some(loopback()),
         mcp: Some(loopback()),
         metrics: None,
+        node: None,
     })
     .await
     .unwrap();
@@ -87,6 +88,7 @@ async fn a_port_in_use_is_a_bind_error_naming_the_listener() {
         grpc: None,
         mcp: Some(addr),
         metrics: None,
+        node: None,
     })
     .await
     .unwrap_err();

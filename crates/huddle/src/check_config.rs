@@ -24,6 +24,15 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
             if let Err(why) = store_reason(&config).await {
                 reasons.push(why);
             }
+            match args.cluster_config() {
+                Ok(Some(cluster)) => {
+                    if let Err(e) = huddle_node::check_cluster(&cluster).await {
+                        reasons.push(format!("{:#}", anyhow::Error::new(e)));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => reasons.push(format!("{e:#}")),
+            }
         }
         Err(e) => reasons.push(format!("{e:#}")),
     }

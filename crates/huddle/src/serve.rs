@@ -11,7 +11,7 @@ use clap::Args;
 use huddle_core::Limits;
 use huddle_gateway::GatewayConfig;
 use huddle_node::telemetry::LogFormat;
-use huddle_node::{Addrs, Listeners, Node, NodeConfig, PostgresConfig};
+use huddle_node::{Addrs, ClusterConfig, Listeners, Node, NodeConfig, PostgresConfig};
 use huddle_rooms::{PasswordsConfig, RoomsConfig};
 use huddle_store::{Durability, EmbeddedOptions, PostgresOptions};
 
@@ -184,6 +184,32 @@ pub struct ServeArgs {
     #[arg(long, env = "HUDDLE_METRICS_LISTEN")]
     metrics_listen: Option<String>,
 
+    /// Cluster mode: the Redis holding the cluster's membership
+    /// (`redis://[:password@]host:port[/db]`). Needs `--store postgres://…`.
+    #[arg(long, env = "HUDDLE_REDIS")]
+    redis: Option<String>,
+
+    /// This node's name in the cluster (default: the hostname).
+    #[arg(long, env = "HUDDLE_NODE_ID")]
+    node_id: Option<String>,
+
+    /// Address of the internal node service (cluster mode).
+    #[arg(long, env = "HUDDLE_NODE_LISTEN", default_value = "0.0.0.0:7000")]
+    node_listen: String,
+
+    /// `host:port` where the other nodes reach this node's internal service (default:
+    /// --node-listen).
+    #[arg(long, env = "HUDDLE_ADVERTISE")]
+    advertise: Option<String>,
+
+    /// The secret every internal call between the nodes carries (cluster mode; required).
+    #[arg(long, env = "HUDDLE_CLUSTER_SECRET", hide_env_values = true)]
+    cluster_secret: Option<String>,
+
+    /// Seconds a node's lease in Redis lasts without renewal (renewed every third of it).
+    #[arg(long, env = "HUDDLE_LEASE_TTL_SECS", default_value_t = 10)]
+    lease_ttl_secs: u64,
+
     /// Check the flags and environment (and that the store takes writes), print the
     /// reasons of any failure, and exit: 0 when the node would start.
     #[arg(long, env = "HUDDLE_CHECK_CONFIG")]
@@ -202,6 +228,45 @@ impl ServeArgs {
             addr.set_port(p);
         }
         Ok(addr)
+    }
+
+    /// The internal listener: only in cluster mode.
+    fn node_listen_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        if self.redis.is_none() {
+            return Ok(None);
+        }
+        optional_addr("--node-listen", Some(&self.node_listen), "0.0.0.0:7000")
+    }
+
+    /// Cluster mode's settings (`None` without `--redis`), or why they cannot work.
+    pub(crate) fn cluster_config(&self) -> anyhow::Result<Option<ClusterConfig>> {
+        let Some(redis_url) = self.redis.clone() else {
+            return Ok(None);
+        };
+        if self.store.0.is_none() {
+            anyhow::bail!(
+                "--redis (cluster mode) needs a store shared by the nodes: add --store postgres://…"
+            );
+        }
+        let secret = self
+            .cluster_secret
+            .clone()
+            .filter(|s| !s.is_empty())
+            .context("--redis (cluster mode) needs --cluster-secret (or HUDDLE_CLUSTER_SECRET)")?;
+        let node_id = match &self.node_id {
+            Some(id) => id.clone(),
+            None => hostname().context("--node-id not given and the hostname is unknown")?,
+        };
+        Ok(Some(ClusterConfig {
+            redis_url,
+            node_id,
+            advertise: self
+                .advertise
+                .clone()
+                .unwrap_or_else(|| self.node_listen.clone()),
+            secret,
+            lease_ttl: Duration::from_secs(self.lease_ttl_secs),
+        }))
     }
 
     fn grpc_listen_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
@@ -231,6 +296,7 @@ impl ServeArgs {
             grpc: self.grpc_listen_addr()?,
             mcp: self.mcp_listen_addr()?,
             metrics: self.metrics_listen_addr()?,
+            node: self.node_listen_addr()?,
         })
     }
 
@@ -305,6 +371,8 @@ impl ServeArgs {
             mcp: self.mcp_config(addrs.http, addrs.mcp),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             drain_delay: Duration::from_secs(self.shutdown_delay_secs),
+            // Set by `cluster_config`, which can fail.
+            cluster: None,
         }
     }
 
@@ -331,6 +399,16 @@ impl ServeArgs {
     }
 }
 
+/// This machine's name (a pod's name in Kubernetes).
+fn hostname() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
 /// The address of an optional listener flag, or why it is not one.
 fn optional_addr(
     flag: &str,
@@ -351,7 +429,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let telemetry = huddle_node::telemetry::init(args.log_format)?;
     let addrs = args.addrs()?;
-    let config = args.node_config(&addrs);
+    let mut config = args.node_config(&addrs);
+    config.cluster = args.cluster_config()?;
     tracing::info!(
         listen = %addrs.http,
         data_dir = %config.data_dir.display(),
@@ -375,6 +454,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         mcp_anonymous_idle_secs = args.mcp_anonymous_idle_secs,
         passwords = ?config.rooms.passwords,
         max_rooms_per_name = args.max_rooms_per_name,
+        cluster = ?config.cluster,
         "huddle configuration"
     );
     let listeners = Listeners::bind(&addrs).await?;
@@ -389,6 +469,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(metrics) = bound.metrics {
         println!("huddle metrics on http://{metrics}/metrics");
+    }
+    if let Some(node) = bound.node {
+        println!("huddle node service listening on http://{node}");
     }
     println!("huddle listening on http://{}", bound.http);
     let stopped = node.wait().await;

@@ -207,7 +207,8 @@ impl Shared {
 
     /// Logs a refused member list once per distinct refusal.
     fn complain(&self, roster: &Roster) {
-        let now = (roster.over_cap() || roster.malformed > 0).then_some((roster.live, roster.malformed));
+        let now =
+            (roster.over_cap() || roster.malformed > 0).then_some((roster.live, roster.malformed));
         let mut health = lock(&self.health);
         if health.complaint == now {
             return;
@@ -267,7 +268,12 @@ pub(super) fn spawn(shared: Arc<Shared>) -> JoinHandle<()> {
 }
 
 fn names(view: &View) -> String {
-    let names: Vec<_> = view.nodes().iter().map(|p| p.id.as_str()).take(16).collect();
+    let names: Vec<_> = view
+        .nodes()
+        .iter()
+        .map(|p| p.id.as_str())
+        .take(16)
+        .collect();
     let more = view.nodes().len().saturating_sub(names.len());
     if more > 0 {
         format!("{} and {more} more", names.join(", "))

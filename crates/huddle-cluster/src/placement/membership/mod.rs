@@ -186,7 +186,9 @@ impl RedisMembership {
         if heartbeat.is_some() || Stage::load(&self.shared.stage) == Stage::Left {
             return Ok(());
         }
-        self.shared.stage.store(Stage::Joining as u8, Ordering::Release);
+        self.shared
+            .stage
+            .store(Stage::Joining as u8, Ordering::Release);
         let first = self.shared.renew().await;
         *heartbeat = Some(heartbeat::spawn(Arc::clone(&self.shared)));
         first
@@ -196,7 +198,9 @@ impl RedisMembership {
     /// Redis, and publishes a view without it, so the node's rooms go to the others. Its
     /// lease deadline is now: from here on its rooms confirm their epoch before reads.
     pub async fn deregister(&self) -> Result<(), PlacementError> {
-        self.shared.stage.store(Stage::Left as u8, Ordering::Release);
+        self.shared
+            .stage
+            .store(Stage::Left as u8, Ordering::Release);
         if let Some(task) = self.heartbeat.lock().await.take() {
             task.abort();
             // The task ends at its next await; a renewal in flight is dropped.
@@ -261,7 +265,8 @@ pub(crate) fn valid_node_id(id: &str) -> bool {
 /// An advertised address: 1 to [`MAX_ADDR_LEN`] printable characters, no space or `|`
 /// (the separator of the `addr|version` entry).
 pub(crate) fn valid_addr(addr: &str) -> bool {
-    (1..=MAX_ADDR_LEN).contains(&addr.len()) && addr.bytes().all(|b| b.is_ascii_graphic() && b != b'|')
+    (1..=MAX_ADDR_LEN).contains(&addr.len())
+        && addr.bytes().all(|b| b.is_ascii_graphic() && b != b'|')
 }
 
 /// `redis://host:port/db`, never the password or the user name.
