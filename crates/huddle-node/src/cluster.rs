@@ -1,5 +1,6 @@
 //! Cluster mode of a node (`huddle serve --redis …`): the Redis membership, the rooms
-//! placed by it, the [`ClusterRouter`], the internal listener's routes, and the node's
+//! placed by it, the [`ClusterRouter`], the internal listener's routes (the node service
+//! and the MCP route serving sessions forwarded from other nodes), and the node's
 //! life in the cluster:
 //!
 //! - it registers in Redis only once its listeners serve and its store takes writes
@@ -18,6 +19,7 @@ use huddle_cluster::peers::{Peers, Timeouts};
 use huddle_cluster::placement::membership::{MembershipConfig, RedisMembership};
 use huddle_cluster::placement::{NodeId, Placement};
 use huddle_cluster::{ClusterRouter, Placed};
+use huddle_gateway::mcp::ClusterMcp;
 use huddle_gateway::ready::Readiness;
 use huddle_rooms::{RoomDirectory, RoomsConfig};
 use huddle_store::RoomStore;
@@ -107,6 +109,16 @@ impl Clustered {
     pub(crate) fn internal_routes(&self, max_message: usize) -> axum::Router {
         let placement: Arc<dyn Placement> = self.membership.clone();
         NodeService::new(self.rooms.clone(), placement).routes(&self.secret, max_message)
+    }
+
+    /// MCP in cluster mode: session ids naming this node, requests for sessions held
+    /// elsewhere forwarded to their node.
+    pub(crate) fn mcp(&self) -> Result<ClusterMcp, NodeError> {
+        let placement: Arc<dyn Placement> = self.membership.clone();
+        ClusterMcp::new(placement, self.secret.as_str()).map_err(|source| NodeError::Cluster {
+            what: "MCP sessions in cluster mode",
+            source: Box::new(source),
+        })
     }
 
     /// Readiness adds "registered in Redis".
