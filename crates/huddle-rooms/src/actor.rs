@@ -253,6 +253,15 @@ impl Actor for RoomActor {
     ) -> Result<(), ActorProcessingErr> {
         // Graceful stop: commit and answer everything that was applied.
         state.commit_now(&myself).await;
+        // In a cluster, a room that leaves this node (handed over, or fenced by a newer
+        // owner) leaves its readers here without a publisher: they ask their source
+        // again, which now follows the room from its new owner (from their last seq).
+        if let Some(cluster) = &state.cluster {
+            let room = state.room.id;
+            if !cluster.may_hold(room) && state.hub.subscribers(room) > 0 {
+                state.hub.publish(room, &[Fanout::Reopen]);
+            }
+        }
         Ok(())
     }
 }
