@@ -37,7 +37,11 @@ use crate::{LocalRouter, OnLag, Router, Subscribed};
 
 /// Owners tried for one operation before giving up (each after reading the membership
 /// again): enough for one move and one stale view, few enough to answer fast.
-pub const MAX_HOPS: usize = 3;
+pub const MAX_HOPS: usize = 4;
+/// The wait before the second try; it doubles with each try after (100, 200, 400 ms):
+/// views of a membership change reach every node within a fraction of a second, and a
+/// try without waiting would only meet the same stale view.
+const HOP_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The router of a cluster node (cheap to clone: its parts are shared).
 #[derive(Clone)]
@@ -78,6 +82,7 @@ impl ClusterRouter {
         let mut payload: Option<Vec<u8>> = None;
         for hop in 0..MAX_HOPS {
             if hop > 0 {
+                tokio::time::sleep(HOP_BACKOFF * (1 << (hop - 1))).await;
                 self.placement.refresh().await;
             }
             let view = self.placement.view();
@@ -113,7 +118,13 @@ impl ClusterRouter {
                     payload.insert(encoded).clone()
                 }
             };
-            let reply = self.peers.call(target, room, O::NAME, body).await;
+            let reply = tokio::select! {
+                reply = self.peers.call(target, room, O::NAME, body) => reply,
+                () = left_view(self.placement.as_ref(), &target.id) => Err(CallError::Lost {
+                    peer: target.id.to_string(),
+                    reason: "its lease expired while the call waited".into(),
+                }),
+            };
             huddle_metrics::cluster::forwarded(match &reply {
                 Ok(Reply::Answer(_)) => Forwarded::Ok,
                 Ok(Reply::NotOwner(_)) => Forwarded::NotOwner,
@@ -152,6 +163,25 @@ impl ClusterRouter {
         Err(RoomError::Unavailable(format!(
             "room {room} could not be reached: {failure}"
         )))
+    }
+}
+
+/// Resolves once `node` is no longer in the view: a stopped or hung owner keeps its
+/// connections open and answers nothing, and only its lease, expiring in Redis, tells.
+async fn left_view(placement: &dyn Placement, node: &NodeId) {
+    let mut changes = placement.changes();
+    loop {
+        if !changes
+            .borrow_and_update()
+            .nodes()
+            .iter()
+            .any(|p| &p.id == node)
+        {
+            return;
+        }
+        if changes.changed().await.is_err() {
+            return std::future::pending().await;
+        }
     }
 }
 

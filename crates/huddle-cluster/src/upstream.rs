@@ -245,7 +245,7 @@ impl Upstream {
                     Ok(stream) => {
                         failures = 0;
                         hub.publish(room, &[Fanout::Reopen]);
-                        match self.forward(stream).await {
+                        match self.forward(stream, &owner).await {
                             Some(end) => end,
                             None => return,
                         }
@@ -271,8 +271,11 @@ impl Upstream {
     }
 
     /// Publishes what the follow carries until it ends (`Some`: why) or the room has no
-    /// reader left here (`None`: the upstream stopped).
-    async fn forward(&mut self, mut stream: FollowStream) -> Option<FollowEnd> {
+    /// reader left here (`None`: the upstream stopped). A follow of a node that is no
+    /// longer the room's owner in this node's view ends too: an owner that stopped
+    /// (SIGSTOP, a hung host) keeps its connections open but sends nothing, and only
+    /// the view, where its lease expires, tells.
+    async fn forward(&mut self, mut stream: FollowStream, owner: &Peer) -> Option<FollowEnd> {
         let hub = self.feeds.inner.rooms.hub().clone();
         let mut check = tokio::time::interval(READERS_CHECK);
         check.tick().await;
@@ -282,6 +285,12 @@ impl Upstream {
                 _ = check.tick() => {
                     if self.feeds.unread(self.room) {
                         return None;
+                    }
+                    if !matches!(self.feeds.owner(self.room), Owner::Node(p) if p.id == owner.id) {
+                        return Some(FollowEnd::Lost(format!(
+                            "node {} no longer owns the room in this node's view",
+                            owner.id
+                        )));
                     }
                     continue;
                 }
