@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use huddle_proto::v1::JoinRoomRequest;
 use huddle_proto::v1::room_service_client::RoomServiceClient;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use huddle_testkit::{Call, Reply, Server, eventually};
 
