@@ -85,6 +85,9 @@ pub struct McpConfig {
     /// Most rooms one session remembers (rooms it left still hold their place), and most
     /// rooms one `subscriptions/listen` follows.
     pub max_session_rooms: usize,
+    /// Cluster mode: session ids name this node, and requests for a session held by
+    /// another node are forwarded there (`cluster`). `None`: a single node.
+    pub cluster: Option<super::ClusterMcp>,
 }
 
 impl Default for McpConfig {
@@ -99,6 +102,7 @@ impl Default for McpConfig {
             max_notes: 500,
             max_sessions: 10_000,
             max_session_rooms: 100,
+            cluster: None,
         }
     }
 }

@@ -139,6 +139,34 @@ pub(crate) async fn handle(inner: &Arc<Inner>, req: Request<Body>) -> Response {
     if let Err(reason) = inner.config.check_request(req.headers()) {
         return plain(StatusCode::FORBIDDEN, reason);
     }
+    if let Some(proxy) = &inner.proxy
+        && matches!(*req.method(), Method::POST | Method::GET | Method::DELETE)
+        && let Some(home) = proxy.home_elsewhere(req.headers())
+    {
+        let (parts, body) = req.into_parts();
+        // Read here, under the same limit, so that the request can still be served here
+        // if its home node turns out to be gone.
+        let body = match parts.method {
+            Method::POST => match read_body(inner, body).await {
+                Ok(b) => b,
+                Err(refusal) => return refusal,
+            },
+            _ => Bytes::new(),
+        };
+        match proxy.forward(&home, &parts, body.clone()).await {
+            Ok(answer) => return answer,
+            Err(e) => {
+                tracing::warn!(error = %e, "MCP session's home node is gone: served here");
+                return serve(inner, Request::from_parts(parts, Body::from(body))).await;
+            }
+        }
+    }
+    serve(inner, req).await
+}
+
+/// Serves a request on this node, whatever node its session id names (a request
+/// forwarded here is never forwarded again).
+pub(crate) async fn serve(inner: &Arc<Inner>, req: Request<Body>) -> Response {
     match *req.method() {
         Method::POST => post(inner, req).await,
         Method::GET => get(inner, req).await,
@@ -166,10 +194,12 @@ async fn known_session(inner: &Inner, headers: &HeaderMap) -> Result<Arc<Session
     }
 }
 
-async fn post(inner: &Arc<Inner>, req: Request<Body>) -> Response {
-    let (mut parts, body) = req.into_parts();
-    let body = match crate::body::read_limited(body, inner.config.max_body_bytes).await {
-        Ok(b) => b,
+/// A POST body, read under [`McpConfig::max_body_bytes`]; `Err`: the refusal.
+///
+/// [`McpConfig::max_body_bytes`]: super::McpConfig::max_body_bytes
+async fn read_body(inner: &Inner, body: Body) -> Result<Bytes, Response> {
+    match crate::body::read_limited(body, inner.config.max_body_bytes).await {
+        Ok(b) => Ok(b),
         Err(crate::body::BodyError::TooLarge) => {
             let message = format!(
                 "Request body is too large: the limit is {} bytes",
@@ -179,15 +209,23 @@ async fn post(inner: &Arc<Inner>, req: Request<Body>) -> Response {
             let mut r = (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response();
             r.headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
-            return r;
+            Err(r)
         }
         Err(crate::body::BodyError::Incomplete(reason)) => {
             tracing::debug!(%reason, "MCP request body incomplete");
-            return plain(
+            Err(plain(
                 StatusCode::BAD_REQUEST,
                 "Bad Request: incomplete request body",
-            );
+            ))
         }
+    }
+}
+
+async fn post(inner: &Arc<Inner>, req: Request<Body>) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let body = match read_body(inner, body).await {
+        Ok(b) => b,
+        Err(refusal) => return refusal,
     };
     let peek = Peek::of(&body).unwrap_or_default();
     let mut session = None;

@@ -23,7 +23,7 @@ use futures::Stream;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::transport::WorkerTransport;
 use rmcp::transport::streamable_http_server::session::local::{
-    LocalSessionManager, LocalSessionManagerError, LocalSessionWorker,
+    LocalSessionManager, LocalSessionManagerError, LocalSessionWorker, create_local_session,
 };
 use rmcp::transport::streamable_http_server::session::{
     ServerSseMessage, SessionId, SessionManager,
@@ -65,11 +65,27 @@ pub async fn refused<F: Future>(f: F) -> (F::Output, bool) {
 pub struct Manager {
     local: LocalSessionManager,
     sessions: Arc<Sessions>,
+    /// In cluster mode, this node's id: the ids of the sessions made here name it.
+    node: Option<String>,
 }
 
 impl Manager {
-    pub fn new(local: LocalSessionManager, sessions: Arc<Sessions>) -> Self {
-        Self { local, sessions }
+    /// `node`: this node's id in cluster mode (`None`: rmcp's own session ids).
+    pub fn new(local: LocalSessionManager, sessions: Arc<Sessions>, node: Option<String>) -> Self {
+        Self {
+            local,
+            sessions,
+            node,
+        }
+    }
+
+    /// rmcp's session, under an id that names `node` (rmcp's `create_session` with our
+    /// id: the same worker, registered the same way).
+    async fn create_named(&self, node: &str) -> (SessionId, WorkerTransport<LocalSessionWorker>) {
+        let id: SessionId = super::cluster::session_id(node).into();
+        let (handle, worker) = create_local_session(id.clone(), self.local.session_config.clone());
+        self.local.sessions.write().await.insert(id.clone(), handle);
+        (id, WorkerTransport::spawn(worker))
     }
 }
 
@@ -112,7 +128,10 @@ impl SessionManager for Manager {
                 tracing::debug!(session = %evicted, error = %e, "closing rmcp session");
             }
         }
-        let (id, transport) = self.local.create_session().await?;
+        let (id, transport) = match &self.node {
+            Some(node) => self.create_named(node).await,
+            None => self.local.create_session().await?,
+        };
         // No await since rmcp registered it: ours is registered with it.
         place.fill(&id);
         Ok((id, transport))
@@ -177,7 +196,7 @@ mod tests {
     #[tokio::test]
     async fn our_table_follows_rmcp_and_the_cap_holds() {
         let sessions = Arc::new(Sessions::new(2, 10));
-        let manager = Manager::new(LocalSessionManager::default(), sessions.clone());
+        let manager = Manager::new(LocalSessionManager::default(), sessions.clone(), None);
         let (a, _a) = manager.create_session().await.unwrap();
         let (b, _b) = manager.create_session().await.unwrap();
         // Registered as soon as rmcp has it, before any handshake.
@@ -205,10 +224,31 @@ mod tests {
         assert_eq!(sessions.len(), 1);
     }
 
+    #[tokio::test]
+    async fn in_cluster_mode_session_ids_name_the_node() {
+        let sessions = Arc::new(Sessions::new(2, 10));
+        let named = Manager::new(
+            LocalSessionManager::default(),
+            sessions.clone(),
+            Some("huddle-2".into()),
+        );
+        let (id, _t) = named.create_session().await.unwrap();
+        assert_eq!(super::super::cluster::home_of(&id), Some("huddle-2"));
+        // Registered on both sides, as rmcp's own ids are.
+        assert!(sessions.get(&id).is_some());
+        assert!(named.has_session(&id).await.unwrap());
+        named.close_session(&id).await.unwrap();
+        assert!(!named.has_session(&id).await.unwrap() && sessions.get(&id).is_none());
+        // Outside cluster mode, rmcp's ids (no node in them).
+        let plain = Manager::new(LocalSessionManager::default(), sessions, None);
+        let (id, _t) = plain.create_session().await.unwrap();
+        assert_eq!(super::super::cluster::home_of(&id), None);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_full_table_evicts_an_idle_session_on_both_sides() {
         let sessions = Arc::new(Sessions::new(2, 10));
-        let manager = Manager::new(LocalSessionManager::default(), sessions.clone());
+        let manager = Manager::new(LocalSessionManager::default(), sessions.clone(), None);
         let (idle, _idle) = manager.create_session().await.unwrap();
         tokio::time::advance(std::time::Duration::from_secs(1)).await;
         let (busy, _busy) = manager.create_session().await.unwrap();

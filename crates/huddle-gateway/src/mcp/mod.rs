@@ -23,8 +23,11 @@
 //!   the one owner of a session's delivery state (GET stream, POST-path feeds).
 //! - [`cursor`]    — the GET stream's event ids (one seq per joined room).
 //! - [`resources`] — rooms as resources and `subscriptions/listen` (2026-07-28).
+//! - [`cluster`]   — cluster mode: session ids that name their node, requests for a
+//!   session held elsewhere forwarded there, the internal route serving them.
 
 pub mod call;
+pub mod cluster;
 pub mod config;
 pub mod cursor;
 pub mod delivery;
@@ -53,6 +56,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+pub use cluster::{ClusterMcp, ClusterMcpError, NodeIdError, validate_node_id};
 pub use config::{HostPolicy, McpConfig};
 use manager::Manager;
 use server::{RoomServer, SESSION_HEADER, Shared};
@@ -70,6 +74,8 @@ pub(crate) struct Inner {
     sessions: Arc<Sessions>,
     service: StreamableHttpService<RoomServer, Manager>,
     manager: Arc<Manager>,
+    /// Cluster mode: forwarding to the node that holds a session (`None`: one node).
+    proxy: Option<cluster::proxy::Proxy>,
     /// Serialises session recovery, so that concurrent requests with the same lost id
     /// land in one fresh session.
     recovering: tokio::sync::Mutex<std::collections::HashMap<String, String>>,
@@ -92,7 +98,12 @@ impl Mcp {
         let mut local = LocalSessionManager::default();
         // Expiry is ours (an open GET stream keeps a session alive; rmcp sees only POSTs).
         local.session_config.keep_alive = None;
-        let manager = Arc::new(Manager::new(local, sessions.clone()));
+        let node = config.cluster.as_ref().map(|c| c.node_id().to_string());
+        let manager = Arc::new(Manager::new(local, sessions.clone(), node));
+        let proxy = config
+            .cluster
+            .clone()
+            .map(|c| cluster::proxy::Proxy::new(c, config.keep_alive, shared.shutdown.clone()));
         let rmcp_config = StreamableHttpServerConfig::default()
             // Host/Origin are checked before rmcp, for every method (`config`).
             .disable_allowed_hosts()
@@ -111,6 +122,7 @@ impl Mcp {
             sessions,
             service,
             manager,
+            proxy,
             recovering: tokio::sync::Mutex::new(std::collections::HashMap::new()),
             sweeper: std::sync::Once::new(),
         });
@@ -124,12 +136,26 @@ impl Mcp {
             .with_state(self.clone())
     }
 
+    /// The internal route serving MCP requests that other nodes forward here (cluster
+    /// mode), for the internal listener (`--node-listen`): `POST|GET|DELETE
+    /// /internal/v1/mcp`, requiring `authorization: Bearer <cluster secret>` and
+    /// `huddle-internal-version: 1`. Outside cluster mode it refuses every request (401).
+    pub fn internal_routes(&self) -> Http {
+        Http::new()
+            .route(cluster::INTERNAL_PATH, any(internal_endpoint))
+            .with_state(self.clone())
+    }
+
     /// Serves one `/mcp` request (for mounting inside another router).
     pub async fn handle(&self, req: Request) -> Response {
+        self.start_sweeper();
+        http::handle(&self.inner, req).await
+    }
+
+    fn start_sweeper(&self) {
         self.inner
             .sweeper
             .call_once(|| drop(tokio::spawn(sweep(Arc::downgrade(&self.inner)))));
-        http::handle(&self.inner, req).await
     }
 
     /// Live sessions on this node (at most [`McpConfig::max_sessions`]).
@@ -140,6 +166,11 @@ impl Mcp {
 
 async fn endpoint(State(mcp): State<Mcp>, req: Request<Body>) -> Response {
     mcp.handle(req).await
+}
+
+async fn internal_endpoint(State(mcp): State<Mcp>, req: Request<Body>) -> Response {
+    mcp.start_sweeper();
+    cluster::internal::handle(&mcp.inner, req).await
 }
 
 impl Inner {

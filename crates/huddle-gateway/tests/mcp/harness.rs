@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use huddle_gateway::mcp::{Mcp, McpConfig};
+use huddle_node::NodeConfig;
 use huddle_rooms::RoomsConfig;
 use huddle_testkit::{Raw, Sse, TestNode};
 use reqwest::StatusCode;
@@ -40,11 +41,16 @@ impl Node {
     }
 
     pub async fn start_with_rooms(config: McpConfig, rooms: RoomsConfig) -> Node {
-        let node = TestNode::start_with(|c| {
+        Self::start_configured(|c| {
             c.mcp = config;
             c.rooms = rooms;
         })
-        .await;
+        .await
+    }
+
+    /// A node with any of its settings changed by `configure`.
+    pub async fn start_configured(configure: impl FnOnce(&mut NodeConfig)) -> Node {
+        let node = TestNode::start_with(configure).await;
         Node {
             base: node.base.clone(),
             mcp: node.node().mcp().clone(),
@@ -211,6 +217,17 @@ impl Session {
             .await;
         assert_eq!(note.status, StatusCode::ACCEPTED, "{}", note.raw);
         s
+    }
+
+    /// Another handle on this session, sending to `url` (another node's `/mcp`).
+    pub fn at(&self, url: String) -> Session {
+        Session {
+            http: self.http.clone(),
+            url,
+            id: self.id.clone(),
+            version: self.version.clone(),
+            next: self.next + 1000,
+        }
     }
 
     pub async fn post(&mut self, body: Value) -> Posted {

@@ -9,8 +9,11 @@
 //!   Host/Origin, the second port.
 //! - `sessionless`   — protocol 2026-07-28: discover, tools, `subscriptions/listen`.
 //! - `clients`       — the official TypeScript and Python clients (../../tests/mcp).
+//! - `cluster`       — cluster mode: a session served by its home node through any
+//!   node, recovery when that node is gone, the internal route's guards.
 
 mod clients;
+mod cluster;
 mod harness;
 mod notifications;
 mod sessionless;
