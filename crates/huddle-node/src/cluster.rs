@@ -18,6 +18,7 @@ use huddle_cluster::peers::{Peers, Timeouts};
 use huddle_cluster::placement::membership::{MembershipConfig, RedisMembership};
 use huddle_cluster::placement::{NodeId, Placement};
 use huddle_cluster::{ClusterRouter, Placed};
+use huddle_gateway::mcp::ClusterMcp;
 use huddle_gateway::ready::Readiness;
 use huddle_rooms::{RoomDirectory, RoomsConfig};
 use huddle_store::RoomStore;
@@ -103,10 +104,20 @@ impl Clustered {
     }
 
     /// The internal listener's routes: the node service (its messages bounded by
-    /// `max_message`).
+    /// `max_message`); the node adds the MCP endpoint's internal route.
     pub(crate) fn internal_routes(&self, max_message: usize) -> axum::Router {
         let placement: Arc<dyn Placement> = self.membership.clone();
         NodeService::new(self.rooms.clone(), placement).routes(&self.secret, max_message)
+    }
+
+    /// The MCP endpoint's cluster mode: sessions named after this node, requests for a
+    /// session held elsewhere forwarded there.
+    pub(crate) fn mcp(&self) -> Result<ClusterMcp, NodeError> {
+        let placement: Arc<dyn Placement> = self.membership.clone();
+        ClusterMcp::new(placement, self.secret.as_str()).map_err(|source| NodeError::Cluster {
+            what: "MCP sessions in cluster mode",
+            source: Box::new(source),
+        })
     }
 
     /// Readiness adds "registered in Redis".

@@ -51,7 +51,11 @@ impl Node {
             }
         };
         let mut servers = Shutdown::new(config.shutdown_grace).with_drain_delay(config.drain_delay);
-        let mcp = Mcp::new(router.clone(), config.mcp, servers.trigger());
+        let mut mcp_config = config.mcp;
+        if let Some(c) = &clustered {
+            mcp_config.cluster = Some(c.mcp()?);
+        }
+        let mcp = Mcp::new(router.clone(), mcp_config, servers.trigger());
         let mut readiness = ops::readiness(store.clone()).draining_on(servers.draining());
         if let Some(c) = &clustered {
             readiness = c.readiness(readiness);
@@ -63,7 +67,8 @@ impl Node {
             servers.serve(
                 NODE,
                 internal,
-                c.internal_routes(internal_message_limit(&config.gateway)),
+                c.internal_routes(internal_message_limit(&config.gateway))
+                    .merge(mcp.internal_routes()),
             );
         }
         let state = AppState {
