@@ -32,9 +32,23 @@ test-deps:
 PG_PASS_SKIP = --skip store_copy:: --skip pg_faults:: \
 	--skip privacy::passwords_and_tokens_are_not_stored_in_plain_text
 
+# And a third time with every server a 3-node cluster (one database, one Redis; the
+# client spreads its requests over the nodes). Skipped there, besides the above, the
+# tests that are single-node by nature:
+#   durability, sent_keys  restart one node on its own data dir;
+#   shutdown               one process's own SIGTERM drain (the cluster's handover on
+#                          SIGTERM is tests/cluster/membership);
+#   memory, ops            one process's RSS, metrics, logs and readiness, while the
+#                          requests are spread over three;
+#   passwords              the throttles count per node (each node's password gate);
+#   deploy                 no server at all (it ran already).
+CLUSTER_PASS_SKIP = $(PG_PASS_SKIP) --skip durability:: --skip sent_keys:: \
+	--skip shutdown:: --skip memory:: --skip ops:: --skip passwords:: --skip deploy::
+
 test: test-deps
 	$(CARGO) test --workspace --all-targets
 	HUDDLE_TEST_STORE=postgres $(CARGO) test -p huddle --test blackbox -- $(PG_PASS_SKIP)
+	HUDDLE_TEST_STORE=cluster $(CARGO) test -p huddle --test blackbox -- $(CLUSTER_PASS_SKIP)
 
 bench: release
 	./scripts/bench.sh

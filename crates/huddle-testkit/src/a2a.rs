@@ -13,26 +13,49 @@ use serde_json::{Map, Value, json};
 use crate::http_client;
 use crate::sse::Sse;
 
-/// A client of one node's A2A endpoint (and its SSE streams).
+/// A client of one node's A2A endpoint (and its SSE streams), or of several nodes of
+/// one cluster ([`A2a::spread`]): then each request goes to the next node in turn.
 pub struct A2a {
-    /// `http://127.0.0.1:<port>`, no trailing slash.
+    /// `http://127.0.0.1:<port>`, no trailing slash: the first node.
     pub base: String,
     pub http: reqwest::Client,
     next_id: AtomicU64,
+    /// Every node's base when spread over a cluster (the first is `base`); else empty.
+    nodes: Vec<String>,
+    /// The node of the next request, when spread.
+    next_node: AtomicU64,
 }
 
 impl A2a {
     /// A client of the node at `base` (`http://host:port`).
     pub fn new(base: &str) -> A2a {
+        Self::spread(&[base])
+    }
+
+    /// A client of the nodes at `bases` (one cluster): each request (A2A call, SSE
+    /// request) goes to the next node round-robin, so a retry goes to another node.
+    pub fn spread(bases: &[&str]) -> A2a {
+        assert!(!bases.is_empty(), "a client needs a node");
+        let nodes: Vec<String> = bases
+            .iter()
+            .map(|b| b.trim_end_matches('/').to_string())
+            .collect();
         A2a {
-            base: base.trim_end_matches('/').to_string(),
+            base: nodes[0].clone(),
             http: http_client(),
             next_id: AtomicU64::new(1),
+            nodes: if nodes.len() > 1 { nodes } else { Vec::new() },
+            next_node: AtomicU64::new(0),
         }
     }
 
+    /// `path` on this client's node (on the next node in turn when spread).
     pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
+        if self.nodes.is_empty() {
+            return format!("{}{}", self.base, path);
+        }
+        let i = self.next_node.fetch_add(1, Ordering::Relaxed) as usize % self.nodes.len();
+        format!("{}{}", self.nodes[i], path)
     }
 
     fn rpc_id(&self) -> u64 {
@@ -229,6 +252,38 @@ impl A2a {
         resume: Resume,
         authorization: Option<&str>,
     ) -> reqwest::Response {
+        let req = self.sse_builder(room_id, token, resume, authorization);
+        tokio::time::timeout(Duration::from_secs(15), req.send())
+            .await
+            .expect("SSE response headers within 15 s")
+            .expect("GET SSE")
+    }
+
+    /// The agent's SSE stream, or why it could not be had (a node gone, a status other
+    /// than 200): for clients that go elsewhere when a node fails.
+    pub async fn try_sse(&self, agent: &Agent, resume: Resume) -> Result<Sse, String> {
+        let req = self.sse_builder(&agent.room_id, Some(&agent.token), resume, None);
+        let resp = tokio::time::timeout(Duration::from_secs(15), req.send())
+            .await
+            .map_err(|_| "no SSE response headers within 15 s".to_string())?
+            .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        if status.as_u16() != 200 {
+            return Err(format!(
+                "SSE answered {status}: {}",
+                resp.text().await.unwrap_or_default()
+            ));
+        }
+        Ok(Sse::from_response(resp))
+    }
+
+    fn sse_builder(
+        &self,
+        room_id: &str,
+        token: Option<&str>,
+        resume: Resume,
+        authorization: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let mut url = reqwest::Url::parse(&self.url(&format!("/api/messages/{room_id}/sse")))
             .expect("SSE url");
         if let Some(token) = token {
@@ -249,10 +304,7 @@ impl A2a {
         if let Some(authorization) = authorization {
             req = req.header("authorization", authorization);
         }
-        tokio::time::timeout(Duration::from_secs(15), req.send())
-            .await
-            .expect("SSE response headers within 15 s")
-            .expect("GET SSE")
+        req
     }
 }
 

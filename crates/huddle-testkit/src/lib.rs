@@ -13,13 +13,22 @@
 //! - [`otlp`]     — an OTLP trace collector: the node's exported spans.
 //! - `checks`     — message-list assertions, formats, [`eventually`].
 //! - `store`      — [`TestStore`]: the store of every [`Server`] (`HUDDLE_TEST_STORE`:
-//!   the embedded one, or a database on one shared throwaway PostgreSQL).
+//!   the embedded one, a database on one shared throwaway PostgreSQL, or a cluster).
+//! - `cluster`    — [`TestCluster`]: N real `huddle serve` nodes on one PostgreSQL
+//!   database and one Redis, each behind a [`LinkProxy`] on its internal link; kill,
+//!   stop, terminate, add nodes; restart Redis empty; stop PostgreSQL.
+//! - `link`       — [`LinkProxy`]: a TCP forwarder a test can cut and heal.
+//! - `ledger`     — [`Ledger`]: what a cluster test acknowledged and streamed, and the
+//!   end state every cluster test checks (gapless rooms, every ack once, streams whole).
 //!
 //! Both nodes deref to their [`A2a`] client, so a test reads the same against either.
 
 mod a2a;
 mod checks;
+mod cluster;
 mod in_process;
+mod ledger;
+mod link;
 mod mcp;
 pub mod otlp;
 mod process;
@@ -31,7 +40,10 @@ use std::time::Duration;
 
 pub use a2a::{A2a, Agent, Call, Reply, Resume};
 pub use checks::*;
+pub use cluster::{ClusterBuilder, TestCluster};
 pub use in_process::TestNode;
+pub use ledger::{Ledger, Stream};
+pub use link::LinkProxy;
 pub use process::{Server, ServerBuilder, huddle_bin, huddle_command};
 pub use sse::{Event, Next, Raw, Sse, parse_all};
 pub use store::{STORE_VAR, TestStore, shared_postgres};
@@ -48,4 +60,13 @@ pub fn http_client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("build reqwest client")
+}
+
+/// A free port on 127.0.0.1 (bound, then released: for flags that need a port number
+/// before the process starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }

@@ -3,11 +3,13 @@
 //! is any other `huddle ...` run with the caller's `HUDDLE_*` environment removed.
 //!
 //! The store is the embedded one, or a PostgreSQL database when `HUDDLE_TEST_STORE=postgres`
-//! (see `store`).
+//! (see `store`). With `HUDDLE_TEST_STORE=cluster` a [`Server`] is node 0 of a 3-node
+//! [`crate::TestCluster`] whose client spreads its requests over every node.
 //!
 //! The binary is found next to the test executable (`target/<profile>/huddle`, which
 //! cargo builds for the integration tests of the `huddle` crate), or at `HUDDLE_TEST_BIN`.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::ops::Deref;
@@ -70,6 +72,8 @@ pub struct Server {
     /// A PostgreSQL database that dies with this server (its dir was the server's own).
     own_database: Option<PathBuf>,
     log: Arc<Mutex<VecDeque<String>>>,
+    /// What must live as long as this server: the rest of its cluster.
+    companions: Option<Box<dyn Any + Send + Sync>>,
 }
 
 impl Deref for Server {
@@ -124,7 +128,29 @@ impl ServerBuilder {
         self
     }
 
+    pub(crate) fn strict_if(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    pub(crate) fn owned_args(mut self, args: impl IntoIterator<Item = String>) -> Self {
+        self.args.extend(args);
+        self
+    }
+
+    pub(crate) fn owned_env(mut self, env: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.env.extend(env);
+        self
+    }
+
     pub async fn start(self) -> Server {
+        // A test naming its store itself keeps it.
+        let names_store = self.args.iter().any(|a| a == "--store")
+            || self.env.iter().any(|(k, _)| k == "HUDDLE_STORE");
+        if !self.sqlite_only && !names_store && TestStore::from_env() == TestStore::Cluster {
+            // Boxed: a cluster's nodes start through this same function.
+            return Box::pin(self.start_cluster()).await;
+        }
         let (tempdir, dir) = match self.dir {
             Some(dir) => (None, dir),
             None => {
@@ -138,9 +164,6 @@ impl ServerBuilder {
         if !self.strict {
             cmd.arg("--allow-private-endpoints");
         }
-        // A test naming its store itself keeps it.
-        let names_store = self.args.iter().any(|a| a == "--store")
-            || self.env.iter().any(|(k, _)| k == "HUDDLE_STORE");
         let on_postgres =
             !self.sqlite_only && !names_store && TestStore::from_env() == TestStore::Postgres;
         if on_postgres {
@@ -152,6 +175,23 @@ impl ServerBuilder {
         let mut server = Server::spawn(cmd, dir, tempdir).await;
         server.own_database = own_database;
         server
+    }
+
+    /// `HUDDLE_TEST_STORE=cluster`: three nodes with these flags, node 0 standing for them.
+    async fn start_cluster(self) -> Server {
+        assert!(
+            self.dir.is_none(),
+            "a node restarted on its own data dir is single-node by nature: \
+             skip this test in the cluster pass"
+        );
+        crate::TestCluster::builder()
+            .nodes(3)
+            .strict(self.strict)
+            .args(&self.args)
+            .env(&self.env)
+            .start()
+            .await
+            .into_server()
     }
 }
 
@@ -227,6 +267,7 @@ impl Server {
             _tempdir: tempdir,
             own_database: None,
             log,
+            companions: None,
         };
         match tokio::time::timeout(STARTUP_TIMEOUT, rx).await {
             Ok(Ok(base)) => {
@@ -275,7 +316,8 @@ impl Server {
         }
     }
 
-    fn pid(&self) -> u32 {
+    /// The process id (while it runs).
+    pub fn pid(&self) -> u32 {
         self.child
             .lock()
             .unwrap()
@@ -298,12 +340,27 @@ impl Server {
 
     /// `kill -TERM` the node (what an orchestrator sends to stop it).
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// `kill -<name>` the node (`TERM`, `STOP`, `CONT`, ...).
+    pub fn signal(&self, name: &str) {
         let pid = self.pid();
         let status = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .args([&format!("-{name}"), &pid.to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -TERM {pid}: {status}");
+        assert!(status.success(), "kill -{name} {pid}: {status}");
+    }
+
+    /// Sends this server's requests through `client` instead (a cluster's spread).
+    pub(crate) fn set_client(&mut self, client: A2a) {
+        self.client = client;
+    }
+
+    /// Keeps `what` alive as long as this server (the rest of its cluster).
+    pub(crate) fn keep_alive(&mut self, what: Box<dyn Any + Send + Sync>) {
+        self.companions = Some(what);
     }
 
     /// Waits up to `within` for the process to exit and reaps it; `None`: still running.

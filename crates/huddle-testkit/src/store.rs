@@ -6,7 +6,9 @@
 //! database of its own on one throwaway PostgreSQL shared by the whole test process
 //! (started on first use, stopped when the process exits; or the server at
 //! `HUDDLE_TEST_POSTGRES_URL`). The database is keyed by the node's data dir, so a
-//! restart on the same dir (the `kill -9` tests) finds the same rooms. When no
+//! restart on the same dir (the `kill -9` tests) finds the same rooms.
+//! `HUDDLE_TEST_STORE=cluster`: every [`crate::Server`] is a 3-node cluster (a database
+//! on the same shared PostgreSQL, a Redis of its own; see `cluster`). When no
 //! PostgreSQL can be had the first node to need one panics saying how to get one.
 
 use std::collections::HashMap;
@@ -25,6 +27,8 @@ pub enum TestStore {
     Sqlite,
     /// A database on the shared test PostgreSQL.
     Postgres,
+    /// Three nodes in cluster mode on a database of the shared test PostgreSQL.
+    Cluster,
 }
 
 impl TestStore {
@@ -34,7 +38,10 @@ impl TestStore {
         match std::env::var(STORE_VAR).as_deref() {
             Err(_) | Ok("") | Ok("sqlite") => TestStore::Sqlite,
             Ok("postgres") => TestStore::Postgres,
-            Ok(other) => panic!("{STORE_VAR}={other:?}: expected `sqlite` or `postgres`"),
+            Ok("cluster") => TestStore::Cluster,
+            Ok(other) => {
+                panic!("{STORE_VAR}={other:?}: expected `sqlite`, `postgres` or `cluster`")
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, Query, State};
@@ -32,17 +33,50 @@ struct FakeRoom {
 
 type Shared = Arc<Mutex<Fake>>;
 
+/// One listener of the fake, standing for one node of a cluster: what it served.
+#[derive(Clone)]
+pub struct Node {
+    pub url: String,
+    fake: Shared,
+    posts: Arc<AtomicU64>,
+    streams: Arc<AtomicU64>,
+}
+
+impl Node {
+    /// `POST /a2a` requests and SSE streams this listener served.
+    pub fn hits(&self) -> (u64, u64) {
+        (
+            self.posts.load(Ordering::Relaxed),
+            self.streams.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// Serves the fake on 127.0.0.1:0; returns its base URL. Lives until the runtime ends.
 pub async fn start() -> String {
-    let state: Shared = Arc::default();
-    let app = Router::new()
-        .route("/a2a", post(a2a))
-        .route("/api/messages/{room}/sse", get(sse))
-        .with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    start_nodes(1).await.remove(0).url
+}
+
+/// `n` listeners on 127.0.0.1:0 sharing one fake's rooms, like the nodes of a cluster.
+pub async fn start_nodes(n: usize) -> Vec<Node> {
+    let fake: Shared = Arc::default();
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let node = Node {
+            url: format!("http://{}", listener.local_addr().unwrap()),
+            fake: fake.clone(),
+            posts: Arc::default(),
+            streams: Arc::default(),
+        };
+        let app = Router::new()
+            .route("/a2a", post(a2a))
+            .route("/api/messages/{room}/sse", get(sse))
+            .with_state(node.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        nodes.push(node);
+    }
+    nodes
 }
 
 fn reply(text: String, data: Option<Value>) -> Json<Value> {
@@ -61,7 +95,9 @@ fn post_message(room: &mut FakeRoom, room_id: &str, from: &str, body: &str) {
     let _ = room.tx.send(m);
 }
 
-async fn a2a(State(state): State<Shared>, Json(req): Json<Value>) -> Json<Value> {
+async fn a2a(State(node): State<Node>, Json(req): Json<Value>) -> Json<Value> {
+    node.posts.fetch_add(1, Ordering::Relaxed);
+    let state = node.fake;
     if req["method"] != "SendMessage" {
         return Json(
             json!({"jsonrpc":"2.0","id":req["id"],"error":{"code":-32601,"message":"Method not found"}}),
@@ -127,12 +163,13 @@ async fn a2a(State(state): State<Shared>, Json(req): Json<Value>) -> Json<Value>
 }
 
 async fn sse(
-    State(state): State<Shared>,
+    State(node): State<Node>,
     Path(room_id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let fake = state.lock().unwrap();
+    node.streams.fetch_add(1, Ordering::Relaxed);
+    let fake = node.fake.lock().unwrap();
     let Some(room) = fake.rooms.get(&room_id) else {
         return (
             StatusCode::NOT_FOUND,

@@ -9,6 +9,7 @@
 //!   (lost / duplicated / unconfirmed), interval lines, their report and its printing.
 //! - `load`       — the `load` scenario's wire (a `deliveries::Transport`): A2A
 //!   `SendMessage` + SSE, so any join.cloud-compatible server.
+//! - `spread`     — `--url A,B,C`: the same wire spread over the nodes of one cluster.
 //! - `grpc`       — the `grpc` scenario's wire: Huddle's gRPC API (tonic client),
 //!   `SendMessage` calls and `Subscribe` streams.
 //! - `creates`    — the `creates` scenario: N room creates then M joins, one at a time.
@@ -25,6 +26,7 @@ mod grpc;
 mod load;
 mod mcp;
 mod report;
+mod spread;
 mod streams;
 
 use std::time::Duration;
@@ -76,6 +78,7 @@ a delivery was lost or duplicated (after the report).
 
 Examples:
   huddle bench --url http://127.0.0.1:3000 --rooms 10 --agents-per-room 10 --senders 10
+  huddle bench --url http://node-a:3000,http://node-b:3000,http://node-c:3000 --senders 12
   huddle bench --senders 16 --no-sse --duration-secs 600 --interval-secs 60 --server-pid PID
   huddle bench --scenario ceiling --duration-secs 8
   huddle bench --scenario creates --creates 100 --joins 200 --json";
@@ -84,7 +87,8 @@ Examples:
 #[derive(Args, Debug, Clone)]
 #[command(after_long_help = SCENARIOS_HELP)]
 pub struct BenchArgs {
-    /// Base URL of the server.
+    /// Base URL of the server. [load] Several, comma-separated (`A,B,C`): the nodes of
+    /// one cluster; creates, joins, senders and streams are spread over them.
     #[arg(long, env = "HUDDLE_URL", default_value = "http://localhost:3000")]
     pub url: String,
 
@@ -240,9 +244,22 @@ async fn run_here(args: BenchArgs, ceiling_url: Option<String>) -> anyhow::Resul
         args.request_timeout_secs.is_finite() && args.request_timeout_secs > 0.0,
         "--request-timeout-secs must be a positive number"
     );
-    let client = A2aClient::new(&args.url)?.with_timeout(args.request_timeout());
+    let urls = spread::urls(&args.url);
+    anyhow::ensure!(!urls.is_empty(), "--url names no server");
     // A short unique tag: room names and message stamps of this run.
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    if urls.len() > 1 {
+        anyhow::ensure!(
+            args.scenario == Scenario::Load && !args.ceiling,
+            "--url with several servers is for the load scenario (without --ceiling) only"
+        );
+        let nodes = urls
+            .iter()
+            .map(|u| Ok(A2aClient::new(u)?.with_timeout(args.request_timeout())))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        return deliveries::run(&args, spread::Spread::new(nodes), &run_id).await;
+    }
+    let client = A2aClient::new(urls[0])?.with_timeout(args.request_timeout());
     match (args.scenario, ceiling_url) {
         (Scenario::Load | Scenario::Ceiling, Some(url)) => {
             let args = match args.scenario {
@@ -343,6 +360,13 @@ mod tests {
             "--url {url} --scenario streams --rooms 3 --grace-ms 10 --server-pid {pid} --json"
         ));
         run(a).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn several_urls_are_refused_outside_the_load_scenario() {
+        let a = args("--url http://127.0.0.1:1,http://127.0.0.1:2 --scenario creates");
+        let e = run(a).await.unwrap_err();
+        assert!(format!("{e:#}").contains("for the load scenario"), "{e:#}");
     }
 
     #[tokio::test]

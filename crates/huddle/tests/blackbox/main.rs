@@ -3,7 +3,9 @@
 //! One test binary (every extra binary costs a link); each test starts its own
 //! `huddle serve` in its own temporary data dir, so tests run in parallel. With
 //! `HUDDLE_TEST_STORE=postgres` every node is on its own database of one throwaway
-//! PostgreSQL instead (the test kit's `store`); `make test` runs the suite both ways.
+//! PostgreSQL instead (the test kit's `store`); with `HUDDLE_TEST_STORE=cluster` every
+//! server is a 3-node cluster whose client spreads its requests over the nodes. `make
+//! test` runs the suite all three ways (the Makefile says which tests each pass skips).
 //! Tests that are SQLite-only by nature say so and use `ServerBuilder::sqlite_only`.
 //!
 //! The server process, the A2A call builder, the SSE reader and the reply helpers are
