@@ -78,7 +78,8 @@ impl ClusterRouter {
         let me = self.placement.me().clone();
         let mut tried: Vec<NodeId> = Vec::new();
         let mut hint: Option<String> = None;
-        let mut failure = String::from("no live node");
+        // What each hop met, for the client's error (at most one per hop).
+        let mut failures: Vec<String> = Vec::new();
         let mut payload: Option<Vec<u8>> = None;
         for hop in 0..MAX_HOPS {
             if hop > 0 {
@@ -102,7 +103,7 @@ impl ClusterRouter {
                 match self.rooms().ask_owned(room, op.clone()).await {
                     Ok(answer) => return answer,
                     Err(e @ NotOwner(_)) => {
-                        failure = e.to_string();
+                        failures.push(e.to_string());
                         tried.push(me.clone());
                         continue;
                     }
@@ -140,15 +141,15 @@ impl ClusterRouter {
                     });
                 }
                 Ok(Reply::NotOwner(owner)) => {
-                    failure = format!("node {} does not own the room", target.id);
+                    failures.push(format!("node {} does not own the room", target.id));
                     tried.push(target.id.clone());
                     hint = Some(owner).filter(|o| !o.is_empty());
                 }
                 Err(e @ CallError::Unreachable { .. }) => {
-                    failure = e.to_string();
+                    failures.push(e.to_string());
                     tried.push(target.id.clone());
                 }
-                Err(e @ CallError::Lost { .. }) if op.replayable() => failure = e.to_string(),
+                Err(e @ CallError::Lost { .. }) if op.replayable() => failures.push(e.to_string()),
                 Err(e @ CallError::Lost { .. }) => {
                     return Err(RoomError::Unavailable(format!(
                         "{e}; the {} may or may not have been applied",
@@ -160,8 +161,12 @@ impl ClusterRouter {
                 }
             }
         }
+        if failures.is_empty() {
+            failures.push("no live node".into());
+        }
         Err(RoomError::Unavailable(format!(
-            "room {room} could not be reached: {failure}"
+            "room {room} could not be reached: {}",
+            failures.join("; ")
         )))
     }
 }

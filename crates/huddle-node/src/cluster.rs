@@ -105,7 +105,7 @@ impl Clustered {
     }
 
     /// The internal listener's routes: the node service (its messages bounded by
-    /// `max_message`).
+    /// `max_message`); the node adds the MCP endpoint's internal route.
     pub(crate) fn internal_routes(&self, max_message: usize) -> axum::Router {
         let placement: Arc<dyn Placement> = self.membership.clone();
         NodeService::new(self.rooms.clone(), placement).routes(&self.secret, max_message)

@@ -154,6 +154,10 @@ pub struct RoomState {
     pusher: Pusher,
     config: Arc<RoomsConfig>,
     cluster: Option<Arc<Cluster>>,
+    /// Cluster mode: until when this actor may answer from memory. Its epoch was the
+    /// room's at some moment the node's lease held, and the lease has held without a gap
+    /// since, up to here (see [`RoomState::read_fence`]).
+    covered_until: Instant,
 }
 
 pub(crate) fn now() -> Timestamp {
@@ -193,6 +197,12 @@ impl Actor for RoomActor {
             hub: args.hub,
             pusher: args.pusher,
             config: args.config,
+            // Just loaded under a new epoch: covered while the current lease holds.
+            covered_until: args
+                .cluster
+                .as_ref()
+                .and_then(|c| c.lease_deadline())
+                .unwrap_or_else(Instant::now),
             cluster: args.cluster,
         })
     }
@@ -440,15 +450,26 @@ impl RoomState {
         }
     }
 
-    /// In cluster mode, past the node's lease deadline, an answer from memory goes out
-    /// only once the store confirms that this actor's epoch is still the room's: another
-    /// node may have taken the room meanwhile (and, say, kicked the reader). A changed
-    /// epoch cedes the room and stops the actor.
+    /// In cluster mode, an answer from memory goes out at once only while the node's
+    /// lease has held without a gap since this actor last knew its epoch current; past
+    /// that (even if a later renewal made the lease valid again: the node may have been
+    /// paused, and another node may have taken the room meanwhile and, say, kicked the
+    /// reader) it goes out once the store confirms the epoch. A changed epoch cedes the
+    /// room and stops the actor.
     async fn read_fence(&mut self, myself: &ActorRef<RoomMsg>) -> Result<(), RoomError> {
         let Some(cluster) = &self.cluster else {
             return Ok(());
         };
-        if cluster.lease_valid() {
+        let now = Instant::now();
+        let deadline = cluster.lease_deadline();
+        // A deadline only moves back when the node leaves (its lease ends at once).
+        let live = deadline.is_some_and(|d| now < d);
+        if live && now < self.covered_until {
+            // The renewal behind `deadline` was sent before now, so while the lease
+            // still held: the coverage goes on without a gap.
+            if let Some(d) = deadline {
+                self.covered_until = self.covered_until.max(d);
+            }
             return Ok(());
         }
         let current = self
@@ -457,6 +478,8 @@ impl RoomState {
             .await
             .map_err(crate::store_error::room_error)?;
         if current == Some(self.epoch) {
+            // Confirmed now: covered from here while the current lease holds.
+            self.covered_until = deadline.filter(|d| *d > now).unwrap_or(now);
             return Ok(());
         }
         cluster.cede(self.room.id);

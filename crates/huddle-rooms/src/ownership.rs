@@ -12,9 +12,11 @@
 //!   stops and the room is *ceded*: not taken back by this node until the view changes or
 //!   one lease TTL has passed, so two nodes that disagree on the view do not take a room
 //!   from each other in turn;
-//! - past this node's lease deadline, an actor answers a read from memory only after the
-//!   store confirmed its epoch (another node may hold the room already), else it steps
-//!   down as if fenced.
+//! - an actor answers a read from memory only while this node's lease has held without a
+//!   gap since the actor last knew its epoch to be the room's (when it loaded the room,
+//!   or confirmed it in the store); past a deadline, even one a later renewal moved (a
+//!   paused process, Redis away and back), it first confirms its epoch in the store
+//!   (another node may hold the room already), else it steps down as if fenced.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -69,11 +71,9 @@ impl Cluster {
         self.ownership.owns(room) && !self.is_ceded(room)
     }
 
-    /// Whether the lease still covers answers from memory.
-    pub(crate) fn lease_valid(&self) -> bool {
-        self.ownership
-            .lease_deadline()
-            .is_some_and(|deadline| Instant::now() < deadline)
+    /// This node's lease deadline now (`None`: not registered).
+    pub(crate) fn lease_deadline(&self) -> Option<Instant> {
+        self.ownership.lease_deadline()
     }
 
     pub(crate) fn cede(&self, room: RoomId) {

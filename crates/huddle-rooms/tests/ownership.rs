@@ -22,15 +22,19 @@ struct Placement {
 }
 
 impl Placement {
-    fn owner() -> Arc<Self> {
+    fn owner(lease: Duration) -> Arc<Self> {
         Arc::new(Self {
             owns: AtomicBool::new(true),
-            lease: Mutex::new(Some(Instant::now() + Duration::from_secs(3600))),
+            lease: Mutex::new(Some(Instant::now() + lease)),
         })
     }
 
     fn lease_lapsed(&self) {
         *self.lease.lock().unwrap() = Some(Instant::now() - Duration::from_secs(1));
+    }
+
+    fn lease_renewed(&self) {
+        *self.lease.lock().unwrap() = Some(Instant::now() + LONG);
     }
 }
 
@@ -58,15 +62,21 @@ struct Two {
     _dir: tempfile::TempDir,
 }
 
-/// Nodes `a` and `b` on one store, both believing they own every room; a room created
-/// and active on `a`.
-async fn two_nodes() -> Two {
+const LONG: Duration = Duration::from_secs(3600);
+
+/// Nodes `a` (its lease `a_lease` from now) and `b` on one store, both believing they own
+/// every room; a room created and active on `a`.
+async fn two_nodes(a_lease: Duration) -> Two {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn RoomStore> =
         Arc::new(EmbeddedStore::open(dir.path(), Durability::Process).unwrap());
-    let a_placement = Placement::owner();
+    let a_placement = Placement::owner(a_lease);
     let a = RoomDirectory::clustered(store.clone(), RoomsConfig::default(), a_placement.clone());
-    let b = RoomDirectory::clustered(store.clone(), RoomsConfig::default(), Placement::owner());
+    let b = RoomDirectory::clustered(
+        store.clone(),
+        RoomsConfig::default(),
+        Placement::owner(LONG),
+    );
     let created = a
         .create(CreateRoom {
             name: Some("placed".into()),
@@ -126,7 +136,7 @@ impl Two {
 
 #[tokio::test]
 async fn a_fenced_owner_steps_down_and_does_not_take_the_room_back() {
-    let two = two_nodes().await;
+    let two = two_nodes(LONG).await;
     // `b` takes the room (a new epoch in the store).
     assert_eq!(two.say(&two.b, "on b").await.unwrap().unwrap(), 2);
     let epoch = two.store.epoch(two.room).await.unwrap();
@@ -148,7 +158,7 @@ async fn a_fenced_owner_steps_down_and_does_not_take_the_room_back() {
 
 #[tokio::test]
 async fn past_its_lease_a_node_answers_reads_only_for_rooms_the_store_says_it_holds() {
-    let two = two_nodes().await;
+    let two = two_nodes(LONG).await;
     let bob = two
         .on(
             &two.a,
@@ -186,4 +196,26 @@ async fn past_its_lease_a_node_answers_reads_only_for_rooms_the_store_says_it_ho
         NotOwner(two.room)
     );
     assert!(two.a.ceded(two.room));
+}
+
+#[tokio::test]
+async fn a_lease_renewed_after_a_gap_does_not_vouch_for_what_happened_in_the_gap() {
+    let lease = Duration::from_millis(300);
+    let two = two_nodes(lease).await;
+    let authorize = || Authorize {
+        token: two.alice.clone(),
+    };
+    // `a` pauses past its lease (no read meanwhile); `b` takes the room and alice leaves.
+    tokio::time::sleep(lease * 2).await;
+    let left = huddle_core::LeaveRoom {
+        token: two.alice.clone(),
+    };
+    two.on(&two.b, left).await.unwrap().unwrap();
+    // `a` resumes and renews its lease at once: its memory still has alice, but the
+    // renewal does not cover the gap, so it asks the store first and steps down.
+    two.a_placement.lease_renewed();
+    assert_eq!(
+        two.on(&two.a, authorize()).await.unwrap_err(),
+        NotOwner(two.room)
+    );
 }

@@ -8,6 +8,7 @@
 //!   client commands.
 //! - `a2a`        — [`A2a`]: JSON-RPC `SendMessage` with `metadata.action` ([`Call`],
 //!   [`Reply`], [`Agent`]) and the room SSE request.
+//! - `mcp`        — one MCP tool call in a fresh session ([`A2a::mcp_tool`]).
 //! - `sse`        — [`Sse`]: the one SSE reader (room streams, MCP streams).
 //! - [`otlp`]     — an OTLP trace collector: the node's exported spans.
 //! - `checks`     — message-list assertions, formats, [`eventually`].
@@ -28,6 +29,7 @@ mod cluster;
 mod in_process;
 mod ledger;
 mod link;
+mod mcp;
 pub mod otlp;
 mod process;
 mod sse;

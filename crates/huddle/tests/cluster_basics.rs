@@ -1,6 +1,6 @@
 //! Cluster mode's core path, with real `huddle serve` processes on one PostgreSQL and
-//! one Redis: an operation reaching a node that does not own the room is forwarded to
-//! the owner (and runs only there), the internal service refuses strangers, other
+//! one Redis: an operation reaching a node that does not own the room (over A2A, gRPC or
+//! MCP) is forwarded to the owner (and runs only there), the internal service refuses strangers, other
 //! versions and calls for rooms the node does not own, and `--redis` needs a shared
 //! store.
 
@@ -168,6 +168,16 @@ async fn operations_sent_to_a_node_that_does_not_own_the_room_run_on_its_owner()
     })
     .await
     .expect("gRPC send through a non-owner");
+    // MCP through `a`.
+    let joined = a
+        .server
+        .mcp_tool(
+            &reqwest::Client::new(),
+            "joinRoom",
+            serde_json::json!({"roomId": alice.room_id, "agentName": "carol"}),
+        )
+        .await;
+    assert!(joined.starts_with("Joined room"), "{joined}");
     // Everything ran on `b`: the room is active there, not on `a`.
     assert_eq!(active_rooms(&a).await, 0, "the non-owner held no room");
     assert!(active_rooms(&b).await >= 1, "the owner ran the room");
@@ -175,7 +185,12 @@ async fn operations_sent_to_a_node_that_does_not_own_the_room_run_on_its_owner()
     let bodies: Vec<_> = seen.iter().filter_map(|m| m["body"].as_str()).collect();
     assert_eq!(
         bodies,
-        vec!["bob joined the room", "hello through a", "hello over grpc"]
+        vec![
+            "bob joined the room",
+            "hello through a",
+            "hello over grpc",
+            "carol joined the room"
+        ]
     );
 }
 
@@ -230,6 +245,30 @@ fn cluster_mode_without_a_shared_store_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("--redis") && err.contains("--store postgres://"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_reaches_redis() {
+    let out = huddle_command(&[
+        "serve",
+        "--check-config",
+        "--store",
+        "postgres://huddle@127.0.0.1:1/huddle",
+        "--redis",
+        "redis://127.0.0.1:1",
+        "--cluster-secret",
+        SECRET,
+        "--lease-ttl-secs",
+        "1",
+    ])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("huddle: configuration: cluster mode") && err.contains("Redis at"),
         "{err}"
     );
 }

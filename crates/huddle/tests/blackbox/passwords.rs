@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use huddle_proto::v1::JoinRoomRequest;
 use huddle_proto::v1::room_service_client::RoomServiceClient;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use huddle_testkit::{Call, Reply, Server, eventually};
 
@@ -73,56 +73,6 @@ fn named_retry(text: &str) -> u64 {
     rest.trim_end_matches(" s")
         .parse()
         .unwrap_or_else(|_| panic!("no retry time in {text:?}"))
-}
-
-/// One MCP tool call from `http`: initialize a session, then `tools/call`; the text.
-async fn mcp_tool(s: &Server, http: &reqwest::Client, tool: &str, args: Value) -> String {
-    let url = s.url("/mcp");
-    let post = |session: Option<String>, body: Value| {
-        let mut req = http
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-06-18");
-        if let Some(id) = session {
-            req = req.header("mcp-session-id", id);
-        }
-        async move { req.json(&body).send().await.expect("POST /mcp") }
-    };
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "blackbox", "version": "1"}}});
-    let resp = post(None, init).await;
-    let session = resp
-        .headers()
-        .get("mcp-session-id")
-        .expect("Mcp-Session-Id")
-        .to_str()
-        .unwrap()
-        .to_string();
-    let _ = resp.text().await;
-    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let _ = post(Some(session.clone()), note).await.text().await;
-    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-        "params": {"name": tool, "arguments": args}});
-    let raw = post(Some(session), call).await.text().await.unwrap();
-    // JSON, or SSE whose data lines carry the JSON-RPC messages.
-    let messages: Vec<Value> = match serde_json::from_str::<Value>(&raw) {
-        Ok(v) => vec![v],
-        Err(_) => raw
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str(d.trim()).ok())
-            .collect(),
-    };
-    let answer = messages
-        .iter()
-        .find(|m| m["id"] == 2)
-        .unwrap_or_else(|| panic!("no tools/call answer in {raw}"));
-    answer["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no tool text in {answer}"))
-        .to_string()
 }
 
 /// gRPC `JoinRoom` over a connection from `ip`.
@@ -295,13 +245,13 @@ async fn the_client_address_reaches_the_throttle_over_mcp_and_grpc() {
 
     // One failure over MCP from 127.0.0.4 uses that address's only attempt...
     let here = client_from("127.0.0.4");
-    let text = mcp_tool(
-        &s,
-        &here,
-        "joinRoom",
-        json!({"roomId": "vault:no", "agentName": "eve"}),
-    )
-    .await;
+    let text = s
+        .mcp_tool(
+            &here,
+            "joinRoom",
+            json!({"roomId": "vault:no", "agentName": "eve"}),
+        )
+        .await;
     assert_eq!(text, format!("Error: {INVALID}"));
     // ...so gRPC and A2A from it are refused, naming the limit.
     let status = grpc_join(&s, "127.0.0.4", "vault:no", "eve")
@@ -325,7 +275,9 @@ async fn the_client_address_reaches_the_throttle_over_mcp_and_grpc() {
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
     assert_eq!(status.message(), INVALID);
     let there = client_from("127.0.0.5");
-    let text = mcp_tool(&s, &there, "roomInfo", json!({"roomId": "vault:no"})).await;
+    let text = s
+        .mcp_tool(&there, "roomInfo", json!({"roomId": "vault:no"}))
+        .await;
     assert!(text.starts_with(&format!("Error: {throttled}")), "{text}");
 }
 
