@@ -14,7 +14,8 @@
 //! - [`router`]       — [`ClusterRouter`]: local or forwarded, re-resolving on `NotOwner`.
 //! - [`peers`]        — channels to the other nodes and the metadata of every hop.
 //! - [`node_service`] — the internal `huddle.internal.v1.Node` service (`Call`, `Follow`).
-//! - `upstream`       — room feeds of a cluster node.
+//! - [`upstream`]     — room feeds across nodes: one upstream feed per room read here
+//!   and owned elsewhere, shared by its readers, resuming across moves.
 //! - [`trace`]        — W3C trace context across hops.
 
 pub mod node_service;
@@ -24,7 +25,7 @@ pub mod router;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod trace;
-mod upstream;
+pub mod upstream;
 
 pub use router::{ClusterRouter, Placed};
 

@@ -21,26 +21,35 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use huddle_core::{
-    AgentToken, CreateRoom, Created, HistoryPage, MemberId, Page, PasswordProof, RoomError, RoomId,
-    Seq,
+    AgentToken, Authorize, CreateRoom, Created, GetLock, HistoryPage, MemberId, Page,
+    PasswordProof, RoomError, RoomId, Seq, Viewer,
 };
+use huddle_metrics::cluster::Forwarded;
+use huddle_proto::internal::FollowRequest;
 use huddle_rooms::call::{Answerer, Ask};
-use huddle_rooms::{NotOwner, Ownership, RoomCall, RoomDirectory};
+use huddle_rooms::{FollowEnd, FollowStream, NotOwner, Ownership, RoomCall, RoomDirectory};
 use huddle_store::{NamedRoom, RoomPage};
 
 use crate::peers::{CallError, Peers, Reply};
 use crate::placement::{NodeId, Peer, Placement};
+use crate::upstream::{self, Feeds, Owners};
 use crate::{LocalRouter, OnLag, Router, Subscribed};
 
 /// Owners tried for one operation before giving up (each after reading the membership
 /// again): enough for one move and one stale view, few enough to answer fast.
-pub const MAX_HOPS: usize = 3;
+pub const MAX_HOPS: usize = 4;
+/// The wait before the second try; it doubles with each try after (100, 200, 400 ms):
+/// views of a membership change reach every node within a fraction of a second, and a
+/// try without waiting would only meet the same stale view.
+const HOP_BACKOFF: Duration = Duration::from_millis(100);
 
-/// The router of a cluster node.
+/// The router of a cluster node (cheap to clone: its parts are shared).
+#[derive(Clone)]
 pub struct ClusterRouter {
     local: LocalRouter,
     placement: Arc<dyn Placement>,
     peers: Peers,
+    feeds: Feeds,
 }
 
 impl ClusterRouter {
@@ -48,10 +57,16 @@ impl ClusterRouter {
     /// [`Placed`]).
     pub fn new(rooms: RoomDirectory, placement: Arc<dyn Placement>, peers: Peers) -> Self {
         Self {
+            feeds: Feeds::new(rooms.clone(), placement.clone()),
             local: LocalRouter::new(rooms),
             placement,
             peers,
         }
+    }
+
+    /// Upstream feeds running on this node (one per room followed from its owner).
+    pub fn upstreams(&self) -> usize {
+        self.feeds.upstreams()
     }
 
     fn rooms(&self) -> &RoomDirectory {
@@ -68,6 +83,7 @@ impl ClusterRouter {
         let mut payload: Option<Vec<u8>> = None;
         for hop in 0..MAX_HOPS {
             if hop > 0 {
+                tokio::time::sleep(HOP_BACKOFF * (1 << (hop - 1))).await;
                 self.placement.refresh().await;
             }
             let view = self.placement.view();
@@ -103,7 +119,19 @@ impl ClusterRouter {
                     payload.insert(encoded).clone()
                 }
             };
-            match self.peers.call(target, room, O::NAME, body).await {
+            let reply = tokio::select! {
+                reply = self.peers.call(target, room, O::NAME, body) => reply,
+                () = left_view(self.placement.as_ref(), &target.id) => Err(CallError::Lost {
+                    peer: target.id.to_string(),
+                    reason: "its lease expired while the call waited".into(),
+                }),
+            };
+            huddle_metrics::cluster::forwarded(match &reply {
+                Ok(Reply::Answer(_)) => Forwarded::Ok,
+                Ok(Reply::NotOwner(_)) => Forwarded::NotOwner,
+                Err(_) => Forwarded::Failed,
+            });
+            match reply {
                 Ok(Reply::Answer(answer)) => {
                     return serde_json::from_slice(&answer).unwrap_or_else(|e| {
                         Err(RoomError::Unavailable(format!(
@@ -140,6 +168,25 @@ impl ClusterRouter {
             "room {room} could not be reached: {}",
             failures.join("; ")
         )))
+    }
+}
+
+/// Resolves once `node` is no longer in the view: a stopped or hung owner keeps its
+/// connections open and answers nothing, and only its lease, expiring in Redis, tells.
+async fn left_view(placement: &dyn Placement, node: &NodeId) {
+    let mut changes = placement.changes();
+    loop {
+        if !changes
+            .borrow_and_update()
+            .nodes()
+            .iter()
+            .any(|p| &p.id == node)
+        {
+            return;
+        }
+        if changes.changed().await.is_err() {
+            return std::future::pending().await;
+        }
     }
 }
 
@@ -198,7 +245,36 @@ impl Router for ClusterRouter {
         after: Option<Seq>,
         on_lag: OnLag,
     ) -> Result<Subscribed, RoomError> {
-        crate::upstream::subscribe(self.rooms(), room, reader, after, on_lag).await
+        let owners: Arc<dyn Owners> = Arc::new(self.clone());
+        self.feeds
+            .subscribe(owners, room, reader, after, on_lag)
+            .await
+    }
+}
+
+/// The owners of rooms as the upstream feeds reach them: `Follow` over the internal
+/// service, and typed calls routed like any other.
+#[async_trait]
+impl Owners for ClusterRouter {
+    async fn follow(
+        &self,
+        owner: &Peer,
+        room: RoomId,
+        after: Seq,
+    ) -> Result<FollowStream, FollowEnd> {
+        let request = self.peers.request(FollowRequest {
+            room_id: room.to_string(),
+            after_seq: after,
+        });
+        upstream::follow_over(self.peers.client(owner), request).await
+    }
+
+    async fn authorize(&self, room: RoomId, token: AgentToken) -> Result<Viewer, RoomError> {
+        self.route(room, Authorize { token }).await
+    }
+
+    async fn exists(&self, room: RoomId) -> Result<(), RoomError> {
+        self.route(room, GetLock).await.map(drop)
     }
 }
 

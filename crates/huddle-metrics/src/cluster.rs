@@ -1,18 +1,15 @@
 //! Cluster mode: `huddle_forwarded_calls_total{outcome}` (room operations sent to their
 //! owner on another node: `ok`, `not_owner` — re-resolved and retried —, `failed`),
-//! `huddle_lease_renewals_total` and `huddle_lease_losses_total` (this node's lease in
-//! Redis renewed; renewals failed or late past the lease deadline),
+//! `huddle_lease_renewals_total` and `huddle_lease_renewal_failures_total` (this node's
+//! lease in Redis renewed, or a renewal that failed: past the lease deadline, failures
+//! in a row mean other nodes may take this node's rooms),
 //! `huddle_rooms_taken_over_total` (rooms this node activated under a new epoch) and
 //! `huddle_rooms_handed_over_total` (rooms this node released because another node
-//! owns them now), and the gauge `huddle_upstream_feeds` (rooms this node follows from
-//! their owner for its own readers, sampled at scrape time).
+//! owns them now). Upstream feeds have their own gauge ([`crate::upstream`]).
 
 use std::sync::OnceLock;
 
 use metrics::Counter;
-
-/// The gauge of upstream feeds (see [`crate::set_gauge`]).
-pub const UPSTREAM_FEEDS: &str = "huddle_upstream_feeds";
 
 /// How a forwarded call ended, from the forwarding node's side.
 #[derive(Clone, Copy, Debug)]
@@ -44,7 +41,7 @@ fn handles() -> &'static Handles {
                 forwarded("failed"),
             ],
             renewed: metrics::counter!("huddle_lease_renewals_total"),
-            lost: metrics::counter!("huddle_lease_losses_total"),
+            lost: metrics::counter!("huddle_lease_renewal_failures_total"),
             taken: metrics::counter!("huddle_rooms_taken_over_total"),
             handed: metrics::counter!("huddle_rooms_handed_over_total"),
         }
@@ -59,7 +56,7 @@ pub fn lease_renewed() {
     handles().renewed.increment(1);
 }
 
-pub fn lease_lost() {
+pub fn lease_renewal_failed() {
     handles().lost.increment(1);
 }
 

@@ -14,6 +14,7 @@
 //! - [`requests`] — requests by protocol, action and outcome, with latency histograms;
 //!   limit refusals by limit.
 //! - [`store`], [`push`], [`streams`] — the store writer, push deliveries, open streams.
+//! - [`upstream`] — rooms this node follows from their owner (cluster mode).
 //! - gauges sampled at scrape time (active rooms, MCP sessions): [`set_gauge`].
 //!
 //! - [`cluster`] — cluster mode: forwarded calls, lease renewals and losses, rooms taken
@@ -24,6 +25,7 @@ pub mod push;
 pub mod requests;
 pub mod store;
 pub mod streams;
+pub mod upstream;
 
 use std::sync::OnceLock;
 

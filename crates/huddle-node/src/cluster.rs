@@ -1,5 +1,6 @@
 //! Cluster mode of a node (`huddle serve --redis …`): the Redis membership, the rooms
-//! placed by it, the [`ClusterRouter`], the internal listener's routes, and the node's
+//! placed by it, the [`ClusterRouter`], the internal listener's routes (the node service
+//! and the MCP route serving sessions forwarded from other nodes), and the node's
 //! life in the cluster:
 //!
 //! - it registers in Redis only once its listeners serve and its store takes writes
@@ -110,8 +111,8 @@ impl Clustered {
         NodeService::new(self.rooms.clone(), placement).routes(&self.secret, max_message)
     }
 
-    /// The MCP endpoint's cluster mode: sessions named after this node, requests for a
-    /// session held elsewhere forwarded there.
+    /// MCP in cluster mode: session ids naming this node, requests for sessions held
+    /// elsewhere forwarded to their node.
     pub(crate) fn mcp(&self) -> Result<ClusterMcp, NodeError> {
         let placement: Arc<dyn Placement> = self.membership.clone();
         ClusterMcp::new(placement, self.secret.as_str()).map_err(|source| NodeError::Cluster {

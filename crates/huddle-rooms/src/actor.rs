@@ -47,6 +47,7 @@ use crate::call::{Port, RoomCall};
 use crate::config::RoomsConfig;
 use crate::endpoint;
 use crate::feed::Opened;
+use crate::follow::Following;
 use crate::hub::{Fanout, Hub};
 use crate::log_tail::LogTail;
 use crate::ownership::Cluster;
@@ -62,6 +63,9 @@ pub enum RoomMsg {
     /// Authorise the token's agent as a reader and attach it to the fan-out (no token:
     /// refused as missing, once the room is known to exist).
     Subscribe(Option<AgentToken>, Port<Opened>),
+    /// Attach a node following every event of the room (no token: the node service
+    /// authenticated the node), and tell it when this actor stops.
+    Follow(Port<Following>),
     /// Commit what was applied since the last flush, then publish and reply.
     Flush,
     /// The in-flight append finished (its task holds the result).
@@ -141,6 +145,10 @@ pub struct RoomState {
     pushed: std::collections::HashMap<huddle_core::MemberId, Seq>,
     flush_scheduled: bool,
     last_active: Instant,
+    /// Dropped with the state when the actor stops: ends its followers' feeds (the room
+    /// may be taken elsewhere next). Its receivers are the followers: while there is one,
+    /// the room does not passivate for idleness.
+    stopped: tokio::sync::watch::Sender<()>,
     store: Arc<dyn RoomStore>,
     hub: Arc<Hub>,
     pusher: Pusher,
@@ -184,6 +192,7 @@ impl Actor for RoomActor {
             replies: Vec::new(),
             flush_scheduled: false,
             last_active: Instant::now(),
+            stopped: tokio::sync::watch::Sender::new(()),
             store: args.store,
             hub: args.hub,
             pusher: args.pusher,
@@ -215,6 +224,11 @@ impl Actor for RoomActor {
                 let result = state.subscribe(token);
                 state.reply(&myself, pending(port, result)).await;
             }
+            RoomMsg::Follow(port) => {
+                state.last_active = Instant::now();
+                let following = state.follow();
+                state.reply(&myself, pending(port, Ok(following))).await;
+            }
             RoomMsg::Flush => {
                 state.flush_scheduled = false;
                 if state.inflight.is_none() {
@@ -231,7 +245,8 @@ impl Actor for RoomActor {
                 let idle = state.last_active.elapsed() >= state.config.idle_timeout;
                 let quiet = state.pending.is_empty()
                     && state.replies.is_empty()
-                    && state.inflight.is_none();
+                    && state.inflight.is_none()
+                    && state.stopped.receiver_count() == 0;
                 if idle && quiet {
                     tracing::debug!(room.id = %state.room.id, "passivating idle room");
                     myself.stop(Some("idle".into()));
@@ -248,6 +263,15 @@ impl Actor for RoomActor {
     ) -> Result<(), ActorProcessingErr> {
         // Graceful stop: commit and answer everything that was applied.
         state.commit_now(&myself).await;
+        // In a cluster, a room that leaves this node (handed over, or fenced by a newer
+        // owner) leaves its readers here without a publisher: they ask their source
+        // again, which now follows the room from its new owner (from their last seq).
+        if let Some(cluster) = &state.cluster {
+            let room = state.room.id;
+            if !cluster.may_hold(room) && state.hub.subscribers(room) > 0 {
+                state.hub.publish(room, &[Fanout::Reopen]);
+            }
+        }
         Ok(())
     }
 }
@@ -401,6 +425,16 @@ impl RoomState {
             last_seq: self.room.last_seq,
             live: self.hub.attach(self.room.id),
         })
+    }
+
+    /// Attaches a follower to the fan-out in the step that reads `last_seq`, as
+    /// [`RoomState::subscribe`] does for a reader.
+    fn follow(&self) -> Following {
+        Following {
+            last_seq: self.room.last_seq,
+            live: self.hub.attach(self.room.id),
+            stopped: self.stopped.subscribe(),
+        }
     }
 
     /// Sends `reply` now if nothing uncommitted precedes it, else after the next commit.

@@ -27,6 +27,7 @@ use crate::actor::{RoomArgs, RoomMsg};
 use crate::call::{self, Answerer, Ask, Port, RoomCall};
 use crate::config::RoomsConfig;
 use crate::feed::{self, FeedSource, OnLag, Opened, Subscribed};
+use crate::follow::{self, FollowStream};
 use crate::hub::{BufferStats, Hub};
 use crate::ownership::{Cluster, NotOwner, Ownership};
 use crate::passwords::PasswordGate;
@@ -293,6 +294,7 @@ impl RoomDirectory {
             .collect();
         let count = leaving.len();
         futures::future::join_all(leaving.iter().map(|a| a.drain_and_wait(Some(timeout)))).await;
+        huddle_metrics::cluster::rooms_handed_over(count as u64);
         count
     }
 
@@ -424,6 +426,9 @@ impl RoomDirectory {
             .await
             .map_err(|e| unavailable(e.to_string()))?
             .ok_or_else(|| RoomError::RoomNotFound(room.to_string()))?;
+        if self.inner.cluster.is_some() {
+            huddle_metrics::cluster::room_taken_over();
+        }
         let recent = self
             .inner
             .store
@@ -470,9 +475,48 @@ impl RoomDirectory {
         after: Option<Seq>,
         on_lag: OnLag,
     ) -> Result<Subscribed, RoomError> {
-        let source = Arc::new(LocalSource(Arc::downgrade(&self.inner)));
+        self.subscribe_via(self.local_source(), room, reader, after, on_lag)
+            .await
+    }
+
+    /// [`RoomDirectory::subscribe`] with the room's messages coming from `source` (the
+    /// room's owner on another node) into this node's fan-out.
+    pub async fn subscribe_via(
+        &self,
+        source: Arc<dyn FeedSource>,
+        room: RoomId,
+        reader: Option<AgentToken>,
+        after: Option<Seq>,
+        on_lag: OnLag,
+    ) -> Result<Subscribed, RoomError> {
         let store = self.inner.store.clone();
         feed::open(source, &self.inner.hub, store, room, reader, after, on_lag).await
+    }
+
+    /// This node's rooms as the source of their own feeds (the room's actor here).
+    pub fn local_source(&self) -> Arc<dyn FeedSource> {
+        Arc::new(LocalSource(Arc::downgrade(&self.inner)))
+    }
+
+    /// This node's fan-out: where a remote source publishes what it receives.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    /// Every event of `room` with `seq > after` (log first, then live), for another node
+    /// following the room this node owns (see [`crate::follow`]). Node-privileged: no
+    /// token, every message; the caller has authenticated the node.
+    pub async fn follow(&self, room: RoomId, after: Seq) -> Result<FollowStream, RoomError> {
+        let following = {
+            let _admitted = self.admit()?;
+            self.send(room, |port| port, RoomMsg::Follow).await?
+        };
+        Ok(follow::stream(
+            self.inner.store.clone(),
+            room,
+            after,
+            following,
+        ))
     }
 
     /// What `room`'s fan-out log holds on this node (`None`: nobody follows it here).

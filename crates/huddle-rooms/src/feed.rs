@@ -182,7 +182,7 @@ pub async fn open(
     let token = reader.ok_or_else(|| RoomError::Missing(vec!["agentToken".into()]))?;
     let (member, last_seq) = (opened.member, opened.last_seq);
     let after = after.unwrap_or(last_seq).min(last_seq);
-    let cursor = Cursor::new(store, room, member, after, opened);
+    let cursor = Cursor::new(store, room, Some(member), after, last_seq, opened.live);
     let catch_up = CatchUp::default();
     catch_up.set(last_seq);
     let feed = Feed {
@@ -224,87 +224,116 @@ impl Feed {
             return None;
         }
         loop {
-            match self.cursor.next().await {
+            let reopen = match self.cursor.next().await {
+                Ok(Fanout::Message(m)) => return Some(Ok(m)),
+                Ok(Fanout::Left(member)) if Some(member) == self.cursor.viewer => {
+                    Err(SubscribeError::Removed)
+                }
+                Ok(Fanout::Left(_)) => continue,
+                Ok(Fanout::Reopen) => Ok(()),
                 Err(SubscribeError::Lagged(_) | SubscribeError::Closed)
                     if self.on_lag == OnLag::Resume =>
                 {
-                    let sent = self.cursor.sent;
-                    self.catch_up.set(Seq::MAX);
-                    let reopened = self
-                        .source
-                        .open(self.cursor.room, Some(self.token.clone()))
-                        .await;
-                    match reopened {
-                        Ok(opened) => {
-                            self.catch_up.set(opened.last_seq);
-                            let after = sent.min(opened.last_seq);
-                            let store = self.cursor.store.clone();
-                            let member = opened.member;
-                            self.cursor =
-                                Cursor::new(store, self.cursor.room, member, after, opened);
-                        }
-                        Err(RoomError::InvalidToken | RoomError::TokenNotInRoom) => {
-                            self.done = true;
-                            return Some(Err(SubscribeError::Removed));
-                        }
-                        Err(e) => {
-                            self.done = true;
-                            return Some(Err(SubscribeError::Resume(e)));
-                        }
-                    }
+                    Ok(())
                 }
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-                Ok(m) => return Some(Ok(m)),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = reopen.and(self.reopen().await) {
+                self.done = true;
+                return Some(Err(e));
             }
+        }
+    }
+
+    /// Asks the source again (re-authorising the reader) and carries on from the last
+    /// seq delivered: the log in between from the store, then live.
+    async fn reopen(&mut self) -> Result<(), SubscribeError> {
+        let sent = self.cursor.sent;
+        self.catch_up.set(Seq::MAX);
+        let reopened = self
+            .source
+            .open(self.cursor.room, Some(self.token.clone()))
+            .await;
+        match reopened {
+            Ok(opened) => {
+                self.catch_up.set(opened.last_seq);
+                let after = sent.min(opened.last_seq);
+                let store = self.cursor.store.clone();
+                let (room, member) = (self.cursor.room, Some(opened.member));
+                self.cursor = Cursor::new(store, room, member, after, opened.last_seq, opened.live);
+                Ok(())
+            }
+            Err(RoomError::InvalidToken | RoomError::TokenNotInRoom) => {
+                Err(SubscribeError::Removed)
+            }
+            Err(e) => Err(SubscribeError::Resume(e)),
         }
     }
 }
 
 /// Replay of the log up to where the live feed was attached, then the live feed.
-struct Cursor {
+///
+/// Every message of the room passes through the fan-out (DMs too: a cursor filters for
+/// its viewer), so a live message more than one `seq` past the last one seen means a gap
+/// — the room changed publisher on this node, or two overlapped for a moment — and the
+/// cursor fills it from the store before going on. Messages it already has are skipped.
+pub(crate) struct Cursor {
     store: Arc<dyn RoomStore>,
     room: RoomId,
-    viewer: MemberId,
+    /// Whose messages: a reader's member, or every message (`None`: a node following).
+    viewer: Option<MemberId>,
     live: Live,
     /// Last seq handed to the subscriber (or skipped as invisible).
     sent: Seq,
-    /// End of the replay: the room's committed last seq when the feed was attached.
+    /// End of the replay: the room's committed last seq when the feed was attached, or
+    /// the `seq` before a gap.
     replay_until: Seq,
     buffered: VecDeque<Arc<FeedMessage>>,
+    /// The live message that revealed a gap, delivered once the gap is filled.
+    held: Option<Arc<FeedMessage>>,
+    /// Nothing more will be published: once the live feed is read out, the cursor ends
+    /// with [`SubscribeError::Closed`] instead of waiting.
+    closed: bool,
 }
 
 impl Cursor {
-    fn new(
+    pub(crate) fn new(
         store: Arc<dyn RoomStore>,
         room: RoomId,
-        viewer: MemberId,
+        viewer: Option<MemberId>,
         after: Seq,
-        opened: Opened,
+        last_seq: Seq,
+        live: Live,
     ) -> Self {
         Self {
             store,
             room,
             viewer,
-            live: opened.live,
+            live,
             sent: after,
-            replay_until: opened.last_seq,
+            replay_until: last_seq,
             buffered: VecDeque::new(),
+            held: None,
+            closed: false,
         }
     }
 
-    async fn next(&mut self) -> Result<Arc<FeedMessage>, SubscribeError> {
+    /// From now on, end once the live feed is read out (its publisher has stopped).
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
+    }
+
+    /// The next message visible to the viewer, or departure, or [`Fanout::Reopen`].
+    pub(crate) async fn next(&mut self) -> Result<Fanout, SubscribeError> {
         loop {
             if let Some(m) = self.buffered.pop_front() {
                 self.sent = m.seq;
-                return Ok(m);
+                return Ok(Fanout::Message(m));
             }
             if self.sent < self.replay_until {
                 let page = self
                     .store
-                    .messages_after(self.room, Some(self.viewer), self.sent, REPLAY_PAGE)
+                    .messages_after(self.room, self.viewer, self.sent, REPLAY_PAGE)
                     .await
                     .map_err(|e| SubscribeError::Store(e.to_string()))?;
                 self.buffered.extend(
@@ -318,20 +347,28 @@ impl Cursor {
                 }
                 continue;
             }
-            match self.live.recv().await {
-                Ok(Fanout::Left(member)) if member == self.viewer => {
-                    return Err(SubscribeError::Removed);
-                }
-                Ok(Fanout::Left(_)) => continue,
+            let item = match self.held.take() {
+                Some(m) => Ok(Fanout::Message(m)),
+                None if self.closed => match self.live.try_recv() {
+                    Some(item) => item,
+                    None => return Err(SubscribeError::Closed),
+                },
+                None => self.live.recv().await,
+            };
+            match item {
                 Ok(Fanout::Message(m)) if m.seq <= self.sent => continue,
-                Ok(Fanout::Message(m)) if !m.visible_to(self.viewer) => {
+                Ok(Fanout::Message(m)) if m.seq > self.sent + 1 => {
+                    self.replay_until = m.seq - 1;
+                    self.held = Some(m);
+                }
+                Ok(Fanout::Message(m)) if !self.viewer.is_none_or(|v| m.visible_to(v)) => {
                     self.sent = m.seq;
-                    continue;
                 }
                 Ok(Fanout::Message(m)) => {
                     self.sent = m.seq;
-                    return Ok(m);
+                    return Ok(Fanout::Message(m));
                 }
+                Ok(other @ (Fanout::Left(_) | Fanout::Reopen)) => return Ok(other),
                 Err(Lagged) => return Err(SubscribeError::Lagged(self.sent)),
             }
         }

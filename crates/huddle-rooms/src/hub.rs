@@ -3,8 +3,12 @@
 //!
 //! The fan-out does not know where a room's messages come from: a *feed source* (see
 //! [`crate::feed`]) publishes into it — the room's own actor when the room lives on this
-//! node, an upstream feed from the owner node otherwise. All it asks of its publisher is
-//! to publish one room's items in order, from one task at a time.
+//! node, an upstream feed from the owner node otherwise. A publisher publishes one room's
+//! items in order. While a room changes hands (its upstream still drains the old owner
+//! as the new owner's actor starts here), two publishers may briefly overlap: readers
+//! skip what they already have by `seq` and fill a `seq` gap from the store, so an
+//! overlap costs a store read, never a message; a change of publisher is announced with
+//! [`Fanout::Reopen`].
 //!
 //! Memory: a room with subscribers has one shared log of pending items (`Arc`s shared with
 //! every subscriber, the actor's tail and push) and each subscriber is a position in it.
@@ -35,6 +39,12 @@ pub enum Fanout {
     /// A member left or was kicked: its open streams end (it may no longer read the room),
     /// before any message committed after its departure reaches them.
     Left(MemberId),
+    /// This node's source of the room changed (its upstream resumed on another owner, or
+    /// the room's own actor took over here): a departure may have happened where this
+    /// node could not see it. Every reader asks its source again — which re-authorises
+    /// it, so a member that left meanwhile is refused — and replays from the store what
+    /// it has not read.
+    Reopen,
 }
 
 impl Fanout {
@@ -191,6 +201,11 @@ impl Hub {
             }
         }
         shared.published.notify_waiters();
+    }
+
+    /// Subscribers of `room` on this node (0: it has no log here).
+    pub fn subscribers(&self, room: RoomId) -> usize {
+        self.buffer(room).map_or(0, |b| b.subscribers)
     }
 
     /// Rooms with a log on this node (each has at least one subscriber here).

@@ -15,6 +15,8 @@
 //!   and the node's limit on open streams.
 //! - [`feed`]      — feed sources (the seam a remote owner plugs into), the render-once
 //!   [`FeedMessage`], and the one resuming stream every protocol reads.
+//! - [`follow`]    — another node following a room this node owns: every event, log then
+//!   live, ending when the room's actor stops here (its upstream finds the owner again).
 //! - [`push`]      — A2A push delivery: one bounded, ordered, retrying queue per agent,
 //!   and a node-wide bound on queued pushes.
 //! - [`ownership`] — cluster mode's hooks: which rooms this node may hold, stepping down
@@ -30,6 +32,7 @@ pub mod config;
 pub mod directory;
 pub mod endpoint;
 pub mod feed;
+pub mod follow;
 pub mod hub;
 pub mod log_tail;
 pub mod ownership;
@@ -45,5 +48,6 @@ pub use directory::RoomDirectory;
 pub use feed::{
     CatchUp, FeedMessage, FeedSource, MessageStream, OnLag, Opened, SubscribeError, Subscribed,
 };
+pub use follow::{FollowEnd, FollowEvent, FollowStream};
 pub use ownership::{NotOwner, Ownership};
 pub use passwords::PasswordGate;

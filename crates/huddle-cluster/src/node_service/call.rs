@@ -40,7 +40,13 @@ pub(super) async fn call(
             req.op.chars().take(32).collect::<String>().as_str(),
         );
         if !rooms.may_hold(room) {
-            return Ok(not_owner(placement, room));
+            // The caller's view says this node owns the room and this node's does not:
+            // one of them is stale. Read the membership again before saying so, so views
+            // converge at the pace of calls rather than of renewals.
+            placement.refresh().await;
+            if !rooms.may_hold(room) {
+                return Ok(not_owner(placement, room));
+            }
         }
         let by = OnOwner {
             rooms,

@@ -11,7 +11,7 @@
 //! - [`follow`] — `Follow`: a room's events, live, from its owner.
 
 mod call;
-mod follow;
+pub mod follow;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -69,7 +69,7 @@ impl Node for NodeService {
         &self,
         request: Request<FollowRequest>,
     ) -> Result<Response<Self::FollowStream>, Status> {
-        follow::follow(&self.rooms, request).await
+        follow::follow(&self.rooms, self.placement.as_ref(), request).await
     }
 }
 

@@ -41,6 +41,38 @@ impl std::fmt::Display for NodeId {
     }
 }
 
+/// Longest node id: a DNS name's length, so any hostname fits.
+pub const MAX_NODE_ID_LEN: usize = 253;
+
+/// Why a string cannot be a node id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeIdError {
+    #[error("The node id is empty")]
+    Empty,
+    #[error("The node id is too long: the limit is {MAX_NODE_ID_LEN} characters")]
+    TooLong,
+    #[error("The node id {0:?} has a character other than ASCII letters, digits, '-', '_' and '.'")]
+    BadCharacter(String),
+}
+
+/// Checks a node id (`--node-id`, and every id read from Redis): 1 to
+/// [`MAX_NODE_ID_LEN`] of `[A-Za-z0-9_.-]` (hostnames fit), nothing that would need
+/// quoting in a log line, an HTTP header, a Redis key or an MCP session id (which is
+/// `<node-id>.<uuid>`, split at its last dot).
+pub fn validate_node_id(id: &str) -> Result<(), NodeIdError> {
+    if id.is_empty() {
+        return Err(NodeIdError::Empty);
+    }
+    if id.len() > MAX_NODE_ID_LEN {
+        return Err(NodeIdError::TooLong);
+    }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    if !id.bytes().all(allowed) {
+        return Err(NodeIdError::BadCharacter(id.to_string()));
+    }
+    Ok(())
+}
+
 /// A live node: its name, where its node service listens (`--advertise`), and the
 /// internal protocol version it speaks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,6 +192,29 @@ mod tests {
         }
         // A quarter of the rooms, within a wide band (4000 samples).
         assert!((800..1200).contains(&moved), "moved {moved} of 4000");
+    }
+
+    #[test]
+    fn node_ids_are_hostname_like_names() {
+        for good in ["huddle-0", "Node_7", "pod.example.com", &"a".repeat(253)] {
+            assert_eq!(validate_node_id(good), Ok(()), "{good}");
+        }
+        assert_eq!(validate_node_id(""), Err(NodeIdError::Empty));
+        assert_eq!(
+            validate_node_id(&"a".repeat(254)),
+            Err(NodeIdError::TooLong)
+        );
+        for bad in ["a b", "é", "a:b", "a/b", "a|b"] {
+            assert_eq!(
+                validate_node_id(bad),
+                Err(NodeIdError::BadCharacter(bad.into())),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            NodeIdError::TooLong.to_string(),
+            "The node id is too long: the limit is 253 characters"
+        );
     }
 
     #[test]

@@ -34,6 +34,12 @@ pub(super) struct Shared {
     lease: Mutex<Option<Instant>>,
     /// What was last logged about Redis's health, so a state is logged once.
     health: Mutex<Health>,
+    /// One forced read at a time; when it ends, the callers that waited behind it take
+    /// its result instead of reading again (a burst of `NotOwner` answers costs Redis one
+    /// read, not one per call).
+    refreshing: tokio::sync::Mutex<()>,
+    /// When the last forced read ended.
+    refreshed: Mutex<Option<Instant>>,
 }
 
 #[derive(Default)]
@@ -69,6 +75,8 @@ impl Shared {
             view: watch::channel(Arc::new(View::default())).0,
             lease: Mutex::new(None),
             health: Mutex::new(Health::default()),
+            refreshing: tokio::sync::Mutex::new(()),
+            refreshed: Mutex::new(None),
         }
     }
 
@@ -98,9 +106,15 @@ impl Shared {
     /// One read of the members now; a failure is logged like a failed renewal and
     /// keeps the view.
     pub async fn refresh(&self) {
+        let asked = Instant::now();
+        let _one_at_a_time = self.refreshing.lock().await;
+        if lock(&self.refreshed).is_some_and(|ended| ended >= asked) {
+            return;
+        }
         if let Ok(roster) = self.exchange(Mode::Read).await {
             self.publish(roster);
         }
+        *lock(&self.refreshed) = Some(Instant::now());
     }
 
     /// Removes this node from Redis.
@@ -147,9 +161,20 @@ impl Shared {
                     what,
                 })
             });
+        let renewal = matches!(mode, Mode::Renew);
         match &answer {
-            Ok(_) => self.healthy(),
-            Err(e) => self.failing(e),
+            Ok(_) => {
+                self.healthy();
+                if renewal {
+                    huddle_metrics::cluster::lease_renewed();
+                }
+            }
+            Err(e) => {
+                self.failing(e);
+                if renewal {
+                    huddle_metrics::cluster::lease_renewal_failed();
+                }
+            }
         }
         answer
     }

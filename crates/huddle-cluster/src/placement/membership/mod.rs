@@ -39,8 +39,7 @@ pub const ADDR_KEY: &str = "{huddle}:node-addr";
 /// The most live nodes a view holds: a Redis stuffed with more (a hostile or broken
 /// writer) yields a view of this many plus a logged refusal naming the limit.
 pub const MAX_NODES: usize = 1024;
-/// The longest node id accepted, here and from Redis.
-pub const MAX_NODE_ID_LEN: usize = 255;
+pub use super::MAX_NODE_ID_LEN;
 /// The longest advertised address accepted, here and from Redis.
 pub const MAX_ADDR_LEN: usize = 255;
 /// The shortest lease TTL: below it a renewal every third of it would be a busy loop.
@@ -127,12 +126,8 @@ impl RedisMembership {
             advertise,
             lease_ttl,
         } = config;
-        if !valid_node_id(node_id.as_str()) {
-            return Err(PlacementError::Config(format!(
-                "the node id {:?} must be 1 to {MAX_NODE_ID_LEN} characters among \
-                 letters, digits, '-', '_' and '.'",
-                node_id.as_str()
-            )));
+        if let Err(e) = super::validate_node_id(node_id.as_str()) {
+            return Err(PlacementError::Config(e.to_string()));
         }
         if !valid_addr(&advertise) {
             return Err(PlacementError::Config(format!(
@@ -253,13 +248,9 @@ impl Placement for RedisMembership {
     }
 }
 
-/// A node id: 1 to [`MAX_NODE_ID_LEN`] of letters, digits, `-`, `_`, `.` (hostnames fit;
-/// nothing that would need quoting in a log, a header or a session id).
+/// A node id as [`super::validate_node_id`] accepts it.
 pub(crate) fn valid_node_id(id: &str) -> bool {
-    (1..=MAX_NODE_ID_LEN).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    super::validate_node_id(id).is_ok()
 }
 
 /// An advertised address: 1 to [`MAX_ADDR_LEN`] printable characters, no space or `|`

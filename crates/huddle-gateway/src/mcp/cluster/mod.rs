@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use huddle_cluster::placement::Placement;
+pub use huddle_cluster::placement::{NodeIdError, validate_node_id};
 
 /// Path of the internal route that serves forwarded MCP requests, on `--node-listen`.
 pub const INTERNAL_PATH: &str = "/internal/v1/mcp";
@@ -33,40 +34,6 @@ pub const VERSION_HEADER: &str = "huddle-internal-version";
 
 /// The internal protocol version this node speaks.
 pub const INTERNAL_VERSION: u32 = 1;
-
-/// Longest node id: a DNS label's length, so a hostname-derived id always fits.
-pub const MAX_NODE_ID_LEN: usize = 63;
-
-/// Why a node id cannot name MCP sessions.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NodeIdError {
-    #[error("The node id is empty")]
-    Empty,
-    #[error("The node id is too long: the limit is {MAX_NODE_ID_LEN} characters")]
-    TooLong,
-    #[error(
-        "The node id {0:?} has a character other than ASCII letters, digits, '-' and '_' \
-         (a dot would make MCP session ids ambiguous)"
-    )]
-    BadCharacter(String),
-}
-
-/// Checks a node id (`--node-id`): 1 to 63 of `[A-Za-z0-9_-]`. No dot, since a session
-/// id is `<node-id>.<random>` and is split at its first dot; the rest keeps ids safe
-/// in HTTP headers, Redis keys and log lines.
-pub fn validate_node_id(id: &str) -> Result<(), NodeIdError> {
-    if id.is_empty() {
-        return Err(NodeIdError::Empty);
-    }
-    if id.len() > MAX_NODE_ID_LEN {
-        return Err(NodeIdError::TooLong);
-    }
-    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    if !id.chars().all(allowed) {
-        return Err(NodeIdError::BadCharacter(id.to_string()));
-    }
-    Ok(())
-}
 
 /// Why cluster mode of the MCP endpoint cannot be configured as given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,7 +102,8 @@ impl std::fmt::Debug for ClusterMcp {
 /// The node a session id names (`<node-id>.<random>`); `None` for an id of a node
 /// outside cluster mode (no dot).
 pub fn home_of(session: &str) -> Option<&str> {
-    session.split_once('.').map(|(node, _)| node)
+    // The random part is a UUID (no dot); a node id may have dots (a hostname).
+    session.rsplit_once('.').map(|(node, _)| node)
 }
 
 /// A fresh session id naming `node`.
@@ -148,29 +116,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn node_ids_are_short_dotless_header_safe_names() {
-        assert_eq!(validate_node_id("huddle-0"), Ok(()));
-        assert_eq!(validate_node_id("Node_7"), Ok(()));
-        assert_eq!(validate_node_id(&"a".repeat(63)), Ok(()));
-        assert_eq!(validate_node_id(""), Err(NodeIdError::Empty));
-        assert_eq!(validate_node_id(&"a".repeat(64)), Err(NodeIdError::TooLong));
-        for bad in ["pod.example", "a b", "é", "a:b", "a/b"] {
-            assert_eq!(
-                validate_node_id(bad),
-                Err(NodeIdError::BadCharacter(bad.into())),
-                "{bad}"
-            );
-        }
-        assert_eq!(
-            NodeIdError::TooLong.to_string(),
-            "The node id is too long: the limit is 63 characters"
-        );
-    }
-
-    #[test]
-    fn a_session_id_names_its_node_before_the_first_dot() {
+    fn a_session_id_names_its_node_before_the_last_dot() {
         let id = session_id("huddle-1");
         assert_eq!(home_of(&id), Some("huddle-1"));
+        let id = session_id("pod-3.nodes.example.com");
+        assert_eq!(home_of(&id), Some("pod-3.nodes.example.com"));
         // Ids made outside cluster mode name no node.
         assert_eq!(home_of("0b6c1f0e-7d38-4b8a-9a55-2f0f5c8f9c11"), None);
     }
