@@ -140,6 +140,17 @@ impl ClusterRouter {
                         )))
                     });
                 }
+                Ok(Reply::NotOwner(owner))
+                    if owner == me.as_str()
+                        && view.owner(room).is_some_and(|p| p.id == me)
+                        && self.rooms().ceded(room) =>
+                {
+                    // Both views name this node the owner: the step-down is over.
+                    failures.push(format!("node {} names this node the owner", target.id));
+                    tried.push(target.id.clone());
+                    tried.retain(|id| id != &me);
+                    self.rooms().reclaim(room);
+                }
                 Ok(Reply::NotOwner(owner)) => {
                     failures.push(format!("node {} does not own the room", target.id));
                     tried.push(target.id.clone());

@@ -266,10 +266,15 @@ impl Actor for RoomActor {
         // In a cluster, a room that leaves this node (handed over, or fenced by a newer
         // owner) leaves its readers here without a publisher: they ask their source
         // again, which now follows the room from its new owner (from their last seq).
+        // Its queued pushes are dropped: push runs on the owner.
         if let Some(cluster) = &state.cluster {
             let room = state.room.id;
-            if !cluster.may_hold(room) && state.hub.subscribers(room) > 0 {
-                state.hub.publish(room, &[Fanout::Reopen]);
+            if !cluster.may_hold(room) {
+                if state.hub.subscribers(room) > 0 {
+                    state.hub.publish(room, &[Fanout::Reopen]);
+                }
+                // Push runs on the owner: the new one pushes from the agents' cursors.
+                state.pusher.drop_room(room);
             }
         }
         Ok(())

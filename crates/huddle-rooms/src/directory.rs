@@ -265,6 +265,17 @@ impl RoomDirectory {
         self.inner.cluster.as_ref().is_none_or(|c| c.may_hold(room))
     }
 
+    /// Ends the ceding of `room` before its time: the other nodes name this node as its
+    /// owner too (a node that asked them was told so), so no view disagrees that would
+    /// make two nodes fence each other in turn. Without it, a node that was paused past
+    /// its lease and came back (still every view's owner of its rooms) would leave them
+    /// unserved for a whole lease TTL.
+    pub fn reclaim(&self, room: RoomId) {
+        if let Some(c) = &self.inner.cluster {
+            c.reclaim(room);
+        }
+    }
+
     /// Whether this node ceded `room` (its append was fenced, or its epoch moved past its
     /// lease) and will not take it back for now.
     pub fn ceded(&self, room: RoomId) -> bool {

@@ -95,4 +95,12 @@ impl Cluster {
     pub(crate) fn forget_ceded(&self) {
         self.ceded.lock().expect("ceded rooms poisoned").clear();
     }
+
+    /// Takes `room` off the ceded rooms.
+    pub(crate) fn reclaim(&self, room: RoomId) {
+        self.ceded
+            .lock()
+            .expect("ceded rooms poisoned")
+            .remove(&room);
+    }
 }

@@ -65,6 +65,8 @@ type Key = (RoomId, MemberId);
 struct Queue {
     tx: mpsc::Sender<Job>,
     endpoint: Arc<str>,
+    /// Set when the room left this node: the worker drops what is still queued.
+    dropped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Why a push was dropped before any attempt.
@@ -130,6 +132,21 @@ impl Pusher {
         )
     }
 
+    /// Drops every push of `room` queued on this node (the room left it, in a cluster):
+    /// a delivery already under way completes, the rest is not sent from here. The new
+    /// owner pushes what comes next, naming each agent's cursor in the store as the
+    /// message before it, so an agent finds anything in between with `message.unread`.
+    pub fn drop_room(&self, room: RoomId) {
+        let mut queues = self.inner.queues.lock().expect("push queues poisoned");
+        queues.retain(|(r, _), queue| {
+            let keep = *r != room;
+            if !keep {
+                queue.dropped.store(true, Ordering::Release);
+            }
+            keep
+        });
+    }
+
     /// Queues `message` for the agent `member` of `room` at `endpoint`; `prev` is the
     /// message pushed to that agent before it. Dropped (counted and logged) when the
     /// node or the agent's queue is full.
@@ -151,10 +168,13 @@ impl Pusher {
         let queue = queues.entry(key).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(self.inner.config.queue);
             let inner = self.inner.clone();
-            tokio::spawn(async move { worker(inner, key, rx).await });
+            let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let worker_dropped = dropped.clone();
+            tokio::spawn(async move { worker(inner, key, rx, worker_dropped).await });
             Queue {
                 tx,
                 endpoint: Arc::from(endpoint),
+                dropped,
             }
         });
         if *queue.endpoint != *endpoint {
@@ -212,9 +232,16 @@ impl Inner {
     }
 }
 
-async fn worker(inner: Arc<Inner>, key: Key, mut rx: mpsc::Receiver<Job>) {
+async fn worker(
+    inner: Arc<Inner>,
+    key: Key,
+    mut rx: mpsc::Receiver<Job>,
+    dropped: Arc<std::sync::atomic::AtomicBool>,
+) {
     loop {
         match tokio::time::timeout(WORKER_IDLE, rx.recv()).await {
+            // The room left this node: its new owner pushes from the agents' cursors.
+            Ok(Some(_)) if dropped.load(Ordering::Acquire) => continue,
             Ok(Some(job)) => deliver(&inner, key, job).await,
             Ok(None) => return,
             Err(_) => {

@@ -219,3 +219,145 @@ async fn a_lease_renewed_after_a_gap_does_not_vouch_for_what_happened_in_the_gap
         NotOwner(two.room)
     );
 }
+
+/// A push endpoint on loopback that holds its first request until `release`, answers
+/// every request 200, and records the body text of each push it received.
+struct Endpoint {
+    url: String,
+    received: Arc<Mutex<Vec<String>>>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl Endpoint {
+    async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let release = Arc::new(tokio::sync::Notify::new());
+        let (seen, gate) = (received.clone(), release.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let (seen, gate) = (seen.clone(), gate.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 8192];
+                    loop {
+                        let n = conn.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).to_string();
+                        let Some(head_end) = text.find("\r\n\r\n") else {
+                            continue;
+                        };
+                        let length: usize = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if buf.len() < head_end + 4 + length {
+                            continue;
+                        }
+                        let body: serde_json::Value =
+                            serde_json::from_slice(&buf[head_end + 4..head_end + 4 + length])
+                                .unwrap();
+                        buf.drain(..head_end + 4 + length);
+                        let text = body["params"]["message"]["parts"][0]["text"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string();
+                        let first = {
+                            let mut seen = seen.lock().unwrap();
+                            seen.push(text);
+                            seen.len() == 1
+                        };
+                        if first {
+                            gate.notified().await;
+                        }
+                        let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: application/json\r\n\r\n{}";
+                        if conn.write_all(ok.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            url,
+            received,
+            release,
+        }
+    }
+
+    fn received(&self) -> Vec<String> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn a_room_handed_over_drops_the_pushes_it_still_had_queued_and_its_new_owner_pushes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn RoomStore> =
+        Arc::new(EmbeddedStore::open(dir.path(), Durability::Process).unwrap());
+    let config = || RoomsConfig {
+        allow_private_endpoints: true,
+        ..RoomsConfig::default()
+    };
+    let a_placement = Placement::owner(LONG);
+    let a = RoomDirectory::clustered(store.clone(), config(), a_placement.clone());
+    let b = RoomDirectory::clustered(store.clone(), config(), Placement::owner(LONG));
+    let endpoint = Endpoint::start().await;
+    let alice = a
+        .create(CreateRoom {
+            name: Some("pushed".into()),
+            agent_name: "alice".into(),
+            password: None,
+            description: None,
+            kind: None,
+            endpoint: None,
+        })
+        .await
+        .unwrap();
+    let room = alice.room_id;
+    let join = JoinRoom {
+        agent_name: "bob".into(),
+        proof: None,
+        token: None,
+        endpoint: Some(endpoint.url.clone()),
+    };
+    a.ask_owned(room, join).await.unwrap().unwrap();
+    let say = |body: &str| SendMessage {
+        token: alice.agent_token.clone(),
+        body: body.into(),
+        to: None,
+        key: None,
+    };
+    for body in ["one", "two", "three"] {
+        a.ask_owned(room, say(body)).await.unwrap().unwrap();
+    }
+    // "one" is held at the endpoint; "two" and "three" wait in a's queue.
+    let within = Instant::now() + Duration::from_secs(10);
+    while endpoint.received().is_empty() {
+        assert!(Instant::now() < within, "the first push never came");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The room leaves a: a's queue for it is dropped; b owns it now.
+    a_placement.owns.store(false, Ordering::SeqCst);
+    assert_eq!(a.hand_over(Duration::from_secs(5)).await, 1);
+    endpoint.release.notify_one();
+    b.ask_owned(room, say("four")).await.unwrap().unwrap();
+    while !endpoint.received().contains(&"four".to_string()) {
+        assert!(Instant::now() < within, "the new owner did not push");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Whatever was queued on the old owner was not sent from there: bob reads it with
+    // message.unread (its cursor did not move past "one").
+    assert_eq!(endpoint.received(), ["one", "four"]);
+}

@@ -16,12 +16,14 @@
 //! - `rooms`     — concurrent creates of one (name, password) through different nodes;
 //!   a DM through one node never reaches a third member's stream on another node.
 //! - `partition` — the internal link between nodes cut (and healed) under load.
+//! - `traces`    — a forwarded call is one trace across both nodes.
 
 mod failover;
 mod infra;
 mod membership;
 mod partition;
 mod rooms;
+mod traces;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
