@@ -27,10 +27,7 @@ pub async fn post(State(app): State<AppState>, request: Request) -> Response {
     let body = match read_limited(request.into_body(), app.config.max_body_bytes).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
-            let message = format!(
-                "Request body is too large: the limit is {} bytes",
-                app.config.max_body_bytes
-            );
+            let message = crate::body::too_large(app.config.max_body_bytes);
             return (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 [(header::CONNECTION, "close")],

@@ -25,6 +25,13 @@ pub enum BodyError {
     Incomplete(String),
 }
 
+/// The refusal text of a request body over `limit` bytes (A2A and MCP alike), counted
+/// as a `body_bytes` limit refusal.
+pub fn too_large(limit: usize) -> String {
+    huddle_metrics::requests::refused("body_bytes");
+    format!("Request body is too large: the limit is {limit} bytes")
+}
+
 pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, BodyError> {
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();

@@ -5,11 +5,13 @@
 //! in a row mean other nodes may take this node's rooms),
 //! `huddle_rooms_taken_over_total` (rooms this node activated under a new epoch) and
 //! `huddle_rooms_handed_over_total` (rooms this node released because another node
-//! owns them now). Upstream feeds have their own gauge ([`crate::upstream`]).
+//! owns them now), and the gauge `huddle_cluster_nodes` (the live nodes in this node's
+//! view: every node of a healthy cluster shows the same number). Upstream feeds have
+//! their own gauge ([`crate::upstream`]).
 
 use std::sync::OnceLock;
 
-use metrics::Counter;
+use metrics::{Counter, Gauge};
 
 /// How a forwarded call ended, from the forwarding node's side.
 #[derive(Clone, Copy, Debug)]
@@ -25,6 +27,7 @@ struct Handles {
     lost: Counter,
     taken: Counter,
     handed: Counter,
+    nodes: Gauge,
 }
 
 fn handles() -> &'static Handles {
@@ -44,6 +47,7 @@ fn handles() -> &'static Handles {
             lost: metrics::counter!("huddle_lease_renewal_failures_total"),
             taken: metrics::counter!("huddle_rooms_taken_over_total"),
             handed: metrics::counter!("huddle_rooms_handed_over_total"),
+            nodes: metrics::gauge!("huddle_cluster_nodes"),
         }
     })
 }
@@ -66,4 +70,9 @@ pub fn room_taken_over() {
 
 pub fn rooms_handed_over(n: u64) {
     handles().handed.increment(n);
+}
+
+/// The live nodes in this node's view, as it changes.
+pub fn view_size(nodes: usize) {
+    handles().nodes.set(nodes as f64);
 }

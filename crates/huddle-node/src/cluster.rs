@@ -186,6 +186,7 @@ async fn follow_views(membership: Arc<RedisMembership>, rooms: RoomDirectory, pe
     drop(membership);
     while changes.changed().await.is_ok() {
         let view = changes.borrow_and_update().clone();
+        huddle_metrics::cluster::view_size(view.nodes().len());
         peers.retain(&view);
         let handed = rooms.hand_over(HAND_OVER_TIMEOUT).await;
         if handed > 0 {

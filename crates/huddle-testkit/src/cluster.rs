@@ -111,6 +111,7 @@ impl ClusterBuilder {
         for i in 0..self.nodes {
             cluster.wait_ready(i).await;
         }
+        cluster.wait_converged().await;
         cluster
     }
 }
@@ -263,7 +264,40 @@ impl TestCluster {
     pub async fn add_node(&mut self) -> usize {
         let i = self.spawn_node().await;
         self.wait_ready(i).await;
+        self.wait_converged().await;
         i
+    }
+
+    /// Waits until every running node's view holds every running node
+    /// (`huddle_cluster_nodes` on each node's `/metrics`): a node learns of a newcomer
+    /// at its next renewal, and a test that aims at a room's owner must not run before.
+    pub async fn wait_converged(&self) {
+        let running = self.running();
+        let start = Instant::now();
+        for &i in &running {
+            let node = &self.nodes[i].server;
+            let url = format!("{}/metrics", node.base);
+            loop {
+                let seen = match node.http.get(&url).send().await {
+                    Ok(r) => r.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                let nodes = seen
+                    .lines()
+                    .find_map(|l| l.strip_prefix("huddle_cluster_nodes "))
+                    .and_then(|v| v.trim().parse::<f64>().ok());
+                if nodes == Some(running.len() as f64) {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < READY_TIMEOUT,
+                    "node {}'s view did not reach {} nodes (it shows {nodes:?})",
+                    self.nodes[i].id,
+                    running.len()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 
     /// Kills Redis and starts it again, empty, on the same port.

@@ -63,6 +63,7 @@ fn session_not_found() -> Response {
 
 /// A request that would start a session beyond the cap (`id`: the request's).
 pub(super) fn too_many_sessions(limit: usize, id: Option<&Value>) -> Response {
+    huddle_metrics::requests::refused("mcp_sessions");
     let body = json!({
         "jsonrpc": "2.0",
         "error": {"code": -32000, "message": manager::too_many_sessions(limit)},
@@ -201,10 +202,7 @@ async fn read_body(inner: &Inner, body: Body) -> Result<Bytes, Response> {
     match crate::body::read_limited(body, inner.config.max_body_bytes).await {
         Ok(b) => Ok(b),
         Err(crate::body::BodyError::TooLarge) => {
-            let message = format!(
-                "Request body is too large: the limit is {} bytes",
-                inner.config.max_body_bytes
-            );
+            let message = crate::body::too_large(inner.config.max_body_bytes);
             let body = json!({"jsonrpc": "2.0", "error": {"code": -32600, "message": message}, "id": null});
             let mut r = (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response();
             r.headers_mut()

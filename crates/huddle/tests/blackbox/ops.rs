@@ -75,6 +75,32 @@ async fn metrics_counters_and_histograms_move_with_traffic() {
 }
 
 #[tokio::test]
+async fn request_bodies_over_the_limit_are_counted_as_refusals_by_that_limit() {
+    let s = Server::start_with(&["--max-body-bytes", "1024"]).await;
+    let body_bytes = r#"huddle_limit_refusals_total{limit="body_bytes"}"#;
+    let (_, before) = get(&s.url("/metrics")).await;
+    let huge = "x".repeat(4096);
+    for path in ["/a2a", "/mcp"] {
+        let resp = s
+            .http
+            .post(s.url(path))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(huge.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 413, "{path}");
+    }
+    let (_, after) = get(&s.url("/metrics")).await;
+    assert_eq!(
+        sample(&after, body_bytes) - sample(&before, body_bytes),
+        2.0,
+        "{after}"
+    );
+}
+
+#[tokio::test]
 async fn metrics_listen_serves_the_metrics_on_their_own_port() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
