@@ -39,12 +39,13 @@ pg_stop=("${as[@]}" "$pgbin/pg_ctl" -D "$tmp/pg" -m immediate -w stop)
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
   --pidfile "$tmp/redis.pid" --dir "$tmp" >/dev/null
-export HUDDLE_REDIS="redis://127.0.0.1:$redis_port"
 export HUDDLE_CLUSTER_SECRET=bench-cluster-secret
 
-# cluster DB NODES: starts NODES nodes on database DB; sets $urls (comma-separated).
+# cluster DB NODES REDIS_DB: starts NODES nodes on database DB and Redis database
+# REDIS_DB (one cluster per Redis database: nodes sharing one would form one cluster);
+# sets $urls (comma-separated).
 cluster() {
-  local db=$1 n=$2 i
+  local db=$1 n=$2 redis_db=$3 i
   "$pgbin/psql" "postgres://huddle@127.0.0.1:$pg_port/postgres" -qc "CREATE DATABASE $db"
   urls=""
   for i in $(seq "$n"); do
@@ -53,12 +54,13 @@ cluster() {
     mkdir -p "$tmp/$name"
     "$bin" serve --listen 127.0.0.1:0 --data-dir "$tmp/$name" \
       --store "postgres://huddle@127.0.0.1:$pg_port/$db?sslmode=disable" \
+      --redis "redis://127.0.0.1:$redis_port/$redis_db" \
       --node-id "$name" --node-listen "127.0.0.1:$node_port" --lease-ttl-secs 3 \
       >"$tmp/$name.out" 2>"$tmp/$name/server.log" &
     pids+=("$!")
-    for _ in $(seq 300); do grep -q 'listening on' "$tmp/$name.out" && break; sleep 0.1; done
+    for _ in $(seq 300); do grep -q '^huddle listening on' "$tmp/$name.out" && break; sleep 0.1; done
     local url
-    url=$(grep -o 'http://[0-9.:]*' "$tmp/$name.out" | head -1)
+    url=$(grep '^huddle listening on' "$tmp/$name.out" | grep -o 'http://[0-9.:]*' | head -1)
     [ -n "$url" ] || { cat "$tmp/$name/server.log"; echo "node $name did not start" >&2; exit 1; }
     for _ in $(seq 100); do curl -fs "$url/readyz" >/dev/null && break; sleep 0.1; done
     urls="${urls:+$urls,}$url"
@@ -66,9 +68,9 @@ cluster() {
   echo "cluster $db: $urls"
 }
 load=(--rooms 10 --agents-per-room 10 --senders 10 --duration-secs "$secs")
-cluster one 1
+cluster one 1 1
 echo; echo "== scenario 3's load, one cluster node"
 "$bin" bench --url "$urls" "${load[@]}"
-cluster three 3
+cluster three 3 2
 echo; echo "== scenario 3's load, three nodes (senders and streams spread over them)"
 "$bin" bench --url "$urls" "${load[@]}"

@@ -151,6 +151,13 @@ impl ClusterRouter {
                     tried.retain(|id| id != &me);
                     self.rooms().reclaim(room);
                 }
+                Ok(Reply::NotOwner(owner)) if owner == target.id.as_str() => {
+                    // It names itself: every view agrees it is the owner, and it stepped
+                    // down a moment ago. Its step-down lasts one renewal period: ask it
+                    // again after the back-off.
+                    failures.push(format!("node {} stepped down from the room", target.id));
+                    hint = Some(owner);
+                }
                 Ok(Reply::NotOwner(owner)) => {
                     failures.push(format!("node {} does not own the room", target.id));
                     tried.push(target.id.clone());
@@ -289,8 +296,15 @@ impl Owners for ClusterRouter {
     }
 }
 
+/// Time for a node that has just seen a new view to hand over what it no longer owns
+/// (each room commits and stops), on top of the renewal period.
+const SETTLE_MARGIN: Duration = Duration::from_millis(250);
+
 /// The placement as the rooms see it: this node owns the rooms its view gives it; its
-/// lease deadline is the placement's; a ceded room waits one lease TTL.
+/// lease deadline is the placement's; a ceded room waits one renewal period (a third of
+/// the lease TTL: every node's view has been read again by then, so views that disagreed
+/// when the room was taken agree, and a node that every view names owner — one that was
+/// paused past its lease and came back — serves its rooms again that soon).
 pub struct Placed {
     placement: Arc<dyn Placement>,
     lease_ttl: Duration,
@@ -317,6 +331,14 @@ impl Ownership for Placed {
     }
 
     fn cede_for(&self) -> Duration {
-        self.lease_ttl
+        self.lease_ttl / 3
+    }
+
+    fn settle(&self) -> Duration {
+        let Some(changed) = self.placement.view_changed_at() else {
+            return Duration::ZERO;
+        };
+        let settled = changed + self.lease_ttl / 3 + SETTLE_MARGIN;
+        settled.saturating_duration_since(Instant::now())
     }
 }

@@ -429,6 +429,15 @@ impl RoomDirectory {
         if let Some(a) = self.active(room) {
             return Ok(a);
         }
+        if let Some(cluster) = &self.inner.cluster {
+            let settle = cluster.settle();
+            if !settle.is_zero() {
+                tokio::time::sleep(settle).await;
+                if !cluster.may_hold(room) {
+                    return Err(Activation::NotOwner(NotOwner(room)));
+                }
+            }
+        }
         let unavailable = |e: String| RoomError::Unavailable(e);
         let (state, epoch) = self
             .inner

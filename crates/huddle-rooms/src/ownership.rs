@@ -10,8 +10,9 @@
 //!   cluster and has not ceded it;
 //! - an actor whose append is fenced (another node took the room by bumping its epoch)
 //!   stops and the room is *ceded*: not taken back by this node until the view changes or
-//!   one lease TTL has passed, so two nodes that disagree on the view do not take a room
-//!   from each other in turn;
+//!   one renewal period (a third of the lease TTL) has passed — by then every node has
+//!   read the membership again — so two nodes that disagree on the view do not take a
+//!   room from each other in turn;
 //! - an actor answers a read from memory only while this node's lease has held without a
 //!   gap since the actor last knew its epoch to be the room's (when it loaded the room,
 //!   or confirmed it in the store); past a deadline, even one a later renewal moved (a
@@ -32,8 +33,17 @@ pub trait Ownership: Send + Sync + 'static {
     /// Until when this node's lease surely holds (monotonic); `None`: not registered.
     fn lease_deadline(&self) -> Option<Instant>;
 
-    /// How long a ceded room is not taken back (one lease TTL).
+    /// How long a ceded room is not taken back (one renewal period).
     fn cede_for(&self) -> Duration;
+
+    /// How long to wait before taking a room this node does not hold: until its view has
+    /// stood for one renewal period. A view that just changed may not be the others' yet
+    /// — a node that has not seen a newcomer still holds, and answers reads for, the
+    /// rooms the newcomer now owns — and every node with a live lease has read the
+    /// membership within a renewal period and handed over what it no longer owns.
+    fn settle(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// The operation was not applied because this node does not own the room (it is not
@@ -51,7 +61,7 @@ impl From<NotOwner> for huddle_core::RoomError {
 
 /// One directory's cluster hooks: the ownership, and the rooms it ceded (each one was
 /// active here, and a cede drops the expired entries first, so the map holds at most
-/// the rooms this node lost within one lease TTL).
+/// the rooms this node lost within one renewal period).
 pub(crate) struct Cluster {
     ownership: Arc<dyn Ownership>,
     /// Ceded rooms and until when.
@@ -72,6 +82,11 @@ impl Cluster {
     }
 
     /// This node's lease deadline now (`None`: not registered).
+    /// How long activations wait for the view to settle (see [`Ownership::settle`]).
+    pub(crate) fn settle(&self) -> Duration {
+        self.ownership.settle()
+    }
+
     pub(crate) fn lease_deadline(&self) -> Option<Instant> {
         self.ownership.lease_deadline()
     }

@@ -52,6 +52,8 @@ pub struct ClusterBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     strict: bool,
+    /// Whether `start` waits for every view to hold every node.
+    settled: bool,
 }
 
 impl ClusterBuilder {
@@ -85,6 +87,13 @@ impl ClusterBuilder {
         self
     }
 
+    /// Starts the test as soon as every node is ready, while the nodes' views may still
+    /// differ (each learns of the others at its next renewal), as a real rollout does.
+    pub fn unsettled(mut self) -> Self {
+        self.settled = false;
+        self
+    }
+
     /// Starts PostgreSQL (or takes a database on the shared one), Redis and the nodes;
     /// returns once every node answers `/readyz` with 200.
     pub async fn start(self) -> TestCluster {
@@ -111,7 +120,9 @@ impl ClusterBuilder {
         for i in 0..self.nodes {
             cluster.wait_ready(i).await;
         }
-        cluster.wait_converged().await;
+        if self.settled {
+            cluster.wait_converged().await;
+        }
         cluster
     }
 }
@@ -138,6 +149,7 @@ impl TestCluster {
             args: Vec::new(),
             env: Vec::new(),
             strict: false,
+            settled: true,
         }
     }
 
@@ -262,9 +274,16 @@ impl TestCluster {
 
     /// Starts one more node and waits for it to be ready; returns its index.
     pub async fn add_node(&mut self) -> usize {
+        let i = self.add_node_unsettled().await;
+        self.wait_converged().await;
+        i
+    }
+
+    /// Starts one more node and returns as soon as it is ready, while the other nodes
+    /// may not have seen it yet (they do at their next renewal).
+    pub async fn add_node_unsettled(&mut self) -> usize {
         let i = self.spawn_node().await;
         self.wait_ready(i).await;
-        self.wait_converged().await;
         i
     }
 

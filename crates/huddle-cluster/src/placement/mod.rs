@@ -162,6 +162,12 @@ pub trait Placement: Send + Sync + 'static {
 
     /// Reads the membership again now (after a `NotOwner`, the view may be stale).
     async fn refresh(&self);
+
+    /// When the current view replaced the one before it (`None`: it never changed, a
+    /// fixed view).
+    fn view_changed_at(&self) -> Option<Instant> {
+        None
+    }
 }
 
 #[cfg(test)]

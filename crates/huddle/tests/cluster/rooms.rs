@@ -67,3 +67,41 @@ async fn a_dm_through_one_node_never_reaches_a_third_members_stream_on_another()
     assert_eq!(secrets(&bobs), 20, "bob got every DM");
     assert_eq!(secrets(&carols), 0, "carol got a DM to bob");
 }
+
+/// A node joins: for a moment the others have not seen it yet (each learns of it at its
+/// next renewal) and still hold the rooms it now owns. A member that joins such a room
+/// through the newcomer is known to the room through every node at once: no node
+/// answers from its stale copy of a room the newcomer took (a node takes a room only
+/// once its view has settled, by when the others have handed it over).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_joined_through_a_newcomer_is_known_through_every_node_at_once() {
+    let mut cluster = TestCluster::start(2).await;
+    let old: Vec<A2a> = (0..2).map(|i| A2a::new(&cluster.node(i).base)).collect();
+    // Rooms active on the two first nodes, with a member each.
+    let mut rooms = Vec::new();
+    for r in 0..12 {
+        let admin = old[r % 2]
+            .create_room(&format!("before-{r}"), "admin")
+            .await;
+        old[(r + 1) % 2].say(&admin, "warm").await;
+        rooms.push(admin);
+    }
+    let new = cluster.add_node_unsettled().await;
+    let newcomer = A2a::new(&cluster.node(new).base);
+    let taken: Vec<_> = rooms
+        .iter()
+        .filter(|admin| cluster.owner_among(&admin.room_id, &[0, 1, new]) == new)
+        .collect();
+    assert!(!taken.is_empty(), "the newcomer owns none of 12 rooms");
+    for admin in taken {
+        let late = newcomer.join(&admin.room_id, "late").await;
+        for (i, node) in old.iter().enumerate() {
+            let unread = node.act("message.unread").token(&late.token).send().await;
+            assert!(
+                !unread.is_error(),
+                "a member joined through the newcomer is unknown through node {i}: {}",
+                unread.text()
+            );
+        }
+    }
+}

@@ -40,6 +40,8 @@ pub(super) struct Shared {
     refreshing: tokio::sync::Mutex<()>,
     /// When the last forced read ended.
     refreshed: Mutex<Option<Instant>>,
+    /// When the published view last changed.
+    pub changed_at: Mutex<Option<Instant>>,
 }
 
 #[derive(Default)]
@@ -77,6 +79,7 @@ impl Shared {
             health: Mutex::new(Health::default()),
             refreshing: tokio::sync::Mutex::new(()),
             refreshed: Mutex::new(None),
+            changed_at: Mutex::new(None),
         }
     }
 
@@ -225,6 +228,7 @@ impl Shared {
                     names(&view)
                 );
                 *current = Arc::new(view);
+                *lock(&self.changed_at) = Some(Instant::now());
             }
             changed
         });

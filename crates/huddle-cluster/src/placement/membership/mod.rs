@@ -246,6 +246,14 @@ impl Placement for RedisMembership {
     async fn refresh(&self) {
         self.shared.refresh().await;
     }
+
+    fn view_changed_at(&self) -> Option<Instant> {
+        *self
+            .shared
+            .changed_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// A node id as [`super::validate_node_id`] accepts it.
