@@ -65,6 +65,12 @@ cluster() {
     for _ in $(seq 100); do curl -fs "$url/readyz" >/dev/null && break; sleep 0.1; done
     urls="${urls:+$urls,}$url"
   done
+  # Every node's view holds the whole cluster before the load starts.
+  for u in ${urls//,/ }; do
+    for _ in $(seq 100); do
+      curl -fs "$u/metrics" | grep -q "^huddle_cluster_nodes $n\$" && break; sleep 0.1
+    done
+  done
   echo "cluster $db: $urls"
 }
 load=(--rooms 10 --agents-per-room 10 --senders 10 --duration-secs "$secs")
