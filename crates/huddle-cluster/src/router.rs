@@ -21,13 +21,15 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use huddle_core::{
-    AgentToken, Authorize, CreateRoom, Created, GetLock, HistoryPage, MemberId, Page,
+    Acknowledge, AgentToken, Authorize, CreateRoom, Created, GetLock, HistoryPage, MemberId, Page,
     PasswordProof, RoomError, RoomId, Seq, Viewer,
 };
 use huddle_metrics::cluster::Forwarded;
 use huddle_proto::internal::FollowRequest;
 use huddle_rooms::call::{Answerer, Ask};
-use huddle_rooms::{FollowEnd, FollowStream, NotOwner, Ownership, RoomCall, RoomDirectory};
+use huddle_rooms::{
+    AckRoute, FollowEnd, FollowStream, NotOwner, Ownership, RoomCall, RoomDirectory,
+};
 use huddle_store::{NamedRoom, RoomPage};
 
 use crate::peers::{CallError, Peers, Reply};
@@ -56,12 +58,14 @@ impl ClusterRouter {
     /// `rooms` must be a [`RoomDirectory::clustered`] on the same `placement` (see
     /// [`Placed`]).
     pub fn new(rooms: RoomDirectory, placement: Arc<dyn Placement>, peers: Peers) -> Self {
-        Self {
+        let router = Self {
             feeds: Feeds::new(rooms.clone(), placement.clone()),
-            local: LocalRouter::new(rooms),
+            local: LocalRouter::new(rooms.clone()),
             placement,
             peers,
-        }
+        };
+        rooms.route_acks(Arc::new(router.clone()));
+        router
     }
 
     /// Upstream feeds running on this node (one per room followed from its owner).
@@ -267,6 +271,14 @@ impl Router for ClusterRouter {
         self.feeds
             .subscribe(owners, room, reader, after, on_lag)
             .await
+    }
+}
+
+/// Push acknowledgements go to the room's owner, wherever it is now.
+#[async_trait]
+impl AckRoute for ClusterRouter {
+    async fn acknowledge(&self, room: RoomId, ack: Acknowledge) -> Result<(), RoomError> {
+        self.route(room, ack).await
     }
 }
 

@@ -54,6 +54,10 @@ struct Inner {
     admission: Arc<Semaphore>,
     /// Every password check of this node (create here, join and info through the router).
     passwords: PasswordGate,
+    /// In a cluster, where push acknowledgements go: the router, so an acknowledgement
+    /// that arrives after its room moved still moves the cursor, on the new owner.
+    /// Cleared on shutdown (the router holds this directory).
+    ack_route: Mutex<Option<Arc<dyn AckRoute>>>,
     /// Cluster mode's placement checks; `None` on a single node (no check at all).
     cluster: Option<Arc<Cluster>>,
 }
@@ -100,6 +104,7 @@ impl RoomDirectory {
             actors: Mutex::new(HashMap::new()),
             activating: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             cluster,
+            ack_route: Mutex::new(None),
         });
         tokio::spawn(feed_acks(Arc::downgrade(&inner), acks));
         Self { inner }
@@ -554,8 +559,20 @@ impl RoomDirectory {
         self.inner.actors.lock().expect("directory poisoned").len()
     }
 
+    /// Sends push acknowledgements through `route` (the cluster's router) instead of to
+    /// this node's rooms: a push under way when its room moved is acknowledged on the new
+    /// owner.
+    pub fn route_acks(&self, route: Arc<dyn AckRoute>) {
+        *self.inner.ack_route.lock().expect("directory poisoned") = Some(route);
+    }
+
     /// Stops every room after it has handled what is already in its mailbox.
     pub async fn shutdown(&self, timeout: std::time::Duration) {
+        self.inner
+            .ack_route
+            .lock()
+            .expect("directory poisoned")
+            .take();
         let actors: Vec<_> = self
             .inner
             .actors
@@ -603,10 +620,26 @@ async fn feed_acks(dir: Weak<Inner>, mut acks: mpsc::UnboundedReceiver<Ack>) {
             seq: ack.seq,
             prev: ack.prev,
         });
-        if let Err(e) = dir.ask(ack.room, ack_op).await {
+        let route = dir
+            .inner
+            .ack_route
+            .lock()
+            .expect("directory poisoned")
+            .clone();
+        let recorded = match route {
+            Some(route) => route.acknowledge(ack.room, ack_op).await,
+            None => dir.ask(ack.room, ack_op).await,
+        };
+        if let Err(e) = recorded {
             tracing::debug!(room.id = %ack.room, error = %e, "push ack not recorded");
         }
     }
+}
+
+/// Where a cluster node sends push acknowledgements (its router: to the room's owner).
+#[async_trait]
+pub trait AckRoute: Send + Sync + 'static {
+    async fn acknowledge(&self, room: RoomId, ack: Acknowledge) -> Result<(), RoomError>;
 }
 
 /// The directory answering the calls of one room.

@@ -44,7 +44,7 @@ mod store_error;
 pub use actor::RoomActor;
 pub use call::{Answerer, Ask, Port, RoomCall};
 pub use config::{PasswordsConfig, PushConfig, RoomsConfig};
-pub use directory::RoomDirectory;
+pub use directory::{AckRoute, RoomDirectory};
 pub use feed::{
     CatchUp, FeedMessage, FeedSource, MessageStream, OnLag, Opened, SubscribeError, Subscribed,
 };

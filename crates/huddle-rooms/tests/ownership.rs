@@ -300,6 +300,27 @@ impl Endpoint {
     }
 }
 
+/// Push acknowledgements sent to the room's owner, as a cluster node's router does; it
+/// notes each acknowledged seq the owner recorded.
+struct ToOwner {
+    owner: RoomDirectory,
+    recorded: Mutex<Vec<u64>>,
+}
+
+#[async_trait::async_trait]
+impl huddle_rooms::AckRoute for ToOwner {
+    async fn acknowledge(
+        &self,
+        room: RoomId,
+        ack: huddle_core::Acknowledge,
+    ) -> Result<(), RoomError> {
+        let seq = ack.0.seq;
+        self.owner.ask(room, ack).await?;
+        self.recorded.lock().unwrap().push(seq);
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn a_room_handed_over_drops_the_pushes_it_still_had_queued_and_its_new_owner_pushes_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -338,7 +359,8 @@ async fn a_room_handed_over_drops_the_pushes_it_still_had_queued_and_its_new_own
         to: None,
         key: None,
     };
-    for body in ["one", "two", "three"] {
+    let one = a.ask_owned(room, say("one")).await.unwrap().unwrap().seq;
+    for body in ["two", "three"] {
         a.ask_owned(room, say(body)).await.unwrap().unwrap();
     }
     // "one" is held at the endpoint; "two" and "three" wait in a's queue.
@@ -348,7 +370,13 @@ async fn a_room_handed_over_drops_the_pushes_it_still_had_queued_and_its_new_own
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    // The room leaves a: a's queue for it is dropped; b owns it now.
+    // The room leaves a: a's queue for it is dropped; b owns it now, and acknowledgements
+    // go to the owner (as a cluster node's router sends them).
+    let to_owner = Arc::new(ToOwner {
+        owner: b.clone(),
+        recorded: Mutex::new(Vec::new()),
+    });
+    a.route_acks(to_owner.clone());
     a_placement.owns.store(false, Ordering::SeqCst);
     assert_eq!(a.hand_over(Duration::from_secs(5)).await, 1);
     endpoint.release.notify_one();
@@ -360,4 +388,13 @@ async fn a_room_handed_over_drops_the_pushes_it_still_had_queued_and_its_new_own
     // Whatever was queued on the old owner was not sent from there: bob reads it with
     // message.unread (its cursor did not move past "one").
     assert_eq!(endpoint.received(), ["one", "four"]);
+    // The push that was under way at the move completed, and its acknowledgement was
+    // recorded by the new owner (the old one no longer holds the room).
+    while !to_owner.recorded.lock().unwrap().contains(&one) {
+        assert!(
+            Instant::now() < within,
+            "the acknowledgement of \"one\" was lost"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
