@@ -16,11 +16,17 @@ async fn kill_9_of_a_node_under_load_loses_nothing_and_its_rooms_are_served_agai
     load.ledger.wait_acked(60).await;
 
     let victim = cluster.owner(&rooms[0].admin().room_id);
+    let killed = std::time::Instant::now();
     cluster.kill9(victim);
     let live = cluster.client();
     let before = load.ledger.acked();
     load.ledger.wait_acked(before + 60).await;
     let took = served_again(&load.ledger, &live, &rooms, "kill -9").await;
+    // Reported, not asserted: the lease TTL (2 s here) bounds it from below.
+    eprintln!(
+        "every room served again at most {:?} after the kill",
+        killed.elapsed()
+    );
     assert!(
         took < Duration::from_secs(60),
         "rooms unserved for {took:?}"
