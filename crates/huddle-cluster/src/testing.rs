@@ -1,4 +1,5 @@
-//! A throwaway Redis for tests (feature `testing`).
+//! Test helpers (feature `testing`): a throwaway Redis ([`TestRedis`]) and a placement
+//! whose view the test sets ([`FixedPlacement`]).
 //!
 //! [`TestRedis::start`] uses the server at `HUDDLE_TEST_REDIS_URL` when that is set, and
 //! otherwise starts one of its own ([`TestRedis::start_own`]): `redis-server` on a free
@@ -245,4 +246,51 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr).trim()
         )),
     }
+}
+
+/// A placement whose view the test sets (shared by the nodes it stands for), whose lease
+/// always holds and which is always registered: for in-process tests of the router and
+/// the feeds, where membership is not what is tested (the membership tests run on a
+/// real Redis).
+pub struct FixedPlacement {
+    me: crate::placement::NodeId,
+    views: std::sync::Arc<tokio::sync::watch::Sender<std::sync::Arc<crate::placement::View>>>,
+}
+
+impl FixedPlacement {
+    /// Node `me`, seeing whatever `views` holds (send a new view to change it).
+    pub fn new(
+        me: &str,
+        views: std::sync::Arc<tokio::sync::watch::Sender<std::sync::Arc<crate::placement::View>>>,
+    ) -> Self {
+        Self {
+            me: crate::placement::NodeId::new(me),
+            views,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::placement::Placement for FixedPlacement {
+    fn me(&self) -> &crate::placement::NodeId {
+        &self.me
+    }
+
+    fn view(&self) -> std::sync::Arc<crate::placement::View> {
+        self.views.borrow().clone()
+    }
+
+    fn changes(&self) -> tokio::sync::watch::Receiver<std::sync::Arc<crate::placement::View>> {
+        self.views.subscribe()
+    }
+
+    fn lease_deadline(&self) -> Option<Instant> {
+        Some(Instant::now() + Duration::from_secs(3600))
+    }
+
+    fn registered(&self) -> bool {
+        true
+    }
+
+    async fn refresh(&self) {}
 }

@@ -4,11 +4,12 @@
 //! owns the room steps down and forwards to it, instead of taking the room back.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use huddle_cluster::node_service::NodeService;
 use huddle_cluster::peers::{Peers, Timeouts};
 use huddle_cluster::placement::{NodeId, Peer, Placement, View};
+use huddle_cluster::testing::FixedPlacement;
 use huddle_cluster::{ClusterRouter, Placed, Router};
 use huddle_core::{CreateRoom, RoomId, SendMessage};
 use huddle_rooms::{RoomDirectory, RoomsConfig};
@@ -16,32 +17,6 @@ use huddle_store::{Durability, EmbeddedStore, RoomStore};
 use tokio::sync::watch;
 
 const SECRET: &str = "router-test-secret";
-
-/// A fixed view, a lease that holds.
-struct Fixed {
-    me: NodeId,
-    view: watch::Sender<Arc<View>>,
-}
-
-#[async_trait::async_trait]
-impl Placement for Fixed {
-    fn me(&self) -> &NodeId {
-        &self.me
-    }
-    fn view(&self) -> Arc<View> {
-        self.view.borrow().clone()
-    }
-    fn changes(&self) -> watch::Receiver<Arc<View>> {
-        self.view.subscribe()
-    }
-    fn lease_deadline(&self) -> Option<Instant> {
-        Some(Instant::now() + Duration::from_secs(3600))
-    }
-    fn registered(&self) -> bool {
-        true
-    }
-    async fn refresh(&self) {}
-}
 
 /// One node: its rooms, its router, its internal service on a loopback port.
 struct TestNode {
@@ -55,10 +30,8 @@ async fn start(
     store: Arc<dyn RoomStore>,
     listener: tokio::net::TcpListener,
 ) -> TestNode {
-    let placement: Arc<dyn Placement> = Arc::new(Fixed {
-        me: NodeId::new(me),
-        view: watch::channel(Arc::new(view)).0,
-    });
+    let views = Arc::new(watch::Sender::new(Arc::new(view)));
+    let placement: Arc<dyn Placement> = Arc::new(FixedPlacement::new(me, views));
     let rooms = RoomDirectory::clustered(
         store,
         RoomsConfig::default(),

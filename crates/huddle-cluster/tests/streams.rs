@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use huddle_cluster::placement::{NodeId, Peer, Placement, View};
+use huddle_cluster::placement::{NodeId, Peer, View};
+use huddle_cluster::testing::FixedPlacement;
 use huddle_cluster::upstream::{Feeds, Owners};
 use huddle_cluster::{MessageStream, OnLag, SubscribeError};
 use huddle_core::{
@@ -21,31 +22,6 @@ use tokio::sync::watch;
 
 /// Longest a test waits for something that must come; only a hang guard.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-struct Fixed {
-    me: NodeId,
-    views: Arc<watch::Sender<Arc<View>>>,
-}
-
-#[async_trait]
-impl Placement for Fixed {
-    fn me(&self) -> &NodeId {
-        &self.me
-    }
-    fn view(&self) -> Arc<View> {
-        self.views.borrow().clone()
-    }
-    fn changes(&self) -> watch::Receiver<Arc<View>> {
-        self.views.subscribe()
-    }
-    fn lease_deadline(&self) -> Option<Instant> {
-        None
-    }
-    fn registered(&self) -> bool {
-        true
-    }
-    async fn refresh(&self) {}
-}
 
 /// The cluster as the feeds see it: each node's directory, reached by its id.
 struct Cluster {
@@ -75,10 +51,7 @@ impl Cluster {
         let mut feeds = HashMap::new();
         for id in ids {
             let dir = RoomDirectory::new(store.clone(), RoomsConfig::default());
-            let placement = Arc::new(Fixed {
-                me: NodeId::new(*id),
-                views: views.clone(),
-            });
+            let placement = Arc::new(FixedPlacement::new(id, views.clone()));
             feeds.insert(NodeId::new(*id), Feeds::new(dir.clone(), placement));
             nodes.insert(NodeId::new(*id), dir);
         }
