@@ -13,9 +13,9 @@ use huddle_cluster::testing::FixedPlacement;
 use huddle_cluster::upstream::{Feeds, Owners};
 use huddle_cluster::{MessageStream, OnLag, SubscribeError};
 use huddle_core::{
-    AgentToken, Authorize, CreateRoom, GetLock, JoinRoom, ModerateAgent, Moderation, RoomError,
-    RoomId, SendMessage, Seq, Viewer,
+    AgentToken, Authorize, GetLock, ModerateAgent, Moderation, RoomError, RoomId, Seq, Viewer,
 };
+use huddle_rooms::testing::{join, room, send};
 use huddle_rooms::{FollowEnd, FollowStream, RoomDirectory, RoomsConfig};
 use huddle_store::{Durability, EmbeddedStore, RoomStore};
 use tokio::sync::watch;
@@ -122,41 +122,6 @@ impl Owners for Cluster {
     async fn exists(&self, room: RoomId) -> Result<(), RoomError> {
         self.owner(room).ask(room, GetLock).await.map(|_| ())
     }
-}
-
-async fn room(dir: &RoomDirectory) -> (RoomId, AgentToken) {
-    let created = dir
-        .create(CreateRoom {
-            name: None,
-            agent_name: "alice".into(),
-            password: None,
-            description: None,
-            kind: None,
-            endpoint: None,
-        })
-        .await
-        .unwrap();
-    (created.room_id, created.agent_token)
-}
-
-async fn join(dir: &RoomDirectory, room: RoomId, name: &str) -> AgentToken {
-    let op = JoinRoom {
-        agent_name: name.into(),
-        proof: None,
-        token: None,
-        endpoint: None,
-    };
-    dir.ask(room, op).await.unwrap().agent_token
-}
-
-async fn send(dir: &RoomDirectory, room: RoomId, from: &AgentToken, body: &str, to: Option<&str>) {
-    let op = SendMessage {
-        token: from.clone(),
-        body: body.into(),
-        to: to.map(Into::into),
-        key: None,
-    };
-    dir.ask(room, op).await.unwrap();
 }
 
 async fn next(stream: &mut MessageStream) -> String {

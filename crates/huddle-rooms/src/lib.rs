@@ -40,6 +40,8 @@ pub mod passwords;
 pub mod push;
 pub mod secrets;
 mod store_error;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use actor::RoomActor;
 pub use call::{Answerer, Ask, Port, RoomCall};

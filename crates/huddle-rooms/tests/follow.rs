@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use huddle_core::{
-    AgentToken, CreateRoom, JoinRoom, ModerateAgent, Moderation, RoomId, SendMessage, Seq,
-};
+use huddle_core::{ModerateAgent, Moderation, RoomId, Seq};
 use huddle_rooms::hub::Fanout;
+use huddle_rooms::testing::{join, room, send};
 use huddle_rooms::{
     FollowEnd, FollowEvent, FollowStream, MessageStream, OnLag, RoomDirectory, RoomsConfig,
     SubscribeError,
@@ -36,41 +35,6 @@ impl Nodes {
     fn node(&self, config: RoomsConfig) -> RoomDirectory {
         RoomDirectory::new(self.store.clone(), config)
     }
-}
-
-async fn room(dir: &RoomDirectory) -> (RoomId, AgentToken) {
-    let created = dir
-        .create(CreateRoom {
-            name: None,
-            agent_name: "alice".into(),
-            password: None,
-            description: None,
-            kind: None,
-            endpoint: None,
-        })
-        .await
-        .unwrap();
-    (created.room_id, created.agent_token)
-}
-
-async fn join(dir: &RoomDirectory, room: RoomId, name: &str) -> AgentToken {
-    let op = JoinRoom {
-        agent_name: name.into(),
-        proof: None,
-        token: None,
-        endpoint: None,
-    };
-    dir.ask(room, op).await.unwrap().agent_token
-}
-
-async fn send(dir: &RoomDirectory, room: RoomId, from: &AgentToken, body: &str, to: Option<&str>) {
-    let op = SendMessage {
-        token: from.clone(),
-        body: body.into(),
-        to: to.map(Into::into),
-        key: None,
-    };
-    dir.ask(room, op).await.unwrap();
 }
 
 /// The next event of a follow, as text: `seq:body`, `removed:<member>` or the end.
