@@ -85,19 +85,20 @@ impl Message {
     }
 
     /// The wire shape shared by every protocol: `{id, roomId, from, to?, body, timestamp, seq}`.
+    /// Built field by field: `json!` would serialise each field into a new value.
     pub fn to_json(&self) -> serde_json::Value {
-        let mut v = serde_json::json!({
-            "id": self.id,
-            "roomId": self.room_id.to_string(),
-            "from": self.from,
-            "body": self.body,
-            "timestamp": self.timestamp.rfc3339(),
-            "seq": self.seq,
-        });
+        use serde_json::Value;
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), Value::String(self.id.clone()));
+        m.insert("roomId".into(), Value::String(self.room_id.to_string()));
+        m.insert("from".into(), Value::String(self.from.clone()));
         if let Some(to) = &self.to {
-            v["to"] = serde_json::Value::String(to.clone());
+            m.insert("to".into(), Value::String(to.clone()));
         }
-        v
+        m.insert("body".into(), Value::String(self.body.clone()));
+        m.insert("timestamp".into(), Value::String(self.timestamp.rfc3339()));
+        m.insert("seq".into(), Value::from(self.seq));
+        Value::Object(m)
     }
 }
 

@@ -12,6 +12,7 @@ use crate::AppState;
 use crate::body::{BodyError, read_limited};
 use crate::observe;
 use crate::ops::{self, Action, Outcome, Params};
+use crate::render::object;
 use huddle_metrics::Protocol;
 
 fn rpc_error(code: i64, message: impl Into<String>, id: Value) -> Value {
@@ -19,7 +20,7 @@ fn rpc_error(code: i64, message: impl Into<String>, id: Value) -> Value {
 }
 
 fn rpc_result(result: Value, id: Value) -> Value {
-    json!({"jsonrpc": "2.0", "result": result, "id": id})
+    object([("jsonrpc", "2.0".into()), ("result", result), ("id", id)])
 }
 
 pub async fn post(State(app): State<AppState>, request: Request) -> Response {
@@ -185,19 +186,20 @@ fn agent_message(
     summary: Option<String>,
     context: Option<String>,
 ) -> Value {
-    let mut parts = vec![json!({"kind": "text", "text": text})];
+    let text_part = |text: String| object([("kind", "text".into()), ("text", text.into())]);
+    let mut parts = vec![text_part(text)];
     if let Some(d) = data {
-        parts.push(json!({"kind": "data", "data": d}));
+        parts.push(object([("kind", "data".into()), ("data", d)]));
     }
     if let Some(s) = summary {
-        parts.push(json!({"kind": "text", "text": s}));
+        parts.push(text_part(s));
     }
-    let mut m = json!({
-        "kind": "message",
-        "messageId": uuid_like(),
-        "role": "agent",
-        "parts": parts,
-    });
+    let mut m = object([
+        ("kind", "message".into()),
+        ("messageId", uuid_like().into()),
+        ("role", "agent".into()),
+        ("parts", Value::Array(parts)),
+    ]);
     if let Some(c) = context {
         m["contextId"] = Value::String(c);
     }

@@ -118,8 +118,11 @@ fn finish(
     let elapsed = started.elapsed();
     span.record("outcome", outcome_label(outcome));
     huddle_metrics::requests::record(protocol, action, outcome, elapsed);
-    // At debug level, a line per request (with the span's trace id in JSON logs).
+    // At debug level, a line per request (with the span's trace id in JSON logs; the
+    // action is repeated here because text lines do not carry the span's fields).
     tracing::debug!(
+        protocol = protocol.as_str(),
+        action,
         outcome = outcome_label(outcome),
         elapsed_us = elapsed.as_micros() as u64,
         "answered"

@@ -66,10 +66,21 @@ fn add_missed(data: &mut Value, missed: &Missed) {
         return;
     }
     data["missedMessages"] = messages(&missed.messages);
-    data["missedCount"] = json!(missed.messages.len());
+    data["missedCount"] = missed.messages.len().into();
     if missed.has_more {
-        data["missedHasMore"] = json!(true);
+        data["missedHasMore"] = true.into();
     }
+}
+
+/// A JSON object of `fields`, moved in. `json!` serialises every value it is given into
+/// a new one: a deep copy of a list of messages, on every answer that carries one.
+pub(crate) fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
 }
 
 pub fn help() -> Outcome {
@@ -149,16 +160,16 @@ pub fn info(view: RoomView) -> Outcome {
             |a| json!({"name": a.name, "role": a.role.as_str(), "joinedAt": a.joined_at.rfc3339()}),
         )
         .collect();
-    let data = json!({
+    let mut data = json!({
         "roomId": view.room_id.to_string(),
         "name": view.name,
         "description": view.description,
         "type": view.kind.as_str(),
         "passwordProtected": view.password_protected,
         "createdAt": view.created_at.rfc3339(),
-        "agents": agents,
         "lastSeq": view.last_seq,
     });
+    data["agents"] = Value::Array(agents);
     Outcome {
         text: pretty(&data),
         data: Some(data),
@@ -183,7 +194,7 @@ pub fn listed(page: RoomPage) -> Outcome {
     let rooms = Value::Array(rooms);
     Outcome {
         text: pretty(&rooms),
-        data: Some(json!({ "rooms": rooms, "total": page.total })),
+        data: Some(object([("rooms", rooms), ("total", page.total.into())])),
         ..Outcome::text("")
     }
 }
@@ -203,7 +214,7 @@ pub fn updated(room: RoomId, u: Updated) -> Outcome {
 }
 
 pub fn sent(room: RoomId, s: Sent) -> Outcome {
-    let mut data = json!({ "seq": s.seq });
+    let mut data = object([("seq", s.seq.into())]);
     add_missed(&mut data, &s.missed);
     Outcome {
         data: Some(data),
@@ -215,7 +226,10 @@ pub fn history(room: RoomId, page: HistoryPage) -> Outcome {
     let messages = messages(&page.messages);
     Outcome {
         text: pretty(&messages),
-        data: Some(json!({ "messages": messages, "total": page.total })),
+        data: Some(object([
+            ("messages", messages),
+            ("total", page.total.into()),
+        ])),
         ..Outcome::text("").in_room(room)
     }
 }
@@ -227,9 +241,10 @@ pub fn unread(room: RoomId, page: Missed) -> Outcome {
     } else {
         pretty(&list)
     };
-    let mut data = json!({ "messages": list, "total": page.messages.len() });
+    let total = page.messages.len().into();
+    let mut data = object([("messages", list), ("total", total)]);
     if page.has_more {
-        data["hasMore"] = json!(true);
+        data["hasMore"] = true.into();
     }
     Outcome {
         data: Some(data),

@@ -19,6 +19,7 @@ use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::{FilterExt as _, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -88,16 +89,30 @@ pub fn init(format: LogFormat) -> Result<Telemetry, TelemetryError> {
         None
     };
     let otel = provider.as_ref().map(|p| {
-        // Spans at info and above: the request and room-command spans, not debug detail.
+        // Spans at info and above: the request and room-command spans, not debug detail,
+        // nor ractor's `Actor` span (one per room for its whole life, entered on every
+        // message: no use in a trace, and a cost on every command).
+        // What a span carries is what an operator reads; what tracing-opentelemetry adds
+        // by default (source location, thread, busy/idle time, an activated context on
+        // every poll) costs a fifth of a small request's time and says nothing here:
+        // off. Hops read a span's context directly (`Span::context`), not the active one.
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("huddle"))
-            .with_filter(EnvFilter::new("info"))
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_target(false)
+            .with_context_activation(false)
+            .with_filter(EnvFilter::new("info,ractor=off"))
     });
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = match format {
+        // Text lines are events only: formatting every request's span fields for a line
+        // that is seldom written cost about an eighth of a small request. (JSON lines
+        // carry the span: its trace and span ids are their point.)
         LogFormat::Text => fmt
             .with_ansi(std::io::stderr().is_terminal())
-            .with_filter(filter())
+            .with_filter(filter().and(filter_fn(|meta| meta.is_event())))
             .boxed(),
         LogFormat::Json => fmt
             .json()
@@ -106,8 +121,20 @@ pub fn init(format: LogFormat) -> Result<Telemetry, TelemetryError> {
             .with_filter(filter())
             .boxed(),
     };
-    tracing_subscriber::registry().with(otel).with(fmt).init();
-    huddle_gateway::observe::set_parent_hook(parent_from_headers);
+    // Without a provider, no layer at all rather than a `None` one: an absent layer
+    // still counts as interested in every span, so the registry would keep a record of
+    // each request's span for nobody.
+    match otel {
+        Some(otel) => tracing_subscriber::registry().with(fmt).with(otel).init(),
+        None => tracing_subscriber::registry().with(fmt).init(),
+    }
+    // Without a provider no span is recorded: nothing to parent.
+    if provider.is_some() {
+        huddle_gateway::observe::set_parent_hook(match format {
+            LogFormat::Text => parent_from_headers,
+            LogFormat::Json => parent_and_ids_from_headers,
+        });
+    }
     Ok(Telemetry { provider })
 }
 
@@ -127,11 +154,15 @@ fn provider(export: bool) -> Result<SdkTracerProvider, TelemetryError> {
     Ok(builder.with_resource(resource.build()).build())
 }
 
-/// The W3C trace context of `headers` made the parent of `span`, whose `trace_id` and
-/// `span_id` fields (in JSON log lines) are then known.
+/// The W3C trace context of `headers` made the parent of `span`.
 fn parent_from_headers(headers: &axum::http::HeaderMap, span: &tracing::Span) {
-    let cx = extract(&HeaderExtractor(headers));
-    let _ = span.set_parent(cx);
+    let _ = span.set_parent(extract(&HeaderExtractor(headers)));
+}
+
+/// [`parent_from_headers`], then the span's `trace_id` and `span_id` fields filled in
+/// for JSON log lines (as text in the exported span too: only when logs need them).
+fn parent_and_ids_from_headers(headers: &axum::http::HeaderMap, span: &tracing::Span) {
+    parent_from_headers(headers, span);
     let cx = span.context();
     let ids = cx.span().span_context().clone();
     if ids.is_valid() {
