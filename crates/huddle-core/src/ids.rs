@@ -79,6 +79,14 @@ macro_rules! number_id {
             }
         }
 
+        /// For SQL integers (signed 64-bit): fails past `i64::MAX`.
+        impl TryFrom<$t> for i64 {
+            type Error = std::num::TryFromIntError;
+            fn try_from(id: $t) -> Result<i64, Self::Error> {
+                i64::try_from(id.0)
+            }
+        }
+
         impl PartialEq<u64> for $t {
             fn eq(&self, other: &u64) -> bool {
                 self.0 == *other
@@ -115,6 +123,9 @@ impl Seq {
     /// Before the first message: a cursor that has seen nothing.
     pub const ZERO: Seq = Seq(0);
 
+    /// Past any message: as a bound, "to the end of the log".
+    pub const MAX: Seq = Seq(u64::MAX);
+
     /// `n` places after this one.
     pub const fn plus(self, n: u64) -> Seq {
         Seq(self.0 + n)
@@ -144,8 +155,14 @@ mod tests {
             serde_json::from_str::<(MemberId, Seq)>(&json).unwrap(),
             pair
         );
-        assert!(serde_json::from_str::<Seq>("\"42\"").is_err(), "a string is not a seq");
-        assert!(serde_json::from_str::<Seq>("-1").is_err(), "a seq is never negative");
+        assert!(
+            serde_json::from_str::<Seq>("\"42\"").is_err(),
+            "a string is not a seq"
+        );
+        assert!(
+            serde_json::from_str::<Seq>("-1").is_err(),
+            "a seq is never negative"
+        );
     }
 
     #[test]

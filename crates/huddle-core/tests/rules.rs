@@ -931,7 +931,10 @@ fn send_replies_with_the_seq_of_the_new_message() {
     let (mut sim, alice) = Sim::new("alice");
     sim.join("bob");
     let reply = sim.send(alice, "hello");
-    assert!(matches!(reply, Reply::Sent { seq, .. } if seq == 2), "{reply:?}");
+    assert!(
+        matches!(reply, Reply::Sent { seq, .. } if seq == 2),
+        "{reply:?}"
+    );
     let m = sim.log.last().unwrap();
     assert_eq!(m.seq, 2);
     assert_eq!(m.body, "hello");
@@ -1189,7 +1192,10 @@ fn dm_is_visible_to_sender_and_recipient_only() {
     assert!(dm.visible_to(sim.member("alice")));
     assert!(dm.visible_to(sim.member("bob")));
     assert!(!dm.visible_to(sim.member("carol")));
-    assert!(!dm.visible_to(MemberId::BOT), "not even the room-bot id sees it");
+    assert!(
+        !dm.visible_to(MemberId::BOT),
+        "not even the room-bot id sees it"
+    );
 }
 
 #[test]
