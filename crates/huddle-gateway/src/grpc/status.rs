@@ -7,7 +7,7 @@
 //! not compile until gRPC has decided what it means.
 
 use huddle_cluster::SubscribeError;
-use huddle_core::RoomError;
+use huddle_core::{RoomError, Seq};
 use tonic::{Code, Status};
 
 /// Metadata key of the retry hint on every error status.
@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn a_lagging_subscriber_is_told_where_to_resume() {
-        let s = stream_end(&SubscribeError::Lagged(41)).unwrap();
+        let s = stream_end(&SubscribeError::Lagged(Seq::new(41))).unwrap();
         assert_eq!(s.code(), Code::ResourceExhausted);
         assert!(s.message().contains("from_seq 41"), "{}", s.message());
         assert!(stream_end(&SubscribeError::Removed).is_none());
