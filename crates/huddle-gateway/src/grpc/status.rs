@@ -7,7 +7,7 @@
 //! not compile until gRPC has decided what it means.
 
 use huddle_cluster::SubscribeError;
-use huddle_core::{RoomError, Seq};
+use huddle_core::RoomError;
 use tonic::{Code, Status};
 
 /// Metadata key of the retry hint on every error status.
@@ -120,6 +120,8 @@ fn with_retry_hint(mut status: Status, retry_safe: bool) -> Status {
 
 #[cfg(test)]
 mod tests {
+    use huddle_core::Seq;
+
     use super::*;
 
     #[test]
