@@ -294,7 +294,7 @@ impl Owners for ClusterRouter {
     ) -> Result<FollowStream, FollowEnd> {
         let request = self.peers.request(FollowRequest {
             room_id: room.to_string(),
-            after_seq: after,
+            after_seq: after.get(),
         });
         upstream::follow_over(self.peers.client(owner), request).await
     }

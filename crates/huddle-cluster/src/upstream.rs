@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use huddle_core::{AgentToken, Message, RoomError, RoomId, Seq, Viewer};
+use huddle_core::{AgentToken, MemberId, Message, RoomError, RoomId, Seq, Viewer};
 use huddle_proto::internal::node_client::NodeClient;
 use huddle_proto::internal::{FeedEvent, FollowRequest, feed_event};
 use huddle_rooms::hub::Fanout;
@@ -255,7 +255,7 @@ impl Upstream {
                 Owner::Unknown => FollowEnd::Lost("no live node in the cluster".into()),
             };
             failures += 1;
-            tracing::debug!(room.id = %room, last = self.last, %end, "upstream feed ended; finding the owner again");
+            tracing::debug!(room.id = %room, last = self.last.get(), %end, "upstream feed ended; finding the owner again");
             if failures >= MAX_FAILURES {
                 tracing::warn!(room.id = %room, %end, "no owner reachable for the room's upstream feed; its readers ask again");
                 self.feeds.running().remove(&room);
@@ -333,7 +333,7 @@ fn decode(event: FeedEvent) -> Result<FollowEvent, FollowEnd> {
                 message,
             )))))
         }
-        Some(feed_event::Event::Removed(member)) => Ok(FollowEvent::Removed(member)),
+        Some(feed_event::Event::Removed(member)) => Ok(FollowEvent::Removed(MemberId::new(member))),
         None => Err(FollowEnd::Lost("an empty event from the owner".into())),
     }
 }

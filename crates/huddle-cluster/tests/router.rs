@@ -11,7 +11,7 @@ use huddle_cluster::peers::{Peers, Timeouts};
 use huddle_cluster::placement::{NodeId, Peer, Placement, View};
 use huddle_cluster::testing::FixedPlacement;
 use huddle_cluster::{ClusterRouter, Placed, Router};
-use huddle_core::{CreateRoom, RoomId, SendMessage};
+use huddle_core::{CreateRoom, RoomId, SendMessage, Seq};
 use huddle_rooms::{RoomDirectory, RoomsConfig};
 use huddle_store::{Durability, EmbeddedStore, RoomStore};
 use tokio::sync::watch;
@@ -155,7 +155,11 @@ async fn a_fenced_owner_forwards_to_the_next_node_instead_of_taking_the_room_bac
         4
     );
     assert_eq!(c.store.epoch(room).await.unwrap(), epoch);
-    let log = c.store.messages_after(room, None, 0, 10).await.unwrap();
+    let log = c
+        .store
+        .messages_after(room, None, Seq::ZERO, 10)
+        .await
+        .unwrap();
     let bodies: Vec<_> = log.iter().map(|m| m.body.as_str()).collect();
     assert_eq!(bodies, ["on a", "on b", "via a", "again"]);
 }

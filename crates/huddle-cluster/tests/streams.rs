@@ -13,7 +13,8 @@ use huddle_cluster::testing::FixedPlacement;
 use huddle_cluster::upstream::{Feeds, Owners};
 use huddle_cluster::{MessageStream, OnLag, SubscribeError};
 use huddle_core::{
-    AgentToken, Authorize, GetLock, ModerateAgent, Moderation, RoomError, RoomId, Seq, Viewer,
+    AgentToken, Authorize, GetLock, MemberId, ModerateAgent, Moderation, RoomError, RoomId, Seq,
+    Viewer,
 };
 use huddle_rooms::testing::{join, room, send};
 use huddle_rooms::{FollowEnd, FollowStream, RoomDirectory, RoomsConfig};
@@ -150,7 +151,7 @@ async fn until(stream: &mut MessageStream, last: &str) -> Vec<String> {
 }
 
 /// The messages of `room` after `after` that `viewer` may see, from the store.
-async fn log(c: &Cluster, room: RoomId, viewer: Option<u64>, after: Seq) -> Vec<String> {
+async fn log(c: &Cluster, room: RoomId, viewer: Option<MemberId>, after: Seq) -> Vec<String> {
     let all = c
         .store
         .messages_after(room, viewer, after, 1000)
@@ -245,7 +246,7 @@ async fn readers_elsewhere_notice_nothing_when_the_room_moves() {
         send(c.node(&next_owner), room, &bob, body, None).await;
     }
 
-    let after = log(&c, room, None, start + 3).await;
+    let after = log(&c, room, None, start.plus(3)).await;
     assert_eq!(after.len(), 3, "{after:?}");
     assert_eq!(
         until(&mut on_next, "six").await,

@@ -56,7 +56,7 @@ impl Decide for Join {
                 },
             });
         }
-        let member = room.last_member + 1;
+        let member = room.last_member.next();
         let notice = room.notice(1, format!("{agent_name} joined the room"), &ctx);
         // A room always keeps an admin: the first to join a room everyone left takes it.
         let role = if room.admin_count() == 0 {
@@ -72,7 +72,7 @@ impl Decide for Join {
             token: new_token,
             endpoint,
             // A newcomer has seen everything up to and including its own join notice.
-            cursor: room.last_seq + 1,
+            cursor: room.last_seq.next(),
         };
         Ok(Decision {
             events: vec![Event::Joined(agent), notice],
@@ -252,7 +252,7 @@ impl Decide for Send {
             }
             None => (None, None),
         };
-        let seq = room.last_seq + 1;
+        let seq = room.last_seq.next();
         let message = Message {
             seq,
             id: ctx.message_id.to_string(),

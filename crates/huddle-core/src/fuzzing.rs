@@ -154,11 +154,11 @@ impl Sim {
     pub fn check(&self) {
         let room = &self.room;
         for (i, m) in self.log.iter().enumerate() {
-            assert_eq!(m.seq, i as Seq + 1, "seqs are not gapless from 1");
+            assert_eq!(m.seq, i as u64 + 1, "seqs are not gapless from 1");
         }
         assert_eq!(
             room.last_seq,
-            self.log.len() as Seq,
+            Seq::new(self.log.len() as u64),
             "last_seq is not the log's end"
         );
         if !room.agents.is_empty() {
@@ -171,7 +171,7 @@ impl Sim {
                 a.name
             );
             assert!(
-                a.member >= 1 && a.member <= room.last_member,
+                a.member >= MemberId::FIRST && a.member <= room.last_member,
                 "member id out of range"
             );
             for b in &room.agents[i + 1..] {
@@ -205,14 +205,14 @@ impl Name {
 #[derive(Arbitrary, Debug)]
 pub enum Pos {
     Near(u8),
-    Raw(Seq),
+    Raw(u64),
 }
 
 impl Pos {
     fn get(&self, last_seq: Seq) -> Seq {
         match self {
-            Pos::Near(d) => (last_seq + 2).saturating_sub(u64::from(*d % 8)),
-            Pos::Raw(s) => *s,
+            Pos::Near(d) => last_seq.plus(2).minus(u64::from(*d % 8)),
+            Pos::Raw(s) => Seq::new(*s),
         }
     }
 }
@@ -375,7 +375,7 @@ fn command(sim: &mut Sim, tokens: &[TokenDigest], op: Op) -> Command {
         Op::Delivered { member, seq, prev } => {
             let last = sim.room.last_seq;
             Command::Delivered {
-                member: MemberId::from(member % 8),
+                member: MemberId::new(u64::from(member % 8)),
                 seq: seq.get(last),
                 prev: prev.get(last),
             }

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::command::{Event, LogRead, Missed, Reply};
 use crate::error::RoomError;
-use crate::ids::{MemberId, RoomId};
+use crate::ids::{MemberId, RoomId, Seq};
 use crate::limits::Limits;
 use crate::model::{Agent, Message, ROOM_BOT, Role, Room, RoomType};
 use crate::time::Timestamp;
@@ -82,16 +82,16 @@ impl Room {
             kind: new.kind,
             created_at: now,
             agents: vec![Agent {
-                member: 1,
+                member: MemberId::FIRST,
                 name: new.creator,
                 role: Role::Admin,
                 joined_at: now,
                 token: new.creator_token,
                 endpoint: new.creator_endpoint,
-                cursor: 0,
+                cursor: Seq::ZERO,
             }],
-            last_seq: 0,
-            last_member: 1,
+            last_seq: Seq::ZERO,
+            last_member: MemberId::FIRST,
         }
     }
 
@@ -157,11 +157,11 @@ impl Room {
     /// A room-bot message that will take the `offset`-th next seq of this decision.
     pub(crate) fn notice(&self, offset: u64, body: String, ctx: &Ctx<'_>) -> Event {
         Event::Posted(Message {
-            seq: self.last_seq + offset,
+            seq: self.last_seq.plus(offset),
             id: ctx.message_id.to_string(),
             room_id: self.id,
             from: ROOM_BOT.to_string(),
-            from_member: 0,
+            from_member: MemberId::BOT,
             to: None,
             to_member: None,
             body,

@@ -92,7 +92,7 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(by, to)| Step::Send { by, to }),
         2 => by.prop_map(|by| Step::Unread { by }),
         1 => (0..7u64, 0..4u64, 0..4u64).prop_map(|(member, seq_back, prev_back)| {
-            Step::Delivered { member, seq_back, prev_back }
+            Step::Delivered { member: MemberId::new(member), seq_back, prev_back }
         }),
     ]
 }
@@ -148,22 +148,22 @@ struct Page {
 }
 
 fn last_seq(log: &[Entry]) -> Seq {
-    log.len() as Seq
+    Seq::new(log.len() as u64)
 }
 
 impl Model {
     fn new(creator: &str, token: TokenDigest, channel: bool, page: usize) -> Model {
         Model {
             members: vec![Member {
-                id: 1,
+                id: MemberId::FIRST,
                 name: creator.into(),
                 admin: true,
-                cursor: 0,
+                cursor: Seq::ZERO,
                 token,
             }],
             log: vec![],
             channel,
-            last_id: 1,
+            last_id: MemberId::FIRST,
             page,
         }
     }
@@ -177,8 +177,9 @@ impl Model {
     }
 
     fn visible(&self, viewer: MemberId) -> Vec<Seq> {
-        (1..=last_seq(&self.log))
-            .filter(|&s| Self::sees(viewer, &self.log[s as usize - 1]))
+        (1..=last_seq(&self.log).get())
+            .map(Seq::new)
+            .filter(|&s| Self::sees(viewer, &self.log[s.get() as usize - 1]))
             .collect()
     }
 
@@ -201,7 +202,7 @@ impl Model {
     }
 
     fn notice(&mut self) {
-        self.post(0, None);
+        self.post(MemberId::BOT, None);
     }
 
     fn by_token(&self, t: &TokenDigest) -> Result<usize, RoomError> {
@@ -262,7 +263,7 @@ impl Model {
                 missed,
             });
         }
-        self.last_id += 1;
+        self.last_id = self.last_id.next();
         let admin = self.admins() == 0;
         self.notice();
         self.members.push(Member {
@@ -530,8 +531,8 @@ impl Both {
                 prev_back,
             } => {
                 let end = self.sim.room.last_seq;
-                let seq = (end + 1).saturating_sub(seq_back);
-                let prev = end.saturating_sub(prev_back);
+                let seq = end.next().minus(seq_back);
+                let prev = end.minus(prev_back);
                 let expected = self.model.delivered(member, seq, prev);
                 (Command::Delivered { member, seq, prev }, expected)
             }
@@ -579,7 +580,7 @@ impl Both {
         if !room.agents.is_empty() {
             assert!(room.admin_count() >= 1, "members but no admin");
         }
-        for viewer in 1..=self.model.last_id {
+        for viewer in (1..=self.model.last_id.get()).map(MemberId::new) {
             let seen: Vec<Seq> = self.sim.history(viewer).map(|m| m.seq).collect();
             assert_eq!(
                 seen,
@@ -641,6 +642,6 @@ fn the_model_follows_a_known_story() {
     assert_eq!(room.agents[0].name, "bob");
     assert_eq!(room.agents[0].role, Role::Admin);
     // cy never saw ann's DM to bob.
-    assert!(!both.model.visible(3).contains(&3));
-    assert!(both.model.visible(2).contains(&3));
+    assert!(!both.model.visible(MemberId::new(3)).contains(&Seq::new(3)));
+    assert!(both.model.visible(MemberId::new(2)).contains(&Seq::new(3)));
 }

@@ -846,9 +846,9 @@ fn seq_is_gapless_from_one_across_notices_and_messages() {
     sim.reply(Command::Leave { token: bob });
 
     let seqs: Vec<Seq> = sim.log.iter().map(|m| m.seq).collect();
-    let expected: Vec<Seq> = (1..=sim.log.len() as Seq).collect();
+    let expected: Vec<Seq> = (1..=sim.log.len() as u64).map(Seq::new).collect();
     assert_eq!(seqs, expected);
-    assert_eq!(sim.room.last_seq, sim.log.len() as Seq);
+    assert_eq!(sim.room.last_seq, sim.log.len() as u64);
 }
 
 fn keyed(token: TokenDigest, body: &str, to: Option<&str>, key: &str) -> Command {
@@ -891,7 +891,7 @@ fn a_retried_send_under_its_message_id_answers_the_first_seq_and_stores_nothing(
         (&log, &room),
         "a retry changed the room"
     );
-    assert_eq!(sim.log[seq as usize - 1].key.as_deref(), Some("m-1"));
+    assert_eq!(sim.log[seq.get() as usize - 1].key.as_deref(), Some("m-1"));
 }
 
 #[test]
@@ -931,7 +931,10 @@ fn send_replies_with_the_seq_of_the_new_message() {
     let (mut sim, alice) = Sim::new("alice");
     sim.join("bob");
     let reply = sim.send(alice, "hello");
-    assert!(matches!(reply, Reply::Sent { seq: 2, .. }), "{reply:?}");
+    assert!(
+        matches!(reply, Reply::Sent { seq, .. } if seq == 2),
+        "{reply:?}"
+    );
     let m = sim.log.last().unwrap();
     assert_eq!(m.seq, 2);
     assert_eq!(m.body, "hello");
@@ -1189,7 +1192,10 @@ fn dm_is_visible_to_sender_and_recipient_only() {
     assert!(dm.visible_to(sim.member("alice")));
     assert!(dm.visible_to(sim.member("bob")));
     assert!(!dm.visible_to(sim.member("carol")));
-    assert!(!dm.visible_to(0), "not even the room-bot id sees it");
+    assert!(
+        !dm.visible_to(MemberId::BOT),
+        "not even the room-bot id sees it"
+    );
 }
 
 #[test]
@@ -1235,7 +1241,7 @@ fn newcomer_taking_a_departed_recipients_name_does_not_see_old_dms() {
     // Even reading from the very start of the log, as history would.
     let page = sim.page(LogRead {
         viewer: sim.member("bob"),
-        after: 0,
+        after: Seq::ZERO,
         limit: 100,
     });
     assert!(!bodies(&page).contains(&"for the first bob"));
@@ -1264,7 +1270,7 @@ fn room_bot_notices_are_visible_to_everyone() {
     let notice = sim.log.last().unwrap();
     assert_eq!(notice.from, ROOM_BOT);
     for viewer in [0, 1, 2, 99] {
-        assert!(notice.visible_to(viewer));
+        assert!(notice.visible_to(MemberId::new(viewer)));
     }
 }
 
@@ -1318,8 +1324,8 @@ fn log_is_read_only_for_commands_that_hand_out_messages() {
         update_cmd(alice, Some("d"), None),
         Command::Delivered {
             member: sim.member("bob"),
-            seq: 1,
-            prev: 0,
+            seq: Seq::new(1),
+            prev: Seq::ZERO,
         },
         // Refused anyway: no read needed.
         Command::Unread {
@@ -1467,7 +1473,7 @@ fn delivered_moves_the_cursor_forward() {
         sim.reply(Command::Delivered {
             member,
             seq: one,
-            prev: 0
+            prev: Seq::ZERO
         }),
         Reply::Delivered
     );
@@ -1520,8 +1526,8 @@ fn delivered_never_moves_the_cursor_backwards() {
     let decision = sim
         .run(Command::Delivered {
             member,
-            seq: 1,
-            prev: 0,
+            seq: Seq::new(1),
+            prev: Seq::ZERO,
         })
         .unwrap();
     assert_eq!(decision.reply, Reply::Delivered);
@@ -1532,7 +1538,7 @@ fn delivered_never_moves_the_cursor_backwards() {
         .run(Command::Delivered {
             member,
             seq: cursor,
-            prev: 0,
+            prev: Seq::ZERO,
         })
         .unwrap();
     assert!(decision.events.is_empty());
@@ -1545,12 +1551,12 @@ fn delivered_never_moves_the_cursor_past_the_log() {
     sim.send(alice, "one");
     let member = sim.member("bob");
     let before = sim.cursor("bob");
-    let seq = sim.room.last_seq + 1;
+    let seq = sim.room.last_seq.next();
     let decision = sim
         .run(Command::Delivered {
             member,
             seq,
-            prev: 0,
+            prev: Seq::ZERO,
         })
         .unwrap();
     assert_eq!(decision.reply, Reply::Delivered);
@@ -1570,7 +1576,7 @@ fn delivered_for_a_departed_member_is_a_no_op() {
         .run(Command::Delivered {
             member,
             seq,
-            prev: 0,
+            prev: Seq::ZERO,
         })
         .unwrap();
     assert_eq!(decision.reply, Reply::Delivered);
@@ -1764,7 +1770,7 @@ fn dms_and_admin_targets_find_members_by_how_they_read() {
 fn members_sharing_a_fold_from_before_keep_their_own_names() {
     let (mut sim, _) = Sim::new("alice");
     let mut twin = sim.room.agents[0].clone();
-    twin.member = 2;
+    twin.member = MemberId::new(2);
     twin.name = "Alice".into();
     twin.token = fuzzing::token_number(50);
     sim.room.apply(&Event::Joined(twin));
@@ -1780,7 +1786,7 @@ fn members_sharing_a_fold_from_before_keep_their_own_names() {
             member,
             reconnected,
             ..
-        } => assert_eq!((member, reconnected), (2, true)),
+        } => assert_eq!((member, reconnected), (MemberId::new(2), true)),
         other => panic!("expected Joined, got {other:?}"),
     }
 }

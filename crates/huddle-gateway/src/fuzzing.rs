@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::extract::Query;
 use axum::http::{HeaderMap, HeaderValue, Uri};
-use huddle_core::{AgentToken, RoomId};
+use huddle_core::{AgentToken, RoomId, Seq};
 use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 use serde_json::Value;
 
@@ -126,7 +126,7 @@ fn session() -> Arc<Session> {
             name: name.map(str::to_string),
             token,
             agent_name: "alice".into(),
-            baseline: 0,
+            baseline: Seq::ZERO,
         });
         joined.expect("within the room limit");
     }

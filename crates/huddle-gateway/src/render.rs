@@ -5,7 +5,7 @@
 use huddle_app::RoomPage;
 use huddle_core::{
     Created, HistoryPage, Joined, Message, Missed, Moderated, Moderation, RoomId, RoomView, Sent,
-    Updated,
+    Seq, Updated,
 };
 use serde_json::{Value, json};
 
@@ -116,7 +116,7 @@ pub fn created(c: Created) -> Outcome {
             agent_name: c.agent_name,
             agent_token: c.agent_token,
             room_name: Some(c.name),
-            cursor: 0,
+            cursor: Seq::ZERO,
         }),
         ..Outcome::text(text).in_room(c.room_id)
     }

@@ -10,7 +10,7 @@ use crate::v1 as pb;
 impl From<&Message> for pb::Message {
     fn from(m: &Message) -> Self {
         pb::Message {
-            seq: m.seq,
+            seq: m.seq.get(),
             id: m.id.clone(),
             room_id: m.room_id.to_string(),
             from: m.from.clone(),
@@ -102,7 +102,7 @@ impl From<RoomView> for pb::GetRoomResponse {
             r#type: pb::RoomType::from(v.kind).into(),
             password_protected: v.password_protected,
             created_at: Some(timestamp(v.created_at)),
-            last_seq: v.last_seq,
+            last_seq: v.last_seq.get(),
         }
     }
 }
@@ -121,7 +121,7 @@ impl From<&RoomSummary> for pb::RoomSummary {
 
 #[cfg(test)]
 mod tests {
-    use huddle_core::RoomId;
+    use huddle_core::{MemberId, RoomId, Seq};
 
     use super::*;
 
@@ -136,13 +136,13 @@ mod tests {
     #[test]
     fn a_direct_message_keeps_its_recipient_and_seq() {
         let m = Message {
-            seq: 7,
+            seq: Seq::new(7),
             id: "m".into(),
             room_id: RoomId::new_random(),
             from: "a".into(),
-            from_member: 1,
+            from_member: MemberId::new(1),
             to: Some("b".into()),
-            to_member: Some(2),
+            to_member: Some(MemberId::new(2)),
             body: "hi".into(),
             timestamp: Timestamp(5),
             key: None,

@@ -365,7 +365,10 @@ impl RoomState {
         };
         let admission = self.run(cmd).await?;
         Ok(Joined {
-            cursor: self.room.agent(admission.member).map_or(0, |a| a.cursor),
+            cursor: self
+                .room
+                .agent(admission.member)
+                .map_or(Seq::ZERO, |a| a.cursor),
             room_id: self.room.id,
             agent_token: match (admission.reconnected, op.token) {
                 (true, Some(t)) => t,
@@ -391,7 +394,7 @@ impl RoomState {
         };
         let recent = self
             .tail
-            .iter_after(0)
+            .iter_after(Seq::ZERO)
             .rev()
             .find(|m| m.from_member == member && m.key.as_deref() == Some(key));
         if let Some(m) = recent {
@@ -399,7 +402,11 @@ impl RoomState {
         }
         // Older messages are only in the store: one indexed lookup, skipped while the
         // tail still holds the whole log.
-        let whole_log = self.tail.iter_after(0).next().is_none_or(|m| m.seq == 1);
+        let whole_log = self
+            .tail
+            .iter_after(Seq::ZERO)
+            .next()
+            .is_none_or(|m| m.seq == 1);
         if whole_log {
             return Ok(None);
         }

@@ -457,7 +457,7 @@ impl RoomDirectory {
         let recent = self
             .inner
             .store
-            .messages_after(room, None, state.last_seq.saturating_sub(64), 64)
+            .messages_after(room, None, state.last_seq.minus(64), 64)
             .await
             .map_err(room_error)?;
         let args = RoomArgs {

@@ -154,11 +154,11 @@ pub struct CatchUp(Arc<AtomicU64>);
 
 impl CatchUp {
     pub fn until(&self) -> Seq {
-        self.0.load(Ordering::Acquire)
+        Seq::new(self.0.load(Ordering::Acquire))
     }
 
     fn set(&self, seq: Seq) {
-        self.0.store(seq, Ordering::Release);
+        self.0.store(seq.get(), Ordering::Release);
     }
 }
 
@@ -357,8 +357,8 @@ impl Cursor {
             };
             match item {
                 Ok(Fanout::Message(m)) if m.seq <= self.sent => continue,
-                Ok(Fanout::Message(m)) if m.seq > self.sent + 1 => {
-                    self.replay_until = m.seq - 1;
+                Ok(Fanout::Message(m)) if m.seq > self.sent.next() => {
+                    self.replay_until = m.seq.minus(1);
                     self.held = Some(m);
                 }
                 Ok(Fanout::Message(m)) if !self.viewer.is_none_or(|v| m.visible_to(v)) => {

@@ -321,7 +321,7 @@ mod tests {
         assert_eq!(hub.live_rooms(), 0);
 
         // A publish to a room nobody follows allocates nothing.
-        hub.publish(room, &[Fanout::Left(1)]);
+        hub.publish(room, &[Fanout::Left(MemberId::new(1))]);
         assert_eq!(hub.live_rooms(), 0);
     }
 
@@ -331,17 +331,23 @@ mod tests {
         let room = RoomId::new_random();
         let mut fast = hub.attach(room);
         let mut slow = hub.attach(room);
-        hub.publish(room, &[Fanout::Left(1), Fanout::Left(2)]);
+        hub.publish(
+            room,
+            &[
+                Fanout::Left(MemberId::new(1)),
+                Fanout::Left(MemberId::new(2)),
+            ],
+        );
         assert_eq!(hub.buffer(room).unwrap().pending, 2);
-        assert!(matches!(fast.try_recv(), Some(Ok(Fanout::Left(1)))));
-        assert!(matches!(fast.try_recv(), Some(Ok(Fanout::Left(2)))));
+        assert!(matches!(fast.try_recv(), Some(Ok(Fanout::Left(m))) if m == 1));
+        assert!(matches!(fast.try_recv(), Some(Ok(Fanout::Left(m))) if m == 2));
         assert!(fast.try_recv().is_none());
         assert_eq!(
             hub.buffer(room).unwrap().pending,
             2,
             "slow has read nothing"
         );
-        assert!(matches!(slow.try_recv(), Some(Ok(Fanout::Left(1)))));
+        assert!(matches!(slow.try_recv(), Some(Ok(Fanout::Left(m))) if m == 1));
         assert_eq!(hub.buffer(room).unwrap().pending, 1);
         // A subscriber that goes gives up its claim on what it did not read.
         drop(slow);

@@ -41,7 +41,7 @@ impl LogTail {
     /// Whether every message with `seq > after` is in the tail.
     pub fn covers(&self, after: Seq, last_seq: Seq) -> bool {
         match self.messages.front() {
-            Some(first) => first.seq <= after + 1,
+            Some(first) => first.seq <= after.next(),
             None => after >= last_seq,
         }
     }

@@ -220,14 +220,21 @@ impl Inner {
             };
             tracing::warn!(
                 room.id = %room,
-                member,
-                seq,
+                member = member.get(),
+                seq = seq.get(),
                 limit,
                 dropped_total = total,
                 "push dropped: too many {what} (the agent can read the message via message.unread)"
             );
         } else {
-            tracing::debug!(room.id = %room, member, seq, ?reason, dropped_total = total, "push dropped");
+            tracing::debug!(
+                room.id = %room,
+                member = member.get(),
+                seq = seq.get(),
+                ?reason,
+                dropped_total = total,
+                "push dropped"
+            );
         }
     }
 }
@@ -298,13 +305,13 @@ async fn deliver(inner: &Inner, (room, member): Key, job: Job) {
                 return;
             }
             Err(Failure::Retry(error)) if attempt < cfg.attempts => {
-                tracing::debug!(room.id = %room, member, seq = m.seq, attempt, %error, "push failed; retrying");
+                tracing::debug!(room.id = %room, member = member.get(), seq = m.seq.get(), attempt, %error, "push failed; retrying");
                 huddle_metrics::push::retried();
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(cfg.backoff_max);
             }
             Err(Failure::Retry(error) | Failure::Final(error)) => {
-                tracing::warn!(room.id = %room, member, seq = m.seq, attempt, %error, "push given up");
+                tracing::warn!(room.id = %room, member = member.get(), seq = m.seq.get(), attempt, %error, "push given up");
                 huddle_metrics::push::given_up();
                 return;
             }

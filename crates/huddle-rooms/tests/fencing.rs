@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use huddle_core::{AgentToken, CreateRoom, RoomError, RoomId, SendMessage};
+use huddle_core::{AgentToken, CreateRoom, RoomError, RoomId, SendMessage, Seq};
 use huddle_rooms::{RoomDirectory, RoomsConfig};
 use huddle_store::{Durability, EmbeddedStore, RoomStore};
 
@@ -15,7 +15,7 @@ async fn send(
     room: RoomId,
     token: &AgentToken,
     body: &str,
-) -> Result<u64, RoomError> {
+) -> Result<Seq, RoomError> {
     let op = SendMessage {
         token: token.clone(),
         body: body.into(),
@@ -58,10 +58,13 @@ async fn a_writer_that_lost_the_room_cannot_acknowledge_or_write() {
 
     let bodies = |msgs: Vec<huddle_core::Message>| {
         msgs.into_iter()
-            .map(|m| (m.seq, m.body))
+            .map(|m| (m.seq.get(), m.body))
             .collect::<Vec<_>>()
     };
-    let log = store.messages_after(room, None, 0, 10).await.unwrap();
+    let log = store
+        .messages_after(room, None, Seq::ZERO, 10)
+        .await
+        .unwrap();
     assert_eq!(
         bodies(log),
         [(1, "one".to_string()), (2, "two".to_string())]
@@ -69,7 +72,10 @@ async fn a_writer_that_lost_the_room_cannot_acknowledge_or_write() {
 
     // The next request on node A reloads the room (taking it back) and carries on gapless.
     assert_eq!(send(&node_a, room, &alice, "four").await.unwrap(), 3);
-    let log = store.messages_after(room, None, 0, 10).await.unwrap();
+    let log = store
+        .messages_after(room, None, Seq::ZERO, 10)
+        .await
+        .unwrap();
     assert_eq!(
         bodies(log),
         [

@@ -104,8 +104,8 @@ async fn a_follow_ends_moved_once_the_room_stops_here_after_what_it_published() 
     let owner = nodes.node(RoomsConfig::default());
     let (room, alice) = room(&owner).await;
     let bob = join(&owner, room, "bob").await;
-    let mut follow = owner.follow(room, 0).await.unwrap();
-    let joined = log(&nodes.store, room, 0).await;
+    let mut follow = owner.follow(room, Seq::ZERO).await.unwrap();
+    let joined = log(&nodes.store, room, Seq::ZERO).await;
     for line in &joined {
         assert_eq!(&follow_next(&mut follow).await, line);
     }
@@ -148,16 +148,19 @@ async fn a_lagging_follower_ends_with_lag_naming_its_last_seq() {
     };
     let owner = nodes.node(config);
     let (room, alice) = room(&owner).await;
-    let start = log(&nodes.store, room, 0).await.len() as Seq;
+    let start = Seq::new(log(&nodes.store, room, Seq::ZERO).await.len() as u64);
     let mut follow = owner.follow(room, start).await.unwrap();
     send(&owner, room, &alice, "a", None).await;
-    assert_eq!(follow_next(&mut follow).await, format!("{}:a", start + 1));
+    assert_eq!(
+        follow_next(&mut follow).await,
+        format!("{}:a", start.next())
+    );
     for body in ["b", "c", "d", "e"] {
         send(&owner, room, &alice, body, None).await;
     }
     assert_eq!(
         follow_next(&mut follow).await,
-        format!("<{:?}>", FollowEnd::Lagged(start + 1))
+        format!("<{:?}>", FollowEnd::Lagged(start.next()))
     );
 }
 
@@ -182,7 +185,7 @@ async fn a_reader_fills_a_seq_gap_in_its_live_feed_from_the_store() {
     }
     let written = nodes
         .store
-        .messages_after(room, None, 0, 1000)
+        .messages_after(room, None, Seq::ZERO, 1000)
         .await
         .unwrap();
     let last = written.last().unwrap().clone();

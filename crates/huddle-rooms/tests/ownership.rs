@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use huddle_core::{
     AgentToken, Authorize, CreateRoom, JoinRoom, ModerateAgent, Moderation, RoomError, RoomId,
-    SendMessage,
+    SendMessage, Seq,
 };
 use huddle_rooms::call::Ask;
 use huddle_rooms::{NotOwner, Ownership, RoomDirectory, RoomsConfig};
@@ -106,7 +106,7 @@ impl Two {
         &self,
         on: &RoomDirectory,
         body: &str,
-    ) -> Result<Result<u64, RoomError>, NotOwner> {
+    ) -> Result<Result<Seq, RoomError>, NotOwner> {
         let op = SendMessage {
             token: self.alice.clone(),
             body: body.into(),
@@ -127,7 +127,7 @@ impl Two {
     async fn bodies(&self) -> Vec<String> {
         let log = self
             .store
-            .messages_after(self.room, None, 0, 100)
+            .messages_after(self.room, None, Seq::ZERO, 100)
             .await
             .unwrap();
         log.into_iter().map(|m| m.body).collect()
@@ -304,7 +304,7 @@ impl Endpoint {
 /// notes each acknowledged seq the owner recorded.
 struct ToOwner {
     owner: RoomDirectory,
-    recorded: Mutex<Vec<u64>>,
+    recorded: Mutex<Vec<Seq>>,
 }
 
 #[async_trait::async_trait]

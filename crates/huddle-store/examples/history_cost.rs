@@ -9,7 +9,9 @@
 use std::time::{Duration, Instant};
 
 use huddle_core::room::NewRoom;
-use huddle_core::{Agent, Event, Message, Role, Room, RoomId, RoomType, Timestamp, TokenDigest};
+use huddle_core::{
+    Agent, Event, MemberId, Message, Role, Room, RoomId, RoomType, Seq, Timestamp, TokenDigest,
+};
 use huddle_store::{Durability, EmbeddedStore, RoomStore};
 
 #[tokio::main]
@@ -42,13 +44,13 @@ async fn main() {
         .expect("room");
     let joins = (2..=3).map(|m| {
         Event::Joined(Agent {
-            member: m,
+            member: MemberId::new(m),
             name: format!("a{m}"),
             role: Role::Member,
             joined_at: Timestamp(0),
             token: TokenDigest([m as u8; 32]),
             endpoint: None,
-            cursor: 0,
+            cursor: Seq::ZERO,
         })
     });
     store
@@ -62,13 +64,13 @@ async fn main() {
             .map(|&seq| {
                 let dm = dm_every > 0 && seq % dm_every == 0;
                 Event::Posted(Message {
-                    seq,
+                    seq: Seq::new(seq),
                     id: format!("m{seq}"),
                     room_id: room.id,
                     from: if dm { "a2" } else { "a1" }.into(),
-                    from_member: if dm { 2 } else { 1 },
+                    from_member: MemberId::new(if dm { 2 } else { 1 }),
                     to: dm.then(|| "a3".into()),
-                    to_member: dm.then_some(3),
+                    to_member: dm.then_some(MemberId::new(3)),
                     body: format!("message number {seq}"),
                     timestamp: Timestamp(seq as i64),
                     key: None,
@@ -81,11 +83,14 @@ async fn main() {
         "built {messages} messages (every {dm_every}th a DM the viewer may not see) in {:.1?}",
         started.elapsed()
     );
-    let (_, total) = store.history(room.id, 1, 20, 0).await.expect("history");
+    let (_, total) = store
+        .history(room.id, MemberId::FIRST, 20, 0)
+        .await
+        .expect("history");
     for offset in [0, total / 2, total.saturating_sub(20)] {
         let per_call = time(|| async {
             store
-                .history(room.id, 1, 20, offset as usize)
+                .history(room.id, MemberId::FIRST, 20, offset as usize)
                 .await
                 .expect("history");
         })
@@ -96,7 +101,10 @@ async fn main() {
         );
     }
     let per_call = time(|| async {
-        store.history(room.id, 3, 20, 0).await.expect("history");
+        store
+            .history(room.id, MemberId::new(3), 20, 0)
+            .await
+            .expect("history");
     })
     .await;
     report("history limit 20 offset 0 (a DM recipient)", per_call);

@@ -64,12 +64,12 @@ async fn copy_room(
         None => {
             // The log is appended after, so the counts are built by the appends.
             let empty = Room {
-                last_seq: 0,
+                last_seq: Seq::ZERO,
                 ..source.clone()
             };
             to.create_room(&empty).await?;
             let (_, epoch) = to.acquire(id).await?.ok_or(StoreError::NoSuchRoom(id))?;
-            (0, epoch)
+            (Seq::ZERO, epoch)
         }
     };
     let mut copied = 0;
@@ -86,7 +86,7 @@ async fn copy_room(
 
 /// Every message of `room` in `store`, counted page by page.
 async fn count(store: &dyn RoomStore, room: RoomId) -> Result<(u64, Seq), StoreError> {
-    let (mut n, mut after) = (0, 0);
+    let (mut n, mut after) = (0, Seq::ZERO);
     loop {
         let page = store.messages_after(room, None, after, BATCH).await?;
         let Some(last) = page.last() else {

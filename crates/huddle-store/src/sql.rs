@@ -1,7 +1,17 @@
 //! What both SQL backends store the same way: roles and room types as text, and the
 //! `LIKE` pattern of a listing search.
 
-use huddle_core::{Role, RoomType};
+use huddle_core::{MemberId, Role, RoomType, Seq};
+
+/// A stored `seq` column as the seq it was written from.
+pub(crate) fn seq_from(n: i64) -> Seq {
+    Seq::new(n as u64)
+}
+
+/// A stored member column as the member id it was written from.
+pub(crate) fn member_from(n: i64) -> MemberId {
+    MemberId::new(n as u64)
+}
 
 pub(crate) fn role_from(s: &str) -> Role {
     if s == "admin" {

@@ -12,7 +12,7 @@ mod common;
 use std::sync::{Arc, Mutex, Weak};
 
 use common::*;
-use huddle_core::{Event, Message, RoomId, RoomType, TokenDigest};
+use huddle_core::{Event, MemberId, Message, RoomId, RoomType, Seq, TokenDigest};
 use huddle_store::testing::TestPostgres;
 use huddle_store::{
     Durability, EmbeddedStore, PostgresOptions, PostgresStore, RoomStore, StoreError,
@@ -157,7 +157,7 @@ async fn a_writer_that_lost_the_room_can_neither_write_nor_acknowledge(b: &Backe
     bn.append(r.id, new, vec![msg(r.id, 1, 1, None)])
         .await
         .unwrap();
-    let all = a.messages_after(r.id, None, 0, 10).await.unwrap();
+    let all = a.messages_after(r.id, None, Seq::ZERO, 10).await.unwrap();
     assert_eq!(all.len(), 1, "the fenced append left nothing behind");
     assert_eq!(agents_listed(&**a, "dev").await, 1, "nor a member");
     let (state, _) = a.acquire(r.id).await.unwrap().unwrap();
@@ -175,18 +175,21 @@ async fn everything_appended_is_there_after_reopen(b: &Backend) {
         let events = vec![
             msg(r.id, 1, 1, None),
             msg(r.id, 2, 1, None),
-            Event::CursorMoved { member: 1, seq: 2 },
+            Event::CursorMoved {
+                member: MemberId::new(1),
+                seq: Seq::new(2),
+            },
             Event::Updated {
                 description: Some("new".into()),
                 kind: Some(RoomType::Channel),
             },
             joined(2),
             Event::RoleChanged {
-                member: 2,
+                member: MemberId::new(2),
                 role: huddle_core::Role::Admin,
             },
             Event::Reconnected {
-                member: 2,
+                member: MemberId::new(2),
                 endpoint: Some("https://example.com/hook".into()),
             },
         ];
@@ -205,7 +208,10 @@ async fn everything_appended_is_there_after_reopen(b: &Backend) {
         loaded.agents[1].endpoint.as_deref(),
         Some("https://example.com/hook")
     );
-    let log = store.messages_after(r.id, None, 0, 10).await.unwrap();
+    let log = store
+        .messages_after(r.id, None, Seq::ZERO, 10)
+        .await
+        .unwrap();
     assert_eq!(
         log,
         vec![message(r.id, 1, 1, None), message(r.id, 2, 1, None)]
@@ -224,12 +230,12 @@ async fn reads_hide_other_peoples_dms(b: &Backend) {
         msg(r.id, 4, 1, None),
     ];
     store.append(r.id, epoch, events).await.unwrap();
-    let after = |v| store.messages_after(r.id, Some(v), 0, 10);
-    assert_eq!(seqs(&after(3).await.unwrap()), [1, 4]);
-    assert_eq!(seqs(&after(2).await.unwrap()), [1, 2, 3, 4]);
-    let (page, total) = store.history(r.id, 3, 10, 0).await.unwrap();
+    let after = |v| store.messages_after(r.id, Some(v), Seq::ZERO, 10);
+    assert_eq!(seqs(&after(MemberId::new(3)).await.unwrap()), [1, 4]);
+    assert_eq!(seqs(&after(MemberId::new(2)).await.unwrap()), [1, 2, 3, 4]);
+    let (page, total) = store.history(r.id, MemberId::new(3), 10, 0).await.unwrap();
     assert_eq!((seqs(&page), total), (vec![1, 4], 2));
-    let (page, total) = store.history(r.id, 1, 2, 1).await.unwrap();
+    let (page, total) = store.history(r.id, MemberId::new(1), 2, 1).await.unwrap();
     assert_eq!(
         (seqs(&page), total),
         (vec![2, 3], 4),
@@ -308,8 +314,12 @@ async fn listed_member_counts_follow_joins_leaves_and_kicks(b: &Backend) {
         assert_eq!(agents_listed(&*store, "dev").await, 4);
         // A leave and a kick are both `Left`; a kick also posts a notice.
         let events = vec![
-            Event::Left { member: 2 },
-            Event::Left { member: 3 },
+            Event::Left {
+                member: MemberId::new(2),
+            },
+            Event::Left {
+                member: MemberId::new(3),
+            },
             msg(r.id, 1, 0, None),
             joined(5),
         ];
@@ -320,7 +330,13 @@ async fn listed_member_counts_follow_joins_leaves_and_kicks(b: &Backend) {
         assert!(matches!(refused, Err(StoreError::Fenced(..))));
         // `Left` of someone already gone removes nobody.
         store
-            .append(r.id, epoch, vec![Event::Left { member: 2 }])
+            .append(
+                r.id,
+                epoch,
+                vec![Event::Left {
+                    member: MemberId::new(2),
+                }],
+            )
             .await
             .unwrap();
         assert_eq!(agents_listed(&*store, "dev").await, 3);
@@ -338,7 +354,10 @@ async fn cursors_only_move_forward_and_leave_with_their_member(b: &Backend) {
     let r = room("dev", None);
     store.create_room(&r).await.unwrap();
     let (_, epoch) = store.acquire(r.id).await.unwrap().unwrap();
-    let moved = |member, seq| Event::CursorMoved { member, seq };
+    let moved = |member, seq| Event::CursorMoved {
+        member: MemberId::new(member),
+        seq: Seq::new(seq),
+    };
     let events = vec![joined(2), msg(r.id, 1, 1, None), msg(r.id, 2, 1, None)];
     store.append(r.id, epoch, events).await.unwrap();
     store
@@ -347,9 +366,14 @@ async fn cursors_only_move_forward_and_leave_with_their_member(b: &Backend) {
         .unwrap();
     store.append(r.id, epoch, vec![moved(2, 0)]).await.unwrap();
     let (loaded, epoch) = store.acquire(r.id).await.unwrap().unwrap();
-    let cursors: Vec<_> = loaded.agents.iter().map(|a| a.cursor).collect();
+    let cursors: Vec<_> = loaded.agents.iter().map(|a| a.cursor.get()).collect();
     assert_eq!(cursors, [2, 1], "a cursor never moves back");
-    let events = vec![moved(2, 2), Event::Left { member: 2 }];
+    let events = vec![
+        moved(2, 2),
+        Event::Left {
+            member: MemberId::new(2),
+        },
+    ];
     store.append(r.id, epoch, events).await.unwrap();
     let (loaded, _) = store.acquire(r.id).await.unwrap().unwrap();
     assert_eq!(loaded.agents.len(), 1);
@@ -380,15 +404,27 @@ async fn history_totals_count_what_each_member_may_see(b: &Backend) {
     }
     // Member 3 leaves: its DMs stay its own (identity is the member, not the name).
     store
-        .append(r.id, epoch, vec![Event::Left { member: 3 }])
+        .append(
+            r.id,
+            epoch,
+            vec![Event::Left {
+                member: MemberId::new(3),
+            }],
+        )
         .await
         .unwrap();
     for (viewer, total) in [(1, 4), (2, 5), (3, 4), (4, 2), (0, 2)] {
-        let (_, got) = store.history(r.id, viewer, 100, 0).await.unwrap();
+        let (_, got) = store
+            .history(r.id, MemberId::new(viewer), 100, 0)
+            .await
+            .unwrap();
         assert_eq!(got, total, "total for member {viewer}");
     }
     assert_reads_match(&*store, r.id, &log, 4).await;
-    let (page, total) = store.history(RoomId::new_random(), 1, 10, 0).await.unwrap();
+    let (page, total) = store
+        .history(RoomId::new_random(), MemberId::new(1), 10, 0)
+        .await
+        .unwrap();
     assert_eq!(
         (page.len(), total),
         (0, 0),
@@ -471,18 +507,33 @@ async fn a_message_is_found_by_its_senders_key(b: &Backend) {
             Event::Posted(keyed(r.id, 3, 2, "k-1")), // another sender, same key
         ];
         store.append(r.id, epoch, events).await.unwrap();
-        let found = store.sent_with_key(r.id, 1, "k-1").await.unwrap();
+        let found = store
+            .sent_with_key(r.id, MemberId::new(1), "k-1")
+            .await
+            .unwrap();
         assert_eq!(found.as_ref(), Some(&sent));
     }
     let store = b.open().await;
     let found = |member, key: &'static str| store.sent_with_key(r.id, member, key);
-    assert_eq!(found(1, "k-1").await.unwrap(), Some(sent), "kept on reopen");
-    assert_eq!(found(2, "k-1").await.unwrap().map(|m| m.seq), Some(3));
-    assert_eq!(found(1, "k-2").await.unwrap(), None);
-    assert_eq!(found(3, "k-1").await.unwrap(), None);
-    let other = store.sent_with_key(RoomId::new_random(), 1, "k-1").await;
+    assert_eq!(
+        found(MemberId::new(1), "k-1").await.unwrap(),
+        Some(sent),
+        "kept on reopen"
+    );
+    assert_eq!(
+        found(MemberId::new(2), "k-1").await.unwrap().map(|m| m.seq),
+        Some(Seq::new(3))
+    );
+    assert_eq!(found(MemberId::new(1), "k-2").await.unwrap(), None);
+    assert_eq!(found(MemberId::new(3), "k-1").await.unwrap(), None);
+    let other = store
+        .sent_with_key(RoomId::new_random(), MemberId::new(1), "k-1")
+        .await;
     assert_eq!(other.unwrap(), None, "keys are per room");
-    let log = store.messages_after(r.id, None, 0, 10).await.unwrap();
+    let log = store
+        .messages_after(r.id, None, Seq::ZERO, 10)
+        .await
+        .unwrap();
     assert_eq!(log[1].key.as_deref(), Some("k-1"), "reads keep the key");
 }
 
@@ -507,12 +558,18 @@ async fn a_seq_or_key_already_in_the_log_refuses_the_whole_append(b: &Backend) {
     assert!(again.is_err(), "a seq already in the log");
     assert!(dup_key.is_err(), "a key its sender already used");
     fine.unwrap();
-    let log = store.messages_after(r.id, None, 0, 10).await.unwrap();
+    let log = store
+        .messages_after(r.id, None, Seq::ZERO, 10)
+        .await
+        .unwrap();
     assert_eq!(seqs(&log), [1]);
     assert_eq!(agents_listed(&*store, "dev").await, 1, "the join went too");
     let (state, _) = store.acquire(r.id).await.unwrap().unwrap();
     assert_eq!(state.last_seq, 1);
-    let log = store.messages_after(other.id, None, 0, 10).await.unwrap();
+    let log = store
+        .messages_after(other.id, None, Seq::ZERO, 10)
+        .await
+        .unwrap();
     assert_eq!(seqs(&log), [1]);
 }
 
@@ -594,7 +651,7 @@ async fn any_text_a_client_may_send_is_kept_exactly(b: &Backend) {
     let events = vec![
         Event::Posted(sent.clone()),
         Event::Reconnected {
-            member: 1,
+            member: MemberId::new(1),
             endpoint: Some(format!("https://example.com/{odd}")),
         },
         Event::Updated {
@@ -603,11 +660,20 @@ async fn any_text_a_client_may_send_is_kept_exactly(b: &Backend) {
         },
     ];
     store.append(r.id, epoch, events).await.unwrap();
-    let log = store.messages_after(r.id, Some(1), 0, 10).await.unwrap();
+    let log = store
+        .messages_after(r.id, Some(MemberId::new(1)), Seq::ZERO, 10)
+        .await
+        .unwrap();
     assert_eq!(log, vec![sent.clone()]);
-    let (page, _) = store.history(r.id, 1, 10, 0).await.unwrap();
+    let (page, _) = store.history(r.id, MemberId::new(1), 10, 0).await.unwrap();
     assert_eq!(page, vec![sent.clone()]);
-    assert_eq!(store.sent_with_key(r.id, 1, odd).await.unwrap(), Some(sent));
+    assert_eq!(
+        store
+            .sent_with_key(r.id, MemberId::new(1), odd)
+            .await
+            .unwrap(),
+        Some(sent)
+    );
     let (state, _) = store.acquire(r.id).await.unwrap().unwrap();
     assert_eq!(state.description, format!("{odd}!"));
     let endpoint = state.agents[0].endpoint.clone();

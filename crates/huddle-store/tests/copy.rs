@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use huddle_core::{Event, Message, Room};
+use huddle_core::{Event, MemberId, Message, Room, Seq};
 use huddle_store::copy::copy;
 use huddle_store::testing::TestPostgres;
 use huddle_store::{Durability, EmbeddedStore, PostgresOptions, PostgresStore, RoomStore};
@@ -26,8 +26,8 @@ async fn populate(store: &EmbeddedStore, r: &Room, n: u64) -> Vec<Message> {
     let mut events = vec![joined(2), joined(3)];
     events.extend(log.iter().cloned().map(Event::Posted));
     events.push(Event::CursorMoved {
-        member: 2,
-        seq: n / 2,
+        member: MemberId::new(2),
+        seq: Seq::new(n / 2),
     });
     store.append(r.id, epoch, events).await.unwrap();
     log
@@ -49,7 +49,7 @@ async fn a_copied_store_answers_the_same_and_a_rerun_resumes_then_skips() {
     // An interrupted copy: the room and its first 300 messages made it.
     let (state, _) = source.load(dev.id).await.unwrap().unwrap();
     dest.create_room(&Room {
-        last_seq: 0,
+        last_seq: Seq::ZERO,
         ..state
     })
     .await
@@ -66,7 +66,15 @@ async fn a_copied_store_answers_the_same_and_a_rerun_resumes_then_skips() {
     // their ids'.
     let mut summary: Vec<_> = report
         .iter()
-        .map(|r| (r.name.as_str(), r.copied, r.messages, r.last_seq, r.members))
+        .map(|r| {
+            (
+                r.name.as_str(),
+                r.copied,
+                r.messages,
+                r.last_seq.get(),
+                r.members,
+            )
+        })
         .collect();
     summary.sort();
     assert_eq!(
@@ -87,9 +95,12 @@ async fn a_copied_store_answers_the_same_and_a_rerun_resumes_then_skips() {
         let (original, _) = source.load(r.id).await.unwrap().unwrap();
         assert_eq!(copied, original, "members, tokens, cursors and counters");
     }
-    let keyed = dest.sent_with_key(dev.id, 1, "k12").await.unwrap();
+    let keyed = dest
+        .sent_with_key(dev.id, MemberId::FIRST, "k12")
+        .await
+        .unwrap();
     assert_eq!(
-        keyed.map(|m| m.seq),
+        keyed.map(|m| m.seq.get()),
         Some(12),
         "idempotency keys come along"
     );

@@ -16,7 +16,7 @@ use proptest::prelude::*;
 /// Appends `log` to a fresh room in batches cut at `cuts`, then checks every read against
 /// the reference. With `legacy` set, the first `legacy` messages are written by the
 /// first schema, and the store migrates the file when it opens it.
-fn check_random_log(pairs: &[(MemberId, Option<MemberId>)], cuts: &[usize], legacy: usize) {
+fn check_random_log(pairs: &[(u64, Option<u64>)], cuts: &[usize], legacy: usize) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -124,7 +124,7 @@ const FIRST_SCHEMA: &str = "
 
 /// Writes `room` (its creator plus `more` members) and `log` into `<dir>/huddle.db` the
 /// way the first schema's huddle did, creating the tables if needed.
-fn write_first_schema(dir: &Path, room: &Room, more: &[MemberId], log: &[Message]) {
+fn write_first_schema(dir: &Path, room: &Room, more: &[u64], log: &[Message]) {
     let c = rusqlite::Connection::open(dir.join("huddle.db")).unwrap();
     let exists: i64 = c
         .query_row(
@@ -147,7 +147,7 @@ fn write_first_schema(dir: &Path, room: &Room, more: &[MemberId], log: &[Message
             room.password_hash,
             room.description,
             room.created_at.0,
-            log.last().map_or(0, |m| m.seq as i64),
+            log.last().map_or(0, |m| m.seq.get() as i64),
             last_member as i64,
         ],
     )
@@ -169,12 +169,12 @@ fn write_first_schema(dir: &Path, room: &Room, more: &[MemberId], log: &[Message
             "INSERT INTO messages VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             rusqlite::params![
                 id,
-                m.seq as i64,
+                m.seq.get() as i64,
                 m.id,
                 m.from,
-                m.from_member as i64,
+                m.from_member.get() as i64,
                 m.to,
-                m.to_member.map(|t| t as i64),
+                m.to_member.map(|t| t.get() as i64),
                 m.body,
                 m.timestamp.0,
             ],
@@ -224,7 +224,9 @@ async fn a_file_of_the_first_schema_opens_with_identical_answers() {
     dev_log.push(message(dev.id, 7, 0, None));
     let events = vec![
         Event::Posted(dev_log[5].clone()),
-        Event::Left { member: 4 },
+        Event::Left {
+            member: MemberId::new(4),
+        },
         Event::Posted(dev_log[6].clone()),
     ];
     store.append(dev.id, epoch, events).await.unwrap();
@@ -300,8 +302,20 @@ async fn a_file_of_version_2_gains_idempotency_keys_and_keeps_its_log() {
         .append(r.id, epoch, vec![Event::Posted(sent.clone())])
         .await
         .unwrap();
-    assert_eq!(store.sent_with_key(r.id, 2, "k").await.unwrap(), Some(sent));
-    assert_eq!(store.sent_with_key(r.id, 1, "k").await.unwrap(), None);
+    assert_eq!(
+        store
+            .sent_with_key(r.id, MemberId::new(2), "k")
+            .await
+            .unwrap(),
+        Some(sent)
+    );
+    assert_eq!(
+        store
+            .sent_with_key(r.id, MemberId::new(1), "k")
+            .await
+            .unwrap(),
+        None
+    );
     let again = Message {
         key: Some("k".into()),
         ..message(r.id, 4, 2, None)

@@ -7,6 +7,7 @@ use std::pin::pin;
 
 use common::*;
 use futures::{FutureExt, poll};
+use huddle_core::Seq;
 use huddle_store::testing::TestPostgres;
 use huddle_store::{PostgresOptions, PostgresStore, RoomStore, StoreError};
 
@@ -50,7 +51,10 @@ async fn a_node_answers_errors_while_the_server_is_away_and_recovers_without_res
         .unwrap();
 
     pg.stop();
-    let read = store.messages_after(r.id, None, 0, 10).await.unwrap_err();
+    let read = store
+        .messages_after(r.id, None, Seq::ZERO, 10)
+        .await
+        .unwrap_err();
     assert!(read.to_string().contains("PostgreSQL"), "{read}");
     let write = store
         .append(r.id, epoch, vec![msg(r.id, 2, 1, None)])
@@ -64,7 +68,10 @@ async fn a_node_answers_errors_while_the_server_is_away_and_recovers_without_res
         .append(r.id, epoch, vec![msg(r.id, 2, 1, None)])
         .await
         .unwrap();
-    let log = store.messages_after(r.id, None, 0, 10).await.unwrap();
+    let log = store
+        .messages_after(r.id, None, Seq::ZERO, 10)
+        .await
+        .unwrap();
     assert_eq!(seqs(&log), [1, 2], "nothing lost, nothing doubled");
     assert_eq!(store.list_rooms(None, 10, 0).await.unwrap().total, 1);
 }

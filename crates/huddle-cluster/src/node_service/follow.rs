@@ -6,7 +6,7 @@
 //! from its last seq.
 
 use futures::StreamExt;
-use huddle_core::{RoomError, RoomId};
+use huddle_core::{RoomError, RoomId, Seq};
 use huddle_proto::internal::{FeedEvent, FollowRequest, feed_event};
 use huddle_rooms::{FollowEnd, FollowEvent, RoomDirectory};
 use tonic::{Request, Response, Status};
@@ -31,7 +31,10 @@ pub async fn follow(
     if view.owner(room).map(|p| &p.id) != Some(placement.me()) || rooms.ceded(room) {
         return Err(Status::failed_precondition(NOT_OWNER));
     }
-    let events = rooms.follow(room, after_seq).await.map_err(refused)?;
+    let events = rooms
+        .follow(room, Seq::new(after_seq))
+        .await
+        .map_err(refused)?;
     let feed = events.map(|item| match item {
         Ok(event) => Ok(encode(&event)),
         Err(end) => Err(ended(end)),
@@ -47,7 +50,7 @@ pub fn encode(event: &FollowEvent) -> FeedEvent {
             let json = serde_json::to_vec(m.message()).unwrap_or_default();
             feed_event::Event::Message(json)
         }
-        FollowEvent::Removed(member) => feed_event::Event::Removed(*member),
+        FollowEvent::Removed(member) => feed_event::Event::Removed(member.get()),
     };
     FeedEvent { event: Some(event) }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use huddle_app::{Access, JoinAs, RoomApi, split_context};
 use huddle_cluster::{OnLag, Router};
-use huddle_core::{AgentToken, CreateRoom, Moderation, Page, RoomError};
+use huddle_core::{AgentToken, CreateRoom, Moderation, Page, RoomError, Seq};
 use huddle_metrics::streams::{OpenStream, StreamKind};
 use huddle_proto::conversions::{self, room_type_param};
 use huddle_proto::v1 as pb;
@@ -238,7 +238,7 @@ impl RoomService for RoomGrpc {
                 let (_, sent) = self.api().send(token, r.text, r.to, r.message_id).await?;
                 let (missed_messages, missed_has_more) = conversions::missed(&sent.missed);
                 Ok(pb::SendMessageResponse {
-                    seq: sent.seq,
+                    seq: sent.seq.get(),
                     missed_messages,
                     missed_has_more,
                 })
@@ -354,7 +354,7 @@ impl RoomService for RoomGrpc {
             // The client resumes with `from_seq` (RESOURCE_EXHAUSTED names it): `OnLag::End`.
             let opened = self
                 .router()
-                .subscribe(room, Some(token), r.from_seq, OnLag::End)
+                .subscribe(room, Some(token), r.from_seq.map(Seq::new), OnLag::End)
                 .await;
             huddle_app::for_token(opened).map(|subscribed| subscribed.stream)
         }

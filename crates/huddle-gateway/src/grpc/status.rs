@@ -120,6 +120,8 @@ fn with_retry_hint(mut status: Status, retry_safe: bool) -> Status {
 
 #[cfg(test)]
 mod tests {
+    use huddle_core::Seq;
+
     use super::*;
 
     #[test]
@@ -172,7 +174,7 @@ mod tests {
 
     #[test]
     fn a_lagging_subscriber_is_told_where_to_resume() {
-        let s = stream_end(&SubscribeError::Lagged(41)).unwrap();
+        let s = stream_end(&SubscribeError::Lagged(Seq::new(41))).unwrap();
         assert_eq!(s.code(), Code::ResourceExhausted);
         assert!(s.message().contains("from_seq 41"), "{}", s.message());
         assert!(stream_end(&SubscribeError::Removed).is_none());

@@ -41,7 +41,7 @@ impl Cursor {
 
     pub fn set(&mut self, slot: usize, seq: Seq) {
         if self.positions.len() <= slot {
-            self.positions.resize(slot + 1, 0);
+            self.positions.resize(slot + 1, Seq::ZERO);
         }
         self.positions[slot] = seq;
     }
@@ -60,11 +60,11 @@ mod tests {
     #[test]
     fn event_id_round_trips() {
         let mut c = Cursor::default();
-        c.set(2, 7);
-        c.set(0, 12);
+        c.set(2, Seq::new(7));
+        c.set(0, Seq::new(12));
         assert_eq!(c.encode(), "12.0.7");
         assert_eq!(Cursor::parse("12.0.7"), Some(c.clone()));
-        assert_eq!(c.get(1), Some(0));
+        assert_eq!(c.get(1), Some(Seq::ZERO));
         assert_eq!(c.get(3), None);
     }
 
@@ -73,6 +73,6 @@ mod tests {
         assert_eq!(Cursor::parse(""), None);
         assert_eq!(Cursor::parse("0/3"), None);
         assert_eq!(Cursor::parse("a.b"), None);
-        assert_eq!(Cursor::parse("5"), Some(Cursor::new(vec![5])));
+        assert_eq!(Cursor::parse("5"), Some(Cursor::new(vec![Seq::new(5)])));
     }
 }

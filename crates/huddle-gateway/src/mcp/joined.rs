@@ -260,8 +260,8 @@ mod tests {
         let s = RoomList::new(100);
         assert_eq!(s.choose(None).unwrap_err(), NoRoom::NotJoined);
         let (a, b) = (RoomId::new_random(), RoomId::new_random());
-        s.join(ann(a, Some("alpha"), "x", 0)).unwrap();
-        s.join(ann(b, Some("beta"), "y", 3)).unwrap();
+        s.join(ann(a, Some("alpha"), "x", Seq::ZERO)).unwrap();
+        s.join(ann(b, Some("beta"), "y", Seq::new(3))).unwrap();
         assert_eq!(s.choose(None).unwrap().room_id, b);
         assert_eq!(s.choose(Some("ALPHA")).unwrap().room_id, a);
         assert_eq!(s.choose(Some(&a.to_string())).unwrap().slot, 0);
@@ -269,7 +269,7 @@ mod tests {
             s.choose(Some("gamma")).unwrap_err(),
             NoRoom::NotInRoom("gamma".into())
         );
-        s.join(ann(a, None, "x", 0)).unwrap();
+        s.join(ann(a, None, "x", Seq::ZERO)).unwrap();
         assert_eq!(
             s.choose(None).unwrap().room_id,
             a,
@@ -284,16 +284,21 @@ mod tests {
     fn posted_ranges_merge_and_are_skipped() {
         let s = RoomList::new(100);
         let a = RoomId::new_random();
-        let slot = s.join(ann(a, None, "x", 2)).unwrap();
-        s.posted(slot, 2, 5);
-        s.posted(slot, 5, 9);
-        s.delivered(slot, 12);
-        s.posted(slot, 12, 14);
+        let slot = s.join(ann(a, None, "x", Seq::new(2))).unwrap();
+        s.posted(slot, Seq::new(2), Seq::new(5));
+        s.posted(slot, Seq::new(5), Seq::new(9));
+        s.delivered(slot, Seq::new(12));
+        s.posted(slot, Seq::new(12), Seq::new(14));
         let r = s.room(slot).unwrap();
-        assert_eq!(r.posted, vec![(2, 9), (12, 14)]);
+        assert_eq!(
+            r.posted,
+            [(2, 9), (12, 14)].map(|(a, b)| (Seq::new(a), Seq::new(b)))
+        );
         assert_eq!(r.delivered, 14);
-        assert!(!r.was_posted(2) && r.was_posted(3) && r.was_posted(9));
-        assert!(!r.was_posted(10) && r.was_posted(13));
+        assert!(
+            !r.was_posted(Seq::new(2)) && r.was_posted(Seq::new(3)) && r.was_posted(Seq::new(9))
+        );
+        assert!(!r.was_posted(Seq::new(10)) && r.was_posted(Seq::new(13)));
     }
 
     #[test]
@@ -304,14 +309,14 @@ mod tests {
             RoomId::new_random(),
             RoomId::new_random(),
         );
-        s.join(ann(a, Some("alpha"), "x", 0)).unwrap();
-        s.join(ann(b, None, "y", 0)).unwrap();
+        s.join(ann(a, Some("alpha"), "x", Seq::ZERO)).unwrap();
+        s.join(ann(b, None, "y", Seq::ZERO)).unwrap();
         assert!(!s.may_join(None) && !s.may_join(Some("gamma")));
-        assert_eq!(s.join(ann(c, None, "z", 0)), Err(2));
+        assert_eq!(s.join(ann(c, None, "z", Seq::ZERO)), Err(2));
         // A room it left keeps its slot: joining it again is within the limit.
         assert_eq!(s.leave(a), Some(0));
         assert!(s.may_join(Some("ALPHA")) && s.may_join(Some(&a.to_string())));
-        assert_eq!(s.join(ann(a, None, "x2", 0)), Ok(0));
+        assert_eq!(s.join(ann(a, None, "x2", Seq::ZERO)), Ok(0));
         assert_eq!(
             too_many_rooms(2),
             "Too many rooms in this MCP session: the limit is 2"

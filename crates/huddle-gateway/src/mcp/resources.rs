@@ -257,7 +257,10 @@ mod tests {
         assert_eq!(parsed.room, room);
         assert_eq!(parsed.token, Some(token.clone()));
         let with_after = format!("{uri}&after=7");
-        assert_eq!(RoomUri::parse(&with_after).unwrap().after, Some(7));
+        assert_eq!(
+            RoomUri::parse(&with_after).unwrap().after,
+            Some(Seq::new(7))
+        );
         let plain = RoomUri::parse(&RoomUri::format(room, None)).unwrap();
         assert_eq!(plain.token, None);
         let encoded = format!(

@@ -179,7 +179,7 @@ impl Sessions {
 
 #[cfg(test)]
 mod tests {
-    use huddle_core::{AgentToken, RoomId};
+    use huddle_core::{AgentToken, RoomId, Seq};
 
     use crate::mcp::joined::Joining;
 
@@ -196,7 +196,7 @@ mod tests {
             name: None,
             token: token(room, "x"),
             agent_name: "ann".into(),
-            baseline: 0,
+            baseline: Seq::ZERO,
         })
         .unwrap();
     }
@@ -222,7 +222,7 @@ mod tests {
             name: None,
             token: token(room, "y"),
             agent_name: "ann".into(),
-            baseline: 0,
+            baseline: Seq::ZERO,
         })
         .unwrap();
         gone.leave(room);

@@ -4,7 +4,7 @@ use huddle_core::{Agent, Message, Role, RoomId, Timestamp, TokenDigest};
 use rusqlite::Row;
 
 use crate::StoreError;
-pub(super) use crate::sql::{kind_from, role_from};
+pub(super) use crate::sql::{kind_from, member_from, role_from, seq_from};
 
 pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -36,13 +36,13 @@ pub(super) fn agent(row: &Row<'_>) -> rusqlite::Result<Agent> {
         )
     })?;
     Ok(Agent {
-        member: row.get::<_, i64>(0)? as u64,
+        member: member_from(row.get(0)?),
         name: row.get(1)?,
         role: role_from(&row.get::<_, String>(2)?),
         joined_at: Timestamp(row.get(3)?),
         token: TokenDigest(token),
         endpoint: row.get(5)?,
-        cursor: row.get::<_, i64>(6)? as u64,
+        cursor: seq_from(row.get(6)?),
     })
 }
 
@@ -52,12 +52,12 @@ pub(super) const MESSAGE_COLUMNS: &str =
 pub(super) fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
         room_id: room_id(row, 0)?,
-        seq: row.get::<_, i64>(1)? as u64,
+        seq: seq_from(row.get(1)?),
         id: row.get(2)?,
         from: row.get(3)?,
-        from_member: row.get::<_, i64>(4)? as u64,
+        from_member: member_from(row.get(4)?),
         to: row.get(5)?,
-        to_member: row.get::<_, Option<i64>>(6)?.map(|m| m as u64),
+        to_member: row.get::<_, Option<i64>>(6)?.map(member_from),
         body: row.get(7)?,
         timestamp: Timestamp(row.get(8)?),
         key: row.get(9)?,

@@ -6,8 +6,10 @@
 
 use std::collections::HashMap;
 
-use huddle_core::{MemberId, Message};
+use huddle_core::{MemberId, Message, Seq};
 use rusqlite::{Connection, OptionalExtension, params};
+
+use super::reads::{sql_member, sql_seq};
 
 /// The room row's counts during one append.
 pub(super) struct Counts {
@@ -65,12 +67,12 @@ impl Counts {
         )?
         .execute(params![
             room,
-            m.seq as i64,
+            sql_seq(m.seq),
             m.id,
             m.from,
-            m.from_member as i64,
+            sql_member(m.from_member),
             m.to,
-            m.to_member.map(|t| t as i64),
+            m.to_member.map(sql_member),
             m.body,
             m.timestamp.0,
             self.messages - self.dms,
@@ -84,7 +86,7 @@ impl Counts {
         c: &Connection,
         room: &str,
         member: MemberId,
-        seq: u64,
+        seq: Seq,
     ) -> rusqlite::Result<()> {
         let rank = match self.dm_ranks.get(&member) {
             Some(r) => *r,
@@ -93,7 +95,7 @@ impl Counts {
                     "SELECT rank FROM dm_views WHERE room_id = ?1 AND member = ?2
                      ORDER BY seq DESC LIMIT 1",
                 )?
-                .query_row(params![room, member as i64], |r| r.get(0))
+                .query_row(params![room, sql_member(member)], |r| r.get(0))
                 .optional()?
                 .unwrap_or(0),
         } + 1;
@@ -101,7 +103,7 @@ impl Counts {
         c.prepare_cached(
             "INSERT INTO dm_views (room_id, member, seq, rank) VALUES (?1, ?2, ?3, ?4)",
         )?
-        .execute(params![room, member as i64, seq as i64, rank])?;
+        .execute(params![room, sql_member(member), sql_seq(seq), rank])?;
         Ok(())
     }
 

@@ -14,7 +14,8 @@
 use huddle_core::{MemberId, Message, RoomId, Seq};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::reads::{Bound, sql_seq, visible_page};
+use super::codec;
+use super::reads::{Bound, sql_member, sql_seq, visible_page};
 
 pub(super) fn history(
     c: &Connection,
@@ -48,7 +49,10 @@ pub(super) fn history(
         &room,
         viewer,
         newest,
-        (newest, (last_seq.max(0) as u64).saturating_sub(offset)),
+        (
+            Seq::new(newest),
+            codec::seq_from(last_seq.max(0)).minus(offset),
+        ),
     )?;
     let mut page = visible_page(&tx, &room, viewer, Bound::UpTo(top), limit)?;
     page.reverse();
@@ -65,11 +69,11 @@ fn seq_of_rank(
     (mut lo, mut hi): (Seq, Seq),
 ) -> rusqlite::Result<Seq> {
     while lo < hi {
-        let mid = lo + (hi - lo) / 2;
+        let mid = lo.plus(hi.since(lo) / 2);
         if rank_at(c, room, viewer, mid)? >= rank {
             hi = mid;
         } else {
-            lo = mid + 1;
+            lo = mid.next();
         }
     }
     Ok(lo)
@@ -86,7 +90,7 @@ fn rank_at(c: &Connection, room: &str, viewer: MemberId, s: Seq) -> rusqlite::Re
                               WHERE room_id = ?1 AND member = ?2 AND seq <= ?3
                               ORDER BY seq DESC LIMIT 1), 0)",
         )?
-        .query_row(params![room, viewer as i64, sql_seq(s)], |r| r.get(0))?;
+        .query_row(params![room, sql_member(viewer), sql_seq(s)], |r| r.get(0))?;
     Ok(rank.max(0) as u64)
 }
 
@@ -97,7 +101,7 @@ fn dm_rank(c: &Connection, room: &str, viewer: MemberId, s: Seq) -> rusqlite::Re
             "SELECT rank FROM dm_views WHERE room_id = ?1 AND member = ?2 AND seq <= ?3
              ORDER BY seq DESC LIMIT 1",
         )?
-        .query_row(params![room, viewer as i64, sql_seq(s)], |r| r.get(0))
+        .query_row(params![room, sql_member(viewer), sql_seq(s)], |r| r.get(0))
         .optional()?;
     Ok(rank.unwrap_or(0).max(0) as u64)
 }

@@ -86,6 +86,11 @@ pub(super) fn sql_seq(s: Seq) -> i64 {
     i64::try_from(s).unwrap_or(i64::MAX)
 }
 
+/// A member id as an SQL integer (saturating, like [`sql_seq`]).
+pub(super) fn sql_member(m: MemberId) -> i64 {
+    i64::try_from(m).unwrap_or(i64::MAX)
+}
+
 pub(super) fn messages_after(
     c: &Connection,
     room: RoomId,
@@ -124,7 +129,7 @@ pub(super) fn sent_with_key(
     );
     c.prepare_cached(&sql)?
         .query_row(
-            params![room.to_string(), member as i64, key],
+            params![room.to_string(), sql_member(member), key],
             codec::message,
         )
         .optional()
@@ -168,7 +173,7 @@ pub(super) fn visible_page(
     );
     c.prepare_cached(&sql)?
         .query_map(
-            params![room, viewer as i64, sql_seq(from), sql_count(limit)],
+            params![room, sql_member(viewer), sql_seq(from), sql_count(limit)],
             codec::message,
         )?
         .collect()

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use super::codec::{self, backend};
 use super::counts::Counts;
+use super::reads::{sql_member, sql_seq};
 use crate::writes::{self, Write, WriteOp, Writes, Written};
 use crate::{Epoch, StoreError};
 
@@ -109,8 +110,8 @@ fn create(c: &Connection, room: &Room) -> rusqlite::Result<()> {
         room.description,
         room.kind.as_str(),
         room.created_at.0,
-        room.last_seq as i64,
-        room.last_member as i64,
+        sql_seq(room.last_seq),
+        sql_member(room.last_member),
         room.agents.len() as i64,
     ])?;
     for a in &room.agents {
@@ -126,13 +127,13 @@ fn insert_agent(c: &Connection, room: RoomId, a: &huddle_core::Agent) -> rusqlit
     )?
     .execute(params![
         room.to_string(),
-        a.member as i64,
+        sql_member(a.member),
         a.name,
         codec::role_str(a.role),
         a.joined_at.0,
         &a.token.0[..],
         a.endpoint,
-        a.cursor as i64,
+        sql_seq(a.cursor),
     ])?;
     Ok(())
 }
@@ -167,8 +168,8 @@ pub(super) fn load(c: &Connection, id: RoomId) -> rusqlite::Result<Option<(Room,
                 description: r.get(2)?,
                 kind: codec::kind_from(&r.get::<_, String>(3)?),
                 created_at: huddle_core::Timestamp(r.get(4)?),
-                last_seq: r.get::<_, i64>(5)? as u64,
-                last_member: r.get::<_, i64>(6)? as u64,
+                last_seq: codec::seq_from(r.get(5)?),
+                last_member: codec::member_from(r.get(6)?),
                 agents: Vec::new(),
             };
             Ok((room, r.get::<_, i64>(7)? as u64))
@@ -205,28 +206,28 @@ fn append(c: &Connection, room: RoomId, epoch: Epoch, events: &[Event]) -> Resul
                 c.prepare_cached(
                     "UPDATE rooms SET last_member = max(last_member, ?2) WHERE id = ?1",
                 )
-                .and_then(|mut st| st.execute(params![key, a.member as i64]))
+                .and_then(|mut st| st.execute(params![key, sql_member(a.member)]))
                 .map_err(backend)?;
             }
             Event::Reconnected { member, endpoint } => {
                 c.prepare_cached(
                     "UPDATE agents SET endpoint = ?3 WHERE room_id = ?1 AND member = ?2",
                 )
-                .and_then(|mut st| st.execute(params![key, *member as i64, endpoint]))
+                .and_then(|mut st| st.execute(params![key, sql_member(*member), endpoint]))
                 .map_err(backend)?;
             }
             Event::Left { member } => {
                 cursors.remove(member);
                 let removed = c
                     .prepare_cached("DELETE FROM agents WHERE room_id = ?1 AND member = ?2")
-                    .and_then(|mut st| st.execute(params![key, *member as i64]))
+                    .and_then(|mut st| st.execute(params![key, sql_member(*member)]))
                     .map_err(backend)?;
                 counts.members(-(removed as i64));
             }
             Event::RoleChanged { member, role } => {
                 c.prepare_cached("UPDATE agents SET role = ?3 WHERE room_id = ?1 AND member = ?2")
                     .and_then(|mut st| {
-                        st.execute(params![key, *member as i64, codec::role_str(*role)])
+                        st.execute(params![key, sql_member(*member), codec::role_str(*role)])
                     })
                     .map_err(backend)?;
             }
@@ -254,13 +255,13 @@ fn append(c: &Connection, room: RoomId, epoch: Epoch, events: &[Event]) -> Resul
         c.prepare_cached(
             "UPDATE agents SET cursor = max(cursor, ?3) WHERE room_id = ?1 AND member = ?2",
         )
-        .and_then(|mut st| st.execute(params![key, member as i64, seq as i64]))
+        .and_then(|mut st| st.execute(params![key, sql_member(member), sql_seq(seq)]))
         .map_err(backend)?;
     }
     counts.save(c, &key).map_err(backend)?;
     if let Some(seq) = last_seq {
         c.prepare_cached("UPDATE rooms SET last_seq = max(last_seq, ?2) WHERE id = ?1")
-            .and_then(|mut st| st.execute(params![key, seq as i64]))
+            .and_then(|mut st| st.execute(params![key, sql_seq(seq)]))
             .map_err(backend)?;
     }
     Ok(())

@@ -111,8 +111,8 @@ pub(super) async fn acquire(
         kind: codec::kind_from(r.get(4)),
         created_at: Timestamp(r.get(5)),
         agents,
-        last_seq: r.get::<_, i64>(6) as u64,
-        last_member: r.get::<_, i64>(7) as u64,
+        last_seq: codec::seq_from(r.get(6)),
+        last_member: codec::member_from(r.get(7)),
     };
     Ok(Some((room, r.get::<_, i64>(0) as u64)))
 }
@@ -211,8 +211,8 @@ pub(super) async fn append(
         &counts.agents,
         &counts.messages,
         &counts.dms,
-        &sql_int(last_seq.unwrap_or(0)),
-        &sql_int(last_member.unwrap_or(0)),
+        &sql_int(last_seq.unwrap_or(Seq::ZERO)),
+        &sql_int(last_member.unwrap_or(MemberId::BOT)),
     ];
     if exec(c, sql, &params).await? != 1 {
         return Err(StoreError::Fenced(room, epoch));

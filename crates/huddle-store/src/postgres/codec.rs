@@ -4,7 +4,7 @@ use huddle_core::{Agent, Message, RoomId, Timestamp, TokenDigest};
 use tokio_postgres::Row;
 
 use crate::StoreError;
-pub(super) use crate::sql::{kind_from, role_from};
+pub(super) use crate::sql::{kind_from, member_from, role_from, seq_from};
 
 pub(super) const MESSAGE_COLUMNS: &str =
     "room_id, seq, id, from_name, from_member, to_name, to_member, body, ts, key";
@@ -37,12 +37,12 @@ pub(super) fn bytes(s: &Option<String>) -> Option<&[u8]> {
 pub(super) fn message(row: &Row) -> Result<Message, StoreError> {
     Ok(Message {
         room_id: room_id(row.get(0))?,
-        seq: row.get::<_, i64>(1) as u64,
+        seq: seq_from(row.get(1)),
         id: text(row, 2)?,
         from: row.get(3),
-        from_member: row.get::<_, i64>(4) as u64,
+        from_member: member_from(row.get(4)),
         to: row.get(5),
-        to_member: row.get::<_, Option<i64>>(6).map(|m| m as u64),
+        to_member: row.get::<_, Option<i64>>(6).map(member_from),
         body: text(row, 7)?,
         timestamp: Timestamp(row.get(8)),
         key: opt_text(row, 9)?,
@@ -58,13 +58,13 @@ pub(super) fn agent(row: &Row) -> Result<Agent, StoreError> {
     let token: Vec<u8> = row.get(4);
     let token: [u8; 32] = token.try_into().map_err(|_| corrupt("token digest"))?;
     Ok(Agent {
-        member: row.get::<_, i64>(0) as u64,
+        member: member_from(row.get(0)),
         name: row.get(1),
         role: role_from(row.get(2)),
         joined_at: Timestamp(row.get(3)),
         token: TokenDigest(token),
         endpoint: opt_text(row, 5)?,
-        cursor: row.get::<_, i64>(6) as u64,
+        cursor: seq_from(row.get(6)),
     })
 }
 

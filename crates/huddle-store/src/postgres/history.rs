@@ -7,7 +7,7 @@
 use deadpool_postgres::GenericClient;
 use huddle_core::{MemberId, Message, RoomId, Seq};
 
-use super::codec::sql_int;
+use super::codec::{self, sql_int};
 use super::conn::backend;
 use super::reads::{Bound, visible_page};
 use crate::StoreError;
@@ -42,13 +42,16 @@ pub(super) async fn history(
     let newest = total - offset;
     // Its seq is at least its rank (seqs are distinct from 1), and `offset` visible
     // messages follow it, so it is at most `last_seq - offset`.
-    let (mut lo, mut hi) = (newest, (last_seq.max(0) as u64).saturating_sub(offset));
+    let (mut lo, mut hi) = (
+        Seq::new(newest),
+        codec::seq_from(last_seq.max(0)).minus(offset),
+    );
     while lo < hi {
-        let mid = lo + (hi - lo) / 2;
+        let mid = lo.plus(hi.since(lo) / 2);
         if ranks.at(mid).await? >= newest {
             hi = mid;
         } else {
-            lo = mid + 1;
+            lo = mid.next();
         }
     }
     let mut page = visible_page(c, &room, viewer, Bound::UpTo(lo), limit).await?;

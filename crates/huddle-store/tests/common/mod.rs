@@ -3,7 +3,7 @@
 
 use huddle_core::room::NewRoom;
 use huddle_core::{
-    Agent, Event, MemberId, Message, Role, Room, RoomId, RoomType, Timestamp, TokenDigest,
+    Agent, Event, MemberId, Message, Role, Room, RoomId, RoomType, Seq, Timestamp, TokenDigest,
 };
 use huddle_store::RoomStore;
 
@@ -23,39 +23,40 @@ pub fn room(name: &str, password_hash: Option<&str>) -> Room {
     )
 }
 
-pub fn message(room: RoomId, seq: u64, from: MemberId, to: Option<MemberId>) -> Message {
+/// Message `seq` from member `from` (to member `to`), numbers as the tests write them.
+pub fn message(room: RoomId, seq: u64, from: u64, to: Option<u64>) -> Message {
     Message {
-        seq,
+        seq: Seq::new(seq),
         id: format!("m{seq}"),
         room_id: room,
         from: format!("a{from}"),
-        from_member: from,
+        from_member: MemberId::new(from),
         to: to.map(|t| format!("a{t}")),
-        to_member: to,
+        to_member: to.map(MemberId::new),
         body: format!("body {seq}"),
         timestamp: Timestamp(2_000 + seq as i64),
         key: None,
     }
 }
 
-pub fn msg(room: RoomId, seq: u64, from: MemberId, to: Option<MemberId>) -> Event {
+pub fn msg(room: RoomId, seq: u64, from: u64, to: Option<u64>) -> Event {
     Event::Posted(message(room, seq, from, to))
 }
 
-pub fn joined(member: MemberId) -> Event {
+pub fn joined(member: u64) -> Event {
     Event::Joined(Agent {
-        member,
+        member: MemberId::new(member),
         name: format!("a{member}"),
         role: Role::Member,
         joined_at: Timestamp(1_500 + member as i64),
         token: TokenDigest([member as u8; 32]),
         endpoint: None,
-        cursor: 0,
+        cursor: Seq::ZERO,
     })
 }
 
 pub fn seqs(messages: &[Message]) -> Vec<u64> {
-    messages.iter().map(|m| m.seq).collect()
+    messages.iter().map(|m| m.seq.get()).collect()
 }
 
 /// The brute-force reference of `history`: filter the whole log, count it, slice it.
@@ -68,7 +69,7 @@ pub fn reference_history(
     let visible: Vec<u64> = log
         .iter()
         .filter(|m| m.visible_to(viewer))
-        .map(|m| m.seq)
+        .map(|m| m.seq.get())
         .collect();
     let end = visible.len().saturating_sub(offset);
     let start = end.saturating_sub(limit);
@@ -79,13 +80,13 @@ pub fn reference_history(
 pub fn reference_after(
     log: &[Message],
     viewer: Option<MemberId>,
-    after: u64,
+    after: Seq,
     limit: usize,
 ) -> Vec<u64> {
     log.iter()
         .filter(|m| m.seq > after && viewer.is_none_or(|v| m.visible_to(v)))
         .take(limit)
-        .map(|m| m.seq)
+        .map(|m| m.seq.get())
         .collect()
 }
 
@@ -96,10 +97,10 @@ pub async fn assert_reads_match(
     store: &dyn RoomStore,
     room: RoomId,
     log: &[Message],
-    outsider: MemberId,
+    outsider: u64,
 ) {
     let n = log.len();
-    for viewer in (0..=outsider).collect::<Vec<_>>() {
+    for viewer in (0..=outsider).map(MemberId::new) {
         let total = log.iter().filter(|m| m.visible_to(viewer)).count();
         for limit in [0, 1, 2, 7, 100] {
             for offset in [
@@ -120,9 +121,9 @@ pub async fn assert_reads_match(
             }
         }
     }
-    let viewers = (0..=outsider).map(Some).chain([None]);
+    let viewers = (0..=outsider).map(|v| Some(MemberId::new(v))).chain([None]);
     for viewer in viewers {
-        for after in [0, 1, n as u64 / 2, n as u64, u64::MAX] {
+        for after in [0, 1, n as u64 / 2, n as u64, u64::MAX].map(Seq::new) {
             for limit in [1, 5, 1000] {
                 let got = store
                     .messages_after(room, viewer, after, limit)

@@ -43,7 +43,7 @@ impl FlushFeed {
             generation: room.generation,
             feed: subscribed.stream,
             catch_up: subscribed.catch_up,
-            gave_up: 0,
+            gave_up: Seq::ZERO,
         })
     }
 }

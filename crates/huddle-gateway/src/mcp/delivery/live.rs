@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use futures::{Stream, StreamExt};
 use huddle_cluster::{MessageStream, OnLag, Router};
+use huddle_core::Seq;
 use tokio_stream::StreamMap;
 
 use super::note::{self, sse_message};
@@ -112,7 +113,7 @@ impl Live {
                 slots = self.registration.joined.next() => self.pending.extend(slots),
                 Some((slot, item)) = self.feeds.next(), if !self.feeds.is_empty() => match item {
                     Ok(m) => {
-                        if m.seq <= self.cursor.get(slot).unwrap_or(0) {
+                        if m.seq <= self.cursor.get(slot).unwrap_or(Seq::ZERO) {
                             continue;
                         }
                         self.cursor.set(slot, m.seq);
