@@ -97,7 +97,7 @@ impl Message {
         }
         m.insert("body".into(), Value::String(self.body.clone()));
         m.insert("timestamp".into(), Value::String(self.timestamp.rfc3339()));
-        m.insert("seq".into(), Value::from(self.seq));
+        m.insert("seq".into(), Value::from(self.seq.get()));
         Value::Object(m)
     }
 }

@@ -214,7 +214,7 @@ pub fn updated(room: RoomId, u: Updated) -> Outcome {
 }
 
 pub fn sent(room: RoomId, s: Sent) -> Outcome {
-    let mut data = object([("seq", s.seq.into())]);
+    let mut data = object([("seq", s.seq.get().into())]);
     add_missed(&mut data, &s.missed);
     Outcome {
         data: Some(data),
