@@ -16,6 +16,7 @@ async fn requests_past_the_pool_and_its_queue_are_refused_naming_the_limit() {
     let options = PostgresOptions {
         pool: 1,
         read_queue: 1,
+        writers: 1,
     };
     let store = PostgresStore::connect(&pg.database(), options)
         .await
