@@ -188,7 +188,10 @@ async fn a_refused_append_in_a_batch_of_many_rooms_does_not_fail_its_neighbours(
     let [(blocker, be), (dup, de), (good, ge), (fenced, fe)] = rooms[..] else {
         unreachable!()
     };
-    store.append(dup, de, vec![msg(dup, 1, 1, None)]).await.unwrap();
+    store
+        .append(dup, de, vec![msg(dup, 1, 1, None)])
+        .await
+        .unwrap();
 
     let lock = RowLock::take(&url, blocker).await;
     let mut first = pin!(store.append(blocker, be, vec![msg(blocker, 1, 1, None)]));
@@ -210,16 +213,27 @@ async fn a_refused_append_in_a_batch_of_many_rooms_does_not_fail_its_neighbours(
     let results = futures::future::join_all(batch).await;
 
     assert!(results[0].is_err(), "a seq already in the log is refused");
-    results[1].as_ref().expect("the room's next append still applies");
+    results[1]
+        .as_ref()
+        .expect("the room's next append still applies");
     results[2].as_ref().expect("another room's append applies");
     let refused = results[3].as_ref().unwrap_err();
     assert!(matches!(refused, StoreError::Fenced(..)), "{refused:?}");
     results[4].as_ref().expect("and that room's next one");
-    for (room, want) in [(blocker, &[1][..]), (dup, &[1, 2]), (good, &[1, 2]), (fenced, &[])] {
+    for (room, want) in [
+        (blocker, &[1][..]),
+        (dup, &[1, 2]),
+        (good, &[1, 2]),
+        (fenced, &[]),
+    ] {
         let log = store.messages_after(room, Some(1), 0, 10).await.unwrap();
         assert_eq!(seqs(&log), want);
     }
-    assert_eq!(agents_listed(&store, "dup").await, 1, "the refused join left nothing");
+    assert_eq!(
+        agents_listed(&store, "dup").await,
+        1,
+        "the refused join left nothing"
+    );
     let (state, _) = store.acquire(good).await.unwrap().unwrap();
     assert_eq!(state.last_seq, 2);
 }
