@@ -37,9 +37,10 @@ start_node() {
   [ -n "$url" ] || { cat "$tmp/$name/server.log"; echo "the $name node did not start" >&2; exit 1; }
   echo "server $url (pid $pid, $name)"
 }
-# BENCH_ONLY="2 3" runs only those scenarios (the label before the colon).
+# BENCH_ONLY="2 3" runs only those scenarios (the label's first word, before a colon or
+# a space: "2 on PostgreSQL" is scenario 2 too).
 b() {
-  if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" ${1%%:*} "* ]]; then return; fi
+  if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" ${1%%[: ]*} "* ]]; then return; fi
   echo; echo "== $1"; shift; "$bin" bench --url "$url" --server-pid "$pid" "$@"
 }
 s2=(--rooms 1 --agents-per-room 2 --senders 16 --no-sse --duration-secs "$secs")

@@ -1,13 +1,18 @@
 //! The write queue in front of each backend's writer (a thread for SQLite, a task for
 //! PostgreSQL): callers queue a write and wait for the answer, sent only after the
 //! writer's transaction has committed; the writer takes everything queued at once.
+//!
+//! The queue may have several lanes, each drained by its own writer (PostgreSQL commits
+//! several transactions at once): a room's writes always take the same lane, chosen by
+//! its id, so they reach the store in the order they were queued.
 
 use huddle_core::{Event, Room, RoomId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{Epoch, StoreError};
 
-/// Writes waiting for the writer: callers wait (backpressure) beyond this.
+/// Writes waiting for the writers (all lanes together): callers wait (backpressure)
+/// beyond this.
 const QUEUE: usize = 8192;
 
 pub(crate) enum Write {
@@ -54,21 +59,44 @@ pub(crate) fn fill(batch: &mut Vec<WriteOp>, rx: &mut mpsc::Receiver<WriteOp>, m
     }
 }
 
-/// The callers' side of the queue.
+/// The callers' side of the queue: one sender per lane.
 #[derive(Clone)]
-pub(crate) struct Writes(mpsc::Sender<WriteOp>);
+pub(crate) struct Writes(std::sync::Arc<[mpsc::Sender<WriteOp>]>);
 
 impl Writes {
+    /// One lane, for a single writer.
     pub(crate) fn channel() -> (Self, mpsc::Receiver<WriteOp>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        (Self(tx), rx)
+        (Self(std::sync::Arc::new([tx])), rx)
+    }
+
+    /// `lanes` lanes (at least one), sharing the queue's bound: one receiver per writer.
+    pub(crate) fn lanes(lanes: usize) -> (Self, Vec<mpsc::Receiver<WriteOp>>) {
+        let lanes = lanes.max(1);
+        let (txs, rxs) = (0..lanes)
+            .map(|_| mpsc::channel(QUEUE.div_ceil(lanes)))
+            .unzip::<_, _, Vec<_>, Vec<_>>();
+        (Self(txs.into()), rxs)
+    }
+
+    /// The lane of `room`'s writes: fixed for the room (its id is random, so rooms
+    /// spread evenly).
+    fn lane(&self, room: RoomId) -> &mpsc::Sender<WriteOp> {
+        let i = room.0.as_u128() % self.0.len() as u128;
+        &self.0[i as usize]
     }
 
     async fn write(&self, write: Write) -> Result<Written, StoreError> {
+        match write.room() {
+            Some(room) => Self::write_to(self.lane(room), write).await,
+            None => Self::write_to(&self.0[0], write).await,
+        }
+    }
+
+    async fn write_to(lane: &mpsc::Sender<WriteOp>, write: Write) -> Result<Written, StoreError> {
         let (tx, rx) = oneshot::channel();
         let stopped = || StoreError::Backend("the store's writer stopped".into());
-        self.0
-            .send(WriteOp { write, done: tx })
+        lane.send(WriteOp { write, done: tx })
             .await
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
@@ -86,9 +114,10 @@ impl Writes {
         }
     }
 
-    /// A probe through the writer (see [`Write::Probe`]).
+    /// A probe through every lane's writer (see [`Write::Probe`]).
     pub(crate) async fn probe(&self) -> Result<(), StoreError> {
-        self.write(Write::Probe).await.map(|_| ())
+        let probes = self.0.iter().map(|lane| Self::write_to(lane, Write::Probe));
+        futures::future::try_join_all(probes).await.map(drop)
     }
 
     pub(crate) async fn append(

@@ -1,13 +1,15 @@
 //! What is particular to the PostgreSQL store: its bounded pool, staying up while the
-//! server is away, schema versions shared by several nodes, and `sslmode`.
+//! server is away, schema versions shared by several nodes, `sslmode`, and its writer
+//! lanes and their batches.
 
 mod common;
 
-use std::pin::pin;
+use std::future::Future;
+use std::pin::{Pin, pin};
 
 use common::*;
-use futures::{FutureExt, poll};
-use huddle_core::Seq;
+use futures::{FutureExt, StreamExt, poll};
+use huddle_core::{MemberId, RoomId, Seq};
 use huddle_store::testing::TestPostgres;
 use huddle_store::{PostgresOptions, PostgresStore, RoomStore, StoreError};
 
@@ -17,6 +19,7 @@ async fn requests_past_the_pool_and_its_queue_are_refused_naming_the_limit() {
     let options = PostgresOptions {
         pool: 1,
         read_queue: 1,
+        writers: 1,
     };
     let store = PostgresStore::connect(&pg.database(), options)
         .await
@@ -131,4 +134,152 @@ async fn sslmode_require_refuses_a_server_without_tls_and_disable_connects() {
         panic!("an unknown sslmode is refused");
     };
     assert!(bad.to_string().contains("invalid PostgreSQL URL"), "{bad}");
+}
+
+/// A raw session holding `room`'s row locked (`FOR UPDATE`) until it commits: the
+/// writer lane that appends to the room waits for it, with whatever it batched.
+struct RowLock(tokio_postgres::Client);
+
+impl RowLock {
+    async fn take(url: &str, room: RoomId) -> Self {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client.batch_execute("BEGIN").await.unwrap();
+        let locked = client
+            .execute(
+                "SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE",
+                &[&room.to_string()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(locked, 1);
+        Self(client)
+    }
+
+    /// Returns once a huddle writer waits for this lock.
+    async fn until_waited_for(&self) {
+        let sql = "SELECT count(*) FROM pg_stat_activity
+                   WHERE application_name = 'huddle' AND wait_event_type = 'Lock'
+                     AND datname = current_database()";
+        while self.0.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn release(self) {
+        self.0.batch_execute("COMMIT").await.unwrap();
+    }
+}
+
+type Pending<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_append_in_a_batch_of_many_rooms_does_not_fail_its_neighbours() {
+    let pg = TestPostgres::start();
+    let url = pg.database();
+    let options = PostgresOptions {
+        writers: 1, // every room on one lane: the appends below make one batch
+        ..PostgresOptions::default()
+    };
+    let store = PostgresStore::connect(&url, options).await.unwrap();
+    let mut rooms = Vec::new();
+    for name in ["blocker", "dup", "good", "fenced"] {
+        let r = room(name, None);
+        store.create_room(&r).await.unwrap();
+        let (_, epoch) = store.acquire(r.id).await.unwrap().unwrap();
+        rooms.push((r.id, epoch));
+    }
+    let [(blocker, be), (dup, de), (good, ge), (fenced, fe)] = rooms[..] else {
+        unreachable!()
+    };
+    store
+        .append(dup, de, vec![msg(dup, 1, 1, None)])
+        .await
+        .unwrap();
+
+    let lock = RowLock::take(&url, blocker).await;
+    let mut first = pin!(store.append(blocker, be, vec![msg(blocker, 1, 1, None)]));
+    assert!(poll!(&mut first).is_pending());
+    lock.until_waited_for().await;
+    // Queued behind the waiting transaction: the writer takes them as one batch.
+    let mut batch: Vec<Pending<'_>> = vec![
+        Box::pin(store.append(dup, de, vec![joined(2), msg(dup, 1, 1, None)])),
+        Box::pin(store.append(dup, de, vec![msg(dup, 2, 1, None)])),
+        Box::pin(store.append(good, ge, vec![msg(good, 1, 1, None)])),
+        Box::pin(store.append(fenced, fe + 1, vec![msg(fenced, 1, 1, None)])),
+        Box::pin(store.append(good, ge, vec![msg(good, 2, 1, Some(1))])),
+    ];
+    for append in &mut batch {
+        assert!(poll!(append.as_mut()).is_pending(), "queued");
+    }
+    lock.release().await;
+    first.await.unwrap();
+    let results = futures::future::join_all(batch).await;
+
+    assert!(results[0].is_err(), "a seq already in the log is refused");
+    results[1]
+        .as_ref()
+        .expect("the room's next append still applies");
+    results[2].as_ref().expect("another room's append applies");
+    let refused = results[3].as_ref().unwrap_err();
+    assert!(matches!(refused, StoreError::Fenced(..)), "{refused:?}");
+    results[4].as_ref().expect("and that room's next one");
+    for (room, want) in [
+        (blocker, &[1][..]),
+        (dup, &[1, 2]),
+        (good, &[1, 2]),
+        (fenced, &[]),
+    ] {
+        let log = store
+            .messages_after(room, Some(MemberId::new(1)), Seq::ZERO, 10)
+            .await
+            .unwrap();
+        assert_eq!(seqs(&log), want);
+    }
+    assert_eq!(
+        agents_listed(&store, "dup").await,
+        1,
+        "the refused join left nothing"
+    );
+    let (state, _) = store.acquire(good).await.unwrap().unwrap();
+    assert_eq!(state.last_seq, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_held_up_in_one_writer_lane_does_not_hold_up_the_others() {
+    let pg = TestPostgres::start();
+    let url = pg.database();
+    let store = PostgresStore::connect(&url, PostgresOptions::default())
+        .await
+        .unwrap();
+    let mut rooms = Vec::new();
+    // With the default four lanes, 20 rooms all on the held room's lane has odds of 4^-20.
+    for i in 0..21 {
+        let r = room(&format!("r{i}"), None);
+        store.create_room(&r).await.unwrap();
+        let (_, epoch) = store.acquire(r.id).await.unwrap().unwrap();
+        rooms.push((r.id, epoch));
+    }
+    let (held, held_epoch) = rooms[0];
+    let lock = RowLock::take(&url, held).await;
+    let mut first = pin!(store.append(held, held_epoch, vec![msg(held, 1, 1, None)]));
+    assert!(poll!(&mut first).is_pending());
+    lock.until_waited_for().await;
+    let mut others: futures::stream::FuturesUnordered<_> = rooms[1..]
+        .iter()
+        .map(|&(id, epoch)| store.append(id, epoch, vec![msg(id, 1, 1, None)]))
+        .collect();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(60), others.next()).await;
+    let Ok(Some(done)) = next else {
+        panic!("every other room's append waited for the held room's commit");
+    };
+    done.unwrap();
+    assert!(poll!(&mut first).is_pending(), "the held room still waits");
+    lock.release().await;
+    first.await.unwrap();
+    while let Some(done) = others.next().await {
+        done.unwrap();
+    }
 }

@@ -135,6 +135,12 @@ pub struct ServeArgs {
     #[arg(long, env = "HUDDLE_STORE_POOL", default_value_t = huddle_store::postgres::DEFAULT_POOL)]
     store_pool: usize,
 
+    /// PostgreSQL writer lanes (with --store postgres://): commits in flight at once,
+    /// each on its own connection; a room's writes always take the same one. At most
+    /// --store-pool.
+    #[arg(long, env = "HUDDLE_STORE_WRITERS", default_value_t = huddle_store::postgres::DEFAULT_WRITERS)]
+    store_writers: usize,
+
     /// Reader connections of the embedded store (default: the number of cores, at least 2).
     #[arg(long, env = "HUDDLE_STORE_READERS")]
     store_readers: Option<usize>,
@@ -366,6 +372,7 @@ impl ServeArgs {
                 options: PostgresOptions {
                     pool: self.store_pool.max(1),
                     read_queue: self.store_read_queue,
+                    writers: self.store_writers.max(1),
                 },
             }),
             mcp: self.mcp_config(addrs.http, addrs.mcp),
@@ -437,6 +444,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         durability = ?config.store.durability,
         store = if config.postgres.is_some() { "postgres" } else { "sqlite" },
         store_pool = args.store_pool,
+        store_writers = args.store_writers,
         allow_private_endpoints = args.allow_private_endpoints,
         max_message_bytes = args.max_message_bytes,
         max_body_bytes = args.max_body_bytes,

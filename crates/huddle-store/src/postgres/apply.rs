@@ -1,11 +1,16 @@
-//! The writes, each run by the writer inside its batch transaction: create a room, take
-//! a room over (a new epoch), and append under an epoch.
+//! The writes, each run by a writer inside its batch transaction: create a room, take
+//! a room over (a new epoch), and append under an epoch — alone, or the appends of many
+//! rooms at once ([`lock`], [`RoomWrite`], [`finish`]).
 //!
 //! Fencing: an append first locks its room's row (`FOR UPDATE`) and compares epochs,
-//! then moves the row's counts with `... WHERE id = $1 AND epoch = $2`, both in the
-//! transaction that inserts the rows. A node that takes the room over bumps the epoch
-//! on that same row, so it either waits for the append's commit (which then came first)
-//! or makes the append see the newer epoch and be refused whole.
+//! then moves the row's counts with `... WHERE id = v.id AND epoch = v.epoch`, both in
+//! the transaction that inserts the rows. A node that takes the room over bumps the
+//! epoch on that same row, so it either waits for the append's commit (which then came
+//! first) or makes the append see the newer epoch and be refused whole.
+//!
+//! Every other row an append writes (members, messages, DM views) belongs to a room
+//! whose row the transaction holds locked, so only the order of the room rows' locks
+//! matters between nodes: [`lock`] takes them in id order.
 
 use std::collections::HashMap;
 
@@ -117,107 +122,228 @@ pub(super) async fn acquire(
     Ok(Some((room, r.get::<_, i64>(0) as u64)))
 }
 
-/// The room row's counts during one append (see the embedded backend's `counts`).
-struct Counts {
+/// A room row as a batch locked it: its epoch and kept counts.
+pub(super) struct Locked {
+    epoch: Epoch,
     agents: i64,
     messages: i64,
     dms: i64,
-    /// The last `dm_views.rank` of each member touched by this append.
-    dm_ranks: HashMap<MemberId, i64>,
 }
 
+/// Locks the rows of `rooms` in one statement, in id order (bytewise, whatever the
+/// database's locale: every node's batches lock in that order, so two nodes writing
+/// overlapping rooms cannot deadlock), and returns the rows found.
+pub(super) async fn lock(
+    c: &impl GenericClient,
+    rooms: &[RoomId],
+) -> Result<HashMap<RoomId, Locked>, StoreError> {
+    let st = c
+        .prepare_cached(
+            r#"SELECT id, epoch, agent_count, message_count, dm_count FROM rooms
+               WHERE id = ANY($1) ORDER BY id COLLATE "C" FOR UPDATE"#,
+        )
+        .await
+        .map_err(backend)?;
+    let keys: Vec<String> = rooms.iter().map(RoomId::to_string).collect();
+    let rows = c.query(&st, &[&keys]).await.map_err(backend)?;
+    rows.iter()
+        .map(|row| {
+            let locked = Locked {
+                epoch: row.get::<_, i64>(1) as u64,
+                agents: row.get(2),
+                messages: row.get(3),
+                dms: row.get(4),
+            };
+            Ok((codec::room_id(row.get(0))?, locked))
+        })
+        .collect()
+}
+
+/// The row of `room` if an append under `epoch` may write it: the refusal otherwise.
+pub(super) fn check(
+    locked: &HashMap<RoomId, Locked>,
+    room: RoomId,
+    epoch: Epoch,
+) -> Result<&Locked, StoreError> {
+    match locked.get(&room) {
+        None => Err(StoreError::NoSuchRoom(room)),
+        Some(row) if row.epoch != epoch => Err(StoreError::Fenced(room, epoch)),
+        Some(row) => Ok(row),
+    }
+}
+
+/// Appends `events` to `room` under `epoch`, alone: lock, apply, [`finish`].
 pub(super) async fn append(
     c: &impl GenericClient,
     room: RoomId,
     epoch: Epoch,
     events: &[Event],
 ) -> Result<(), StoreError> {
-    let key = room.to_string();
-    let st = c
-        .prepare_cached(
-            "SELECT epoch, agent_count, message_count, dm_count FROM rooms
-             WHERE id = $1 FOR UPDATE",
-        )
-        .await
-        .map_err(backend)?;
-    let row = c.query_opt(&st, &[&key]).await.map_err(backend)?;
-    let Some(row) = row else {
-        return Err(StoreError::NoSuchRoom(room));
-    };
-    if row.get::<_, i64>(0) as u64 != epoch {
-        return Err(StoreError::Fenced(room, epoch));
-    }
-    let mut counts = Counts {
-        agents: row.get(1),
-        messages: row.get(2),
-        dms: row.get(3),
-        dm_ranks: HashMap::new(),
-    };
-    // Cursor moves are frequent (every send moves its sender's): keep the last per member.
-    let mut cursors: HashMap<MemberId, Seq> = HashMap::new();
-    let mut last_seq: Option<Seq> = None;
-    let mut last_member: Option<MemberId> = None;
-    let mut posted = Vec::new();
-    for event in events {
-        match event {
-            Event::Joined(a) => {
-                insert_agent(c, &key, a).await?;
-                counts.agents += 1;
-                last_member = last_member.max(Some(a.member));
-            }
-            Event::Reconnected { member, endpoint } => {
-                let sql = "UPDATE agents SET endpoint = $3 WHERE room_id = $1 AND member = $2";
-                exec(c, sql, &[&key, &sql_int(*member), &codec::bytes(endpoint)]).await?;
-            }
-            Event::Left { member } => {
-                cursors.remove(member);
-                let sql = "DELETE FROM agents WHERE room_id = $1 AND member = $2";
-                counts.agents -= exec(c, sql, &[&key, &sql_int(*member)]).await? as i64;
-            }
-            Event::RoleChanged { member, role } => {
-                let sql = "UPDATE agents SET role = $3 WHERE room_id = $1 AND member = $2";
-                exec(c, sql, &[&key, &sql_int(*member), &role.as_str()]).await?;
-            }
-            Event::Updated { description, kind } => {
-                let sql = "UPDATE rooms SET description = coalesce($2, description),
-                                            kind = coalesce($3, kind)
-                           WHERE id = $1";
-                let description = codec::bytes(description);
-                exec(c, sql, &[&key, &description, &kind.map(|k| k.as_str())]).await?;
-            }
-            Event::Posted(m) => {
-                posted.push(counts.post(c, &key, m).await?);
-                last_seq = last_seq.max(Some(m.seq));
-            }
-            Event::CursorMoved { member, seq } => {
-                let c = cursors.entry(*member).or_default();
-                *c = (*c).max(*seq);
-            }
+    let locked = lock(c, &[room]).await?;
+    let mut write = RoomWrite::new(room, check(&locked, room, epoch)?);
+    write.apply(c, events).await?;
+    finish(c, &[write]).await
+}
+
+/// One room's accepted appends of a batch, applied in order on its locked row. The
+/// rare events (joins, leaves, role and endpoint changes, DM views) run their statements
+/// as they come; messages, cursors and the row's counts are gathered for [`finish`],
+/// which writes those of every room of the batch in three statements.
+pub(super) struct RoomWrite<'a> {
+    room: RoomId,
+    key: String,
+    epoch: Epoch,
+    counts: Counts,
+    /// Cursor moves are frequent (every send moves its sender's): the last per member.
+    cursors: HashMap<MemberId, Seq>,
+    last_seq: Option<Seq>,
+    last_member: Option<MemberId>,
+    posted: Vec<Posted<'a>>,
+}
+
+/// The room row's counts during one room's appends (see the embedded backend's `counts`).
+struct Counts {
+    agents: i64,
+    messages: i64,
+    dms: i64,
+    /// The last `dm_views.rank` of each member touched by these appends.
+    dm_ranks: HashMap<MemberId, i64>,
+}
+
+impl<'a> RoomWrite<'a> {
+    pub(super) fn new(room: RoomId, row: &Locked) -> Self {
+        Self {
+            room,
+            key: room.to_string(),
+            epoch: row.epoch,
+            counts: Counts {
+                agents: row.agents,
+                messages: row.messages,
+                dms: row.dms,
+                dm_ranks: HashMap::new(),
+            },
+            cursors: HashMap::new(),
+            last_seq: None,
+            last_member: None,
+            posted: Vec::new(),
         }
     }
-    insert_messages(c, &key, &posted).await?;
-    for (member, seq) in cursors {
-        let sql = "UPDATE agents SET cursor = GREATEST(cursor, $3)
-                   WHERE room_id = $1 AND member = $2";
-        exec(c, sql, &[&key, &sql_int(member), &sql_int(seq)]).await?;
+
+    /// Applies one append's `events` after those applied before.
+    pub(super) async fn apply(
+        &mut self,
+        c: &impl GenericClient,
+        events: &'a [Event],
+    ) -> Result<(), StoreError> {
+        let key = &self.key;
+        for event in events {
+            match event {
+                Event::Joined(a) => {
+                    insert_agent(c, key, a).await?;
+                    self.counts.agents += 1;
+                    self.last_member = self.last_member.max(Some(a.member));
+                }
+                Event::Reconnected { member, endpoint } => {
+                    let sql = "UPDATE agents SET endpoint = $3 WHERE room_id = $1 AND member = $2";
+                    exec(c, sql, &[key, &sql_int(*member), &codec::bytes(endpoint)]).await?;
+                }
+                Event::Left { member } => {
+                    self.cursors.remove(member);
+                    let sql = "DELETE FROM agents WHERE room_id = $1 AND member = $2";
+                    self.counts.agents -= exec(c, sql, &[key, &sql_int(*member)]).await? as i64;
+                }
+                Event::RoleChanged { member, role } => {
+                    let sql = "UPDATE agents SET role = $3 WHERE room_id = $1 AND member = $2";
+                    exec(c, sql, &[key, &sql_int(*member), &role.as_str()]).await?;
+                }
+                Event::Updated { description, kind } => {
+                    let sql = "UPDATE rooms SET description = coalesce($2, description),
+                                                kind = coalesce($3, kind)
+                               WHERE id = $1";
+                    let description = codec::bytes(description);
+                    exec(c, sql, &[key, &description, &kind.map(|k| k.as_str())]).await?;
+                }
+                Event::Posted(m) => {
+                    self.posted.push(self.counts.post(c, key, m).await?);
+                    self.last_seq = self.last_seq.max(Some(m.seq));
+                }
+                Event::CursorMoved { member, seq } => {
+                    let c = self.cursors.entry(*member).or_default();
+                    *c = (*c).max(*seq);
+                }
+            }
+        }
+        Ok(())
     }
-    let sql = "UPDATE rooms SET agent_count = $3, message_count = $4, dm_count = $5,
-                                last_seq = GREATEST(last_seq, $6),
-                                last_member = GREATEST(last_member, $7)
-               WHERE id = $1 AND epoch = $2";
+}
+
+/// Writes what `rooms` gathered, in three statements sent at once (pipelined on the
+/// connection, run by the server in this order): every message, every cursor moved,
+/// every room row's counts. A room whose row no longer has its epoch is refused.
+pub(super) async fn finish(
+    c: &impl GenericClient,
+    rooms: &[RoomWrite<'_>],
+) -> Result<(), StoreError> {
+    let (updated, (), ()) = futures::try_join!(
+        update_rooms(c, rooms),
+        insert_messages(c, rooms),
+        move_cursors(c, rooms),
+    )?;
+    match rooms.iter().find(|w| !updated.contains(&w.key)) {
+        Some(w) => Err(StoreError::Fenced(w.room, w.epoch)),
+        None => Ok(()),
+    }
+}
+
+/// Moves the rows' counts (absolute: the rows are locked), `WHERE epoch = ...` as the
+/// fence; returns the ids of the rows written.
+async fn update_rooms(
+    c: &impl GenericClient,
+    rooms: &[RoomWrite<'_>],
+) -> Result<Vec<String>, StoreError> {
+    let col = |f: fn(&RoomWrite<'_>) -> i64| rooms.iter().map(f).collect::<Vec<_>>();
+    let keys: Vec<&str> = rooms.iter().map(|w| w.key.as_str()).collect();
+    let sql = "UPDATE rooms r SET agent_count = v.agents, message_count = v.messages,
+                                  dm_count = v.dms,
+                                  last_seq = GREATEST(r.last_seq, v.last_seq),
+                                  last_member = GREATEST(r.last_member, v.last_member)
+               FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[],
+                           $5::bigint[], $6::bigint[], $7::bigint[])
+                    AS v(id, epoch, agents, messages, dms, last_seq, last_member)
+               WHERE r.id = v.id AND r.epoch = v.epoch
+               RETURNING r.id";
+    let st = c.prepare_cached(sql).await.map_err(backend)?;
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
-        &key,
-        &sql_int(epoch),
-        &counts.agents,
-        &counts.messages,
-        &counts.dms,
-        &sql_int(last_seq.unwrap_or(Seq::ZERO)),
-        &sql_int(last_member.unwrap_or(MemberId::BOT)),
+        &keys,
+        &col(|w| sql_int(w.epoch)),
+        &col(|w| w.counts.agents),
+        &col(|w| w.counts.messages),
+        &col(|w| w.counts.dms),
+        &col(|w| sql_int(w.last_seq.unwrap_or(Seq::ZERO))),
+        &col(|w| sql_int(w.last_member.unwrap_or(MemberId::BOT))),
     ];
-    if exec(c, sql, &params).await? != 1 {
-        return Err(StoreError::Fenced(room, epoch));
+    let rows = c.query(&st, &params).await.map_err(backend)?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Moves every gathered cursor forward (never back) in one statement.
+async fn move_cursors(c: &impl GenericClient, rooms: &[RoomWrite<'_>]) -> Result<(), StoreError> {
+    let moves = rooms
+        .iter()
+        .flat_map(|w| w.cursors.iter().map(move |(m, s)| (w.key.as_str(), *m, *s)));
+    let (mut keys, mut members, mut seqs) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, member, seq) in moves {
+        keys.push(key);
+        members.push(sql_int(member));
+        seqs.push(sql_int(seq));
     }
-    Ok(())
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let sql = "UPDATE agents a SET cursor = GREATEST(a.cursor, v.seq)
+               FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(room_id, member, seq)
+               WHERE a.room_id = v.room_id AND a.member = v.member";
+    exec(c, sql, &[&keys, &members, &seqs]).await.map(drop)
 }
 
 async fn exec(
@@ -288,43 +414,47 @@ impl Counts {
     }
 }
 
-/// Inserts the messages of one append in one statement (arrays unnested server-side):
+/// Inserts the messages of every room in one statement (arrays unnested server-side):
 /// one round trip however many messages a batch holds.
 async fn insert_messages(
     c: &impl GenericClient,
-    room: &str,
-    posted: &[Posted<'_>],
+    rooms: &[RoomWrite<'_>],
 ) -> Result<(), StoreError> {
+    let posted: Vec<(&str, &Posted<'_>)> = rooms
+        .iter()
+        .flat_map(|w| w.posted.iter().map(move |p| (w.key.as_str(), p)))
+        .collect();
     if posted.is_empty() {
         return Ok(());
     }
-    let col = |f: fn(&Message) -> i64| posted.iter().map(|p| f(p.message)).collect::<Vec<_>>();
+    let col = |f: fn(&Message) -> i64| posted.iter().map(|p| f(p.1.message)).collect::<Vec<_>>();
+    let keys: Vec<&str> = posted.iter().map(|p| p.0).collect();
     let seqs = col(|m| sql_int(m.seq));
     let from_members = col(|m| sql_int(m.from_member));
     let ts = col(|m| m.timestamp.0);
-    let ranks: Vec<i64> = posted.iter().map(|p| p.broadcast_rank).collect();
-    let ids: Vec<&[u8]> = posted.iter().map(|p| p.message.id.as_bytes()).collect();
-    let froms: Vec<&str> = posted.iter().map(|p| p.message.from.as_str()).collect();
-    let tos: Vec<Option<&str>> = posted.iter().map(|p| p.message.to.as_deref()).collect();
+    let ranks: Vec<i64> = posted.iter().map(|p| p.1.broadcast_rank).collect();
+    let ids: Vec<&[u8]> = posted.iter().map(|p| p.1.message.id.as_bytes()).collect();
+    let froms: Vec<&str> = posted.iter().map(|p| p.1.message.from.as_str()).collect();
+    let tos: Vec<Option<&str>> = posted.iter().map(|p| p.1.message.to.as_deref()).collect();
     let to_members: Vec<Option<i64>> = posted
         .iter()
-        .map(|p| p.message.to_member.map(sql_int))
+        .map(|p| p.1.message.to_member.map(sql_int))
         .collect();
-    let bodies: Vec<&[u8]> = posted.iter().map(|p| p.message.body.as_bytes()).collect();
-    let keys: Vec<Option<&[u8]>> = posted
+    let bodies: Vec<&[u8]> = posted.iter().map(|p| p.1.message.body.as_bytes()).collect();
+    let msg_keys: Vec<Option<&[u8]>> = posted
         .iter()
-        .map(|p| codec::bytes(&p.message.key))
+        .map(|p| codec::bytes(&p.1.message.key))
         .collect();
     let sql = "INSERT INTO messages (room_id, seq, id, from_name, from_member, to_name,
                                      to_member, body, ts, broadcast_rank, key)
-               SELECT $1, * FROM unnest($2::bigint[], $3::bytea[], $4::text[], $5::bigint[],
-                                        $6::text[], $7::bigint[], $8::bytea[], $9::bigint[],
-                                        $10::bigint[], $11::bytea[])";
+               SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[],
+                                    $5::bigint[], $6::text[], $7::bigint[], $8::bytea[],
+                                    $9::bigint[], $10::bigint[], $11::bytea[])";
     exec(
         c,
         sql,
         &[
-            &room,
+            &keys,
             &seqs,
             &ids,
             &froms,
@@ -334,7 +464,7 @@ async fn insert_messages(
             &bodies,
             &ts,
             &ranks,
-            &keys,
+            &msg_keys,
         ],
     )
     .await?;

@@ -2,9 +2,10 @@
 //! can take a room over from the log all of them write to.
 //!
 //! Same promises as the embedded backend, over one database:
-//! - writes go through one writer task per node with its own connection, which commits
-//!   everything queued (of every room) in one transaction, one savepoint per write
-//!   (`writer`); appends are fenced by the room's epoch in that transaction (`apply`);
+//! - writes go through `--store-writers` writer tasks (lanes) per node, each with its
+//!   own connection; a room's writes always take the same lane, and each lane commits
+//!   everything queued on it (of all its rooms) in one transaction (`writer`); appends
+//!   are fenced by the room's epoch in that transaction (`apply`);
 //! - reads and name locks take a connection of a pool of `--store-pool` connections,
 //!   behind a bounded queue; past it a request is refused with [`StoreError::Busy`];
 //! - creations of one name are serialised across nodes by a transaction-scoped advisory
@@ -40,15 +41,22 @@ pub const SCHEMA_VERSION: usize = schema::VERSION;
 /// Default pooled connections (`--store-pool`).
 pub const DEFAULT_POOL: usize = 16;
 
+/// Default writer lanes (`--store-writers`): commits in flight at once per node. Four
+/// keep a disk's WAL flushes busy without taking many of the server's connections.
+pub const DEFAULT_WRITERS: usize = 4;
+
 /// How the PostgreSQL store connects.
 #[derive(Clone, Copy, Debug)]
 pub struct PostgresOptions {
-    /// Pooled connections for reads and name locks (at least 1). The writer has one
-    /// more of its own.
+    /// Pooled connections for reads and name locks (at least 1). Each writer lane has
+    /// one more of its own.
     pub pool: usize,
     /// Requests that may wait for a pooled connection; the next one is refused
     /// (`StoreError::Busy`, naming `pool + read_queue`).
     pub read_queue: usize,
+    /// Writer lanes, each with its own connection and transaction (at least 1, at most
+    /// `pool`): a room's writes always take the same lane.
+    pub writers: usize,
 }
 
 impl Default for PostgresOptions {
@@ -56,6 +64,7 @@ impl Default for PostgresOptions {
         Self {
             pool: DEFAULT_POOL,
             read_queue: DEFAULT_READ_QUEUE,
+            writers: DEFAULT_WRITERS,
         }
     }
 }
@@ -73,13 +82,16 @@ impl PostgresStore {
     /// Must be called inside a tokio runtime.
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
         let config = conn::config(url)?;
-        let writer_pool = conn::pool(&config, 1)?;
-        let mut first = writer_pool.get().await.map_err(conn::unavailable)?;
+        let lanes = options.writers.clamp(1, options.pool.max(1));
+        let writer_pools = (0..lanes)
+            .map(|_| conn::pool(&config, 1))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut first = writer_pools[0].get().await.map_err(conn::unavailable)?;
         schema::migrate(&mut first).await?;
         drop(first);
         let reads = Bounded::new(conn::pool(&config, options.pool)?, options.read_queue);
         Ok(Self {
-            writes: writer::spawn(writer_pool),
+            writes: writer::spawn(writer_pools),
             reads: std::sync::Arc::new(reads),
         })
     }

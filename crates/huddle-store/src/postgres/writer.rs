@@ -1,28 +1,41 @@
-//! The writer task: takes every write queued (of every room), runs them in one
-//! transaction on its own connection, one savepoint per write so a refused append (a
-//! fenced writer, a duplicate `seq`) does not fail its neighbours, and commits once:
-//! group commit across rooms. Each write is answered only after the commit.
+//! The writer tasks, one per lane (see `writes`: a room's writes always take the same
+//! lane): each takes every write queued on its lane, runs them in one transaction on
+//! its own connection and commits once — group commit across the lane's rooms — while
+//! the other lanes' transactions commit at the same time (PostgreSQL flushes the WAL of
+//! concurrent commits together). Each write is answered only after its commit.
 //!
-//! Writes are applied in room order (stable, so a room's writes keep theirs): two
-//! nodes writing overlapping rooms lock their rows in one order and cannot deadlock.
+//! A batch of appends takes the fast path ([`appends`]): one statement locks every
+//! room row of the batch, the appends of missing rooms or older epochs are refused
+//! right there (not applied), and the others are written by three statements for the
+//! whole batch, sent at once (`apply`). If anything fails there (a `seq` or key already
+//! in the log), the transaction is rolled back and the batch redone the careful way:
+//! one savepoint per write, in room order (stable, so a room's writes keep theirs), so
+//! that a refused write does not fail its neighbours. Batches with a creation or a
+//! takeover go the careful way directly. Both ways lock room rows in id order: two
+//! nodes writing overlapping rooms cannot deadlock.
 
-use deadpool_postgres::{GenericClient, Pool, Transaction};
+use std::collections::HashMap;
+
+use deadpool_postgres::{GenericClient, Object, Pool, Transaction};
+use huddle_core::Event;
 use tokio::sync::mpsc;
 
-use super::apply;
+use super::apply::{self, RoomWrite};
 use super::conn::{backend, unavailable};
 use crate::StoreError;
 use crate::writes::{self, Write, WriteOp, Writes, Written};
 
 /// Most writes one transaction takes: bounds the latency of the last one in a burst.
 const MAX_BATCH: usize = 1024;
-/// Starts the task on `pool` (its own pool of one connection, reopened when lost).
-pub(super) fn spawn(pool: Pool) -> Writes {
-    let (tx, rx) = Writes::channel();
-    tokio::spawn(run(pool, rx));
+/// Starts one task per pool (each a pool of one connection, reopened when lost), the
+/// lanes of the returned queue.
+pub(super) fn spawn(pools: Vec<Pool>) -> Writes {
+    let (tx, lanes) = Writes::lanes(pools.len());
+    for (pool, rx) in pools.into_iter().zip(lanes) {
+        tokio::spawn(run(pool, rx));
+    }
     tx
 }
-
 async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>) {
     let mut batch = Vec::with_capacity(64);
     while let Some(first) = rx.recv().await {
@@ -38,18 +51,106 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>) {
     tracing::debug!("store writer stopped: all senders dropped");
 }
 
-async fn commit(pool: &Pool, batch: &[WriteOp]) -> Vec<Result<Written, StoreError>> {
-    let fail_all = |e: StoreError| {
-        let message = e.to_string();
-        batch
-            .iter()
-            .map(|_| Err(StoreError::Backend(message.clone())))
-            .collect()
-    };
+type Results = Vec<Result<Written, StoreError>>;
+
+/// Every write of `batch` failed by `e` (a failure of the connection or the commit).
+fn fail_all(batch: &[WriteOp], e: StoreError) -> Results {
+    let message = e.to_string();
+    batch
+        .iter()
+        .map(|_| Err(StoreError::Backend(message.clone())))
+        .collect()
+}
+
+async fn commit(pool: &Pool, batch: &[WriteOp]) -> Results {
+    let fail_all = |e: StoreError| fail_all(batch, e);
     let mut conn = match pool.get().await {
         Ok(conn) => conn,
         Err(e) => return fail_all(unavailable(e)),
     };
+    let only_appends = batch
+        .iter()
+        .all(|op| matches!(op.write, Write::Append { .. } | Write::Probe));
+    if only_appends {
+        let tx = match conn.transaction().await {
+            Ok(tx) => tx,
+            Err(e) => return fail_all(backend(e)),
+        };
+        match appends(&tx, batch).await {
+            Ok(results) => {
+                return match tx.commit().await {
+                    Ok(()) => results,
+                    Err(e) => fail_all(backend(e)),
+                };
+            }
+            Err(e) => {
+                tracing::debug!("batch of {} redone with savepoints: {e}", batch.len());
+                if tx.rollback().await.is_err() {
+                    return fail_all(e);
+                }
+            }
+        }
+    }
+    careful(&mut conn, batch).await
+}
+
+/// The fast path (see the module doc): the answers of the batch's writes, or the
+/// failure that makes the caller roll back and redo it with savepoints.
+async fn appends(tx: &Transaction<'_>, batch: &[WriteOp]) -> Result<Results, StoreError> {
+    let mut results: Results = batch.iter().map(|_| Ok(Written::Done)).collect();
+    let appends: Vec<_> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, op)| match &op.write {
+            Write::Append {
+                room,
+                epoch,
+                events,
+            } => Some((i, *room, *epoch, &events[..])),
+            Write::Create(_) | Write::Acquire(_) | Write::Probe => None,
+        })
+        .collect();
+    if appends.is_empty() {
+        return Ok(results);
+    }
+    let mut ids: Vec<_> = appends.iter().map(|a| a.1).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let locked = apply::lock(tx, &ids).await?;
+    // Each room's accepted appends, in batch order.
+    let mut rooms: Vec<(RoomWrite<'_>, Vec<&[Event]>)> = Vec::new();
+    let mut index = HashMap::new();
+    for (i, room, epoch, events) in appends {
+        match apply::check(&locked, room, epoch) {
+            Err(refused) => results[i] = Err(refused),
+            Ok(row) => {
+                let k = *index.entry(room).or_insert_with(|| {
+                    rooms.push((RoomWrite::new(room, row), Vec::new()));
+                    rooms.len() - 1
+                });
+                rooms[k].1.push(events);
+            }
+        }
+    }
+    // Rooms apart run at once (their rare events' statements pipelined); each room's
+    // appends in order.
+    let applying = rooms.iter_mut().map(|(write, appends)| async move {
+        for events in appends.iter() {
+            write.apply(tx, events).await?;
+        }
+        Ok::<_, StoreError>(())
+    });
+    futures::future::try_join_all(applying).await?;
+    let writes: Vec<RoomWrite<'_>> = rooms.into_iter().map(|(w, _)| w).collect();
+    if !writes.is_empty() {
+        apply::finish(tx, &writes).await?;
+    }
+    Ok(results)
+}
+
+/// The careful way: one savepoint per write (none for a batch of one).
+async fn careful(conn: &mut Object, batch: &[WriteOp]) -> Results {
+    let fail_all = |e: StoreError| fail_all(batch, e);
     let mut tx = match conn.transaction().await {
         Ok(tx) => tx,
         Err(e) => return fail_all(backend(e)),
