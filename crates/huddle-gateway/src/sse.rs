@@ -10,6 +10,10 @@
 //! slow to keep up is disconnected (its stream ends) rather than buffered without bound;
 //! it reconnects with `Last-Event-ID` (the protocol's contract, so the stream does not
 //! resume on the server's side: `OnLag::End`).
+//!
+//! On an HTTP/1.1 connection served by the node, the frames are written by the connection
+//! rather than by hyper once the head is sent ([`crate::handoff`]): an idle stream then
+//! holds no HTTP buffers.
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -1,5 +1,6 @@
 //! The SSE stream (docs/protocol.md, section 'SSE stream') with `id: <seq>` and resume,
-//! the token as `Authorization: Bearer`, and DM privacy on it.
+//! the token as `Authorization: Bearer`, DM privacy on it, and the connection around it
+//! on the wire (a chunked body, the next requests served after it).
 
 use std::time::Duration;
 
