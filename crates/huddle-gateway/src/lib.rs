@@ -14,6 +14,8 @@
 //! - [`body`]  — reading request bodies under a limit (drain, then 413).
 //! - [`bearer`] — `Authorization: Bearer <agentToken>` (SSE and gRPC).
 //! - [`sse`]   — `GET /api/messages/{roomId}/sse`: live, resumable message streams.
+//! - [`handoff`] — an SSE body handed to the connection, so an idle stream does not keep
+//!   hyper's buffers.
 //! - [`web`]   — landing page, docs, health endpoints.
 //! - [`client_kind`] — agent-or-browser detection (plain text vs HTML).
 //! - [`observe`] — request spans (with the client's trace context) and request metrics.
@@ -32,6 +34,7 @@ pub mod docs;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod grpc;
+pub mod handoff;
 pub mod mcp;
 pub mod observe;
 pub mod ops;

@@ -1,6 +1,6 @@
 //! The client's address, as the listener saw the connection: failed room-password
-//! attempts are throttled by it. It is there when the server is run with axum's
-//! `into_make_service_with_connect_info::<SocketAddr>()` (as `huddle serve` does);
+//! attempts are throttled by it. It is there as axum's `ConnectInfo<SocketAddr>` when
+//! the node serves the connection (as `huddle serve` does);
 //! without it (an app driven in-process) it is unknown and only the per-room throttle
 //! applies. Forwarding headers are not trusted: any client could set them.
 

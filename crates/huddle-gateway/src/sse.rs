@@ -10,16 +10,20 @@
 //! slow to keep up is disconnected (its stream ends) rather than buffered without bound;
 //! it reconnects with `Last-Event-ID` (the protocol's contract, so the stream does not
 //! resume on the server's side: `OnLag::End`).
+//!
+//! On an HTTP/1.1 connection served by the node, the frames are written by the connection
+//! rather than by hyper once the head is sent ([`crate::handoff`]): an idle stream then
+//! holds no HTTP buffers.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use futures::StreamExt;
 use huddle_cluster::{FeedMessage, OnLag};
 use huddle_core::{AgentToken, RoomError, Seq};
@@ -28,6 +32,7 @@ use huddle_metrics::streams::{OpenStream, StreamKind};
 use serde_json::json;
 
 use crate::AppState;
+use crate::handoff::Handoff;
 
 fn refuse(status: StatusCode, error: &str) -> Response {
     (status, Json(json!({ "error": error }))).into_response()
@@ -37,6 +42,9 @@ pub async fn stream(
     State(app): State<AppState>,
     Path(room): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    method: Method,
+    version: Version,
+    handoff: Option<Extension<Handoff>>,
     headers: HeaderMap,
 ) -> Response {
     let router = app.router.as_ref();
@@ -98,15 +106,23 @@ pub async fn stream(
         .take_until(app.shutdown.clone().cancelled_owned())
         .map(move |chunk| {
             let _counted = &open_stream;
-            Ok::<_, Infallible>(chunk.unwrap_or_default())
+            chunk.unwrap_or_default()
         });
+    // An idle stream costs its connection's buffers unless the connection takes the
+    // frames over from hyper (see `handoff`).
+    let body = match handoff {
+        Some(Extension(handoff)) if Handoff::fits(&method, version, &headers) => {
+            handoff.body(body.boxed())
+        }
+        _ => Body::from_stream(body.map(Ok::<_, Infallible>)),
+    };
     (
         [
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
             (header::HeaderName::from_static("x-accel-buffering"), "no"),
         ],
-        Body::from_stream(body),
+        body,
     )
         .into_response()
 }

@@ -32,6 +32,8 @@
 //! - `node`      — [`Node::start`] and [`RunningNode`] (addresses, state, `wait`).
 //! - `ops`       — `/metrics` and the readiness checks of `/readyz`.
 //! - [`telemetry`] — logs (text or JSON), OpenTelemetry traces, trace context.
+//! - `serve`     — accepting connections, HTTP/1.1 or HTTP/2 on one port, idle SSE
+//!   streams without hyper's buffers.
 //! - `shutdown`  — the one shutdown trigger, the servers it waits for, the grace.
 //! - `error`     — [`NodeError`]: binding, opening the store, a server that stopped.
 
@@ -41,6 +43,7 @@ mod error;
 mod listeners;
 mod node;
 mod ops;
+mod serve;
 mod shutdown;
 pub mod telemetry;
 

@@ -20,10 +20,8 @@
 //! commit), so a cut loses only answers that were never sent.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use huddle_rooms::RoomDirectory;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -90,12 +88,9 @@ impl Shutdown {
     /// Serves `app` on `listener` until the shutdown begins and its connections close.
     /// `name` says which listener in the logs.
     pub fn serve(&mut self, name: &'static str, listener: TcpListener, app: axum::Router) {
-        let stop = self.trigger.clone().cancelled_owned();
-        let server =
-            axum::serve(listener.tap_io(no_delay), with_peer(app)).with_graceful_shutdown(stop);
+        let server = crate::serve::listener(listener, app, self.trigger.clone());
         self.open.push(name);
-        self.servers
-            .spawn(async move { (name, server.into_future().await) });
+        self.servers.spawn(async move { (name, server.await) });
     }
 
     /// Serves until `signal` resolves (or a server fails), then shuts down as the module
@@ -184,22 +179,5 @@ impl Shutdown {
         };
         self.open.retain(|n| *n != name);
         name
-    }
-}
-
-/// `app` as a service that knows each connection's peer address (failed password
-/// attempts are throttled by it).
-fn with_peer(
-    app: axum::Router,
-) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr> {
-    app.into_make_service_with_connect_info::<SocketAddr>()
-}
-
-/// Small writes go out at once: an HTTP/2 answer is several frames (a gRPC reply ends
-/// with a trailers frame), and Nagle's algorithm would hold the last one back until the
-/// peer's delayed ACK (~40 ms).
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "TCP_NODELAY not set");
     }
 }

@@ -29,7 +29,8 @@
 //! - `durability` — `kill -9` and restart on the same data dir.
 //! - `pg_faults`  — a node on PostgreSQL under load: `kill -9`, the database stopped
 //!   and back.
-//! - `memory`     — refused stream requests (SSE, gRPC, MCP) leave no memory behind.
+//! - `memory`     — refused stream requests (SSE, gRPC, MCP) leave no memory behind;
+//!   idle SSE streams hold little.
 //! - `ops`        — metrics, readiness, logs, `--check-config`, OTLP traces.
 //! - `shutdown`   — SIGTERM: streams end, requests in flight are answered, the grace bound.
 //! - `sent_keys`  — a send's idempotency key found in the store, past the tail and a restart.

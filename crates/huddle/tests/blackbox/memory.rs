@@ -1,7 +1,8 @@
 //! What refused stream requests may leave behind on a node: nothing. An SSE request for
 //! an unknown room or with a bad token, a gRPC `Subscribe` and an MCP
 //! `subscriptions/listen` with the token of no room are refused without holding memory,
-//! so the node's resident memory stays flat over thousands of them.
+//! so the node's resident memory stays flat over thousands of them. And an idle SSE
+//! stream that is open costs the node little: not its connection's buffers.
 
 use futures::StreamExt;
 use huddle_proto::v1::SubscribeRequest;
@@ -160,4 +161,46 @@ async fn refused_stream_requests_hold_no_memory() {
     let mut stream = s.sse(&alice, Resume::Live).await;
     s.say(&alice, "still here").await;
     assert_eq!(bodies(&stream.take(1, SECOND * 10).await), ["still here"]);
+}
+
+/// Idle streams measured (one connection each; few enough for a 1024-descriptor limit).
+const IDLE_STREAMS: u64 = 600;
+/// What an idle SSE stream may cost the node: its socket, its task, its place in the
+/// room's feed. A node that kept hyper's buffers of the stream's HTTP/1.1 connection (an
+/// 8 kB read and an 8 kB write buffer) for as long as the stream is open paid about
+/// 30 kB per stream.
+const IDLE_STREAM_BOUND_BYTES: u64 = 12 * 1024;
+
+async fn open_idle_streams(s: &Server, agent: &Agent, n: u64) -> Vec<Sse> {
+    futures::stream::iter(0..n)
+        .map(|_| s.sse(agent, Resume::Live))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await
+}
+
+#[tokio::test]
+async fn idle_sse_streams_do_not_hold_their_connections_buffers() {
+    let s = Server::start().await;
+    let alice = s.create_room("idle", "alice").await;
+    // Warm up first (thread caches, the allocator's pages), then measure.
+    drop(open_idle_streams(&s, &alice, 100).await);
+    let before = s.rss_kb();
+    let mut streams = open_idle_streams(&s, &alice, IDLE_STREAMS).await;
+    let after = s.rss_kb();
+    let per_stream = after.saturating_sub(before) * 1024 / IDLE_STREAMS;
+    eprintln!(
+        "{IDLE_STREAMS} idle SSE streams: RSS {before} kB -> {after} kB, {per_stream} bytes each"
+    );
+    assert!(
+        per_stream < IDLE_STREAM_BOUND_BYTES,
+        "an idle SSE stream costs the node {per_stream} bytes \
+         (allowed: {IDLE_STREAM_BOUND_BYTES})"
+    );
+
+    // The idle streams are live.
+    s.say(&alice, "wake up").await;
+    for stream in &mut streams {
+        assert_eq!(bodies(&stream.take(1, SECOND * 10).await), ["wake up"]);
+    }
 }

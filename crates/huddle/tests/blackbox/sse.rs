@@ -1,5 +1,6 @@
 //! The SSE stream (docs/protocol.md, section 'SSE stream') with `id: <seq>` and resume,
-//! the token as `Authorization: Bearer`, and DM privacy on it.
+//! the token as `Authorization: Bearer`, DM privacy on it, and the connection around it
+//! on the wire (a chunked body, the next requests served after it).
 
 use std::time::Duration;
 
@@ -365,4 +366,106 @@ async fn idle_sse_stream_gets_ping_keep_alives() {
     .await
     .unwrap_or(false);
     assert!(found, "no two pings within 10 s; got {seen:?}");
+}
+
+/// Reads from `tcp` into `got` until `got` contains `what` `times` times.
+async fn read_until(tcp: &mut tokio::net::TcpStream, got: &mut Vec<u8>, what: &str, times: usize) {
+    use tokio::io::AsyncReadExt;
+    while String::from_utf8_lossy(got).matches(what).count() < times {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{what:?} not read {times}x within {WAIT:?}; got {:?}",
+                    String::from_utf8_lossy(got)
+                )
+            })
+            .expect("read");
+        assert!(
+            n > 0,
+            "connection closed before {what:?}: got {:?}",
+            String::from_utf8_lossy(got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A chunked body (after its head) up to its last chunk, and what follows it; panics on
+/// bad framing.
+fn dechunk(mut body: &[u8]) -> (Vec<u8>, &[u8]) {
+    let mut data = Vec::new();
+    loop {
+        let line = body
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size = std::str::from_utf8(&body[..line]).expect("ASCII chunk size");
+        let size = usize::from_str_radix(size, 16).expect("hex chunk size");
+        body = &body[line + 2..];
+        assert_eq!(&body[size..size + 2], b"\r\n", "a chunk not ended by CRLF");
+        if size == 0 {
+            return (data, &body[2..]);
+        }
+        data.extend_from_slice(&body[..size]);
+        body = &body[size + 2..];
+    }
+}
+
+/// An SSE response on the wire is a chunked body of events on a connection kept alive:
+/// when the stream ends (its agent left), the body ends and the same connection answers
+/// the requests the client sent meanwhile, then new ones.
+#[tokio::test]
+async fn sse_connection_serves_the_next_requests_after_the_stream_ends() {
+    use tokio::io::AsyncWriteExt;
+    let s = Server::start().await;
+    let alice = s.create_room("lobby", "alice").await;
+    let bob = s.join("lobby", "bob").await;
+    let host = s.base.trim_start_matches("http://").to_string();
+    let healthz = format!("GET /healthz HTTP/1.1\r\nhost: {host}\r\n\r\n");
+    let answered = "\r\n\r\nok";
+    let mut tcp = tokio::net::TcpStream::connect(&host)
+        .await
+        .expect("connect");
+    // A request sent ahead, right behind the stream's.
+    let opening = format!(
+        "GET /api/messages/{}/sse?agentToken={} HTTP/1.1\r\nhost: {host}\r\n\r\n{healthz}",
+        bob.room_id, bob.token
+    );
+    tcp.write_all(opening.as_bytes()).await.expect("write");
+    let mut got = Vec::new();
+    read_until(&mut tcp, &mut got, "\r\n\r\n", 1).await;
+    let head = String::from_utf8_lossy(&got).to_lowercase();
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert!(
+        head.contains("\r\ntransfer-encoding: chunked\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains("\r\ncontent-type: text/event-stream\r\n"),
+        "{head}"
+    );
+    let body_at = head.find("\r\n\r\n").expect("end of head") + 4;
+
+    s.say(&alice, "hello bob").await;
+    read_until(&mut tcp, &mut got, "hello bob", 1).await;
+    // Another request while the stream is live.
+    tcp.write_all(healthz.as_bytes()).await.expect("write");
+    s.act("room.leave").token(&bob.token).send().await.ok();
+    read_until(&mut tcp, &mut got, answered, 2).await;
+    let (events, rest) = dechunk(&got[body_at..]);
+    let events = String::from_utf8_lossy(&events).to_string();
+    assert!(
+        events.starts_with("id: ") && events.contains("\ndata: {") && events.contains("hello bob"),
+        "{events:?}"
+    );
+    let rest = String::from_utf8_lossy(rest).to_string();
+    assert!(rest.starts_with("HTTP/1.1 200 OK\r\n"), "{rest:?}");
+    assert_eq!(rest.matches(answered).count(), 2, "{rest:?}");
+
+    // And a request after that.
+    tcp.write_all(healthz.as_bytes()).await.expect("write");
+    let mut next = Vec::new();
+    read_until(&mut tcp, &mut next, answered, 1).await;
+    assert!(String::from_utf8_lossy(&next).starts_with("HTTP/1.1 200 OK\r\n"));
 }
