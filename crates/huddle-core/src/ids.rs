@@ -53,10 +53,12 @@ pub struct Seq(u64);
 macro_rules! number_id {
     ($t:ident) => {
         impl $t {
+            /// From its number as the wire, a store or a test writes it.
             pub const fn new(n: u64) -> Self {
                 Self(n)
             }
 
+            /// Its number, for the wire, a store or a log field: not for arithmetic.
             pub const fn get(self) -> u64 {
                 self.0
             }
