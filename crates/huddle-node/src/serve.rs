@@ -103,19 +103,61 @@ fn no_delay(tcp: &TcpStream) {
 }
 
 /// One connection, from its first bytes to its close.
-async fn connection(tcp: TcpStream, service: PerConnection, stop: CancellationToken) {
-    let io = tokio::select! {
-        io = ConnIo::sniffed(tcp) => io,
-        () = stop.cancelled() => return,
+///
+/// When the shutdown begins before its first bytes were read, a connection whose request
+/// is already waiting in the socket is still served (hyper's graceful shutdown then lets
+/// that request finish); one that sent nothing is closed, as hyper closes an idle one.
+async fn connection(mut tcp: TcpStream, service: PerConnection, stop: CancellationToken) {
+    let mut sniff = Sniff::default();
+    let sniffed = tokio::select! {
+        sniffed = sniff.more(&mut tcp) => Some(sniffed),
+        () = stop.cancelled() => None,
     };
-    let io = match io {
-        Ok(io) => io,
-        Err(e) => return tracing::trace!(error = %e, "connection ended before a request"),
+    let sniffed = match sniffed {
+        Some(sniffed) => sniffed,
+        None if sniff.read > 0 || request_waiting(&tcp) => sniff.more(&mut tcp).await,
+        None => return,
     };
+    if let Err(e) = sniffed {
+        return tracing::trace!(error = %e, "connection ended before a request");
+    }
+    let io = ConnIo::new(tcp, &sniff);
     if io.is_h2 {
         http2_connection(io, service, stop).await;
     } else {
         http1_connection(io, service, stop).await;
+    }
+}
+
+/// Whether the client has sent bytes not read yet (a non-blocking peek: the runtime's
+/// readiness flags may not have caught up with a request sent just before a shutdown).
+fn request_waiting(tcp: &TcpStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+    matches!(socket2::SockRef::from(tcp).peek(&mut byte), Ok(n) if n > 0)
+}
+
+/// The first bytes of a connection, read as far as they can be the HTTP/2 preface. Kept
+/// outside the reading future, so that stopping it loses nothing already read.
+#[derive(Default)]
+struct Sniff {
+    first: [u8; H2_PREFACE.len()],
+    read: usize,
+}
+
+impl Sniff {
+    async fn more(&mut self, tcp: &mut TcpStream) -> io::Result<()> {
+        use tokio::io::AsyncReadExt;
+        while self.read < self.first.len() && H2_PREFACE.starts_with(&self.first[..self.read]) {
+            match tcp.read(&mut self.first[self.read..]).await? {
+                0 => break,
+                n => self.read += n,
+            }
+        }
+        Ok(())
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.first[..self.read]
     }
 }
 
@@ -179,22 +221,27 @@ async fn until_handed_over(
 ) -> Option<http1::Parts<TokioIo<ConnIo>, PerConnection>> {
     let mut stopping = std::pin::pin!(stop.cancelled());
     let mut asked_to_stop = false;
+    // Hyper is polled before the shutdown is passed on: a request whose bytes are
+    // already here is read first, and then finished rather than dropped as idle.
     let handed = std::future::poll_fn(|cx| {
-        if !asked_to_stop && stopping.as_mut().poll(cx).is_ready() {
+        loop {
+            match Pin::new(&mut *conn).poll(cx) {
+                Poll::Ready(result) => {
+                    if let Err(e) = result {
+                        tracing::trace!(error = %e, "HTTP/1 connection ended");
+                    }
+                    return Poll::Ready(false);
+                }
+                Poll::Pending if handoff.offered() && flushed.load(Ordering::Acquire) => {
+                    return Poll::Ready(true);
+                }
+                Poll::Pending => {}
+            }
+            if asked_to_stop || stopping.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
             asked_to_stop = true;
             Pin::new(&mut *conn).graceful_shutdown();
-        }
-        match Pin::new(&mut *conn).poll(cx) {
-            Poll::Ready(result) => {
-                if let Err(e) = result {
-                    tracing::trace!(error = %e, "HTTP/1 connection ended");
-                }
-                Poll::Ready(false)
-            }
-            Poll::Pending if handoff.offered() && flushed.load(Ordering::Acquire) => {
-                Poll::Ready(true)
-            }
-            Poll::Pending => Poll::Pending,
         }
     })
     .await;
@@ -253,23 +300,14 @@ struct ConnIo {
 }
 
 impl ConnIo {
-    /// Reads the first bytes, as far as they can be the HTTP/2 preface.
-    async fn sniffed(mut tcp: TcpStream) -> io::Result<Self> {
-        use tokio::io::AsyncReadExt;
-        let mut first = [0u8; H2_PREFACE.len()];
-        let mut read = 0;
-        while read < first.len() && H2_PREFACE.starts_with(&first[..read]) {
-            match tcp.read(&mut first[read..]).await? {
-                0 => break,
-                n => read += n,
-            }
-        }
-        Ok(Self {
+    /// The connection after its first bytes, which go to hyper first.
+    fn new(tcp: TcpStream, sniff: &Sniff) -> Self {
+        Self {
             tcp,
-            unread: Bytes::copy_from_slice(&first[..read]),
-            is_h2: &first[..read] == H2_PREFACE,
+            unread: Bytes::copy_from_slice(sniff.bytes()),
+            is_h2: sniff.bytes() == H2_PREFACE,
             flushed: Arc::new(AtomicBool::new(true)),
-        })
+        }
     }
 
     /// `bytes` go to hyper before anything else is read.
