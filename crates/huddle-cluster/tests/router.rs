@@ -11,7 +11,7 @@ use huddle_cluster::peers::{Peers, Timeouts};
 use huddle_cluster::placement::{NodeId, Peer, Placement, View};
 use huddle_cluster::testing::FixedPlacement;
 use huddle_cluster::{ClusterRouter, Placed, Router};
-use huddle_core::{CreateRoom, RoomId, SendMessage, Seq};
+use huddle_core::{RoomId, SendMessage, Seq};
 use huddle_rooms::{RoomDirectory, RoomsConfig};
 use huddle_store::{Durability, EmbeddedStore, RoomStore};
 use tokio::sync::watch;
@@ -93,14 +93,7 @@ impl Cluster {
             let created = self
                 .a
                 .router
-                .create(CreateRoom {
-                    name: None,
-                    agent_name: "alice".into(),
-                    password: None,
-                    description: None,
-                    kind: None,
-                    endpoint: None,
-                })
+                .create(huddle_rooms::testing::alices_room(None))
                 .await
                 .unwrap();
             if self.view.owner(created.room_id).unwrap().id.as_str() == owner {

@@ -101,14 +101,7 @@ async fn every_room_operation_and_answer_crosses_json_unchanged() {
     let router = wire.as_ref();
 
     let created = router
-        .create(CreateRoom {
-            name: Some("wired".into()),
-            agent_name: "alice".into(),
-            password: None,
-            description: None,
-            kind: None,
-            endpoint: None,
-        })
+        .create(huddle_rooms::testing::alices_room(Some("wired")))
         .await
         .unwrap();
     let (room, alice) = (created.room_id, created.agent_token);

@@ -5,17 +5,22 @@ use huddle_core::{AgentToken, CreateRoom, JoinRoom, RoomId, SendMessage};
 
 use crate::RoomDirectory;
 
+/// What creating a password-less room by `alice` asks: named `name`, or after its id.
+pub fn alices_room(name: Option<&str>) -> CreateRoom {
+    CreateRoom {
+        name: name.map(str::to_string),
+        agent_name: "alice".into(),
+        password: None,
+        description: None,
+        kind: None,
+        endpoint: None,
+    }
+}
+
 /// A password-less room named after its id, created by `alice`: its id and her token.
 pub async fn room(dir: &RoomDirectory) -> (RoomId, AgentToken) {
     let created = dir
-        .create(CreateRoom {
-            name: None,
-            agent_name: "alice".into(),
-            password: None,
-            description: None,
-            kind: None,
-            endpoint: None,
-        })
+        .create(alices_room(None))
         .await
         .expect("a room is created");
     (created.room_id, created.agent_token)

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use huddle_core::{AgentToken, CreateRoom, RoomError, RoomId, SendMessage, Seq};
+use huddle_core::{AgentToken, RoomError, RoomId, SendMessage, Seq};
 use huddle_rooms::{RoomDirectory, RoomsConfig};
 use huddle_store::{Durability, EmbeddedStore, RoomStore};
 
@@ -34,14 +34,7 @@ async fn a_writer_that_lost_the_room_cannot_acknowledge_or_write() {
     let node_b = RoomDirectory::new(store.clone(), RoomsConfig::default());
 
     let created = node_a
-        .create(CreateRoom {
-            name: Some("fenced".into()),
-            agent_name: "alice".into(),
-            password: None,
-            description: None,
-            kind: None,
-            endpoint: None,
-        })
+        .create(huddle_rooms::testing::alices_room(Some("fenced")))
         .await
         .unwrap();
     let (room, alice) = (created.room_id, created.agent_token);

@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use huddle_core::{
-    AgentToken, Authorize, CreateRoom, JoinRoom, ModerateAgent, Moderation, RoomError, RoomId,
-    SendMessage, Seq,
+    AgentToken, Authorize, JoinRoom, ModerateAgent, Moderation, RoomError, RoomId, SendMessage, Seq,
 };
 use huddle_rooms::call::Ask;
 use huddle_rooms::{NotOwner, Ownership, RoomDirectory, RoomsConfig};
@@ -78,14 +77,7 @@ async fn two_nodes(a_lease: Duration) -> Two {
         Placement::owner(LONG),
     );
     let created = a
-        .create(CreateRoom {
-            name: Some("placed".into()),
-            agent_name: "alice".into(),
-            password: None,
-            description: None,
-            kind: None,
-            endpoint: None,
-        })
+        .create(huddle_rooms::testing::alices_room(Some("placed")))
         .await
         .unwrap();
     let two = Two {
@@ -335,14 +327,7 @@ async fn a_room_handed_over_drops_the_pushes_it_still_had_queued_and_its_new_own
     let b = RoomDirectory::clustered(store.clone(), config(), Placement::owner(LONG));
     let endpoint = Endpoint::start().await;
     let alice = a
-        .create(CreateRoom {
-            name: Some("pushed".into()),
-            agent_name: "alice".into(),
-            password: None,
-            description: None,
-            kind: None,
-            endpoint: None,
-        })
+        .create(huddle_rooms::testing::alices_room(Some("pushed")))
         .await
         .unwrap();
     let room = alice.room_id;
