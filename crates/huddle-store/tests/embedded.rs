@@ -326,3 +326,43 @@ async fn a_file_of_version_2_gains_idempotency_keys_and_keeps_its_log() {
         "the key is unique per sender after migrating"
     );
 }
+
+/// The writer leaves checkpoints to a thread of its own (so a commit never waits for
+/// one): with that thread broken, the log would grow for as long as the node runs and
+/// the database file would never receive the messages. Here 4 MB of messages go through
+/// the log, and the file must come to hold them while the store stays open.
+#[tokio::test]
+async fn the_log_is_copied_into_the_database_file_while_the_store_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), Durability::Process).unwrap();
+    let r = room("dev", None);
+    store.create_room(&r).await.unwrap();
+    let (_, epoch) = store.acquire(r.id).await.unwrap().unwrap();
+    let text = "x".repeat(1000);
+    let mut seq = 0;
+    for _ in 0..16 {
+        let events = (0..250)
+            .map(|_| {
+                seq += 1;
+                let mut m = message(r.id, seq, 1, None);
+                m.body = text.clone();
+                Event::Posted(m)
+            })
+            .collect();
+        store.append(r.id, epoch, events).await.unwrap();
+    }
+    let file = dir.path().join("huddle.db");
+    let written = 16 * 250 * text.len() as u64;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let size = std::fs::metadata(&file).unwrap().len();
+        if size >= written {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "after 30 s the database file holds {size} bytes of the {written} written to the log"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -15,10 +15,12 @@
 //! past it a read is refused with [`StoreError::Busy`] rather than queued without bound.
 //!
 //! Layout: `schema` (tables, pragmas and versioned migrations), `writer` (the
-//! group-commit thread), `counts` (the counts kept next to the log, updated by appends),
+//! group-commit thread), `checkpoint` (the thread that copies the log back into the
+//! file, off the writer's path), `counts` (the counts kept next to the log, updated by appends),
 //! `codec` (rows ⇄ core types), `pool` (the reader pool), `reads` (queries on it) and
 //! `history` (history pages found by rank).
 
+mod checkpoint;
 mod codec;
 mod counts;
 mod history;
@@ -100,6 +102,7 @@ impl EmbeddedStore {
         let path = dir.join("huddle.db");
         let mut conn = schema::open(&path, options.durability)?;
         schema::migrate(&mut conn)?;
+        checkpoint::start(&mut conn, &path, options.durability)?;
         let writes = writer::spawn(conn)?;
         let reads = ReadPool::open(
             &path,
