@@ -52,6 +52,6 @@ pub use command::{
 pub use error::{AttemptScope, RoomError};
 pub use ids::{MemberId, RoomId, Seq};
 pub use limits::Limits;
-pub use model::{Agent, Message, ROOM_BOT, Role, Room, RoomType};
+pub use model::{Agent, Message, ROOM_BOT, Role, Room, RoomType, WireMessage};
 pub use time::Timestamp;
 pub use token::{AgentToken, TokenDigest};

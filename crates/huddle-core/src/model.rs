@@ -85,20 +85,37 @@ impl Message {
     }
 
     /// The wire shape shared by every protocol: `{id, roomId, from, to?, body, timestamp, seq}`.
-    /// Built field by field: `json!` would serialise each field into a new value.
     pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::Value;
-        let mut m = serde_json::Map::new();
-        m.insert("id".into(), Value::String(self.id.clone()));
-        m.insert("roomId".into(), Value::String(self.room_id.to_string()));
-        m.insert("from".into(), Value::String(self.from.clone()));
-        if let Some(to) = &self.to {
-            m.insert("to".into(), Value::String(to.clone()));
+        serde_json::to_value(self.wire()).expect("a message is plain JSON")
+    }
+
+    /// The wire shape, serialised straight from the message: answers that carry many
+    /// messages write them without first building a tree of values per message.
+    pub fn wire(&self) -> WireMessage<'_> {
+        WireMessage(self)
+    }
+}
+
+/// A [`Message`] in its wire shape (see [`Message::wire`]). The keys come sorted, as
+/// every JSON object the server writes has them, so both ways give the same bytes.
+#[derive(Clone, Copy)]
+pub struct WireMessage<'a>(&'a Message);
+
+impl Serialize for WireMessage<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let m = self.0;
+        let mut map = s.serialize_map(Some(6 + usize::from(m.to.is_some())))?;
+        map.serialize_entry("body", &m.body)?;
+        map.serialize_entry("from", &m.from)?;
+        map.serialize_entry("id", &m.id)?;
+        map.serialize_entry("roomId", &m.room_id)?;
+        map.serialize_entry("seq", &m.seq)?;
+        map.serialize_entry("timestamp", &m.timestamp.rfc3339())?;
+        if let Some(to) = &m.to {
+            map.serialize_entry("to", to)?;
         }
-        m.insert("body".into(), Value::String(self.body.clone()));
-        m.insert("timestamp".into(), Value::String(self.timestamp.rfc3339()));
-        m.insert("seq".into(), Value::from(self.seq.get()));
-        Value::Object(m)
+        map.end()
     }
 }
 
@@ -152,5 +169,50 @@ impl Room {
 
     pub fn admin_count(&self) -> usize {
         self.agents.iter().filter(|a| a.role == Role::Admin).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(to: Option<&str>) -> Message {
+        Message {
+            seq: Seq::new(7),
+            id: "m-7".into(),
+            room_id: RoomId::new_random(),
+            from: "alice".into(),
+            from_member: MemberId::new(1),
+            to: to.map(str::to_string),
+            to_member: to.map(|_| MemberId::new(2)),
+            body: "say \"hi\"\n".into(),
+            timestamp: Timestamp(1_700_000_000_000),
+            key: Some("never on the wire".into()),
+        }
+    }
+
+    /// The wire shape is written straight from the message; clients have always seen
+    /// the keys of a JSON object in sorted order, so it must give those very bytes.
+    #[test]
+    fn the_wire_shape_is_the_json_object_of_its_fields_byte_for_byte() {
+        for to in [None, Some("bob")] {
+            let m = message(to);
+            let mut expected = serde_json::json!({
+                "id": m.id,
+                "roomId": m.room_id.to_string(),
+                "from": m.from,
+                "body": m.body,
+                "timestamp": m.timestamp.rfc3339(),
+                "seq": 7,
+            });
+            if let Some(to) = to {
+                expected["to"] = to.into();
+            }
+            assert_eq!(
+                serde_json::to_string(&m.wire()).unwrap(),
+                expected.to_string()
+            );
+            assert_eq!(m.to_json(), expected);
+        }
     }
 }

@@ -6,21 +6,42 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::body::{BodyError, read_limited};
 use crate::observe;
 use crate::ops::{self, Action, Outcome, Params};
-use crate::render::object;
+use crate::render::Data;
+
+pub(crate) mod fast;
 use huddle_metrics::Protocol;
 
 fn rpc_error(code: i64, message: impl Into<String>, id: Value) -> Value {
     json!({"jsonrpc": "2.0", "error": {"code": code, "message": message.into()}, "id": id})
 }
 
-fn rpc_result(result: Value, id: Value) -> Value {
-    object([("jsonrpc", "2.0".into()), ("result", result), ("id", id)])
+/// A JSON-RPC success answer, written straight to JSON (keys sorted, as in every object
+/// the server writes).
+struct RpcResult<R> {
+    id: Value,
+    result: R,
+}
+
+impl<R: Serialize> Serialize for RpcResult<R> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("jsonrpc", "2.0")?;
+        map.serialize_entry("result", &self.result)?;
+        map.end()
+    }
+}
+
+/// The same, as a value (answers decided before any room is touched).
+fn rpc_result(result: impl Serialize, id: Value) -> Value {
+    serde_json::to_value(RpcResult { id, result }).expect("an answer is plain JSON")
 }
 
 pub async fn post(State(app): State<AppState>, request: Request) -> Response {
@@ -47,8 +68,8 @@ pub async fn post(State(app): State<AppState>, request: Request) -> Response {
         }
     };
     let mut retry_after = None;
-    let answer = match envelope(&body) {
-        Envelope::Answer(answer) => answer,
+    let mut response = match envelope(&body) {
+        Envelope::Answer(answer) => Json(answer).into_response(),
         Envelope::Run {
             id,
             action,
@@ -56,17 +77,16 @@ pub async fn post(State(app): State<AppState>, request: Request) -> Response {
         } => {
             params.client = client;
             let run = ops::execute(app.api(), action, *params);
-            let message = match observe::timed(Protocol::A2a, action.name(), run).await {
+            let result = match observe::timed(Protocol::A2a, action.name(), run).await {
                 Ok(outcome) => render(outcome),
                 Err(e) => {
                     retry_after = e.retry_after_secs();
                     error_message(&e.to_string())
                 }
             };
-            rpc_result(message, id)
+            Json(RpcResult { id, result }).into_response()
         }
     };
-    let mut response = Json(answer).into_response();
     // A refusal that knows when to come back (password throttle, busy password checks)
     // says so in HTTP too; the body stays the contract's 200 with an `Error:` text.
     if let Some(secs) = retry_after {
@@ -91,8 +111,22 @@ pub enum Envelope {
     },
 }
 
-/// Reads the JSON-RPC envelope of a `POST /a2a` body.
+/// Reads the JSON-RPC envelope of a `POST /a2a` body. The common request, a
+/// `SendMessage` naming an action, is read without a tree of values first (`fast`);
+/// anything else takes the general path, which decides every body.
 pub fn envelope(body: &[u8]) -> Envelope {
+    match fast::send_message(body) {
+        Some((id, action, params)) => Envelope::Run {
+            id,
+            action,
+            params: Box::new(params),
+        },
+        None => general_envelope(body),
+    }
+}
+
+/// [`envelope`] without its fast path (the fuzz target checks both agree).
+pub(crate) fn general_envelope(body: &[u8]) -> Envelope {
     let request: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
@@ -131,7 +165,8 @@ pub fn envelope(body: &[u8]) -> Envelope {
 }
 
 /// `SendMessage`: the action and its parameters, or the A2A Message that answers at once.
-fn send_message(message: &Value) -> Result<(Action, Params), Value> {
+fn send_message(message: &Value) -> Result<(Action, Params), AgentMessage> {
+    let string = |key: &str| message.get(key).and_then(Value::as_str).map(str::to_string);
     let text = message
         .get("parts")
         .and_then(Value::as_array)
@@ -141,19 +176,32 @@ fn send_message(message: &Value) -> Result<(Action, Params), Value> {
                 .find_map(|p| p.get("text").and_then(Value::as_str))
         })
         .map(str::to_string);
-    let context = message
-        .get("contextId")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let metadata = message.get("metadata").unwrap_or(&Value::Null);
+    action_of(SendMessage {
+        text,
+        context: string("contextId"),
+        message_id: string("messageId"),
+        metadata: message.get("metadata").unwrap_or(&Value::Null),
+    })
+}
+
+/// What `SendMessage` reads from its `params.message`.
+struct SendMessage<'a> {
+    /// The first part's text.
+    text: Option<String>,
+    context: Option<String>,
+    message_id: Option<String>,
+    metadata: &'a Value,
+}
+
+/// The action `SendMessage` asks for and its parameters, or the A2A Message that answers
+/// at once.
+fn action_of(message: SendMessage<'_>) -> Result<(Action, Params), AgentMessage> {
+    let metadata = message.metadata;
     let mut params = Params::from_json(metadata);
-    params.text = text;
+    params.text = message.text;
     // A2A clients give every message an id: a send's idempotency key.
-    params.message_id = message
-        .get("messageId")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    params.room = context.or(params.room);
+    params.message_id = message.message_id;
+    params.room = message.context.or(params.room);
     let action = match metadata.get("action").and_then(Value::as_str) {
         Some(name) => match Action::parse(name) {
             Some(a) => a,
@@ -165,49 +213,88 @@ fn send_message(message: &Value) -> Result<(Action, Params), Value> {
         },
         // No action: a plain message from a joined agent is a send; anything else, the docs.
         None if params.room.is_some() && params.agent_token.is_some() => Action::Send,
-        None => return Err(agent_message(crate::docs::text(), None, None, None)),
+        None => return Err(AgentMessage::new(crate::docs::text(), None)),
     };
     Ok((action, params))
 }
 
-fn render(outcome: Outcome) -> Value {
-    let summary = outcome.missed().map(|m| ops::missed_summary(m));
-    agent_message(
-        outcome.text,
-        outcome.data,
+fn render(outcome: Outcome) -> AgentMessage {
+    let summary = outcome.missed().map(ops::missed_summary);
+    AgentMessage {
         summary,
-        outcome.room_id.map(|r| r.to_string()),
-    )
+        context: outcome.room_id.map(|r| r.to_string()),
+        ..AgentMessage::new(outcome.text, outcome.data)
+    }
 }
 
-fn agent_message(
+/// An A2A Message from the agent: the text part, the data part when there is data, and
+/// the missed-message summary when something was missed (docs/protocol.md, section
+/// 'A2A envelope'). Written straight to JSON, keys sorted as in every object the server
+/// writes.
+struct AgentMessage {
     text: String,
-    data: Option<Value>,
+    data: Option<Data>,
     summary: Option<String>,
     context: Option<String>,
-) -> Value {
-    let text_part = |text: String| object([("kind", "text".into()), ("text", text.into())]);
-    let mut parts = vec![text_part(text)];
-    if let Some(d) = data {
-        parts.push(object([("kind", "data".into()), ("data", d)]));
-    }
-    if let Some(s) = summary {
-        parts.push(text_part(s));
-    }
-    let mut m = object([
-        ("kind", "message".into()),
-        ("messageId", uuid_like().into()),
-        ("role", "agent".into()),
-        ("parts", Value::Array(parts)),
-    ]);
-    if let Some(c) = context {
-        m["contextId"] = Value::String(c);
-    }
-    m
+    id: String,
 }
 
-fn error_message(message: &str) -> Value {
-    agent_message(format!("Error: {message}"), None, None, None)
+impl AgentMessage {
+    fn new(text: String, data: Option<Data>) -> Self {
+        Self {
+            text,
+            data,
+            summary: None,
+            context: None,
+            id: uuid_like(),
+        }
+    }
+}
+
+/// One part of an [`AgentMessage`].
+enum Part<'a> {
+    Text(&'a str),
+    Data(&'a Data),
+}
+
+impl Serialize for Part<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        match self {
+            Self::Text(text) => {
+                map.serialize_entry("kind", "text")?;
+                map.serialize_entry("text", text)?;
+            }
+            Self::Data(data) => {
+                map.serialize_entry("data", data)?;
+                map.serialize_entry("kind", "data")?;
+            }
+        }
+        map.end()
+    }
+}
+
+impl Serialize for AgentMessage {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let parts = [
+            Some(Part::Text(&self.text)),
+            self.data.as_ref().map(Part::Data),
+            self.summary.as_deref().map(Part::Text),
+        ];
+        let mut map = s.serialize_map(None)?;
+        if let Some(context) = &self.context {
+            map.serialize_entry("contextId", context)?;
+        }
+        map.serialize_entry("kind", "message")?;
+        map.serialize_entry("messageId", &self.id)?;
+        map.serialize_entry("parts", &parts.iter().flatten().collect::<Vec<_>>())?;
+        map.serialize_entry("role", "agent")?;
+        map.end()
+    }
+}
+
+fn error_message(message: &str) -> AgentMessage {
+    AgentMessage::new(format!("Error: {message}"), None)
 }
 
 fn uuid_like() -> String {
@@ -273,4 +360,95 @@ pub async fn agent_card(State(app): State<AppState>, headers: HeaderMap) -> Json
 
 pub async fn docs_page(headers: HeaderMap) -> Response {
     crate::web::text_or_html(&headers, "Huddle A2A", crate::docs::text())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use huddle_core::{MemberId, Message, Missed, RoomId, Sent, Seq, Timestamp};
+
+    fn message(seq: u64, to: Option<&str>) -> Message {
+        Message {
+            seq: Seq::new(seq),
+            id: format!("m{seq}"),
+            room_id: RoomId::new_random(),
+            from: "alice".into(),
+            from_member: MemberId::new(1),
+            to: to.map(str::to_string),
+            to_member: to.map(|_| MemberId::new(2)),
+            body: format!("body \"{seq}\""),
+            timestamp: Timestamp(1_700_000_000_000 + seq as i64),
+            key: None,
+        }
+    }
+
+    /// The answer to a send is written straight to JSON, not built as a tree of values.
+    /// Clients have always received the keys of every object sorted: the bytes must be
+    /// exactly those of the same answer built as JSON values.
+    #[test]
+    fn a_send_answer_is_byte_for_byte_the_json_object_it_always_was() {
+        let room = RoomId::new_random();
+        for has_more in [false, true] {
+            let missed = vec![message(3, None), message(4, Some("bob"))];
+            let sent = Sent {
+                seq: Seq::new(5),
+                missed: Missed {
+                    messages: missed.clone(),
+                    has_more,
+                },
+            };
+            let answer = RpcResult {
+                id: json!(7),
+                result: render(crate::render::sent(room, sent)),
+            };
+            let written: Value =
+                serde_json::from_str(&serde_json::to_string(&answer).unwrap()).unwrap();
+            let mut data = json!({
+                "seq": 5,
+                "missedCount": 2,
+                "missedMessages": missed.iter().map(Message::to_json).collect::<Vec<_>>(),
+            });
+            if has_more {
+                data["missedHasMore"] = true.into();
+            }
+            let expected = json!({
+                "jsonrpc": "2.0",
+                "id": 7,
+                "result": {
+                    "kind": "message",
+                    "messageId": written["result"]["messageId"],
+                    "role": "agent",
+                    "contextId": room.to_string(),
+                    "parts": [
+                        {"kind": "text", "text": "Message sent"},
+                        {"kind": "data", "data": data},
+                        {"kind": "text", "text":
+                            "\n--- 2 missed message(s) ---\n[alice] body \"3\"\n[alice -> bob] body \"4\""},
+                    ],
+                },
+            });
+            assert_eq!(
+                serde_json::to_string(&answer).unwrap(),
+                expected.to_string()
+            );
+        }
+    }
+
+    /// Nothing missed: no `missed*` keys and no summary part.
+    #[test]
+    fn a_send_that_missed_nothing_has_two_parts() {
+        let room = RoomId::new_random();
+        let sent = Sent {
+            seq: Seq::new(1),
+            missed: Missed::default(),
+        };
+        let written = serde_json::to_value(render(crate::render::sent(room, sent))).unwrap();
+        assert_eq!(
+            written["parts"],
+            json!([
+                {"kind": "text", "text": "Message sent"},
+                {"kind": "data", "data": {"seq": 1}},
+            ])
+        );
+    }
 }

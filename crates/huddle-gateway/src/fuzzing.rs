@@ -32,6 +32,16 @@ pub fn a2a_envelope(data: &[u8]) {
         .as_ref()
         .and_then(|r| r.get("id").cloned())
         .unwrap_or(Value::Null);
+    // The fast path for sends decides as the general path, or leaves the body to it.
+    if let Some((fast_id, fast_action, fast_params)) = a2a::fast::send_message(data) {
+        match a2a::general_envelope(data) {
+            Envelope::Run { id, action, params } => {
+                assert_eq!((fast_id, fast_action), (id, action), "fast path differs");
+                assert_eq!(format!("{fast_params:?}"), format!("{params:?}"));
+            }
+            Envelope::Answer(answer) => panic!("fast path ran what was answered: {answer}"),
+        }
+    }
     match a2a::envelope(data) {
         Envelope::Answer(answer) => {
             assert_eq!(answer["jsonrpc"], "2.0", "answer without jsonrpc 2.0");

@@ -7,13 +7,14 @@ use huddle_core::{
     Created, HistoryPage, Joined, Message, Missed, Moderated, Moderation, RoomId, RoomView, Sent,
     Seq, Updated,
 };
-use serde_json::{Value, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value, json};
 
 /// A successful action: the text line and, when the action returns data, the data.
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub text: String,
-    pub data: Option<Value>,
+    pub data: Option<Data>,
     pub room_id: Option<RoomId>,
     /// After a join or create: the agent in the room (not on the wire as such). A
     /// session remembers it and carries notification delivery on from its cursor.
@@ -48,8 +49,86 @@ impl Outcome {
     }
 
     /// The messages under `data.missedMessages`, if any (for the A2A summary part).
-    pub fn missed(&self) -> Option<&Vec<Value>> {
-        self.data.as_ref()?.get("missedMessages")?.as_array()
+    pub fn missed(&self) -> Option<&[Message]> {
+        self.data.as_ref()?.missed.as_ref().map(|m| &m.messages[..])
+    }
+}
+
+/// An answer's data object. Answers build their fields as a JSON object; the messages an
+/// agent missed (on every send and join, often several) stay typed and are written
+/// straight into the JSON at their place among the keys, instead of becoming a tree of
+/// values per message first. Keys come out sorted, as in every object the server writes.
+#[derive(Clone, Debug)]
+pub struct Data {
+    fields: Map<String, Value>,
+    /// Never empty: no missed messages, no `missed*` keys.
+    missed: Option<Missed>,
+}
+
+impl From<Value> for Data {
+    fn from(fields: Value) -> Self {
+        let Value::Object(fields) = fields else {
+            unreachable!("an answer's data is a JSON object")
+        };
+        Self {
+            fields,
+            missed: None,
+        }
+    }
+}
+
+impl Data {
+    fn with_missed(mut self, missed: Missed) -> Self {
+        self.missed = Some(missed).filter(|m| !m.messages.is_empty());
+        self
+    }
+}
+
+/// The `missed*` keys' values.
+enum MissedKey<'a> {
+    Count(usize),
+    HasMore,
+    Messages(&'a [Message]),
+}
+
+impl Serialize for MissedKey<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Count(n) => s.serialize_u64(*n as u64),
+            Self::HasMore => s.serialize_bool(true),
+            Self::Messages(ms) => s.collect_seq(ms.iter().map(Message::wire)),
+        }
+    }
+}
+
+impl Serialize for Data {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let missed = self.missed.as_ref().map_or([None, None, None], |m| {
+            [
+                Some(("missedCount", MissedKey::Count(m.messages.len()))),
+                m.has_more.then_some(("missedHasMore", MissedKey::HasMore)),
+                Some(("missedMessages", MissedKey::Messages(&m.messages))),
+            ]
+        });
+        let mut missed = missed.into_iter().flatten().peekable();
+        let mut map = s.serialize_map(None)?;
+        for (key, value) in &self.fields {
+            while let Some((k, v)) = missed.next_if(|(k, _)| *k < key.as_str()) {
+                map.serialize_entry(k, &v)?;
+            }
+            map.serialize_entry(key, value)?;
+        }
+        for (k, v) in missed {
+            map.serialize_entry(k, &v)?;
+        }
+        map.end()
+    }
+}
+
+/// Compact JSON (MCP puts it under the text line).
+impl std::fmt::Display for Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&serde_json::to_string(self).map_err(|_| std::fmt::Error)?)
     }
 }
 
@@ -59,17 +138,6 @@ fn pretty(v: &Value) -> String {
 
 fn messages(ms: &[Message]) -> Value {
     Value::Array(ms.iter().map(Message::to_json).collect())
-}
-
-fn add_missed(data: &mut Value, missed: &Missed) {
-    if missed.messages.is_empty() {
-        return;
-    }
-    data["missedMessages"] = messages(&missed.messages);
-    data["missedCount"] = missed.messages.len().into();
-    if missed.has_more {
-        data["missedHasMore"] = true.into();
-    }
 }
 
 /// A JSON object of `fields`, moved in. `json!` serialises every value it is given into
@@ -85,7 +153,7 @@ pub(crate) fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
 
 pub fn help() -> Outcome {
     Outcome {
-        data: Some(json!({ "documentation": crate::docs::structured() })),
+        data: Some(json!({ "documentation": crate::docs::structured() }).into()),
         ..Outcome::text(crate::docs::text())
     }
 }
@@ -110,7 +178,7 @@ pub fn created(c: Created) -> Outcome {
         "agentToken": c.agent_token.as_str(),
     });
     Outcome {
-        data: Some(data),
+        data: Some(data.into()),
         joined: Some(Member {
             room_id: c.room_id,
             agent_name: c.agent_name,
@@ -128,15 +196,14 @@ pub fn joined(j: Joined) -> Outcome {
     } else {
         "Joined room"
     };
-    let mut data = json!({
+    let data = json!({
         "roomId": j.room_id.to_string(),
         "agentName": j.agent_name,
         "agentToken": j.agent_token.as_str(),
         "role": j.role.as_str(),
     });
-    add_missed(&mut data, &j.missed);
     Outcome {
-        data: Some(data),
+        data: Some(Data::from(data).with_missed(j.missed)),
         joined: Some(Member {
             room_id: j.room_id,
             room_name: None,
@@ -172,7 +239,7 @@ pub fn info(view: RoomView) -> Outcome {
     data["agents"] = Value::Array(agents);
     Outcome {
         text: pretty(&data),
-        data: Some(data),
+        data: Some(data.into()),
         ..Outcome::text("").in_room(view.room_id)
     }
 }
@@ -194,7 +261,7 @@ pub fn listed(page: RoomPage) -> Outcome {
     let rooms = Value::Array(rooms);
     Outcome {
         text: pretty(&rooms),
-        data: Some(object([("rooms", rooms), ("total", page.total.into())])),
+        data: Some(object([("rooms", rooms), ("total", page.total.into())]).into()),
         ..Outcome::text("")
     }
 }
@@ -214,10 +281,9 @@ pub fn updated(room: RoomId, u: Updated) -> Outcome {
 }
 
 pub fn sent(room: RoomId, s: Sent) -> Outcome {
-    let mut data = object([("seq", s.seq.get().into())]);
-    add_missed(&mut data, &s.missed);
+    let data = Data::from(object([("seq", s.seq.get().into())]));
     Outcome {
-        data: Some(data),
+        data: Some(data.with_missed(s.missed)),
         ..Outcome::text("Message sent").in_room(room)
     }
 }
@@ -226,10 +292,7 @@ pub fn history(room: RoomId, page: HistoryPage) -> Outcome {
     let messages = messages(&page.messages);
     Outcome {
         text: pretty(&messages),
-        data: Some(object([
-            ("messages", messages),
-            ("total", page.total.into()),
-        ])),
+        data: Some(object([("messages", messages), ("total", page.total.into())]).into()),
         ..Outcome::text("").in_room(room)
     }
 }
@@ -247,27 +310,20 @@ pub fn unread(room: RoomId, page: Missed) -> Outcome {
         data["hasMore"] = true.into();
     }
     Outcome {
-        data: Some(data),
+        data: Some(data.into()),
         ..Outcome::text(text).in_room(room)
     }
 }
 
 /// The A2A third part: `\n--- N missed message(s) ---\n` then `[from] body` lines.
-pub fn missed_summary(missed: &[Value]) -> String {
-    let lines: Vec<String> = missed
-        .iter()
-        .map(|m| {
-            let from = m.get("from").and_then(Value::as_str).unwrap_or("");
-            let body = m.get("body").and_then(Value::as_str).unwrap_or("");
-            match m.get("to").and_then(Value::as_str) {
-                Some(to) => format!("[{from} -> {to}] {body}"),
-                None => format!("[{from}] {body}"),
-            }
-        })
-        .collect();
-    format!(
-        "\n--- {} missed message(s) ---\n{}",
-        missed.len(),
-        lines.join("\n")
-    )
+pub fn missed_summary(missed: &[Message]) -> String {
+    use std::fmt::Write;
+    let mut text = format!("\n--- {} missed message(s) ---", missed.len());
+    for m in missed {
+        let _ = match &m.to {
+            Some(to) => write!(text, "\n[{} -> {to}] {}", m.from, m.body),
+            None => write!(text, "\n[{}] {}", m.from, m.body),
+        };
+    }
+    text
 }

@@ -74,8 +74,11 @@ impl FeedMessage {
     /// The message's JSON (`{id, roomId, from, to?, body, timestamp, seq}`, compact, one
     /// line), computed once.
     pub fn json(&self) -> &str {
-        self.json
-            .get_or_init(|| self.message.to_json().to_string().into())
+        self.json.get_or_init(|| {
+            serde_json::to_string(&self.message.wire())
+                .expect("a message is plain JSON")
+                .into()
+        })
     }
 
     /// The message as rendered by `render` the first time this is called; later calls get

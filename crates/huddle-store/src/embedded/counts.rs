@@ -107,14 +107,27 @@ impl Counts {
         Ok(())
     }
 
-    /// Writes the counts back to the room row, if the append moved any.
-    pub(super) fn save(&self, c: &Connection, room: &str) -> rusqlite::Result<()> {
+    /// Writes the counts back to the room row, if the append moved any, with the room's
+    /// `last_seq` when it posted messages (one statement for both).
+    pub(super) fn save(
+        &self,
+        c: &Connection,
+        room: &str,
+        last_seq: Option<Seq>,
+    ) -> rusqlite::Result<()> {
         if self.changed {
             c.prepare_cached(
-                "UPDATE rooms SET agent_count = ?2, message_count = ?3, dm_count = ?4
+                "UPDATE rooms SET agent_count = ?2, message_count = ?3, dm_count = ?4,
+                                  last_seq = max(last_seq, coalesce(?5, 0))
                  WHERE id = ?1",
             )?
-            .execute(params![room, self.agents, self.messages, self.dms])?;
+            .execute(params![
+                room,
+                self.agents,
+                self.messages,
+                self.dms,
+                last_seq.map(sql_seq)
+            ])?;
         }
         Ok(())
     }
