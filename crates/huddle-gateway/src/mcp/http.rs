@@ -35,6 +35,7 @@ use serde_json::{Value, json};
 use super::Inner;
 use super::cursor::Cursor;
 use super::delivery;
+use super::listen_gate;
 use super::manager;
 use super::server::SESSION_HEADER;
 use super::session::Session;
@@ -261,6 +262,12 @@ async fn post(inner: &Arc<Inner>, req: Request<Body>) -> Response {
         }
         _ => delivery::Flushed::default(),
     };
+    // A listen is acknowledged once its feeds are open (see `listen_gate`).
+    let held = (peek.method.as_deref() == Some("subscriptions/listen")).then(|| {
+        let (gate, held) = listen_gate::gate();
+        parts.extensions.insert(gate);
+        held
+    });
     let starts_session = peek.is_initialize() && header(&parts.headers, SESSION_HEADER).is_none();
     if starts_session && inner.sessions.is_full() {
         return too_many_sessions(inner.sessions.max(), peek.id.as_ref());
@@ -277,6 +284,9 @@ async fn post(inner: &Arc<Inner>, req: Request<Body>) -> Response {
         return too_many_sessions(inner.sessions.max(), peek.id.as_ref());
     }
     let mut response = response.map(Body::new);
+    if let Some(held) = held {
+        response = held.hold(response);
+    }
     if let Some(id) = recovered {
         response.headers_mut().insert(
             SESSION_HEADER,

@@ -23,6 +23,7 @@
 //!   the one owner of a session's delivery state (GET stream, POST-path feeds).
 //! - [`cursor`]    — the GET stream's event ids (one seq per joined room).
 //! - [`resources`] — rooms as resources and `subscriptions/listen` (2026-07-28).
+//! - [`listen_gate`] — a listen's acknowledgement held back until its feeds are open.
 //! - [`cluster`]   — cluster mode: session ids that name their node, requests for a
 //!   session held elsewhere forwarded there, the internal route serving them.
 
@@ -33,6 +34,7 @@ pub mod cursor;
 pub mod delivery;
 pub mod http;
 pub mod joined;
+pub mod listen_gate;
 pub mod manager;
 pub mod resources;
 pub mod server;

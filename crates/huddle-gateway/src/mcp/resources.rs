@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use axum::http::request::Parts;
 use futures::StreamExt;
 use huddle_app::RoomApi;
 use huddle_cluster::{OnLag, Router};
@@ -25,6 +26,7 @@ use rmcp::service::SubscriptionContext;
 use serde_json::{Value, json};
 use tokio_stream::StreamMap;
 
+use super::listen_gate::{ListenGate, OpenOnDrop};
 use super::session::Session;
 
 /// `_meta` key of a `resources/updated` notification that carries the room message.
@@ -198,6 +200,14 @@ pub async fn listen(
             None,
         ));
     }
+    // The acknowledgement is held until every feed is open, or this returns early.
+    let gate = OpenOnDrop(
+        ctx.request_context()
+            .extensions
+            .get::<Parts>()
+            .and_then(|p| p.extensions.get::<ListenGate>())
+            .cloned(),
+    );
     let mut feeds = StreamMap::new();
     for (i, uri) in uris.iter().enumerate() {
         let parsed = RoomUri::parse(uri).expect("accepted URIs parse");
@@ -212,6 +222,7 @@ pub async fn listen(
             .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
         feeds.insert(i, subscribed.stream);
     }
+    drop(gate);
     loop {
         let next = tokio::select! {
             _ = ctx.cancelled() => return Ok(()),

@@ -290,3 +290,73 @@ async fn one_listen_follows_a_bounded_number_of_rooms() {
         "Too many rooms in one subscriptions/listen: the limit is 2"
     );
 }
+
+/// A listen follows its rooms from the moment it is acknowledged: a message sent as soon
+/// as the client reads the acknowledgement reaches it, even in the last of many rooms
+/// (the node opens the rooms' feeds one after the other, and rmcp acknowledges first).
+#[tokio::test]
+async fn a_message_sent_as_soon_as_a_listen_is_acknowledged_reaches_it() {
+    const ROOMS: usize = 100;
+    let node = Node::start().await;
+    let mut uris = Vec::new();
+    let mut names = Vec::new();
+    for i in 0..ROOMS {
+        let name = format!(
+            "ack-{i}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let created = tool(
+            &node,
+            i as u64,
+            "createRoom",
+            json!({"name": name, "agentName": "alice"}),
+        )
+        .await;
+        uris.push(created["content"][1]["uri"].as_str().unwrap().to_string());
+        names.push(name);
+    }
+    let joined = tool(
+        &node,
+        1000,
+        "joinRoom",
+        json!({"roomId": names[ROOMS - 1], "agentName": "bob"}),
+    )
+    .await;
+    let text = joined["content"][0]["text"].as_str().unwrap();
+    let bob =
+        serde_json::from_str::<Value>(text.split_once('\n').unwrap().1).unwrap()["agentToken"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+    let listen = modern_request(
+        &node,
+        1001,
+        "subscriptions/listen",
+        json!({"notifications": {"resourceSubscriptions": uris}}),
+        None,
+    )
+    .send()
+    .await
+    .unwrap();
+    let mut events = Sse::from_response(listen);
+    let ack = events.next_data(WAIT).await.expect("the acknowledgement");
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    let sent = tool(
+        &node,
+        1002,
+        "sendMessage",
+        json!({"text": "right after the ack", "agentToken": bob}),
+    )
+    .await;
+    assert_eq!(sent["isError"], false, "{sent}");
+    let update = events
+        .next_data(WAIT)
+        .await
+        .expect("the message sent right after the acknowledgement");
+    assert_eq!(update["params"]["uri"], uris[ROOMS - 1].as_str());
+    assert_eq!(
+        update["params"]["_meta"]["huddle/message"]["body"],
+        "right after the ack"
+    );
+}
