@@ -132,6 +132,9 @@ pub(super) struct Locked {
     pub(super) dms: i64,
 }
 
+pub(super) const LOCK: &str = r#"SELECT id, epoch, agent_count, message_count, dm_count
+    FROM rooms WHERE id = ANY($1) ORDER BY id COLLATE "C" FOR UPDATE"#;
+
 /// Locks the rows of `rooms` in one statement, in id order (bytewise, whatever the
 /// database's locale: every node's batches lock in that order, so two nodes writing
 /// overlapping rooms cannot deadlock), and returns the rows found.
@@ -139,13 +142,7 @@ pub(super) async fn lock(
     c: &impl GenericClient,
     rooms: &[RoomId],
 ) -> Result<HashMap<RoomId, Locked>, StoreError> {
-    let st = c
-        .prepare_cached(
-            r#"SELECT id, epoch, agent_count, message_count, dm_count FROM rooms
-               WHERE id = ANY($1) ORDER BY id COLLATE "C" FOR UPDATE"#,
-        )
-        .await
-        .map_err(backend)?;
+    let st = c.prepare_cached(LOCK).await.map_err(backend)?;
     let keys: Vec<String> = rooms.iter().map(RoomId::to_string).collect();
     let rows = c.query(&st, &[&keys]).await.map_err(backend)?;
     rows.iter()

@@ -1,9 +1,10 @@
 //! The one-round-trip commit of a lane's batch of plain appends (broadcasts and cursor
-//! moves, see `apply::plain`): `BEGIN`, one update of the batch's room rows, the
-//! messages, the cursors and `COMMIT` are sent at once and answered together, instead
-//! of locking the rows first and writing once their counts are back (four round trips
-//! to the server, each a wake-up of its process: on a busy host they cost more than the
-//! WAL flush).
+//! moves, see `apply::plain`): `BEGIN`, the lock of the batch's room rows, one update of
+//! those rows, the messages, the cursors and `COMMIT` are sent at once and answered
+//! together, instead of waiting for the locked rows' counts before writing (four round
+//! trips to the server, each a wake-up of its process: on a busy host they cost about
+//! as much as the WAL flush). The rows are locked in id order, as the locking way does,
+//! so two nodes writing overlapping rooms still cannot deadlock.
 //!
 //! What makes it possible is what the lane remembers ([`Known`]): a room's writes always
 //! take the same lane and only the holder of the room's epoch appends to it, so the row's
@@ -13,8 +14,7 @@
 //! the batch names, the statement fails on purpose (a division by zero), which aborts the
 //! transaction; the `COMMIT` sent behind it then rolls back, nothing is written, and the
 //! writer redoes the batch the locking way, which tells a fenced or missing room from a
-//! stale memory. A deadlock with another node's writer (rows are updated here in no set
-//! order) ends the same way: PostgreSQL aborts one of them, which is redone.
+//! stale memory.
 
 use std::collections::HashMap;
 
@@ -110,6 +110,7 @@ pub(super) async fn commit(
     // that each statement below goes out as soon as it is polled, in order: nothing may
     // overtake the `COMMIT`.
     for sql in [
+        apply::LOCK,
         UPDATE_UNCHANGED,
         apply::INSERT_MESSAGES,
         apply::MOVE_CURSORS,
@@ -118,10 +119,12 @@ pub(super) async fn commit(
             return Pipelined::RolledBack(backend(e));
         }
     }
-    // `join!` polls its futures in order: the five requests leave in this order, and the
+    let ids: Vec<RoomId> = rooms.iter().map(RoomWrite::room).collect();
+    // `join!` polls its futures in order: the requests leave in this order, and the
     // server runs them in that order.
-    let (begin, rows, messages, cursors, commit) = futures::join!(
+    let (begin, locked, rows, messages, cursors, commit) = futures::join!(
         c.batch_execute("BEGIN"),
+        apply::lock(c, &ids),
         update_unchanged(c, &rooms),
         apply::insert_messages(c, &rooms),
         apply::move_cursors(c, &rooms),
@@ -132,7 +135,7 @@ pub(super) async fn commit(
     }
     // The `COMMIT` was answered: it committed unless a statement before it failed (then
     // the transaction was aborted and the `COMMIT` rolled it back).
-    match rows.and(messages).and(cursors) {
+    match locked.map(drop).and(rows).and(messages).and(cursors) {
         Ok(()) => {
             for w in &rooms {
                 known.learn(w.room(), w.after());
