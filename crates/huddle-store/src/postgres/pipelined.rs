@@ -130,6 +130,7 @@ pub(super) async fn commit(
         apply::move_cursors(c, &rooms),
         c.batch_execute("COMMIT"),
     );
+    // `BEGIN` fails only with the connection, and then nothing behind it ran either.
     if let Err(e) = begin.and(commit) {
         return Pipelined::Lost(backend(e));
     }
