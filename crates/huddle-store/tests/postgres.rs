@@ -283,3 +283,42 @@ async fn a_room_held_up_in_one_writer_lane_does_not_hold_up_the_others() {
         done.unwrap();
     }
 }
+
+/// A lane remembers each room row as its last commit left it, to write the next plain
+/// append without locking the row first. Two writers appending under one epoch (which
+/// nothing in the store forbids) make that memory stale: the counts must stay exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_stay_exact_when_another_writer_moved_a_row_a_lane_remembers() {
+    let pg = TestPostgres::start();
+    let url = pg.database();
+    let a = PostgresStore::connect(&url, PostgresOptions::default())
+        .await
+        .unwrap();
+    let b = PostgresStore::connect(&url, PostgresOptions::default())
+        .await
+        .unwrap();
+    let r = room("dev", None);
+    a.create_room(&r).await.unwrap();
+    let (_, epoch) = a.acquire(r.id).await.unwrap().unwrap();
+    for seq in [1, 2] {
+        a.append(r.id, epoch, vec![msg(r.id, seq, 1, None)])
+            .await
+            .unwrap();
+    }
+    let behind_a = vec![msg(r.id, 3, 1, Some(2)), msg(r.id, 4, 1, None)];
+    b.append(r.id, epoch, behind_a).await.unwrap();
+    a.append(r.id, epoch, vec![msg(r.id, 5, 1, None)])
+        .await
+        .unwrap();
+    a.append(r.id, epoch, vec![msg(r.id, 6, 1, None)])
+        .await
+        .unwrap();
+
+    let outsider = MemberId::new(3);
+    let (page, total) = a.history(r.id, outsider, 10, 0).await.unwrap();
+    assert_eq!((seqs(&page), total), (vec![1, 2, 4, 5, 6], 5));
+    let (page, total) = a.history(r.id, MemberId::new(2), 2, 4).await.unwrap();
+    assert_eq!((seqs(&page), total), (vec![1, 2], 6));
+    let (state, _) = a.acquire(r.id).await.unwrap().unwrap();
+    assert_eq!(state.last_seq, 6);
+}

@@ -122,13 +122,18 @@ pub(super) async fn acquire(
     Ok(Some((room, r.get::<_, i64>(0) as u64)))
 }
 
-/// A room row as a batch locked it: its epoch and kept counts.
+/// A room row as a batch locked it (or as the lane's last commit left it, see
+/// `pipelined`): its epoch and kept counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Locked {
-    epoch: Epoch,
-    agents: i64,
-    messages: i64,
-    dms: i64,
+    pub(super) epoch: Epoch,
+    pub(super) agents: i64,
+    pub(super) messages: i64,
+    pub(super) dms: i64,
 }
+
+pub(super) const LOCK: &str = r#"SELECT id, epoch, agent_count, message_count, dm_count
+    FROM rooms WHERE id = ANY($1) ORDER BY id COLLATE "C" FOR UPDATE"#;
 
 /// Locks the rows of `rooms` in one statement, in id order (bytewise, whatever the
 /// database's locale: every node's batches lock in that order, so two nodes writing
@@ -137,13 +142,7 @@ pub(super) async fn lock(
     c: &impl GenericClient,
     rooms: &[RoomId],
 ) -> Result<HashMap<RoomId, Locked>, StoreError> {
-    let st = c
-        .prepare_cached(
-            r#"SELECT id, epoch, agent_count, message_count, dm_count FROM rooms
-               WHERE id = ANY($1) ORDER BY id COLLATE "C" FOR UPDATE"#,
-        )
-        .await
-        .map_err(backend)?;
+    let st = c.prepare_cached(LOCK).await.map_err(backend)?;
     let keys: Vec<String> = rooms.iter().map(RoomId::to_string).collect();
     let rows = c.query(&st, &[&keys]).await.map_err(backend)?;
     rows.iter()
@@ -193,6 +192,8 @@ pub(super) struct RoomWrite<'a> {
     room: RoomId,
     key: String,
     epoch: Epoch,
+    /// The row's counts when this write began.
+    before: Locked,
     counts: Counts,
     /// Cursor moves are frequent (every send moves its sender's): the last per member.
     cursors: HashMap<MemberId, Seq>,
@@ -216,6 +217,7 @@ impl<'a> RoomWrite<'a> {
             room,
             key: room.to_string(),
             epoch: row.epoch,
+            before: *row,
             counts: Counts {
                 agents: row.agents,
                 messages: row.messages,
@@ -227,6 +229,60 @@ impl<'a> RoomWrite<'a> {
             last_member: None,
             posted: Vec::new(),
         }
+    }
+
+    pub(super) fn room(&self) -> RoomId {
+        self.room
+    }
+
+    /// The row as it was when this write began.
+    pub(super) fn before(&self) -> &Locked {
+        &self.before
+    }
+
+    /// The row as it is once this write commits.
+    pub(super) fn after(&self) -> Locked {
+        Locked {
+            epoch: self.epoch,
+            agents: self.counts.agents,
+            messages: self.counts.messages,
+            dms: self.counts.dms,
+        }
+    }
+
+    /// The highest `seq` posted by this write, if any.
+    pub(super) fn last_seq(&self) -> Option<Seq> {
+        self.last_seq
+    }
+
+    pub(super) fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Applies `events` if they are plain (see [`plain`]), which needs no statement;
+    /// returns whether it did (if not, nothing was applied).
+    pub(super) fn apply_plain(&mut self, events: &'a [Event]) -> bool {
+        if !plain(events) {
+            return false;
+        }
+        for event in events {
+            match event {
+                Event::Posted(m) => {
+                    self.posted.push(self.counts.count(m));
+                    self.last_seq = self.last_seq.max(Some(m.seq));
+                }
+                Event::CursorMoved { member, seq } => {
+                    let c = self.cursors.entry(*member).or_default();
+                    *c = (*c).max(*seq);
+                }
+                Event::Joined(_)
+                | Event::Reconnected { .. }
+                | Event::Left { .. }
+                | Event::RoleChanged { .. }
+                | Event::Updated { .. } => unreachable!("checked by `plain`"),
+            }
+        }
+        true
     }
 
     /// Applies one append's `events` after those applied before.
@@ -275,6 +331,20 @@ impl<'a> RoomWrite<'a> {
         }
         Ok(())
     }
+}
+
+/// Whether `events` are only broadcasts and cursor moves: nothing that runs a statement
+/// of its own or needs more of the row than its counts.
+pub(super) fn plain(events: &[Event]) -> bool {
+    events.iter().all(|e| match e {
+        Event::Posted(m) => m.to_member.is_none(),
+        Event::CursorMoved { .. } => true,
+        Event::Joined(_)
+        | Event::Reconnected { .. }
+        | Event::Left { .. }
+        | Event::RoleChanged { .. }
+        | Event::Updated { .. } => false,
+    })
 }
 
 /// Writes what `rooms` gathered, in three statements sent at once (pipelined on the
@@ -326,8 +396,15 @@ async fn update_rooms(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+pub(super) const MOVE_CURSORS: &str = "UPDATE agents a SET cursor = GREATEST(a.cursor, v.seq)
+    FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(room_id, member, seq)
+    WHERE a.room_id = v.room_id AND a.member = v.member";
+
 /// Moves every gathered cursor forward (never back) in one statement.
-async fn move_cursors(c: &impl GenericClient, rooms: &[RoomWrite<'_>]) -> Result<(), StoreError> {
+pub(super) async fn move_cursors(
+    c: &impl GenericClient,
+    rooms: &[RoomWrite<'_>],
+) -> Result<(), StoreError> {
     let moves = rooms
         .iter()
         .flat_map(|w| w.cursors.iter().map(move |(m, s)| (w.key.as_str(), *m, *s)));
@@ -340,10 +417,9 @@ async fn move_cursors(c: &impl GenericClient, rooms: &[RoomWrite<'_>]) -> Result
     if keys.is_empty() {
         return Ok(());
     }
-    let sql = "UPDATE agents a SET cursor = GREATEST(a.cursor, v.seq)
-               FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(room_id, member, seq)
-               WHERE a.room_id = v.room_id AND a.member = v.member";
-    exec(c, sql, &[&keys, &members, &seqs]).await.map(drop)
+    exec(c, MOVE_CURSORS, &[&keys, &members, &seqs])
+        .await
+        .map(drop)
 }
 
 async fn exec(
@@ -370,18 +446,26 @@ impl Counts {
         room: &str,
         m: &'a Message,
     ) -> Result<Posted<'a>, StoreError> {
-        self.messages += 1;
+        let posted = self.count(m);
         if let Some(to) = m.to_member {
-            self.dms += 1;
             self.add_view(c, room, m.from_member, m.seq).await?;
             if to != m.from_member {
                 self.add_view(c, room, to, m.seq).await?;
             }
         }
-        Ok(Posted {
+        Ok(posted)
+    }
+
+    /// Counts `m` (no statement).
+    fn count<'a>(&mut self, m: &'a Message) -> Posted<'a> {
+        self.messages += 1;
+        if m.to_member.is_some() {
+            self.dms += 1;
+        }
+        Posted {
             message: m,
             broadcast_rank: self.messages - self.dms,
-        })
+        }
     }
 
     async fn add_view(
@@ -414,9 +498,16 @@ impl Counts {
     }
 }
 
+pub(super) const INSERT_MESSAGES: &str =
+    "INSERT INTO messages (room_id, seq, id, from_name, from_member, to_name, to_member, body,
+                           ts, broadcast_rank, key)
+     SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[], $5::bigint[],
+                          $6::text[], $7::bigint[], $8::bytea[], $9::bigint[], $10::bigint[],
+                          $11::bytea[])";
+
 /// Inserts the messages of every room in one statement (arrays unnested server-side):
 /// one round trip however many messages a batch holds.
-async fn insert_messages(
+pub(super) async fn insert_messages(
     c: &impl GenericClient,
     rooms: &[RoomWrite<'_>],
 ) -> Result<(), StoreError> {
@@ -445,14 +536,9 @@ async fn insert_messages(
         .iter()
         .map(|p| codec::bytes(&p.1.message.key))
         .collect();
-    let sql = "INSERT INTO messages (room_id, seq, id, from_name, from_member, to_name,
-                                     to_member, body, ts, broadcast_rank, key)
-               SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[],
-                                    $5::bigint[], $6::text[], $7::bigint[], $8::bytea[],
-                                    $9::bigint[], $10::bigint[], $11::bytea[])";
     exec(
         c,
-        sql,
+        INSERT_MESSAGES,
         &[
             &keys,
             &seqs,

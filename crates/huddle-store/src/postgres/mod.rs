@@ -22,6 +22,7 @@ mod codec;
 mod conn;
 mod history;
 mod names;
+mod pipelined;
 mod reads;
 mod schema;
 mod writer;

@@ -4,7 +4,10 @@
 //! the other lanes' transactions commit at the same time (PostgreSQL flushes the WAL of
 //! concurrent commits together). Each write is answered only after its commit.
 //!
-//! A batch of appends takes the fast path ([`appends`]): one statement locks every
+//! A batch of plain appends (broadcasts and cursor moves) to rooms whose rows the lane
+//! knows from its own last commit to them is sent in one burst and committed in one
+//! round trip (`pipelined`). Other batches of appends take the locking path ([`appends`]),
+//! which then lets the lane know the rows: one statement locks every
 //! room row of the batch, the appends of missing rooms or older epochs are refused
 //! right there (not applied), and the others are written by three statements for the
 //! whole batch, sent at once (`apply`). If anything fails there (a `seq` or key already
@@ -17,11 +20,12 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::{GenericClient, Object, Pool, Transaction};
-use huddle_core::Event;
+use huddle_core::{Event, RoomId};
 use tokio::sync::mpsc;
 
-use super::apply::{self, RoomWrite};
+use super::apply::{self, Locked, RoomWrite};
 use super::conn::{backend, unavailable};
+use super::pipelined::{self, Known, Pipelined};
 use crate::StoreError;
 use crate::writes::{self, Write, WriteOp, Writes, Written};
 
@@ -38,11 +42,12 @@ pub(super) fn spawn(pools: Vec<Pool>) -> Writes {
 }
 async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>) {
     let mut batch = Vec::with_capacity(64);
+    let mut known = Known::default();
     while let Some(first) = rx.recv().await {
         batch.push(first);
         writes::fill(&mut batch, &mut rx, MAX_BATCH);
         let started = std::time::Instant::now();
-        let results = commit(&pool, &batch).await;
+        let results = commit(&pool, &batch, &mut known).await;
         huddle_metrics::store::commit(batch.len(), started.elapsed());
         for (op, result) in batch.drain(..).zip(results) {
             let _ = op.done.send(result);
@@ -62,12 +67,25 @@ fn fail_all(batch: &[WriteOp], e: StoreError) -> Results {
         .collect()
 }
 
-async fn commit(pool: &Pool, batch: &[WriteOp]) -> Results {
+/// Commits `batch` the quickest way it allows; `known` follows the rows it writes.
+async fn commit(pool: &Pool, batch: &[WriteOp], known: &mut Known) -> Results {
     let fail_all = |e: StoreError| fail_all(batch, e);
     let mut conn = match pool.get().await {
         Ok(conn) => conn,
         Err(e) => return fail_all(unavailable(e)),
     };
+    match pipelined::commit(&conn, batch, known).await {
+        Pipelined::Committed => return batch.iter().map(|_| Ok(Written::Done)).collect(),
+        Pipelined::Lost(e) => {
+            known.forget(batch);
+            return fail_all(e);
+        }
+        Pipelined::RolledBack(e) => {
+            tracing::debug!("pipelined batch of {} redone with locks: {e}", batch.len());
+            known.forget(batch);
+        }
+        Pipelined::NotPlain => {}
+    }
     let only_appends = batch
         .iter()
         .all(|op| matches!(op.write, Write::Append { .. } | Write::Probe));
@@ -77,10 +95,17 @@ async fn commit(pool: &Pool, batch: &[WriteOp]) -> Results {
             Err(e) => return fail_all(backend(e)),
         };
         match appends(&tx, batch).await {
-            Ok(results) => {
+            Ok((results, rows)) => {
                 return match tx.commit().await {
-                    Ok(()) => results,
-                    Err(e) => fail_all(backend(e)),
+                    Ok(()) => {
+                        rows.into_iter()
+                            .for_each(|(room, row)| known.learn(room, row));
+                        results
+                    }
+                    Err(e) => {
+                        known.forget(batch);
+                        fail_all(backend(e))
+                    }
                 };
             }
             Err(e) => {
@@ -91,12 +116,17 @@ async fn commit(pool: &Pool, batch: &[WriteOp]) -> Results {
             }
         }
     }
+    known.forget(batch);
     careful(&mut conn, batch).await
 }
 
-/// The fast path (see the module doc): the answers of the batch's writes, or the
-/// failure that makes the caller roll back and redo it with savepoints.
-async fn appends(tx: &Transaction<'_>, batch: &[WriteOp]) -> Result<Results, StoreError> {
+/// The locking path (see the module doc): the answers of the batch's writes and the rows
+/// as they are once it commits, or the failure that makes the caller roll back and redo
+/// it with savepoints.
+async fn appends(
+    tx: &Transaction<'_>,
+    batch: &[WriteOp],
+) -> Result<(Results, Vec<(RoomId, Locked)>), StoreError> {
     let mut results: Results = batch.iter().map(|_| Ok(Written::Done)).collect();
     let appends: Vec<_> = batch
         .iter()
@@ -111,7 +141,7 @@ async fn appends(tx: &Transaction<'_>, batch: &[WriteOp]) -> Result<Results, Sto
         })
         .collect();
     if appends.is_empty() {
-        return Ok(results);
+        return Ok((results, Vec::new()));
     }
     let mut ids: Vec<_> = appends.iter().map(|a| a.1).collect();
     ids.sort_unstable();
@@ -145,7 +175,8 @@ async fn appends(tx: &Transaction<'_>, batch: &[WriteOp]) -> Result<Results, Sto
     if !writes.is_empty() {
         apply::finish(tx, &writes).await?;
     }
-    Ok(results)
+    let rows = writes.iter().map(|w| (w.room(), w.after())).collect();
+    Ok((results, rows))
 }
 
 /// The careful way: one savepoint per write (none for a batch of one).
