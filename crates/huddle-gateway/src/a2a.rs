@@ -165,7 +165,7 @@ pub(crate) fn general_envelope(body: &[u8]) -> Envelope {
 }
 
 /// `SendMessage`: the action and its parameters, or the A2A Message that answers at once.
-fn send_message(message: &Value) -> Result<(Action, Params), AgentMessage> {
+fn send_message(message: &Value) -> Result<(Action, Params), Box<AgentMessage>> {
     let string = |key: &str| message.get(key).and_then(Value::as_str).map(str::to_string);
     let text = message
         .get("parts")
@@ -195,7 +195,7 @@ struct SendMessage<'a> {
 
 /// The action `SendMessage` asks for and its parameters, or the A2A Message that answers
 /// at once.
-fn action_of(message: SendMessage<'_>) -> Result<(Action, Params), AgentMessage> {
+fn action_of(message: SendMessage<'_>) -> Result<(Action, Params), Box<AgentMessage>> {
     let metadata = message.metadata;
     let mut params = Params::from_json(metadata);
     params.text = message.text;
@@ -206,14 +206,14 @@ fn action_of(message: SendMessage<'_>) -> Result<(Action, Params), AgentMessage>
         Some(name) => match Action::parse(name) {
             Some(a) => a,
             None => {
-                return Err(error_message(&format!(
+                return Err(Box::new(error_message(&format!(
                     "Unknown action: {name}. Send metadata.action: \"help\" for full documentation."
-                )));
+                ))));
             }
         },
         // No action: a plain message from a joined agent is a send; anything else, the docs.
         None if params.room.is_some() && params.agent_token.is_some() => Action::Send,
-        None => return Err(AgentMessage::new(crate::docs::text(), None)),
+        None => return Err(Box::new(AgentMessage::new(crate::docs::text(), None))),
     };
     Ok((action, params))
 }
