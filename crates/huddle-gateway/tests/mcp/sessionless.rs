@@ -68,6 +68,26 @@ async fn modern(node: &Node, id: u64, method: &str, params: Value, name: Option<
     posted.response()["result"].clone()
 }
 
+/// A `subscriptions/listen` on `uris`, its response open.
+async fn listen(node: &Node, id: u64, uris: &[String]) -> reqwest::Response {
+    modern_request(
+        node,
+        id,
+        "subscriptions/listen",
+        json!({"notifications": {"resourceSubscriptions": uris}}),
+        None,
+    )
+    .send()
+    .await
+    .unwrap()
+}
+
+/// A tool result's data: the JSON under its text line.
+fn data_of(result: &Value) -> Value {
+    let text = result["content"][0]["text"].as_str().unwrap();
+    serde_json::from_str(text.split_once('\n').unwrap().1).unwrap()
+}
+
 async fn tool(node: &Node, id: u64, name: &str, args: Value) -> Value {
     modern(
         node,
@@ -113,9 +133,10 @@ async fn a_sessionless_client_discovers_calls_tools_and_listens_to_a_room() {
     )
     .await;
     let content = created["content"].as_array().unwrap();
-    let text = content[0]["text"].as_str().unwrap();
-    let data: Value = serde_json::from_str(text.split_once('\n').unwrap().1).unwrap();
-    let alice_token = data["agentToken"].as_str().unwrap().to_string();
+    let alice_token = data_of(&created)["agentToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(content[1]["type"], "resource_link");
     let alice_uri = content[1]["uri"].as_str().unwrap().to_string();
     assert!(alice_uri.starts_with("huddle://rooms/") && alice_uri.contains(&alice_token));
@@ -135,12 +156,7 @@ async fn a_sessionless_client_discovers_calls_tools_and_listens_to_a_room() {
         json!({"roomId": name, "agentName": "bob"}),
     )
     .await;
-    let bob_text = joined["content"][0]["text"].as_str().unwrap();
-    let bob_token =
-        serde_json::from_str::<Value>(bob_text.split_once('\n').unwrap().1).unwrap()["agentToken"]
-            .as_str()
-            .unwrap()
-            .to_string();
+    let bob_token = data_of(&joined)["agentToken"].as_str().unwrap().to_string();
     tool(
         &node,
         6,
@@ -264,16 +280,7 @@ async fn one_listen_follows_a_bounded_number_of_rooms() {
     let uris: Vec<String> = (0..3)
         .map(|_| format!("huddle://rooms/{}/messages", uuid::Uuid::new_v4()))
         .collect();
-    let listen = modern_request(
-        &node,
-        1,
-        "subscriptions/listen",
-        json!({"notifications": {"resourceSubscriptions": uris}}),
-        None,
-    )
-    .send()
-    .await
-    .unwrap();
+    let listen = listen(&node, 1, &uris).await;
     let raw = tokio::time::timeout(WAIT, listen.text())
         .await
         .expect("the refusal ends the stream")
@@ -322,23 +329,9 @@ async fn a_message_sent_as_soon_as_a_listen_is_acknowledged_reaches_it() {
         json!({"roomId": names[ROOMS - 1], "agentName": "bob"}),
     )
     .await;
-    let text = joined["content"][0]["text"].as_str().unwrap();
-    let bob =
-        serde_json::from_str::<Value>(text.split_once('\n').unwrap().1).unwrap()["agentToken"]
-            .as_str()
-            .unwrap()
-            .to_string();
+    let bob = data_of(&joined)["agentToken"].as_str().unwrap().to_string();
 
-    let listen = modern_request(
-        &node,
-        1001,
-        "subscriptions/listen",
-        json!({"notifications": {"resourceSubscriptions": uris}}),
-        None,
-    )
-    .send()
-    .await
-    .unwrap();
+    let listen = listen(&node, 1001, &uris).await;
     let mut events = Sse::from_response(listen);
     let ack = events.next_data(WAIT).await.expect("the acknowledgement");
     assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
