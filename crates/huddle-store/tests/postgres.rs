@@ -13,6 +13,13 @@ use huddle_core::{MemberId, RoomId, Seq};
 use huddle_store::testing::TestPostgres;
 use huddle_store::{PostgresOptions, PostgresStore, RoomStore, StoreError};
 
+/// A store on `url` with the default options.
+async fn connect(url: &str) -> PostgresStore {
+    PostgresStore::connect(url, PostgresOptions::default())
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_past_the_pool_and_its_queue_are_refused_naming_the_limit() {
     let pg = TestPostgres::start();
@@ -91,9 +98,7 @@ async fn nodes_starting_at_once_migrate_once_and_a_newer_schema_is_refused() {
     for s in stores {
         s.unwrap().expect("every node starts on the shared schema");
     }
-    let store = PostgresStore::connect(&url, PostgresOptions::default())
-        .await
-        .unwrap();
+    let store = connect(&url).await;
     store.create_room(&room("dev", None)).await.unwrap();
     pg.psql_on(&url, "UPDATE huddle_schema SET version = 99");
     let Err(err) = PostgresStore::connect(&url, PostgresOptions::default()).await else {
@@ -251,9 +256,7 @@ async fn a_refused_append_in_a_batch_of_many_rooms_does_not_fail_its_neighbours(
 async fn a_room_held_up_in_one_writer_lane_does_not_hold_up_the_others() {
     let pg = TestPostgres::start();
     let url = pg.database();
-    let store = PostgresStore::connect(&url, PostgresOptions::default())
-        .await
-        .unwrap();
+    let store = connect(&url).await;
     let mut rooms = Vec::new();
     // With the default four lanes, 20 rooms all on the held room's lane has odds of 4^-20.
     for i in 0..21 {
@@ -291,12 +294,8 @@ async fn a_room_held_up_in_one_writer_lane_does_not_hold_up_the_others() {
 async fn counts_stay_exact_when_another_writer_moved_a_row_a_lane_remembers() {
     let pg = TestPostgres::start();
     let url = pg.database();
-    let a = PostgresStore::connect(&url, PostgresOptions::default())
-        .await
-        .unwrap();
-    let b = PostgresStore::connect(&url, PostgresOptions::default())
-        .await
-        .unwrap();
+    let a = connect(&url).await;
+    let b = connect(&url).await;
     let r = room("dev", None);
     a.create_room(&r).await.unwrap();
     let (_, epoch) = a.acquire(r.id).await.unwrap().unwrap();

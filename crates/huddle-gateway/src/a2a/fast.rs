@@ -93,12 +93,11 @@ fn first_text(parts: Vec<&RawValue>) -> Option<Option<String>> {
         }
         let part: Object = decode(part)?;
         part.check_others(&["text"])?;
-        match (&text, part.get("text")) {
-            (None, Some(raw)) => text = string(raw)?,
-            (Some(_), Some(raw)) => {
-                string(raw)?;
-            }
-            (_, None) => {}
+        // Every part's text is decoded (so a bad one is refused as the general path
+        // would); the first string is the one kept.
+        if let Some(raw) = part.get("text") {
+            let found = string(raw)?;
+            text = text.or(found);
         }
     }
     Some(text)

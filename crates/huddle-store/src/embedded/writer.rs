@@ -1,7 +1,8 @@
 //! The writer thread: SQLite allows one writer, so all writes go through one thread that
-//! takes everything queued, runs it in one transaction (one savepoint per operation so
-//! one refused append does not fail its neighbours) and commits once: group commit across
-//! rooms. Each operation is answered only after the commit, so an acknowledgement means
+//! takes everything queued, runs it in one transaction (one savepoint per operation, so
+//! one refused append does not fail its neighbours; a lone operation needs none) and
+//! commits once: group commit across rooms. Copying the log back into the file is left to
+//! `checkpoint`. Each operation is answered only after the commit, so an acknowledgement means
 //! the data is in the WAL.
 
 use std::collections::HashMap;
