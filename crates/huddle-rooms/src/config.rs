@@ -29,6 +29,10 @@ pub struct RoomsConfig {
     /// name is checked against each protected room of that name.
     pub max_rooms_per_name: usize,
     pub passwords: PasswordsConfig,
+    /// Longest a room's commit waits for callers when its last commit answered several
+    /// and fewer wait now (they are most likely sending their next request): bigger
+    /// batches, fewer commits. A lone caller never waits; zero turns the wait off.
+    pub group_commit_wait: Duration,
 }
 
 /// Limits of the password gate (`crate::passwords`), node-wide.
@@ -76,6 +80,7 @@ impl Default for RoomsConfig {
             push: PushConfig::default(),
             max_rooms_per_name: 16,
             passwords: PasswordsConfig::default(),
+            group_commit_wait: Duration::from_millis(2),
         }
     }
 }

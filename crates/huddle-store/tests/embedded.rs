@@ -366,3 +366,37 @@ async fn the_log_is_copied_into_the_database_file_while_the_store_runs() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Another connection to the file (an operator's `sqlite3`, a `huddle store copy`) may
+/// hold the write lock for a moment: an append then waits for it, as SQLite's busy
+/// timeout promises, rather than failing (which would stop the room and answer its
+/// callers `Service unavailable`). The writer takes the lock before it reads, since
+/// SQLite refuses a read transaction's upgrade to a write at once.
+#[tokio::test]
+async fn an_append_waits_out_another_connections_brief_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), Durability::Process).unwrap();
+    let r = room("dev", None);
+    store.create_room(&r).await.unwrap();
+    let (_, epoch) = store.acquire(r.id).await.unwrap().unwrap();
+    let lock = rusqlite::Connection::open(dir.path().join("huddle.db")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let append = store.append(r.id, epoch, vec![Event::Posted(message(r.id, 1, 1, None))]);
+    let mut append = pin!(append);
+    // Polled once, the append is queued to the writer; it is still waiting later.
+    assert!(poll!(append.as_mut()).is_pending());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        poll!(append.as_mut()).is_pending(),
+        "written under another's lock"
+    );
+    lock.execute_batch("COMMIT").unwrap();
+    append
+        .await
+        .expect("the append waits for the lock, then commits");
+    let log = store
+        .messages_after(r.id, None, huddle_core::Seq::ZERO, 10)
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 1);
+}

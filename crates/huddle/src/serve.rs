@@ -66,6 +66,12 @@ pub struct ServeArgs {
     #[arg(long, env = "HUDDLE_ROOM_IDLE_SECS", default_value_t = 300)]
     room_idle_secs: u64,
 
+    /// Microseconds a room's commit may wait for more callers when its last commit
+    /// answered several and fewer wait now (fewer, bigger commits under load; a lone
+    /// caller never waits). 0 turns the wait off; at most 100000 (100 ms).
+    #[arg(long, env = "HUDDLE_GROUP_COMMIT_WAIT_US", default_value_t = 2000)]
+    group_commit_wait_us: u64,
+
     /// Seconds between SSE `event: ping` keep-alives (join.cloud: 15).
     #[arg(long, env = "HUDDLE_SSE_KEEP_ALIVE_SECS", default_value_t = 15)]
     sse_keep_alive_secs: u64,
@@ -351,6 +357,7 @@ impl ServeArgs {
                     ..Limits::default()
                 },
                 idle_timeout: Duration::from_secs(self.room_idle_secs.max(1)),
+                group_commit_wait: Duration::from_micros(self.group_commit_wait_us.min(100_000)),
                 max_in_flight: self.max_in_flight,
                 max_streams: self.max_streams,
                 allow_private_endpoints: self.allow_private_endpoints,

@@ -54,7 +54,11 @@ fn commit(conn: &mut Connection, batch: &[WriteOp]) -> Vec<Result<Written, Store
             .map(|_| Err(StoreError::Backend(e.to_string())))
             .collect()
     };
-    if let Err(e) = run(conn, "BEGIN") {
+    // IMMEDIATE: the write lock is taken first. A deferred transaction reads (the room's
+    // counts) before it writes, and SQLite refuses such an upgrade at once, without
+    // waiting out `busy_timeout`, when another connection (an operator's `sqlite3`, a
+    // `huddle store copy`) holds the lock for a moment.
+    if let Err(e) = run(conn, "BEGIN IMMEDIATE") {
         return fail_all(e);
     }
     let results = match batch {

@@ -1,0 +1,141 @@
+//! Group commit under concurrency (docs/architecture.md, 'The path of one send'): when a
+//! room's last commit answered several callers and fewer wait now, its next commit
+//! waits, up to `RoomsConfig::group_commit_wait`, until as many callers wait; a caller
+//! alone never waits.
+//!
+//! The batch of several is made certain by holding SQLite's write lock from another
+//! connection: the first send's commit waits on it, and the sends behind it gather.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use huddle_core::{AgentToken, RoomId, SendMessage, Seq};
+use huddle_rooms::{RoomDirectory, RoomsConfig};
+use huddle_store::{Durability, EmbeddedStore, RoomStore};
+use tokio::task::JoinHandle;
+
+/// Far below every wait these tests configure, far above a commit on a loaded machine.
+const PROMPT: Duration = Duration::from_secs(5);
+
+struct Room {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    store: Arc<dyn RoomStore>,
+    rooms: Arc<RoomDirectory>,
+    id: RoomId,
+    alice: AgentToken,
+}
+
+async fn room(wait: Duration) -> Room {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn RoomStore> =
+        Arc::new(EmbeddedStore::open(dir.path(), Durability::Process).unwrap());
+    let config = RoomsConfig {
+        group_commit_wait: wait,
+        ..RoomsConfig::default()
+    };
+    let rooms = Arc::new(RoomDirectory::new(store.clone(), config));
+    let (id, alice) = huddle_rooms::testing::room(&rooms).await;
+    Room {
+        path: dir.path().join("huddle.db"),
+        _dir: dir,
+        store,
+        rooms,
+        id,
+        alice,
+    }
+}
+
+impl Room {
+    fn send(&self, body: &str) -> JoinHandle<Seq> {
+        let (rooms, id) = (self.rooms.clone(), self.id);
+        let op = SendMessage {
+            token: self.alice.clone(),
+            body: body.into(),
+            to: None,
+            key: None,
+        };
+        tokio::spawn(async move { rooms.ask(id, op).await.expect("the send is answered").seq })
+    }
+
+    /// One commit that answers `n` sends: a first send's commit waits on a write lock
+    /// held from another connection while the others gather behind it. (A send before
+    /// that makes the room active: loading it writes too.)
+    async fn commit_of_several(&self, n: usize) {
+        tokio::time::timeout(PROMPT, self.send("loads the room"))
+            .await
+            .unwrap()
+            .unwrap();
+        let lock = rusqlite::Connection::open(&self.path).unwrap();
+        lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let first = self.send("first");
+        // The first send's commit is now waiting on the lock; these gather behind it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let rest: Vec<_> = (0..n)
+            .map(|i| self.send(&format!("gathered {i}")))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        lock.execute_batch("COMMIT").unwrap();
+        for sent in std::iter::once(first).chain(rest) {
+            tokio::time::timeout(PROMPT, sent).await.unwrap().unwrap();
+        }
+    }
+
+    async fn stored(&self) -> usize {
+        self.store
+            .messages_after(self.id, None, Seq::ZERO, 1000)
+            .await
+            .unwrap()
+            .len()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_commit_of_several_a_send_waits_for_as_many_callers() {
+    let room = room(Duration::from_secs(60)).await;
+    room.commit_of_several(4).await;
+    assert_eq!(room.stored().await, 6);
+
+    let lone = room.send("lone");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !lone.is_finished(),
+        "the send is answered at once, although the last commit answered four callers"
+    );
+    // The three that complete the four: the commit goes without waiting any longer.
+    let others: Vec<_> = (0..3).map(|i| room.send(&format!("other {i}"))).collect();
+    let mut seqs = vec![tokio::time::timeout(PROMPT, lone).await.unwrap().unwrap()];
+    for sent in others {
+        seqs.push(tokio::time::timeout(PROMPT, sent).await.unwrap().unwrap());
+    }
+    seqs.sort();
+    assert_eq!(seqs, (7..=10).map(Seq::new).collect::<Vec<_>>());
+    assert_eq!(room.stored().await, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wait_for_callers_ends_when_its_time_is_up() {
+    let room = room(Duration::from_secs(1)).await;
+    room.commit_of_several(4).await;
+    let lone = room.send("lone");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!lone.is_finished(), "the send is answered without waiting");
+    // Nobody else comes: the lone send is committed once the wait is over.
+    let seq = tokio::time::timeout(PROMPT, lone)
+        .await
+        .expect("answered once the wait is over")
+        .unwrap();
+    assert_eq!(seq, Seq::new(7));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_alone_never_waits() {
+    let room = room(Duration::from_secs(60)).await;
+    for i in 1..=3 {
+        let seq = tokio::time::timeout(PROMPT, room.send(&format!("one by one {i}")))
+            .await
+            .expect("a lone caller is answered without waiting")
+            .unwrap();
+        assert_eq!(seq, Seq::new(i));
+    }
+}
