@@ -19,7 +19,8 @@
 //!   as many callers wait as the last commit answered, or the wait is over. A commit
 //!   costs about the same for one message as for ten (the store's writes, its log pages,
 //!   the hops between actor and writer), so bigger batches are fewer commits for the same
-//!   messages. A caller alone (the last commit answered one) never waits.
+//!   messages. A caller alone (the last commit answered one) never waits, nor does a
+//!   flush after a commit that took longer than the wait (the batch gathered meanwhile).
 //! - A subscriber is authorised here, and only then its live feed opened, in the same step
 //!   as the room's `last_seq` is read: the actor is the room's only publisher, so the feed
 //!   gets every message after that `last_seq` (see [`crate::feed`]).
@@ -137,6 +138,7 @@ struct Inflight {
     /// The batch's messages, for A2A push.
     messages: Vec<Arc<Message>>,
     last_seq: Seq,
+    started: Instant,
 }
 
 pub struct RoomState {
@@ -156,6 +158,8 @@ pub struct RoomState {
     flush_scheduled: bool,
     /// Callers answered by the last commit: how many a flush waits for.
     last_batch: usize,
+    /// How long the last commit took, from its flush to its answer.
+    last_commit: Duration,
     /// The wait for more callers in progress, by number (0: none), and the last number
     /// given.
     waiting: u64,
@@ -208,6 +212,7 @@ impl Actor for RoomActor {
             replies: Vec::new(),
             flush_scheduled: false,
             last_batch: 0,
+            last_commit: Duration::ZERO,
             waiting: 0,
             waits: 0,
             last_active: Instant::now(),
@@ -492,11 +497,14 @@ impl RoomState {
     }
 
     /// At a flush: waits for more callers if the last commit answered several and fewer
-    /// wait now (see the module doc). The wait holds the flush slot, so nothing else
-    /// schedules one meanwhile; it ends with [`RoomState::end_wait`].
+    /// wait now (see the module doc). Not after a commit that took longer than the wait
+    /// (a slow disk, a remote store): the next batch gathered while it ran, and waiting
+    /// would only add the callers' round trip to every commit. The wait holds the flush
+    /// slot, so nothing else schedules one meanwhile; it ends with
+    /// [`RoomState::end_wait`].
     fn wait_for_callers(&mut self, myself: &ActorRef<RoomMsg>) -> bool {
         let wait = self.config.group_commit_wait;
-        if wait.is_zero() || self.replies.len() >= self.last_batch {
+        if wait.is_zero() || self.last_commit >= wait || self.replies.len() >= self.last_batch {
             return false;
         }
         self.waits += 1;
@@ -680,6 +688,7 @@ impl RoomState {
             fanout,
             messages,
             last_seq: self.room.last_seq,
+            started: Instant::now(),
         });
     }
 
@@ -705,6 +714,7 @@ impl RoomState {
         };
         match outcome {
             Ok(()) => {
+                self.last_commit = batch.started.elapsed();
                 self.committed = batch.last_seq;
                 self.tail.trim(self.committed);
                 self.hub.publish(self.room.id, &batch.fanout);

@@ -66,8 +66,7 @@ impl Room {
             .await
             .unwrap()
             .unwrap();
-        let lock = rusqlite::Connection::open(&self.path).unwrap();
-        lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let lock = self.lock();
         let first = self.send("first");
         // The first send's commit is now waiting on the lock; these gather behind it.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -75,10 +74,17 @@ impl Room {
             .map(|i| self.send(&format!("gathered {i}")))
             .collect();
         tokio::time::sleep(Duration::from_millis(200)).await;
-        lock.execute_batch("COMMIT").unwrap();
+        drop(lock);
         for sent in std::iter::once(first).chain(rest) {
             tokio::time::timeout(PROMPT, sent).await.unwrap().unwrap();
         }
+    }
+
+    /// Holds the write lock from another connection until the value is dropped.
+    fn lock(&self) -> WriteLock {
+        let conn = rusqlite::Connection::open(&self.path).unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        WriteLock(conn)
     }
 
     async fn stored(&self) -> usize {
@@ -87,6 +93,14 @@ impl Room {
             .await
             .unwrap()
             .len()
+    }
+}
+
+struct WriteLock(rusqlite::Connection);
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        self.0.execute_batch("COMMIT").unwrap();
     }
 }
 
@@ -138,4 +152,28 @@ async fn a_caller_alone_never_waits() {
             .unwrap();
         assert_eq!(seq, Seq::new(i));
     }
+}
+
+/// A commit that took longer than the wait (a slow disk, a remote store) had the next
+/// batch gather while it ran: after it, a send does not wait for more callers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_commit_slower_than_the_wait_a_send_does_not_wait() {
+    let wait = Duration::from_secs(2);
+    let room = room(wait).await;
+    room.commit_of_several(4).await;
+    // Four more callers, committed together while the write lock holds their commit
+    // for longer than the wait.
+    let lock = room.lock();
+    let slow: Vec<_> = (0..4).map(|i| room.send(&format!("slow {i}"))).collect();
+    tokio::time::sleep(wait + Duration::from_millis(500)).await;
+    drop(lock);
+    for sent in slow {
+        tokio::time::timeout(PROMPT, sent).await.unwrap().unwrap();
+    }
+    let lone = room.send("lone");
+    let seq = tokio::time::timeout(wait / 2, lone)
+        .await
+        .expect("a send after a slow commit is answered without waiting")
+        .unwrap();
+    assert_eq!(seq, Seq::new(11));
 }

@@ -68,7 +68,8 @@ pub struct ServeArgs {
 
     /// Microseconds a room's commit may wait for more callers when its last commit
     /// answered several and fewer wait now (fewer, bigger commits under load; a lone
-    /// caller never waits). 0 turns the wait off; at most 100000 (100 ms).
+    /// caller never waits, nor a commit after one slower than this). 0 turns the wait
+    /// off; at most 100000 (100 ms).
     #[arg(long, env = "HUDDLE_GROUP_COMMIT_WAIT_US", default_value_t = 2000)]
     group_commit_wait_us: u64,
 
