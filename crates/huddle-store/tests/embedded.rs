@@ -327,17 +327,23 @@ async fn a_file_of_version_2_gains_idempotency_keys_and_keeps_its_log() {
     );
 }
 
+/// A store in a new directory, holding one room acquired for writing (and its epoch).
+async fn open_with_a_room() -> (tempfile::TempDir, EmbeddedStore, Room, huddle_store::Epoch) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), Durability::Process).unwrap();
+    let r = room("dev", None);
+    store.create_room(&r).await.unwrap();
+    let (_, epoch) = store.acquire(r.id).await.unwrap().unwrap();
+    (dir, store, r, epoch)
+}
+
 /// The writer leaves checkpoints to a thread of its own (so a commit never waits for
 /// one): with that thread broken, the log would grow for as long as the node runs and
 /// the database file would never receive the messages. Here 4 MB of messages go through
 /// the log, and the file must come to hold them while the store stays open.
 #[tokio::test]
 async fn the_log_is_copied_into_the_database_file_while_the_store_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), Durability::Process).unwrap();
-    let r = room("dev", None);
-    store.create_room(&r).await.unwrap();
-    let (_, epoch) = store.acquire(r.id).await.unwrap().unwrap();
+    let (dir, store, r, epoch) = open_with_a_room().await;
     let text = "x".repeat(1000);
     let mut seq = 0;
     for _ in 0..16 {
@@ -374,11 +380,7 @@ async fn the_log_is_copied_into_the_database_file_while_the_store_runs() {
 /// SQLite refuses a read transaction's upgrade to a write at once.
 #[tokio::test]
 async fn an_append_waits_out_another_connections_brief_write_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), Durability::Process).unwrap();
-    let r = room("dev", None);
-    store.create_room(&r).await.unwrap();
-    let (_, epoch) = store.acquire(r.id).await.unwrap().unwrap();
+    let (dir, store, r, epoch) = open_with_a_room().await;
     let lock = rusqlite::Connection::open(dir.path().join("huddle.db")).unwrap();
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();
     let append = store.append(r.id, epoch, vec![Event::Posted(message(r.id, 1, 1, None))]);
