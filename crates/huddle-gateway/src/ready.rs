@@ -18,7 +18,8 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// The node's readiness checks, run in order on every `/readyz`.
 #[derive(Clone, Default)]
 pub struct Readiness {
-    checks: Vec<(&'static str, Check)>,
+    /// Shared: the node's state, this included, is cloned for every request.
+    checks: Arc<Vec<(&'static str, Check)>>,
     /// Cancelled when the node begins to shut down (before it stops serving).
     draining: CancellationToken,
 }
@@ -26,7 +27,7 @@ pub struct Readiness {
 impl Readiness {
     /// Adds the check called `name` (named in the answer when it fails).
     pub fn with(mut self, name: &'static str, check: Check) -> Self {
-        self.checks.push((name, check));
+        Arc::make_mut(&mut self.checks).push((name, check));
         self
     }
 
@@ -46,7 +47,7 @@ impl Readiness {
         if self.draining.is_cancelled() {
             return Err("draining".into());
         }
-        for (name, check) in &self.checks {
+        for (name, check) in self.checks.iter() {
             match tokio::time::timeout(CHECK_TIMEOUT, check()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(why)) => return Err(format!("{name}: {why}")),
