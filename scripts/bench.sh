@@ -50,7 +50,7 @@ start_node embedded
 b "1: 1 room x 2 agents, 1 sender, SSE on (target: delivery p99 <= 2 ms)" \
   --rooms 1 --agents-per-room 2 --senders 1 --duration-secs "$secs"
 b "2: 1 room x 2 agents, 16 senders, no SSE (target: >= 20,000 sends/s); then its ceiling (trivial in-process server)" \
-  "${s2[@]}" --ceiling
+  "${s2[@]}" --ceiling --ceiling-rounds 4
 b "3: 10 rooms x 10 agents, 10 senders, SSE on (target: >= 40,000 deliveries/s, p99 <= 25 ms, 0 lost; RSS <= 100 MB)" \
   "${s3[@]}"
 b "4: 100 creates + 200 joins, one at a time (target: <= 1 s)" \

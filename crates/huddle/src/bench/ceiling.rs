@@ -130,6 +130,20 @@ pub struct Ceiling {
     pub percent_of_ceiling: f64,
     /// `scenario 2` when the run has its shape, `this run` otherwise.
     pub label: &'static str,
+    /// `--ceiling-rounds`: the run and its ceiling again, in alternating slices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alternated: Option<Alternated>,
+}
+
+/// The run and its ceiling measured in alternating slices (`--ceiling-rounds`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Alternated {
+    pub rounds: u32,
+    pub slice_secs: f64,
+    /// Every slice's sends over every slice's ceiling requests, as a percentage.
+    pub percent_of_ceiling: f64,
+    /// Each round's own percentage, in order.
+    pub per_round: Vec<f64>,
 }
 
 impl Ceiling {
@@ -147,6 +161,18 @@ impl Ceiling {
             "  {} = {:.1} % of ceiling",
             self.label, self.percent_of_ceiling
         );
+        if let Some(a) = &self.alternated {
+            let rounds: Vec<String> = a.per_round.iter().map(|p| format!("{p:.1}")).collect();
+            let _ = writeln!(
+                out,
+                "  alternated, {} rounds of {:.1} s each way: {} = {:.1} % of ceiling (rounds: {} %)",
+                a.rounds,
+                a.slice_secs,
+                self.label,
+                a.percent_of_ceiling,
+                rounds.join(", ")
+            );
+        }
         out
     }
 }
@@ -202,6 +228,48 @@ pub async fn measure(
         } else {
             "this run"
         },
+        alternated: None,
+    })
+}
+
+/// `args.ceiling_rounds` alternations of the load against `client`'s server and against
+/// the trivial server at `ceiling_url`, each of `duration / rounds` seconds (see
+/// `--ceiling-rounds`). A round whose real run had errors fails the whole measurement.
+pub async fn alternate(
+    args: &BenchArgs,
+    client: A2aClient,
+    ceiling_url: &str,
+    run_id: &str,
+) -> anyhow::Result<Alternated> {
+    let rounds = args.ceiling_rounds.max(1);
+    let slice = BenchArgs {
+        duration_secs: args.duration_secs / f64::from(rounds),
+        interval_secs: 0,
+        ..args.clone()
+    };
+    let (mut sends, mut requests) = (0.0, 0.0);
+    let mut per_round = Vec::new();
+    for round in 0..rounds {
+        let id = format!("{run_id}r{round}");
+        let real = deliveries::measure(&slice, client.clone(), &id)
+            .await
+            .with_context(|| format!("round {round} of the alternation"))?;
+        anyhow::ensure!(
+            real.send_errors == 0,
+            "round {round} of the alternation had {} failed sends: {:?}",
+            real.send_errors,
+            real.errors
+        );
+        let ceiling = measure(&slice, ceiling_url, &id, real.sends_per_sec).await?;
+        sends += real.sends_per_sec;
+        requests += ceiling.requests_per_sec;
+        per_round.push(ceiling.percent_of_ceiling);
+    }
+    Ok(Alternated {
+        rounds,
+        slice_secs: slice.duration_secs,
+        percent_of_ceiling: (sends / requests * 1000.0).round() / 10.0,
+        per_round,
     })
 }
 

@@ -59,7 +59,10 @@ Scenarios:
                   --url, then its ceiling: the same senders against a trivial in-process
                   server on 127.0.0.1 that answers every POST /a2a with a fixed reply.
                   Prints `ceiling: N req/s` and `scenario 2 = X % of ceiling`. The load
-                  scenario does the same with --ceiling, whatever its shape.
+                  scenario does the same with --ceiling, whatever its shape. With
+                  --ceiling-rounds N, then N alternations of both in slices of
+                  duration/N: the ratio under the same conditions, on a machine that
+                  drifts.
   grpc            The load scenario over Huddle's gRPC API (Huddle only).
   mcp             One room over MCP (/mcp): --senders sessions call sendMessage in closed
                   loops (or paced to --mcp-rate calls/s in total), without GET streams, so
@@ -120,6 +123,13 @@ pub struct BenchArgs {
     /// duration, against a trivial in-process server (see the ceiling scenario).
     #[arg(long)]
     pub ceiling: bool,
+
+    /// [load] With --ceiling: then N more alternations of the run and its ceiling, each
+    /// of duration/N seconds, and their ratio (all sends over all ceiling requests). On a
+    /// machine whose speed drifts within minutes, alternating slices relate the two
+    /// under the same conditions; one run after the other may not. 0: none.
+    #[arg(long, default_value_t = 0)]
+    pub ceiling_rounds: u32,
 
     /// [load] After the senders stop, wait at most this long for in-flight deliveries.
     #[arg(long, default_value_t = 2000)]
@@ -287,9 +297,13 @@ async fn with_ceiling(
     run_id: &str,
     ceiling_url: &str,
 ) -> anyhow::Result<deliveries::DeliveryReport> {
-    let mut report = deliveries::measure(args, client, run_id).await?;
+    let mut report = deliveries::measure(args, client.clone(), run_id).await?;
     let sends_per_sec = report.sends_per_sec;
-    report.ceiling = Some(ceiling::measure(args, ceiling_url, run_id, sends_per_sec).await?);
+    let mut ceiling = ceiling::measure(args, ceiling_url, run_id, sends_per_sec).await?;
+    if args.ceiling_rounds > 0 {
+        ceiling.alternated = Some(ceiling::alternate(args, client, ceiling_url, run_id).await?);
+    }
+    report.ceiling = Some(ceiling);
     Ok(report)
 }
 
@@ -349,6 +363,54 @@ mod tests {
         assert!(
             json["ceiling"]["percent_of_ceiling"].as_f64().is_some(),
             "{json}"
+        );
+    }
+
+    /// `--ceiling-rounds`: the run and its ceiling again in alternating slices, each
+    /// round related on its own and all of them together.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn alternated_rounds_relate_each_slice_to_its_ceiling() {
+        let node = huddle_testkit::TestNode::start().await;
+        let server = ceiling::Server::start().await.unwrap();
+        let a = ceiling::scenario_two(&args(&format!(
+            "--url {} --scenario ceiling --duration-secs 0.4 --ceiling-rounds 2",
+            node.base
+        )));
+        let client = A2aClient::new(&a.url).unwrap();
+        let report = with_ceiling(&a, client, "t2", server.url()).await.unwrap();
+        let alternated = report
+            .ceiling
+            .clone()
+            .and_then(|c| c.alternated)
+            .expect("alternated rounds");
+        assert_eq!((alternated.rounds, alternated.slice_secs), (2, 0.2));
+        assert_eq!(alternated.per_round.len(), 2);
+        let (low, high) = (
+            alternated
+                .per_round
+                .iter()
+                .cloned()
+                .fold(f64::MAX, f64::min),
+            alternated.per_round.iter().cloned().fold(0.0, f64::max),
+        );
+        // The ratio of the sums lies between the rounds' own ratios.
+        assert!(
+            low > 0.0
+                && low - 0.1 <= alternated.percent_of_ceiling
+                && alternated.percent_of_ceiling <= high + 0.1,
+            "{alternated:?}"
+        );
+        let text = report.human();
+        assert!(
+            text.contains("\n  alternated, 2 rounds of 0.2 s each way: scenario 2 = "),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json["ceiling"]["alternated"]["per_round"]
+                .as_array()
+                .map(Vec::len),
+            Some(2)
         );
     }
 
