@@ -39,7 +39,7 @@ use rusqlite::Connection;
 
 use crate::writes::Writes;
 use crate::{Epoch, NameLock, NamedRoom, RoomPage, RoomStore, StoreError};
-use names::{EmbeddedNameLock, NameStripes};
+use names::{EmbeddedNameLock, NameLocks};
 use pool::ReadPool;
 
 /// How far an acknowledged write is guaranteed to survive.
@@ -84,7 +84,7 @@ impl EmbeddedOptions {
 pub struct EmbeddedStore {
     writes: Writes,
     reads: Arc<ReadPool>,
-    names: Arc<NameStripes>,
+    names: Arc<NameLocks>,
 }
 
 impl EmbeddedStore {
@@ -113,7 +113,7 @@ impl EmbeddedStore {
         Ok(Self {
             writes,
             reads,
-            names: Arc::new(NameStripes::new()),
+            names: Arc::new(NameLocks::new()),
         })
     }
 
