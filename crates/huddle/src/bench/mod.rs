@@ -326,18 +326,25 @@ mod tests {
         run(a).await.unwrap();
     }
 
-    /// Scenario 2 against a real node (in-process, `Node::start`), then its ceiling:
-    /// the report relates the two and prints both lines.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_ceiling_scenario_reports_scenario_2_as_a_share_of_its_ceiling() {
+    /// Scenario 2 (with `flags`) against a real node (in-process, `Node::start`), then
+    /// its ceiling against the trivial server.
+    async fn scenario_two_and_its_ceiling(flags: &str, run_id: &str) -> deliveries::DeliveryReport {
         let node = huddle_testkit::TestNode::start().await;
         let server = ceiling::Server::start().await.unwrap();
         let a = ceiling::scenario_two(&args(&format!(
-            "--url {} --scenario ceiling --duration-secs 0.3",
+            "--url {} --scenario ceiling {flags}",
             node.base
         )));
         let client = A2aClient::new(&a.url).unwrap();
-        let report = with_ceiling(&a, client, "t1", server.url()).await.unwrap();
+        with_ceiling(&a, client, run_id, server.url())
+            .await
+            .unwrap()
+    }
+
+    /// Scenario 2 and its ceiling: the report relates the two and prints both lines.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_ceiling_scenario_reports_scenario_2_as_a_share_of_its_ceiling() {
+        let report = scenario_two_and_its_ceiling("--duration-secs 0.3", "t1").await;
         assert_eq!(
             (report.rooms, report.agents_per_room, report.senders),
             (1, 2, 16)
@@ -370,14 +377,8 @@ mod tests {
     /// round related on its own and all of them together.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn alternated_rounds_relate_each_slice_to_its_ceiling() {
-        let node = huddle_testkit::TestNode::start().await;
-        let server = ceiling::Server::start().await.unwrap();
-        let a = ceiling::scenario_two(&args(&format!(
-            "--url {} --scenario ceiling --duration-secs 0.4 --ceiling-rounds 2",
-            node.base
-        )));
-        let client = A2aClient::new(&a.url).unwrap();
-        let report = with_ceiling(&a, client, "t2", server.url()).await.unwrap();
+        let report =
+            scenario_two_and_its_ceiling("--duration-secs 0.4 --ceiling-rounds 2", "t2").await;
         let alternated = report
             .ceiling
             .clone()
