@@ -504,7 +504,12 @@ impl RoomState {
     /// [`RoomState::end_wait`].
     fn wait_for_callers(&mut self, myself: &ActorRef<RoomMsg>) -> bool {
         let wait = self.config.group_commit_wait;
-        if wait.is_zero() || self.last_commit >= wait || self.replies.len() >= self.last_batch {
+        let several = self.last_batch >= 2;
+        if wait.is_zero()
+            || !several
+            || self.last_commit >= wait
+            || self.replies.len() >= self.last_batch
+        {
             return false;
         }
         self.waits += 1;

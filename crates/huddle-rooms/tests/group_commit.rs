@@ -1,4 +1,4 @@
-//! Group commit under concurrency (docs/architecture.md, 'The path of one send'): when a
+//! Group commit under concurrency (docs/architecture.md, 'message.send over A2A'): when a
 //! room's last commit answered several callers and fewer wait now, its next commit
 //! waits, up to `RoomsConfig::group_commit_wait`, until as many callers wait; a caller
 //! alone never waits.
@@ -14,7 +14,8 @@ use huddle_rooms::{RoomDirectory, RoomsConfig};
 use huddle_store::{Durability, EmbeddedStore, RoomStore};
 use tokio::task::JoinHandle;
 
-/// Far below every wait these tests configure, far above a commit on a loaded machine.
+/// How long an answer may take when nothing makes it wait: far above a commit on a
+/// loaded machine, far below the 60 s waits some tests configure to tell a wait from none.
 const PROMPT: Duration = Duration::from_secs(5);
 
 struct Room {

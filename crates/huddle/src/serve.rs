@@ -70,7 +70,12 @@ pub struct ServeArgs {
     /// answered several and fewer wait now (fewer, bigger commits under load; a lone
     /// caller never waits, nor a commit after one slower than this). 0 turns the wait
     /// off; at most 100000 (100 ms).
-    #[arg(long, env = "HUDDLE_GROUP_COMMIT_WAIT_US", default_value_t = 2000)]
+    #[arg(
+        long,
+        env = "HUDDLE_GROUP_COMMIT_WAIT_US",
+        default_value_t = 2000,
+        value_parser = clap::value_parser!(u64).range(0..=100_000)
+    )]
     group_commit_wait_us: u64,
 
     /// Seconds between SSE `event: ping` keep-alives (join.cloud: 15).
@@ -358,7 +363,7 @@ impl ServeArgs {
                     ..Limits::default()
                 },
                 idle_timeout: Duration::from_secs(self.room_idle_secs.max(1)),
-                group_commit_wait: Duration::from_micros(self.group_commit_wait_us.min(100_000)),
+                group_commit_wait: Duration::from_micros(self.group_commit_wait_us),
                 max_in_flight: self.max_in_flight,
                 max_streams: self.max_streams,
                 allow_private_endpoints: self.allow_private_endpoints,

@@ -192,6 +192,19 @@ fn check_config_names_every_problem_and_fails() {
     assert!(!ok && text.contains("yaml"), "{text}");
 }
 
+/// The group commit wait is bounded: a value past it is refused, naming the bound.
+#[test]
+fn check_config_refuses_a_group_commit_wait_past_its_limit() {
+    let (ok, text) = check_config(&["--group-commit-wait-us", "100000"], &[]);
+    assert!(ok, "{text}");
+    let (ok, text) = check_config(&["--group-commit-wait-us", "100001"], &[]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("--group-commit-wait-us") && text.contains("0..=100000"),
+        "{text}"
+    );
+}
+
 #[test]
 fn check_config_fails_when_the_store_cannot_be_opened() {
     let file = tempfile::NamedTempFile::new().unwrap();
