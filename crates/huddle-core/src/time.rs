@@ -14,25 +14,45 @@ impl Timestamp {
         Self(ms)
     }
 
+    /// As [`fmt::Display`]. Every message is rendered with its timestamp, so the common
+    /// case (years 0–9999) is written digit by digit, without the formatter's machinery.
     pub fn rfc3339(&self) -> String {
-        self.to_string()
+        let (y, m, d, h, min, s, ms) = self.parts();
+        let Ok(y @ 0..=9999) = u32::try_from(y) else {
+            return self.to_string();
+        };
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut n: u32| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        put(0, 4, y);
+        put(5, 2, m);
+        put(8, 2, d);
+        put(11, 2, h);
+        put(14, 2, min);
+        put(17, 2, s);
+        put(20, 3, ms);
+        String::from_utf8(out.to_vec()).expect("ASCII digits")
+    }
+
+    /// Year, month, day, hour, minute, second, millisecond (UTC).
+    fn parts(&self) -> (i64, u32, u32, u32, u32, u32, u32) {
+        let ms = self.0.rem_euclid(1000) as u32;
+        let secs = self.0.div_euclid(1000);
+        let days = secs.div_euclid(86_400);
+        let rem = secs.rem_euclid(86_400) as u32;
+        let (y, m, d) = civil_from_days(days);
+        (y, m, d, rem / 3600, (rem / 60) % 60, rem % 60, ms)
     }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.rem_euclid(1000);
-        let secs = self.0.div_euclid(1000);
-        let days = secs.div_euclid(86_400);
-        let rem = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-            rem / 3600,
-            (rem / 60) % 60,
-            rem % 60
-        )
+        let (y, m, d, h, min, s, ms) = self.parts();
+        write!(f, "{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{ms:03}Z")
     }
 }
 
@@ -53,6 +73,31 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The digit-by-digit rendering and the formatter's agree, far years included.
+    #[test]
+    fn both_renderings_agree() {
+        let far = [
+            -62_135_596_800_001,
+            -1,
+            253_402_300_799_999,
+            253_402_300_800_000,
+        ];
+        let mut t: i64 = -100_000_000_000_000;
+        let mut samples = far.to_vec();
+        while t < 300_000_000_000_000 {
+            samples.push(t);
+            t += 7_919_999_999_977;
+        }
+        for ms in samples {
+            let t = Timestamp(ms);
+            assert_eq!(t.rfc3339(), t.to_string(), "{ms}");
+        }
+        assert_eq!(
+            Timestamp(1_795_306_827_123).rfc3339(),
+            "2026-11-22T00:20:27.123Z"
+        );
+    }
 
     #[test]
     fn renders_like_to_iso_string() {
