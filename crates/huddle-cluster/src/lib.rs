@@ -41,7 +41,7 @@ pub use huddle_rooms::call;
 use huddle_rooms::call::Ask;
 /// What [`Router::subscribe`] takes and returns, re-exported so gateways need not know
 /// `huddle-rooms`.
-pub use huddle_rooms::{CatchUp, FeedMessage, MessageStream, OnLag, SubscribeError, Subscribed};
+pub use huddle_rooms::{CatchUp, MessageStream, OnLag, SubscribeError, Subscribed};
 use huddle_rooms::{RoomCall, RoomDirectory};
 use huddle_store::{NamedRoom, RoomPage};
 

@@ -31,13 +31,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use huddle_core::{AgentToken, MemberId, Message, RoomError, RoomId, Seq, Viewer};
+use huddle_core::{AgentToken, MemberId, Message, RoomError, RoomId, Seq, SharedMessage, Viewer};
 use huddle_proto::internal::node_client::NodeClient;
 use huddle_proto::internal::{FeedEvent, FollowRequest, feed_event};
 use huddle_rooms::hub::Fanout;
-use huddle_rooms::{
-    FeedMessage, FeedSource, FollowEnd, FollowEvent, FollowStream, Opened, RoomDirectory,
-};
+use huddle_rooms::{FeedSource, FollowEnd, FollowEvent, FollowStream, Opened, RoomDirectory};
 use tonic::transport::Channel;
 
 use crate::placement::{Peer, Placement};
@@ -329,9 +327,7 @@ fn decode(event: FeedEvent) -> Result<FollowEvent, FollowEnd> {
         Some(feed_event::Event::Message(json)) => {
             let message: Message = serde_json::from_slice(&json)
                 .map_err(|e| FollowEnd::Lost(format!("unreadable message from the owner: {e}")))?;
-            Ok(FollowEvent::Message(Arc::new(FeedMessage::new(Arc::new(
-                message,
-            )))))
+            Ok(FollowEvent::Message(SharedMessage::new(message)))
         }
         Some(feed_event::Event::Removed(member)) => Ok(FollowEvent::Removed(MemberId::new(member))),
         None => Err(FollowEnd::Lost("an empty event from the owner".into())),

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{MemberId, Seq};
 use crate::model::{Agent, Message, Role, RoomType};
+use crate::shared::SharedMessage;
 use crate::token::TokenDigest;
 
 /// A change request to one room, with everything already resolved that needs I/O:
@@ -144,7 +145,7 @@ pub struct LogRead {
 /// A page of messages after a cursor; `has_more` when the page was cut at the limit.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Missed {
-    pub messages: Vec<Message>,
+    pub messages: Vec<SharedMessage>,
     pub has_more: bool,
 }
 

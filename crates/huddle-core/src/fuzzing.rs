@@ -76,7 +76,11 @@ impl Sim {
             .log
             .iter()
             .filter(|m| m.seq > read.after && m.visible_to(read.viewer));
-        let messages: Vec<Message> = visible.by_ref().take(read.limit).cloned().collect();
+        let messages = visible
+            .by_ref()
+            .take(read.limit)
+            .map(|m| m.clone().into())
+            .collect();
         let has_more = visible.next().is_some();
         Missed { messages, has_more }
     }

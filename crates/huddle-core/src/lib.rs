@@ -16,6 +16,8 @@
 //! - [`name`]     — the fold that decides when two agent names are the same name.
 //! - [`validate`] — checks on names, descriptions, types, bodies and endpoint URLs.
 //! - [`model`]    — `Room`, `Agent`, `Message`, roles and room types.
+//! - [`shared`]   — [`SharedMessage`]: a logged message shared by everything that reads
+//!   it, rendered to JSON once.
 //! - [`command`]  — the typed commands and answers, `Event`; `Command`/`Reply` (the same
 //!   commands as one enum, for tests and the fuzzer).
 //! - [`room`]     — `Room::decide` and `Room::apply`, the [`room::Decide`] trait.
@@ -37,6 +39,7 @@ pub mod limits;
 pub mod model;
 pub mod name;
 pub mod room;
+pub mod shared;
 pub mod time;
 pub mod token;
 pub mod validate;
@@ -53,5 +56,6 @@ pub use error::{AttemptScope, RoomError};
 pub use ids::{MemberId, RoomId, Seq};
 pub use limits::Limits;
 pub use model::{Agent, Message, ROOM_BOT, Role, Room, RoomType, WireMessage};
+pub use shared::SharedMessage;
 pub use time::Timestamp;
 pub use token::{AgentToken, TokenDigest};

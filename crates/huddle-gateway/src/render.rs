@@ -5,7 +5,7 @@
 use huddle_app::RoomPage;
 use huddle_core::{
     Created, HistoryPage, Joined, Message, Missed, Moderated, Moderation, RoomId, RoomView, Sent,
-    Seq, Updated,
+    Seq, SharedMessage, Updated,
 };
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
@@ -49,7 +49,7 @@ impl Outcome {
     }
 
     /// The messages under `data.missedMessages`, if any (for the A2A summary part).
-    pub fn missed(&self) -> Option<&[Message]> {
+    pub fn missed(&self) -> Option<&[SharedMessage]> {
         self.data.as_ref()?.missed.as_ref().map(|m| &m.messages[..])
     }
 }
@@ -88,7 +88,7 @@ impl Data {
 enum MissedKey<'a> {
     Count(usize),
     HasMore,
-    Messages(&'a [Message]),
+    Messages(&'a [SharedMessage]),
 }
 
 impl Serialize for MissedKey<'_> {
@@ -96,7 +96,8 @@ impl Serialize for MissedKey<'_> {
         match self {
             Self::Count(n) => s.serialize_u64(*n as u64),
             Self::HasMore => s.serialize_bool(true),
-            Self::Messages(ms) => s.collect_seq(ms.iter().map(Message::wire)),
+            // Each message's JSON as rendered once for every answer and stream.
+            Self::Messages(ms) => s.collect_seq(ms.iter().map(SharedMessage::raw_json)),
         }
     }
 }
@@ -136,8 +137,8 @@ fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
 }
 
-fn messages(ms: &[Message]) -> Value {
-    Value::Array(ms.iter().map(Message::to_json).collect())
+fn messages<'a>(ms: impl IntoIterator<Item = &'a Message>) -> Value {
+    Value::Array(ms.into_iter().map(Message::to_json).collect())
 }
 
 /// A JSON object of `fields`, moved in. `json!` serialises every value it is given into
@@ -298,7 +299,7 @@ pub fn history(room: RoomId, page: HistoryPage) -> Outcome {
 }
 
 pub fn unread(room: RoomId, page: Missed) -> Outcome {
-    let list = messages(&page.messages);
+    let list = messages(page.messages.iter().map(|m| m.message()));
     let text = if page.messages.is_empty() {
         "No unread messages".to_string()
     } else {
@@ -316,7 +317,7 @@ pub fn unread(room: RoomId, page: Missed) -> Outcome {
 }
 
 /// The A2A third part: `\n--- N missed message(s) ---\n` then `[from] body` lines.
-pub fn missed_summary(missed: &[Message]) -> String {
+pub fn missed_summary(missed: &[SharedMessage]) -> String {
     use std::fmt::Write;
     let mut text = format!("\n--- {} missed message(s) ---", missed.len());
     for m in missed {

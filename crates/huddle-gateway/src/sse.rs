@@ -25,7 +25,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::StreamExt;
-use huddle_cluster::{FeedMessage, OnLag};
+use huddle_cluster::OnLag;
+use huddle_core::SharedMessage;
 use huddle_core::{AgentToken, RoomError, Seq};
 use huddle_metrics::Protocol;
 use huddle_metrics::streams::{OpenStream, StreamKind};
@@ -139,7 +140,7 @@ pub fn resume_point(headers: &HeaderMap, query: &HashMap<String, String>) -> Opt
 
 /// One SSE event: `id: <seq>` and the message JSON (compact, so one `data:` line,
 /// rendered once per message for all its subscribers).
-fn frame(m: &FeedMessage) -> Vec<u8> {
+fn frame(m: &SharedMessage) -> Vec<u8> {
     let json = m.json();
     let mut out = Vec::with_capacity(json.len() + 32);
     out.extend_from_slice(format!("id: {}\ndata: ", m.seq).as_bytes());

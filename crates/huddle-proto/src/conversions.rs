@@ -29,13 +29,13 @@ pub fn timestamp(t: Timestamp) -> prost_types::Timestamp {
     }
 }
 
-pub fn messages(ms: &[Message]) -> Vec<pb::Message> {
-    ms.iter().map(pb::Message::from).collect()
+pub fn messages<'a>(ms: impl IntoIterator<Item = &'a Message>) -> Vec<pb::Message> {
+    ms.into_iter().map(pb::Message::from).collect()
 }
 
 /// Missed messages as the `(missed_messages, missed_has_more)` pair of join and send.
 pub fn missed(m: &Missed) -> (Vec<pb::Message>, bool) {
-    (messages(&m.messages), m.has_more)
+    (messages(m.messages.iter().map(|m| m.message())), m.has_more)
 }
 
 impl From<RoomType> for pb::RoomType {

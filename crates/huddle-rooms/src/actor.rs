@@ -45,7 +45,7 @@ use huddle_core::command::{self, LogRead};
 use huddle_core::room::{Ctx, Decide};
 use huddle_core::{
     Acknowledge, AgentToken, Event, GetLock, JoinRoom, Joined, Lock, Message, Missed,
-    PasswordProof, Room, RoomError, Seq, Timestamp, Viewer,
+    PasswordProof, Room, RoomError, Seq, SharedMessage, Timestamp, Viewer,
 };
 use huddle_store::{Epoch, RoomStore, StoreError};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -136,7 +136,7 @@ struct Inflight {
     /// The batch's messages and departures, in event order.
     fanout: Vec<Fanout>,
     /// The batch's messages, for A2A push.
-    messages: Vec<Arc<Message>>,
+    messages: Vec<SharedMessage>,
     last_seq: Seq,
     started: Instant,
 }
@@ -427,7 +427,7 @@ impl RoomState {
             .rev()
             .find(|m| m.from_member == member && m.key.as_deref() == Some(key));
         if let Some(m) = recent {
-            return Ok(Some((**m).clone()));
+            return Ok(Some(m.message().clone()));
         }
         // Older messages are only in the store: one indexed lookup, skipped while the
         // tail still holds the whole log.
@@ -587,7 +587,7 @@ impl RoomState {
         let decision = self.room.handle(cmd, log, ctx)?;
         for e in &decision.events {
             if let Event::Posted(m) = e {
-                self.tail.push(Arc::new(m.clone()));
+                self.tail.push(SharedMessage::new(m.clone()));
             }
         }
         self.pending.extend(decision.events);
@@ -598,13 +598,16 @@ impl RoomState {
     /// else from the store (committed part) followed by the tail (the rest).
     async fn read_log(&self, read: LogRead) -> Result<Missed, RoomError> {
         let want = read.limit + 1;
-        let mut out: Vec<Message> = Vec::new();
+        let mut out: Vec<SharedMessage> = Vec::new();
         if !self.tail.covers(read.after, self.room.last_seq) && read.after < self.committed {
             out = self
                 .store
                 .messages_after(self.room.id, Some(read.viewer), read.after, want)
                 .await
-                .map_err(crate::store_error::room_error)?;
+                .map_err(crate::store_error::room_error)?
+                .into_iter()
+                .map(SharedMessage::new)
+                .collect();
         }
         let from = out.last().map(|m| m.seq).unwrap_or(read.after);
         if out.len() < want {
@@ -613,7 +616,7 @@ impl RoomState {
                     .iter_after(from)
                     .filter(|m| m.visible_to(read.viewer))
                     .take(want - out.len())
-                    .map(|m| (**m).clone()),
+                    .cloned(),
             );
         }
         let has_more = out.len() > read.limit;
@@ -751,7 +754,7 @@ impl RoomState {
     /// Queues A2A pushes: every agent with an endpoint gets what it may see and has not
     /// seen yet (never its own messages). Each push names the one queued before it for
     /// the same agent, so acknowledgements move the cursor only without gaps.
-    fn push(&mut self, messages: &[Arc<Message>]) {
+    fn push(&mut self, messages: &[SharedMessage]) {
         for agent in &self.room.agents {
             let Some(url) = &agent.endpoint else { continue };
             let prev = self.pushed.entry(agent.member).or_insert(agent.cursor);
@@ -771,7 +774,7 @@ impl RoomState {
 
 /// A batch's messages and departures in the order of its events. `messages` are the
 /// batch's posted messages (shared with the log tail), in the same order as their events.
-fn fanout_in_event_order(events: &[Event], messages: &[Arc<Message>]) -> Vec<Fanout> {
+fn fanout_in_event_order(events: &[Event], messages: &[SharedMessage]) -> Vec<Fanout> {
     let mut messages = messages.iter();
     events
         .iter()
@@ -779,7 +782,7 @@ fn fanout_in_event_order(events: &[Event], messages: &[Arc<Message>]) -> Vec<Fan
             Event::Posted(posted) => {
                 let shared = messages.next().cloned();
                 debug_assert_eq!(shared.as_ref().map(|m| m.seq), Some(posted.seq));
-                shared.map(Fanout::message)
+                shared.map(Fanout::Message)
             }
             Event::Left { member } => Some(Fanout::Left(*member)),
             Event::Joined(_)

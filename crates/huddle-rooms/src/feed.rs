@@ -16,12 +16,12 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use futures::Stream;
-use huddle_core::{AgentToken, MemberId, Message, RoomError, RoomId, Seq};
+use huddle_core::{AgentToken, MemberId, RoomError, RoomId, Seq, SharedMessage};
 use huddle_store::RoomStore;
 use thiserror::Error;
 use tokio::sync::OwnedSemaphorePermit;
@@ -47,57 +47,7 @@ pub enum SubscribeError {
     Resume(RoomError),
 }
 
-/// A committed message as streams carry it: shared by every subscriber of the room, and
-/// rendered once for all of them (not once per subscriber).
-#[derive(Debug)]
-pub struct FeedMessage {
-    message: Arc<Message>,
-    /// The shared wire shape (`Message::to_json`, compact), made by the first reader.
-    json: OnceLock<Box<str>>,
-    /// One adapter's own rendering (an MCP notification), made by its first reader.
-    note: OnceLock<Box<str>>,
-}
-
-impl FeedMessage {
-    pub fn new(message: Arc<Message>) -> Self {
-        Self {
-            message,
-            json: OnceLock::new(),
-            note: OnceLock::new(),
-        }
-    }
-
-    pub fn message(&self) -> &Message {
-        &self.message
-    }
-
-    /// The message's JSON (`{id, roomId, from, to?, body, timestamp, seq}`, compact, one
-    /// line), computed once.
-    pub fn json(&self) -> &str {
-        self.json.get_or_init(|| {
-            serde_json::to_string(&self.message.wire())
-                .expect("a message is plain JSON")
-                .into()
-        })
-    }
-
-    /// The message as rendered by `render` the first time this is called; later calls get
-    /// that text whatever their `render`. One adapter uses it (MCP notifications).
-    pub fn note(&self, render: impl FnOnce(&Message) -> String) -> &str {
-        self.note.get_or_init(|| render(&self.message).into())
-    }
-}
-
-impl std::ops::Deref for FeedMessage {
-    type Target = Message;
-
-    fn deref(&self) -> &Message {
-        &self.message
-    }
-}
-
-pub type MessageStream =
-    Pin<Box<dyn Stream<Item = Result<Arc<FeedMessage>, SubscribeError>> + Send>>;
+pub type MessageStream = Pin<Box<dyn Stream<Item = Result<SharedMessage, SubscribeError>> + Send>>;
 
 /// A reader's start, as its room's source answered it.
 pub struct Opened {
@@ -222,7 +172,7 @@ struct Feed {
 }
 
 impl Feed {
-    async fn next(&mut self) -> Option<Result<Arc<FeedMessage>, SubscribeError>> {
+    async fn next(&mut self) -> Option<Result<SharedMessage, SubscribeError>> {
         if self.done {
             return None;
         }
@@ -291,9 +241,9 @@ pub(crate) struct Cursor {
     /// End of the replay: the room's committed last seq when the feed was attached, or
     /// the `seq` before a gap.
     replay_until: Seq,
-    buffered: VecDeque<Arc<FeedMessage>>,
+    buffered: VecDeque<SharedMessage>,
     /// The live message that revealed a gap, delivered once the gap is filled.
-    held: Option<Arc<FeedMessage>>,
+    held: Option<SharedMessage>,
     /// Nothing more will be published: once the live feed is read out, the cursor ends
     /// with [`SubscribeError::Closed`] instead of waiting.
     closed: bool,
@@ -342,7 +292,7 @@ impl Cursor {
                 self.buffered.extend(
                     page.into_iter()
                         .filter(|m| m.seq <= self.replay_until)
-                        .map(|m| Arc::new(FeedMessage::new(Arc::new(m)))),
+                        .map(SharedMessage::new),
                 );
                 if self.buffered.is_empty() {
                     // Nothing left up to replay_until is visible to this viewer.

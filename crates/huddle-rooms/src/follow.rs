@@ -21,18 +21,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use huddle_core::{MemberId, Seq};
+use huddle_core::{MemberId, Seq, SharedMessage};
 use thiserror::Error;
 use tokio::sync::watch;
 
-use crate::feed::{Cursor, FeedMessage, SubscribeError};
+use crate::feed::{Cursor, SubscribeError};
 use crate::hub::{Fanout, Live};
 
 /// One event of a followed room.
 #[derive(Clone, Debug)]
 pub enum FollowEvent {
     /// A committed message, whoever may see it.
-    Message(Arc<FeedMessage>),
+    Message(SharedMessage),
     /// A member left or was removed: its readers' streams end.
     Removed(MemberId),
 }

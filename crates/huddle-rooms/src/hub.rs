@@ -23,10 +23,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use huddle_core::{MemberId, RoomError, RoomId};
+use huddle_core::{MemberId, RoomError, RoomId, SharedMessage};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
-
-use crate::feed::FeedMessage;
 
 /// Storage of a room's log is given back when it holds at most a quarter of its capacity
 /// (and more than this many slots): a burst's buffer does not outlive the burst.
@@ -35,7 +33,7 @@ const SHRINK_ABOVE: usize = 8;
 /// What a room fans out after a commit, in the order of the commit's events.
 #[derive(Clone, Debug)]
 pub enum Fanout {
-    Message(Arc<FeedMessage>),
+    Message(SharedMessage),
     /// A member left or was kicked: its open streams end (it may no longer read the room),
     /// before any message committed after its departure reaches them.
     Left(MemberId),
@@ -45,14 +43,6 @@ pub enum Fanout {
     /// it, so a member that left meanwhile is refused — and replays from the store what
     /// it has not read.
     Reopen,
-}
-
-impl Fanout {
-    /// A committed message, shared with the actor's tail (rendered at most once, by the
-    /// first subscriber that needs its JSON).
-    pub fn message(message: Arc<huddle_core::Message>) -> Self {
-        Self::Message(Arc::new(FeedMessage::new(message)))
-    }
 }
 
 /// The subscriber fell more than the log's capacity behind: items it had not read are gone.

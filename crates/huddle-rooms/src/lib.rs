@@ -13,8 +13,8 @@
 //! - [`hub`]       — the node-local fan-out: one shared log of pending items per room with
 //!   subscribers here (it grows with what is unread and goes with the last subscriber),
 //!   and the node's limit on open streams.
-//! - [`feed`]      — feed sources (the seam a remote owner plugs into), the render-once
-//!   [`FeedMessage`], and the one resuming stream every protocol reads.
+//! - [`feed`]      — feed sources (the seam a remote owner plugs into) and the one
+//!   resuming stream every protocol reads (its items: `huddle_core::SharedMessage`).
 //! - [`follow`]    — another node following a room this node owns: every event, log then
 //!   live, ending when the room's actor stops here (its upstream finds the owner again).
 //! - [`push`]      — A2A push delivery: one bounded, ordered, retrying queue per agent,
@@ -47,9 +47,7 @@ pub use actor::RoomActor;
 pub use call::{Answerer, Ask, Port, RoomCall};
 pub use config::{PasswordsConfig, PushConfig, RoomsConfig};
 pub use directory::{AckRoute, RoomDirectory};
-pub use feed::{
-    CatchUp, FeedMessage, FeedSource, MessageStream, OnLag, Opened, SubscribeError, Subscribed,
-};
+pub use feed::{CatchUp, FeedSource, MessageStream, OnLag, Opened, SubscribeError, Subscribed};
 pub use follow::{FollowEnd, FollowEvent, FollowStream};
 pub use ownership::{NotOwner, Ownership};
 pub use passwords::PasswordGate;

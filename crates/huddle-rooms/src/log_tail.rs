@@ -4,25 +4,23 @@
 //! hundred messages in memory, plus every message not yet committed (those must never
 //! be evicted: the store does not have them yet). Older reads go to the store.
 
+use huddle_core::{Message, Seq, SharedMessage};
 use std::collections::VecDeque;
-use std::sync::Arc;
-
-use huddle_core::{Message, Seq};
 
 pub struct LogTail {
-    messages: VecDeque<Arc<Message>>,
+    messages: VecDeque<SharedMessage>,
     capacity: usize,
 }
 
 impl LogTail {
     pub fn new(capacity: usize, recent: Vec<Message>) -> Self {
         Self {
-            messages: recent.into_iter().map(Arc::new).collect(),
+            messages: recent.into_iter().map(SharedMessage::new).collect(),
             capacity,
         }
     }
 
-    pub fn push(&mut self, m: Arc<Message>) {
+    pub fn push(&mut self, m: SharedMessage) {
         self.messages.push_back(m);
     }
 
@@ -46,13 +44,13 @@ impl LogTail {
         }
     }
 
-    pub fn iter_after(&self, after: Seq) -> impl DoubleEndedIterator<Item = &Arc<Message>> {
+    pub fn iter_after(&self, after: Seq) -> impl DoubleEndedIterator<Item = &SharedMessage> {
         let start = self.messages.partition_point(|m| m.seq <= after);
         self.messages.range(start..)
     }
 
     /// The uncommitted messages, i.e. those with `seq > committed`.
-    pub fn newer_than(&self, committed: Seq) -> Vec<Arc<Message>> {
+    pub fn newer_than(&self, committed: Seq) -> Vec<SharedMessage> {
         self.iter_after(committed).cloned().collect()
     }
 }

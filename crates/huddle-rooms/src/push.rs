@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use huddle_core::{MemberId, Message, RoomId, Seq};
+use huddle_core::{MemberId, RoomId, Seq, SharedMessage};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -53,7 +53,7 @@ struct Job {
     /// Shared with the agent's queue and every other job for it: an endpoint may be
     /// kilobytes long, and a queue holds up to a thousand jobs.
     endpoint: Arc<str>,
-    message: Arc<Message>,
+    message: SharedMessage,
     prev: Seq,
     /// This job's place in the node-wide bound; freed when the job is done.
     _slot: OwnedSemaphorePermit,
@@ -155,7 +155,7 @@ impl Pusher {
         room: RoomId,
         member: MemberId,
         endpoint: &str,
-        message: Arc<Message>,
+        message: SharedMessage,
         prev: Seq,
     ) {
         let Ok(slot) = self.inner.slots.clone().try_acquire_owned() else {

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
 use huddle_core::{
     AgentToken, CreateRoom, Event, GetInfo, JoinRoom, MemberId, Message, ModerateAgent, Moderation,
-    Room, RoomError, RoomId, SendMessage, Sent, Seq,
+    Room, RoomError, RoomId, SendMessage, Sent, Seq, SharedMessage,
 };
 use huddle_rooms::{MessageStream, OnLag, RoomDirectory, RoomsConfig, SubscribeError};
 use huddle_store::{
@@ -503,17 +503,18 @@ async fn a_stream_without_token_is_answered_by_the_room_and_takes_no_place() {
 }
 
 #[tokio::test]
-async fn a_message_is_rendered_once_for_all_its_streams() {
+async fn a_message_is_rendered_once_for_its_streams_and_the_answers_that_list_it() {
     let node = Node::start();
     let (room, alice) = node.room("alice").await;
     let bob = node.join(room, "bob").await;
+    let bob_token = bob.clone();
     let mut first = open(&node.dir, room, alice.clone(), None).await.unwrap();
     let mut second = open(&node.dir, room, bob, None).await.unwrap();
     node.dir.ask(room, send(&alice, "hello")).await.unwrap();
     let (a, b) = (first.next().await, second.next().await);
     let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
     assert!(
-        Arc::ptr_eq(&a, &b),
+        SharedMessage::ptr_eq(&a, &b),
         "both streams carry the one fanned-out item"
     );
     assert!(
@@ -521,4 +522,14 @@ async fn a_message_is_rendered_once_for_all_its_streams() {
         "its JSON is rendered once, not per stream"
     );
     assert_eq!(a.json(), a.message().to_json().to_string());
+    // Bob's next send lists the message he missed: the same shared message, whose JSON
+    // the streams already made.
+    let sent = node.dir.ask(room, send(&bob_token, "back")).await.unwrap();
+    let missed = &sent.missed.messages;
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    assert!(
+        SharedMessage::ptr_eq(&missed[0], &a),
+        "a send's missed list shares the message its room's streams carry"
+    );
+    assert!(std::ptr::eq(missed[0].json(), a.json()));
 }

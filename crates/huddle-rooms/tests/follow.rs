@@ -190,7 +190,7 @@ async fn a_reader_fills_a_seq_gap_in_its_live_feed_from_the_store() {
         .unwrap();
     let last = written.last().unwrap().clone();
     here.hub()
-        .publish(room, &[Fanout::message(Arc::new(last.clone()))]);
+        .publish(room, &[Fanout::Message(last.clone().into())]);
 
     let mut got = Vec::new();
     while got.last() != Some(&format!("{}:three", last.seq)) {

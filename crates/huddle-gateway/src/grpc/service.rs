@@ -280,10 +280,8 @@ impl RoomService for RoomGrpc {
                 let token =
                     required_token(request.get_ref().agent_token.as_deref(), request.metadata())?;
                 let (_, page) = self.api().unread(token).await?;
-                Ok(pb::GetUnreadResponse {
-                    messages: conversions::messages(&page.messages),
-                    has_more: page.has_more,
-                })
+                let (messages, has_more) = conversions::missed(&page);
+                Ok(pb::GetUnreadResponse { messages, has_more })
             }
             .await,
         )

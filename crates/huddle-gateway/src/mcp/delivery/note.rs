@@ -1,7 +1,7 @@
 //! The wire shape of a room message notification, and the SSE event that carries it.
 
 use axum::body::Bytes;
-use huddle_cluster::FeedMessage;
+use huddle_core::SharedMessage;
 use huddle_core::{Message, Seq};
 use serde::Serialize;
 
@@ -69,6 +69,6 @@ pub fn notification(m: &Message) -> String {
 
 /// The notification of a message a room fans out: rendered once, for every session that
 /// gets it.
-pub fn shared(m: &FeedMessage) -> &str {
+pub fn shared(m: &SharedMessage) -> &str {
     m.note(notification)
 }
