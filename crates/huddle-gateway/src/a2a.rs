@@ -410,7 +410,7 @@ mod tests {
     fn a_send_answer_is_byte_for_byte_the_json_object_it_always_was() {
         let room = RoomId::new_random();
         for has_more in [false, true] {
-            let missed = vec![message(3, None), message(4, Some("bob"))];
+            let missed = [message(3, None), message(4, Some("bob"))];
             let sent = Sent {
                 seq: Seq::new(5),
                 missed: Missed {
