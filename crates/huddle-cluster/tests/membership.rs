@@ -137,7 +137,11 @@ async fn refresh_reads_the_membership_now() {
 async fn a_node_that_stops_renewing_or_deregisters_leaves_the_others_views() {
     let redis = TestRedis::start_own();
     let [a, b, c] = trio(&redis).await;
-    until("all three seen", || async { names(&a) == ["a", "b", "c"] }).await;
+    // Each by each: b's own view after it leaves is the others it had seen.
+    until("all three seen by all three", || async {
+        [&a, &b, &c].iter().all(|n| names(n) == ["a", "b", "c"])
+    })
+    .await;
 
     // Deregistered: gone from Redis at once, from its own view at once, lease over.
     b.deregister().await.unwrap();
