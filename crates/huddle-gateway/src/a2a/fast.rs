@@ -70,26 +70,33 @@ impl<'de> Seen<'de> {
     }
 }
 
-/// Reads the entries of a JSON object: `each` reads the value of a key it uses and says
-/// so; any other key's value is read as a value (checked as the general path checks it).
-fn entries<'de, M: MapAccess<'de>>(
-    mut map: M,
-    mut each: impl FnMut(&'de str, &mut M) -> Result<bool, M::Error>,
-) -> Result<(), M::Error> {
-    let mut seen = Seen::default();
-    while let Some(key) = map.next_key::<&'de str>()? {
-        seen.first(key)?;
-        if !each(key, &mut map)? {
-            map.next_value::<Value>()?;
+/// An object of the envelope, read key by key into its fields.
+trait Fields<'de>: Default {
+    /// For errors: what the value should have been.
+    const WHAT: &'static str;
+
+    /// Reads the value of `key` if the type uses it, and says whether it did.
+    fn field<M: MapAccess<'de>>(&mut self, key: &'de str, map: &mut M) -> Result<bool, M::Error>;
+
+    /// Reads every entry: a key used here into its field, any other key's value as a
+    /// value (so it is checked as the general path checks it). A repeated key fails.
+    fn read<M: MapAccess<'de>>(mut map: M) -> Result<Self, M::Error> {
+        let mut fields = Self::default();
+        let mut seen = Seen::default();
+        while let Some(key) = map.next_key::<&'de str>()? {
+            seen.first(key)?;
+            if !fields.field(key, &mut map)? {
+                map.next_value::<Value>()?;
+            }
         }
+        Ok(fields)
     }
-    Ok(())
 }
 
-/// Implements `Deserialize` for a type read from a JSON object only (anything else fails
-/// the read) by `$read`, a function of the object's `MapAccess`.
+/// `Deserialize` for [`Fields`] types: from a JSON object only (anything else fails the
+/// read).
 macro_rules! from_object {
-    ($ty:ident, $what:literal, $read:ident) => {
+    ($ty:ident) => {
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 struct Of;
@@ -97,11 +104,11 @@ macro_rules! from_object {
                     type Value = $ty;
 
                     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str($what)
+                        f.write_str(<$ty as Fields<'de>>::WHAT)
                     }
 
                     fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<$ty, M::Error> {
-                        $read(map)
+                        <$ty>::read(map)
                     }
                 }
                 d.deserialize_map(Of)
@@ -119,21 +126,21 @@ struct Request {
     params: Option<RequestParams>,
 }
 
-fn read_request<'de, M: MapAccess<'de>>(map: M) -> Result<Request, M::Error> {
-    let mut r = Request::default();
-    entries(map, |key, map| {
+impl<'de> Fields<'de> for Request {
+    const WHAT: &'static str = "a JSON-RPC request object";
+
+    fn field<M: MapAccess<'de>>(&mut self, key: &'de str, map: &mut M) -> Result<bool, M::Error> {
         match key {
-            "jsonrpc" => r.jsonrpc = Some(map.next_value()?),
-            "method" => r.method = Some(map.next_value()?),
-            "id" => r.id = Some(map.next_value()?),
-            "params" => r.params = Some(map.next_value()?),
+            "jsonrpc" => self.jsonrpc = Some(map.next_value()?),
+            "method" => self.method = Some(map.next_value()?),
+            "id" => self.id = Some(map.next_value()?),
+            "params" => self.params = Some(map.next_value()?),
             _ => return Ok(false),
         }
         Ok(true)
-    })?;
-    Ok(r)
+    }
 }
-from_object!(Request, "a JSON-RPC request object", read_request);
+from_object!(Request);
 
 /// `params`: `SendMessage` has one, `message`.
 #[derive(Default)]
@@ -141,18 +148,18 @@ struct RequestParams {
     message: Option<Message>,
 }
 
-fn read_params<'de, M: MapAccess<'de>>(map: M) -> Result<RequestParams, M::Error> {
-    let mut p = RequestParams::default();
-    entries(map, |key, map| {
+impl<'de> Fields<'de> for RequestParams {
+    const WHAT: &'static str = "params as an object";
+
+    fn field<M: MapAccess<'de>>(&mut self, key: &'de str, map: &mut M) -> Result<bool, M::Error> {
         if key != "message" {
             return Ok(false);
         }
-        p.message = Some(map.next_value()?);
+        self.message = Some(map.next_value()?);
         Ok(true)
-    })?;
-    Ok(p)
+    }
 }
-from_object!(RequestParams, "params as an object", read_params);
+from_object!(RequestParams);
 
 /// `params.message`, with the first part's text.
 #[derive(Default)]
@@ -163,21 +170,21 @@ struct Message {
     metadata: Option<Value>,
 }
 
-fn read_message<'de, M: MapAccess<'de>>(map: M) -> Result<Message, M::Error> {
-    let mut m = Message::default();
-    entries(map, |key, map| {
+impl<'de> Fields<'de> for Message {
+    const WHAT: &'static str = "a message object";
+
+    fn field<M: MapAccess<'de>>(&mut self, key: &'de str, map: &mut M) -> Result<bool, M::Error> {
         match key {
-            "parts" => m.text = map.next_value::<Parts>()?.0,
-            "contextId" => m.context = Some(map.next_value()?),
-            "messageId" => m.message_id = Some(map.next_value()?),
-            "metadata" => m.metadata = Some(map.next_value()?),
+            "parts" => self.text = map.next_value::<Parts>()?.0,
+            "contextId" => self.context = Some(map.next_value()?),
+            "messageId" => self.message_id = Some(map.next_value()?),
+            "metadata" => self.metadata = Some(map.next_value()?),
             _ => return Ok(false),
         }
         Ok(true)
-    })?;
-    Ok(m)
+    }
 }
-from_object!(Message, "a message object", read_message);
+from_object!(Message);
 
 /// `parts`, an array: the text of the first part that has one, as the general path finds
 /// it. Every part is read (so a bad one is refused as the general path would).
@@ -209,18 +216,21 @@ impl<'de> Deserialize<'de> for Parts {
 /// there; a part that is not an object has none (and is read as a value).
 struct Part(Option<String>);
 
-fn read_part<'de, M: MapAccess<'de>>(map: M) -> Result<Part, M::Error> {
-    let mut text = None;
-    entries(map, |key, map| {
+#[derive(Default)]
+struct PartFields(Option<String>);
+
+impl<'de> Fields<'de> for PartFields {
+    const WHAT: &'static str = "a part object";
+
+    fn field<M: MapAccess<'de>>(&mut self, key: &'de str, map: &mut M) -> Result<bool, M::Error> {
         if key != "text" {
             return Ok(false);
         }
         if let Value::String(s) = map.next_value()? {
-            text = Some(s);
+            self.0 = Some(s);
         }
         Ok(true)
-    })?;
-    Ok(Part(text))
+    }
 }
 
 impl<'de> Deserialize<'de> for Part {
@@ -234,7 +244,7 @@ impl<'de> Deserialize<'de> for Part {
             }
 
             fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Part, M::Error> {
-                read_part(map)
+                Ok(Part(PartFields::read(map)?.0))
             }
 
             fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Part, S::Error> {
