@@ -78,10 +78,12 @@ mod tests {
     #[test]
     fn both_renderings_agree() {
         let far = [
-            -62_135_596_800_001,
+            -62_167_219_200_001, // the last moment of year -1
+            -62_167_219_200_000, // 0000-01-01T00:00:00.000Z
+            -62_135_596_800_001, // the last moment of year 0
             -1,
-            253_402_300_799_999,
-            253_402_300_800_000,
+            253_402_300_799_999, // the last moment of year 9999
+            253_402_300_800_000, // 10000-01-01
         ];
         let mut t: i64 = -100_000_000_000_000;
         let mut samples = far.to_vec();
