@@ -39,8 +39,9 @@ start_node() {
 }
 # BENCH_ONLY="2 3" runs only those scenarios (the label's first word, before a colon or
 # a space: "2 on PostgreSQL" is scenario 2 too).
+skipped() { [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" ${1%%[: ]*} "* ]]; }
 b() {
-  if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" ${1%%[: ]*} "* ]]; then return; fi
+  if skipped "$1"; then return; fi
   echo; echo "== $1"; shift; "$bin" bench --url "$url" --server-pid "$pid" "$@"
 }
 s2=(--rooms 1 --agents-per-room 2 --senders 16 --no-sse --duration-secs "$secs")
@@ -90,6 +91,7 @@ pg_counts() {
 }
 pgb() {
   local before after
+  if skipped "$1"; then return; fi
   before=$(pg_counts)
   b "$@"
   after=$(pg_counts)
