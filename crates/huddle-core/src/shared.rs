@@ -7,6 +7,7 @@
 //! it. Rendering per reader made the same JSON over and over (docs/architecture.md,
 //! section 'Render once per message').
 
+use std::borrow::{Borrow, Cow};
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
@@ -15,18 +16,24 @@ use serde_json::value::RawValue;
 
 use crate::model::Message;
 
-/// A shared, immutable [`Message`] with its renderings made by its first reader. Cloning
-/// it is a reference count.
+/// Renderings longer than this are made again for each use instead of kept. A message's
+/// JSON can be six times its body (a control character is written `\u0001`), and a room
+/// keeps its last few hundred messages in memory: a kept rendering must stay a small
+/// addition to that. Agents' messages are far shorter.
+pub const KEEP_RENDERING_BYTES: usize = 16 * 1024;
+
+/// A shared, immutable [`Message`] with its renderings made by its first reader (kept
+/// up to [`KEEP_RENDERING_BYTES`]). Cloning it is a reference count.
 #[derive(Clone, Debug)]
 pub struct SharedMessage(Arc<Rendered>);
 
 #[derive(Debug)]
 struct Rendered {
     message: Message,
-    /// The wire shape ([`Message::wire`]), compact JSON.
-    json: OnceLock<Box<RawValue>>,
-    /// One adapter's own rendering (an MCP notification).
-    note: OnceLock<Box<str>>,
+    /// The wire shape ([`Message::wire`]), compact JSON; `None`: too long to keep.
+    json: OnceLock<Option<Box<RawValue>>>,
+    /// One adapter's own rendering (an MCP notification); `None`: too long to keep.
+    note: OnceLock<Option<String>>,
 }
 
 impl SharedMessage {
@@ -48,24 +55,57 @@ impl SharedMessage {
     }
 
     /// The message's wire JSON (`{body, from, id, roomId, seq, timestamp, to?}`, compact,
-    /// one line), computed once.
-    pub fn json(&self) -> &str {
-        self.raw_json().get()
+    /// one line), computed once (or each time, past [`KEEP_RENDERING_BYTES`]).
+    pub fn json(&self) -> Cow<'_, str> {
+        match self.raw_json() {
+            Cow::Borrowed(raw) => Cow::Borrowed(raw.get()),
+            Cow::Owned(raw) => Cow::Owned(raw.get().to_owned()),
+        }
     }
 
     /// [`Self::json`] as a value a `serde_json` serializer writes as it is (the list of
     /// missed messages in an answer splices it in instead of rendering the message again).
-    pub fn raw_json(&self) -> &RawValue {
-        self.0.json.get_or_init(|| {
-            serde_json::value::to_raw_value(&self.0.message.wire())
-                .expect("a message is plain JSON")
-        })
+    pub fn raw_json(&self) -> Cow<'_, RawValue> {
+        kept(
+            &self.0.json,
+            || {
+                serde_json::value::to_raw_value(&self.0.message.wire())
+                    .expect("a message is plain JSON")
+            },
+            |raw: &RawValue| raw.get().len(),
+        )
     }
 
     /// The message as rendered by `render` the first time this is called; later calls get
-    /// that text whatever their `render`. One adapter uses it (MCP notifications).
-    pub fn note(&self, render: impl FnOnce(&Message) -> String) -> &str {
-        self.0.note.get_or_init(|| render(&self.0.message).into())
+    /// that text whatever their `render` (past [`KEEP_RENDERING_BYTES`], `render` runs
+    /// each time). One adapter uses it (MCP notifications).
+    pub fn note(&self, render: impl Fn(&Message) -> String) -> Cow<'_, str> {
+        kept(&self.0.note, || render(&self.0.message), str::len)
+    }
+}
+
+/// The rendering kept in `slot`, made by `render` on first use; one longer than
+/// [`KEEP_RENDERING_BYTES`] is not kept, and made again by every later use.
+fn kept<'a, T: ?Sized + ToOwned>(
+    slot: &'a OnceLock<Option<T::Owned>>,
+    render: impl Fn() -> T::Owned,
+    len: impl Fn(&T) -> usize,
+) -> Cow<'a, T> {
+    if let Some(kept) = slot.get() {
+        return match kept {
+            Some(kept) => Cow::Borrowed(kept.borrow()),
+            None => Cow::Owned(render()),
+        };
+    }
+    let made = render();
+    if len(made.borrow()) > KEEP_RENDERING_BYTES {
+        let _ = slot.set(None);
+        return Cow::Owned(made);
+    }
+    let mut made = Some(made);
+    match slot.get_or_init(|| made.take()) {
+        Some(kept) => Cow::Borrowed(kept.borrow()),
+        None => Cow::Owned(made.take().unwrap_or_else(render)),
     }
 }
 
@@ -133,9 +173,29 @@ mod tests {
         let m = message();
         let shared = SharedMessage::new(m.clone());
         assert_eq!(shared.json(), serde_json::to_string(&m.wire()).unwrap());
+        assert!(matches!(shared.raw_json(), Cow::Borrowed(_)), "kept");
         let spliced = serde_json::to_string(&[shared.raw_json(), shared.raw_json()]).unwrap();
         let rendered = serde_json::to_string(&[m.wire(), m.wire()]).unwrap();
         assert_eq!(spliced, rendered);
+    }
+
+    /// A rendering past the bound is made for each use and never kept: a room's tail of
+    /// such messages holds their text once, not their JSON as well.
+    #[test]
+    fn a_long_rendering_is_not_kept() {
+        let mut m = message();
+        // Control characters: six bytes of JSON each.
+        m.body = "\u{1}".repeat(KEEP_RENDERING_BYTES / 6 + 1);
+        let shared = SharedMessage::new(m.clone());
+        let json = shared.raw_json();
+        assert!(json.get().len() > KEEP_RENDERING_BYTES);
+        assert!(matches!(json, Cow::Owned(_)), "not kept");
+        assert_eq!(shared.json(), serde_json::to_string(&m.wire()).unwrap());
+        assert!(matches!(shared.raw_json(), Cow::Owned(_)), "still not kept");
+        assert!(shared.0.json.get().is_some_and(Option::is_none));
+        let note = shared.note(|m| "n".repeat(m.body.len() * 6));
+        assert!(matches!(note, Cow::Owned(_)));
+        assert!(matches!(shared.note(|_| "short".into()), Cow::Owned(ref n) if n == "short"));
     }
 
     /// Between nodes a shared message travels as the message it is, key included.

@@ -122,7 +122,7 @@ impl Live {
                             continue;
                         }
                         self.delivery.rooms.delivered(slot, m.seq);
-                        return Some(sse_message(Some(&self.cursor.encode()), note::shared(&m)));
+                        return Some(sse_message(Some(&self.cursor.encode()), &note::shared(&m)));
                     }
                     Err(e) => {
                         // Lags resume inside the feed; this one ended (the agent left, or

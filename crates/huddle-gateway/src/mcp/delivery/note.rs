@@ -1,8 +1,9 @@
 //! The wire shape of a room message notification, and the SSE event that carries it.
 
+use std::borrow::Cow;
+
 use axum::body::Bytes;
-use huddle_core::SharedMessage;
-use huddle_core::{Message, Seq};
+use huddle_core::{Message, Seq, SharedMessage};
 use serde::Serialize;
 
 /// One SSE event carrying a JSON-RPC message (`event: message`, as MCP clients expect).
@@ -69,6 +70,6 @@ pub fn notification(m: &Message) -> String {
 
 /// The notification of a message a room fans out: rendered once, for every session that
 /// gets it.
-pub fn shared(m: &SharedMessage) -> &str {
+pub fn shared(m: &SharedMessage) -> Cow<'_, str> {
     m.note(notification)
 }
