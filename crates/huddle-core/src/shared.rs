@@ -91,21 +91,18 @@ fn kept<'a, T: ?Sized + ToOwned>(
     render: impl Fn() -> T::Owned,
     len: impl Fn(&T) -> usize,
 ) -> Cow<'a, T> {
-    if let Some(kept) = slot.get() {
-        return match kept {
-            Some(kept) => Cow::Borrowed(kept.borrow()),
-            None => Cow::Owned(render()),
-        };
-    }
-    let made = render();
-    if len(made.borrow()) > KEEP_RENDERING_BYTES {
-        let _ = slot.set(None);
-        return Cow::Owned(made);
-    }
-    let mut made = Some(made);
-    match slot.get_or_init(|| made.take()) {
+    let mut long = None;
+    let kept = slot.get_or_init(|| {
+        let made = render();
+        if len(made.borrow()) <= KEEP_RENDERING_BYTES {
+            return Some(made);
+        }
+        long = Some(made);
+        None
+    });
+    match kept {
         Some(kept) => Cow::Borrowed(kept.borrow()),
-        None => Cow::Owned(made.take().unwrap_or_else(render)),
+        None => Cow::Owned(long.unwrap_or_else(render)),
     }
 }
 

@@ -14,28 +14,8 @@ impl Timestamp {
         Self(ms)
     }
 
-    /// As [`fmt::Display`]. Every message is rendered with its timestamp, so the common
-    /// case (years 0–9999) is written digit by digit, without the formatter's machinery.
     pub fn rfc3339(&self) -> String {
-        let (y, m, d, h, min, s, ms) = self.parts();
-        let Ok(y @ 0..=9999) = u32::try_from(y) else {
-            return self.to_string();
-        };
-        let mut out = *b"0000-00-00T00:00:00.000Z";
-        let mut put = |at: usize, width: usize, mut n: u32| {
-            for i in (at..at + width).rev() {
-                out[i] = b'0' + (n % 10) as u8;
-                n /= 10;
-            }
-        };
-        put(0, 4, y);
-        put(5, 2, m);
-        put(8, 2, d);
-        put(11, 2, h);
-        put(14, 2, min);
-        put(17, 2, s);
-        put(20, 3, ms);
-        String::from_utf8(out.to_vec()).expect("ASCII digits")
+        self.to_string()
     }
 
     /// Year, month, day, hour, minute, second, millisecond (UTC).
@@ -49,10 +29,31 @@ impl Timestamp {
     }
 }
 
+/// Every message is rendered with its timestamp, so the common case (years 0–9999) is
+/// written digit by digit: the formatter's padding cost several times as much. Other
+/// years go through the formatter (a sign, more digits).
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (y, m, d, h, min, s, ms) = self.parts();
-        write!(f, "{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{ms:03}Z")
+        let Ok(y @ 0..=9999) = u32::try_from(y) else {
+            return write!(f, "{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{ms:03}Z");
+        };
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        for (at, width, mut n) in [
+            (0, 4, y),
+            (5, 2, m),
+            (8, 2, d),
+            (11, 2, h),
+            (14, 2, min),
+            (17, 2, s),
+            (20, 3, ms),
+        ] {
+            for digit in out[at..at + width].iter_mut().rev() {
+                *digit = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        }
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -74,10 +75,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
 
-    /// The digit-by-digit rendering and the formatter's agree, far years included.
+    /// The digit-by-digit rendering gives what the padded format gives, at the edges of
+    /// its range and across far years (those outside it are formatted).
     #[test]
-    fn both_renderings_agree() {
-        let far = [
+    fn digits_match_the_padded_format() {
+        let edges = [
             -62_167_219_200_001, // the last moment of year -1
             -62_167_219_200_000, // 0000-01-01T00:00:00.000Z
             -62_135_596_800_001, // the last moment of year 0
@@ -86,19 +88,16 @@ mod tests {
             253_402_300_800_000, // 10000-01-01
         ];
         let mut t: i64 = -100_000_000_000_000;
-        let mut samples = far.to_vec();
+        let mut samples = edges.to_vec();
         while t < 300_000_000_000_000 {
             samples.push(t);
             t += 7_919_999_999_977;
         }
         for ms in samples {
-            let t = Timestamp(ms);
-            assert_eq!(t.rfc3339(), t.to_string(), "{ms}");
+            let (y, m, d, h, min, s, milli) = Timestamp(ms).parts();
+            let padded = format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z");
+            assert_eq!(Timestamp(ms).rfc3339(), padded, "{ms}");
         }
-        assert_eq!(
-            Timestamp(1_795_306_827_123).rfc3339(),
-            "2026-11-22T00:20:27.123Z"
-        );
         assert_eq!(
             Timestamp(-62_167_219_200_000).rfc3339(),
             "0000-01-01T00:00:00.000Z"
