@@ -14,13 +14,16 @@
 //!   message committed after the kick) and its replies released; whatever gathered
 //!   meanwhile is flushed next.
 //! - Under concurrency the flush may wait a little (`RoomsConfig::group_commit_wait`): when
-//!   the last commit answered several callers and fewer are waiting now, the others are
-//!   most likely on their way back with their next request. The flush then waits until
-//!   as many callers wait as the last commit answered, or the wait is over. A commit
-//!   costs about the same for one message as for ten (the store's writes, its log pages,
-//!   the hops between actor and writer), so bigger batches are fewer commits for the same
-//!   messages. A caller alone (the last commit answered one) never waits, nor does a
-//!   flush after a commit that took longer than the wait (the batch gathered meanwhile).
+//!   the last commit answered several callers, they are most likely on their way back
+//!   with their next request. The flush then waits until they are back, next to the
+//!   callers that were already waiting when the commit answered, or the wait is over. A
+//!   commit costs about the same for one message as for ten (the store's writes, its log
+//!   pages, the hops between actor and writer, a round trip to PostgreSQL), so bigger
+//!   batches are fewer commits for the same messages; without the wait, callers split
+//!   into two groups that take turns, each commit carrying only half of them. A caller
+//!   alone (the last commit answered one) never waits, nor does a flush long after the
+//!   last answer (more than the wait), nor the one after a wait that ran out (those
+//!   callers did not come back).
 //! - A subscriber is authorised here, and only then its live feed opened, in the same step
 //!   as the room's `last_seq` is read: the actor is the room's only publisher, so the feed
 //!   gets every message after that `last_seq` (see [`crate::feed`]).
@@ -138,7 +141,6 @@ struct Inflight {
     /// The batch's messages, for A2A push.
     messages: Vec<SharedMessage>,
     last_seq: Seq,
-    started: Instant,
 }
 
 pub struct RoomState {
@@ -156,10 +158,15 @@ pub struct RoomState {
     /// cursor when first seen).
     pushed: std::collections::HashMap<huddle_core::MemberId, Seq>,
     flush_scheduled: bool,
-    /// Callers answered by the last commit: how many a flush waits for.
+    /// Callers answered by the last commit.
     last_batch: usize,
-    /// How long the last commit took, from its flush to its answer.
-    last_commit: Duration,
+    /// Callers the next flush waits for: those the last commit answered and those that
+    /// were already waiting then (0 after a wait that ran out: no wait).
+    expected: usize,
+    /// When the last commit answered its callers.
+    answered_at: Instant,
+    /// The wait that started the commit being gathered or in flight ran out.
+    ran_out: bool,
     /// The wait for more callers in progress, by number (0: none), and the last number
     /// given.
     waiting: u64,
@@ -212,7 +219,9 @@ impl Actor for RoomActor {
             replies: Vec::new(),
             flush_scheduled: false,
             last_batch: 0,
-            last_commit: Duration::ZERO,
+            expected: 0,
+            answered_at: Instant::now(),
+            ran_out: false,
             waiting: 0,
             waits: 0,
             last_active: Instant::now(),
@@ -261,7 +270,7 @@ impl Actor for RoomActor {
             }
             RoomMsg::WaitOver(n) => {
                 if n == state.waiting {
-                    state.end_wait(&myself);
+                    state.end_wait(&myself, true);
                 }
             }
             RoomMsg::Committed => {
@@ -487,28 +496,29 @@ impl RoomState {
             }
         } else {
             self.replies.push(reply);
-            if self.waiting != 0 && self.replies.len() >= self.last_batch {
-                // As many callers as the last commit answered: no need to wait longer.
-                self.end_wait(myself);
+            if self.waiting != 0 && self.replies.len() >= self.expected {
+                // Every caller expected is back: no need to wait longer.
+                self.end_wait(myself, false);
             } else {
                 self.schedule_flush(myself).await;
             }
         }
     }
 
-    /// At a flush: waits for more callers if the last commit answered several and fewer
-    /// wait now (see the module doc). Not after a commit that took longer than the wait
-    /// (a slow disk, a remote store): the next batch gathered while it ran, and waiting
-    /// would only add the callers' round trip to every commit. The wait holds the flush
-    /// slot, so nothing else schedules one meanwhile; it ends with
+    /// At a flush: waits for the callers of the last commit to come back if it answered
+    /// several, recently, and fewer than expected wait now (see the module doc). Also
+    /// after a commit that took longer than the wait (a slow disk, a remote store): the
+    /// callers that gathered while it ran are only part of the room's callers, and
+    /// without the wait the two parts would take turns, each commit carrying half. The
+    /// wait holds the flush slot, so nothing else schedules one meanwhile; it ends with
     /// [`RoomState::end_wait`].
     fn wait_for_callers(&mut self, myself: &ActorRef<RoomMsg>) -> bool {
         let wait = self.config.group_commit_wait;
         let several = self.last_batch >= 2;
         if wait.is_zero()
             || !several
-            || self.last_commit >= wait
-            || self.replies.len() >= self.last_batch
+            || self.replies.len() >= self.expected
+            || self.answered_at.elapsed() >= wait
         {
             return false;
         }
@@ -524,9 +534,11 @@ impl RoomState {
         true
     }
 
-    /// Ends the wait for callers and commits what gathered.
-    fn end_wait(&mut self, myself: &ActorRef<RoomMsg>) {
+    /// Ends the wait for callers and commits what gathered; `ran_out`: the wait's time
+    /// was up before the callers were back.
+    fn end_wait(&mut self, myself: &ActorRef<RoomMsg>, ran_out: bool) {
         self.waiting = 0;
+        self.ran_out = ran_out;
         self.flush_scheduled = false;
         if self.inflight.is_none() {
             self.start_commit(myself);
@@ -673,9 +685,8 @@ impl RoomState {
     fn start_commit(&mut self, myself: &ActorRef<RoomMsg>) {
         let events = std::mem::take(&mut self.pending);
         let replies = std::mem::take(&mut self.replies);
-        self.last_batch = replies.len();
         if events.is_empty() {
-            replies.into_iter().for_each(|r| r.send());
+            self.answered(replies);
             return;
         }
         let messages = self.tail.newer_than(self.submitted);
@@ -696,8 +707,20 @@ impl RoomState {
             fanout,
             messages,
             last_seq: self.room.last_seq,
-            started: Instant::now(),
         });
+    }
+
+    /// Sends the replies of a commit (or of a flush with nothing to write), and notes
+    /// whom the next flush waits for.
+    fn answered(&mut self, replies: Vec<PendingReply>) {
+        self.last_batch = replies.len();
+        self.expected = if std::mem::take(&mut self.ran_out) {
+            0
+        } else {
+            replies.len() + self.replies.len()
+        };
+        replies.into_iter().for_each(|r| r.send());
+        self.answered_at = Instant::now();
     }
 
     /// Completes the in-flight append: publish, push and reply, or — if it failed —
@@ -722,12 +745,11 @@ impl RoomState {
         };
         match outcome {
             Ok(()) => {
-                self.last_commit = batch.started.elapsed();
                 self.committed = batch.last_seq;
                 self.tail.trim(self.committed);
                 self.hub.publish(self.room.id, &batch.fanout);
                 self.push(&batch.messages);
-                batch.replies.into_iter().for_each(|r| r.send());
+                self.answered(batch.replies);
             }
             Err(reason) => {
                 // Everything applied after the failed batch builds on it: drop it all.

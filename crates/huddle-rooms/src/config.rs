@@ -29,8 +29,8 @@ pub struct RoomsConfig {
     /// name is checked against each protected room of that name.
     pub max_rooms_per_name: usize,
     pub passwords: PasswordsConfig,
-    /// Longest a room's commit waits for callers when its last commit answered several
-    /// and fewer wait now (they are most likely sending their next request): bigger
+    /// Longest a room's commit waits for the callers its last commit answered, when it
+    /// answered several (they are most likely sending their next request): bigger
     /// batches, fewer commits. A lone caller never waits; zero turns the wait off.
     pub group_commit_wait: Duration,
 }

@@ -1,7 +1,8 @@
 //! Group commit under concurrency (docs/architecture.md, 'message.send over A2A'): when a
-//! room's last commit answered several callers and fewer wait now, its next commit
-//! waits, up to `RoomsConfig::group_commit_wait`, until as many callers wait; a caller
-//! alone never waits.
+//! room's last commit answered several callers, its next commit waits, up to
+//! `RoomsConfig::group_commit_wait`, until they are back next to the callers that were
+//! already waiting then; a caller alone never waits, nor a send long after the last
+//! commit, nor one after a wait that ran out.
 //!
 //! The batch of several is made certain by holding SQLite's write lock from another
 //! connection: the first send's commit waits on it, and the sends behind it gather.
@@ -155,26 +156,75 @@ async fn a_caller_alone_never_waits() {
     }
 }
 
-/// A commit that took longer than the wait (a slow disk, a remote store) had the next
-/// batch gather while it ran: after it, a send does not wait for more callers.
+/// The callers that gathered while a commit ran wait, next to it, for the callers it
+/// answered: four answered and two waiting make six expected, not four. A commit slower
+/// than the wait (a slow disk, a remote store) changes nothing: without the wait the two
+/// groups would take turns, each commit carrying one of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_a_commit_slower_than_the_wait_a_send_does_not_wait() {
+async fn the_callers_waiting_during_a_commit_wait_for_those_it_answered() {
     let wait = Duration::from_secs(2);
     let room = room(wait).await;
     room.commit_of_several(4).await;
-    // Four more callers, committed together while the write lock holds their commit
-    // for longer than the wait.
+    // Four callers make the next commit (as many as the last one answered); the write
+    // lock holds it for longer than the wait while two more callers gather.
     let lock = room.lock();
-    let slow: Vec<_> = (0..4).map(|i| room.send(&format!("slow {i}"))).collect();
+    let four: Vec<_> = (0..4).map(|i| room.send(&format!("four {i}"))).collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let gathered: Vec<_> = (0..2)
+        .map(|i| room.send(&format!("gathered {i}")))
+        .collect();
     tokio::time::sleep(wait + Duration::from_millis(500)).await;
     drop(lock);
-    for sent in slow {
+    for sent in four {
         tokio::time::timeout(PROMPT, sent).await.unwrap().unwrap();
     }
-    let lone = room.send("lone");
-    let seq = tokio::time::timeout(wait / 2, lone)
+    // Two of the four are back: four callers wait, as many as the last commit answered,
+    // but six are expected.
+    let back: Vec<_> = (0..2).map(|i| room.send(&format!("back {i}"))).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        gathered.iter().chain(&back).all(|s| !s.is_finished()),
+        "the callers were answered before those of the last commit were back"
+    );
+    // The other two: the commit goes without waiting any longer.
+    let last: Vec<_> = (0..2).map(|i| room.send(&format!("last {i}"))).collect();
+    let mut seqs = Vec::new();
+    for sent in gathered.into_iter().chain(back).chain(last) {
+        seqs.push(tokio::time::timeout(wait / 2, sent).await.unwrap().unwrap());
+    }
+    seqs.sort();
+    assert_eq!(seqs, (11..=16).map(Seq::new).collect::<Vec<_>>());
+}
+
+/// A wait that ran out means the callers did not come back: the commit after it does
+/// not wait for the ones it answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_wait_that_ran_out_a_send_does_not_wait() {
+    let wait = Duration::from_secs(1);
+    let room = room(wait).await;
+    room.commit_of_several(4).await;
+    // Two of the four come back; the wait for the others runs out.
+    let two: Vec<_> = (0..2).map(|i| room.send(&format!("two {i}"))).collect();
+    for sent in two {
+        tokio::time::timeout(PROMPT, sent).await.unwrap().unwrap();
+    }
+    let seq = tokio::time::timeout(wait / 2, room.send("lone"))
         .await
-        .expect("a send after a slow commit is answered without waiting")
+        .expect("a send after a wait that ran out is answered without waiting")
         .unwrap();
-    assert_eq!(seq, Seq::new(11));
+    assert_eq!(seq, Seq::new(9));
+}
+
+/// The callers of a commit answered longer ago than the wait are not on their way back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_long_after_the_last_commit_does_not_wait() {
+    let wait = Duration::from_secs(1);
+    let room = room(wait).await;
+    room.commit_of_several(4).await;
+    tokio::time::sleep(wait + Duration::from_millis(200)).await;
+    let seq = tokio::time::timeout(wait / 2, room.send("lone"))
+        .await
+        .expect("a send long after the last commit is answered without waiting")
+        .unwrap();
+    assert_eq!(seq, Seq::new(7));
 }

@@ -66,10 +66,10 @@ pub struct ServeArgs {
     #[arg(long, env = "HUDDLE_ROOM_IDLE_SECS", default_value_t = 300)]
     room_idle_secs: u64,
 
-    /// Microseconds a room's commit may wait for more callers when its last commit
-    /// answered several and fewer wait now (fewer, bigger commits under load; a lone
-    /// caller never waits, nor a commit after one slower than this). 0 turns the wait
-    /// off; at most 100000 (100 ms).
+    /// Microseconds a room's commit may wait for the callers its last commit answered,
+    /// when it answered several (fewer, bigger commits under load; a lone caller never
+    /// waits, nor a commit after a wait that ran out). 0 turns the wait off; at most
+    /// 100000 (100 ms).
     #[arg(
         long,
         env = "HUDDLE_GROUP_COMMIT_WAIT_US",
