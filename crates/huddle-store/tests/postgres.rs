@@ -9,9 +9,9 @@ use std::pin::{Pin, pin};
 
 use common::*;
 use futures::{FutureExt, StreamExt, poll};
-use huddle_core::{MemberId, RoomId, Seq};
+use huddle_core::{MemberId, Room, RoomId, Seq};
 use huddle_store::testing::TestPostgres;
-use huddle_store::{PostgresOptions, PostgresStore, RoomStore, StoreError};
+use huddle_store::{Epoch, PostgresOptions, PostgresStore, RoomStore, StoreError};
 
 /// A store on `url` with the default options.
 async fn connect(url: &str) -> PostgresStore {
@@ -287,11 +287,8 @@ async fn a_room_held_up_in_one_writer_lane_does_not_hold_up_the_others() {
     }
 }
 
-/// A lane remembers each room row as its last commit left it, to write the next plain
-/// append without locking the row first. Two writers appending under one epoch (which
-/// nothing in the store forbids) make that memory stale: the counts must stay exact.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn counts_stay_exact_when_another_writer_moved_a_row_a_lane_remembers() {
+/// Two stores (two nodes) on one database, and a room the first one holds.
+async fn two_writers_on_one_room() -> (TestPostgres, PostgresStore, PostgresStore, Room, Epoch) {
     let pg = TestPostgres::start();
     let url = pg.database();
     let a = connect(&url).await;
@@ -299,6 +296,15 @@ async fn counts_stay_exact_when_another_writer_moved_a_row_a_lane_remembers() {
     let r = room("dev", None);
     a.create_room(&r).await.unwrap();
     let (_, epoch) = a.acquire(r.id).await.unwrap().unwrap();
+    (pg, a, b, r, epoch)
+}
+
+/// A lane remembers each room row as its last commit left it, to write the next plain
+/// append without locking the row first. Two writers appending under one epoch (which
+/// nothing in the store forbids) make that memory stale: the counts must stay exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_stay_exact_when_another_writer_moved_a_row_a_lane_remembers() {
+    let (_pg, a, b, r, epoch) = two_writers_on_one_room().await;
     for seq in [1, 2] {
         a.append(r.id, epoch, vec![msg(r.id, seq, 1, None)])
             .await
@@ -328,13 +334,7 @@ async fn counts_stay_exact_when_another_writer_moved_a_row_a_lane_remembers() {
 /// its append the locking way: no count is lost, no append fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_to_one_room_keep_its_counts_exact() {
-    let pg = TestPostgres::start();
-    let url = pg.database();
-    let a = connect(&url).await;
-    let b = connect(&url).await;
-    let r = room("dev", None);
-    a.create_room(&r).await.unwrap();
-    let (_, epoch) = a.acquire(r.id).await.unwrap().unwrap();
+    let (_pg, a, b, r, epoch) = two_writers_on_one_room().await;
     let writer = |store: PostgresStore, first: u64| async move {
         for seq in (first..=40).step_by(2) {
             store
