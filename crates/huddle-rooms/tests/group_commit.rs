@@ -64,10 +64,7 @@ impl Room {
     /// held from another connection while the others gather behind it. (A send before
     /// that makes the room active: loading it writes too.)
     async fn commit_of_several(&self, n: usize) {
-        tokio::time::timeout(PROMPT, self.send("loads the room"))
-            .await
-            .unwrap()
-            .unwrap();
+        answered(PROMPT, self.send("loads the room"), "a lone caller").await;
         let lock = self.lock();
         let first = self.send("first");
         // The first send's commit is now waiting on the lock; these gather behind it.
@@ -77,9 +74,7 @@ impl Room {
             .collect();
         tokio::time::sleep(Duration::from_millis(200)).await;
         drop(lock);
-        for sent in std::iter::once(first).chain(rest) {
-            tokio::time::timeout(PROMPT, sent).await.unwrap().unwrap();
-        }
+        all_answered(PROMPT, std::iter::once(first).chain(rest)).await;
     }
 
     /// Holds the write lock from another connection until the value is dropped.
@@ -96,6 +91,28 @@ impl Room {
             .unwrap()
             .len()
     }
+}
+
+/// The seq `sent` is answered with, if it is within `within`; `what` says what a send
+/// answered later (or never) would have done wrong.
+async fn answered(within: Duration, sent: JoinHandle<Seq>, what: &str) -> Seq {
+    tokio::time::timeout(within, sent)
+        .await
+        .unwrap_or_else(|_| panic!("not answered within {within:?}: {what}"))
+        .expect("the send task ended with its answer")
+}
+
+/// The seqs of every send of `sent`, sorted, each answered within `within`.
+async fn all_answered(
+    within: Duration,
+    sent: impl IntoIterator<Item = JoinHandle<Seq>>,
+) -> Vec<Seq> {
+    let mut seqs = Vec::new();
+    for sent in sent {
+        seqs.push(answered(within, sent, "the send waited although its commit could go").await);
+    }
+    seqs.sort();
+    seqs
 }
 
 struct WriteLock(rusqlite::Connection);
@@ -120,11 +137,7 @@ async fn after_a_commit_of_several_a_send_waits_for_as_many_callers() {
     );
     // The three that complete the four: the commit goes without waiting any longer.
     let others: Vec<_> = (0..3).map(|i| room.send(&format!("other {i}"))).collect();
-    let mut seqs = vec![tokio::time::timeout(PROMPT, lone).await.unwrap().unwrap()];
-    for sent in others {
-        seqs.push(tokio::time::timeout(PROMPT, sent).await.unwrap().unwrap());
-    }
-    seqs.sort();
+    let seqs = all_answered(PROMPT, std::iter::once(lone).chain(others)).await;
     assert_eq!(seqs, (7..=10).map(Seq::new).collect::<Vec<_>>());
     assert_eq!(room.stored().await, 10);
 }
@@ -137,10 +150,7 @@ async fn the_wait_for_callers_ends_when_its_time_is_up() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!lone.is_finished(), "the send is answered without waiting");
     // Nobody else comes: the lone send is committed once the wait is over.
-    let seq = tokio::time::timeout(PROMPT, lone)
-        .await
-        .expect("answered once the wait is over")
-        .unwrap();
+    let seq = answered(PROMPT, lone, "answered once the wait is over").await;
     assert_eq!(seq, Seq::new(7));
 }
 
@@ -148,10 +158,12 @@ async fn the_wait_for_callers_ends_when_its_time_is_up() {
 async fn a_caller_alone_never_waits() {
     let room = room(Duration::from_secs(60)).await;
     for i in 1..=3 {
-        let seq = tokio::time::timeout(PROMPT, room.send(&format!("one by one {i}")))
-            .await
-            .expect("a lone caller is answered without waiting")
-            .unwrap();
+        let seq = answered(
+            PROMPT,
+            room.send(&format!("one by one {i}")),
+            "a lone caller is answered without waiting",
+        )
+        .await;
         assert_eq!(seq, Seq::new(i));
     }
 }
@@ -175,9 +187,7 @@ async fn the_callers_waiting_during_a_commit_wait_for_those_it_answered() {
         .collect();
     tokio::time::sleep(wait + Duration::from_millis(500)).await;
     drop(lock);
-    for sent in four {
-        tokio::time::timeout(PROMPT, sent).await.unwrap().unwrap();
-    }
+    all_answered(PROMPT, four).await;
     // Two of the four are back: four callers wait, as many as the last commit answered,
     // but six are expected.
     let back: Vec<_> = (0..2).map(|i| room.send(&format!("back {i}"))).collect();
@@ -188,11 +198,7 @@ async fn the_callers_waiting_during_a_commit_wait_for_those_it_answered() {
     );
     // The other two: the commit goes without waiting any longer.
     let last: Vec<_> = (0..2).map(|i| room.send(&format!("last {i}"))).collect();
-    let mut seqs = Vec::new();
-    for sent in gathered.into_iter().chain(back).chain(last) {
-        seqs.push(tokio::time::timeout(wait / 2, sent).await.unwrap().unwrap());
-    }
-    seqs.sort();
+    let seqs = all_answered(wait / 2, gathered.into_iter().chain(back).chain(last)).await;
     assert_eq!(seqs, (11..=16).map(Seq::new).collect::<Vec<_>>());
 }
 
@@ -205,13 +211,13 @@ async fn after_a_wait_that_ran_out_a_send_does_not_wait() {
     room.commit_of_several(4).await;
     // Two of the four come back; the wait for the others runs out.
     let two: Vec<_> = (0..2).map(|i| room.send(&format!("two {i}"))).collect();
-    for sent in two {
-        tokio::time::timeout(PROMPT, sent).await.unwrap().unwrap();
-    }
-    let seq = tokio::time::timeout(wait / 2, room.send("lone"))
-        .await
-        .expect("a send after a wait that ran out is answered without waiting")
-        .unwrap();
+    all_answered(PROMPT, two).await;
+    let seq = answered(
+        wait / 2,
+        room.send("lone"),
+        "a send after a wait that ran out is answered without waiting",
+    )
+    .await;
     assert_eq!(seq, Seq::new(9));
 }
 
@@ -222,9 +228,11 @@ async fn a_send_long_after_the_last_commit_does_not_wait() {
     let room = room(wait).await;
     room.commit_of_several(4).await;
     tokio::time::sleep(wait + Duration::from_millis(200)).await;
-    let seq = tokio::time::timeout(wait / 2, room.send("lone"))
-        .await
-        .expect("a send long after the last commit is answered without waiting")
-        .unwrap();
+    let seq = answered(
+        wait / 2,
+        room.send("lone"),
+        "a send long after the last commit is answered without waiting",
+    )
+    .await;
     assert_eq!(seq, Seq::new(7));
 }
