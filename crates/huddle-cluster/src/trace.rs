@@ -2,11 +2,19 @@
 //! node sends (HTTP headers, gRPC metadata), read back on the other side, so one client
 //! request is one trace across every node it crosses. The node's telemetry uses the
 //! same two functions for its public listeners.
+//!
+//! Whether a trace is kept is decided once, where it enters the cluster (the public
+//! request's span, by the node's sampler); a hop follows its caller: the callee traces a
+//! forwarded call only when the caller's kept trace came with it. The span where a trace
+//! enters a node says which under its target: [`TRACED`] or [`UNTRACED`]
+//! (`huddle_rooms::traced`).
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+pub use huddle_rooms::traced::{TRACED, UNTRACED};
 
 /// The trace context carried by a hop's headers.
 pub fn extract(carrier: &dyn Extractor) -> opentelemetry::Context {
@@ -51,6 +59,15 @@ impl Extractor for MetadataRef<'_> {
             })
             .collect()
     }
+}
+
+/// Whether a hop's caller sent a kept trace (a `traceparent` with its sampled flag).
+pub fn caller_sampled(metadata: &MetadataMap) -> bool {
+    use opentelemetry::trace::TraceContextExt as _;
+    extract(&MetadataRef(metadata))
+        .span()
+        .span_context()
+        .is_sampled()
 }
 
 /// Makes the trace context of `metadata` the parent of `span`.

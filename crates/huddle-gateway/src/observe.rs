@@ -19,10 +19,21 @@ use huddle_core::RoomError;
 use huddle_metrics::{Outcome, Protocol};
 use tracing::Instrument;
 
-/// The span fields every request span has (recorded as they become known).
+/// The span fields every request span has (recorded as they become known). Its target
+/// says whether the node's sampler keeps the request's trace
+/// ([`TRACED`](huddle_cluster::trace::TRACED)) or not
+/// ([`UNTRACED`](huddle_cluster::trace::UNTRACED): the trace exporter never sees it, so
+/// an unsampled request costs what it costs on a node without traces).
 macro_rules! request_span {
-    ($protocol:expr, $route:expr) => {
+    (traced, $protocol:expr, $route:expr) => {
+        request_span!(@ huddle_cluster::trace::TRACED, $protocol, $route)
+    };
+    (untraced, $protocol:expr, $route:expr) => {
+        request_span!(@ huddle_cluster::trace::UNTRACED, $protocol, $route)
+    };
+    (@ $target:expr, $protocol:expr, $route:expr) => {
         tracing::info_span!(
+            target: $target,
             "request",
             otel.kind = "server",
             protocol = $protocol,
@@ -36,16 +47,24 @@ macro_rules! request_span {
     };
 }
 
-/// Hook for the trace context of incoming requests: the node's telemetry sets it (to
-/// the OpenTelemetry propagator) when traces are exported; left unset, spans are local.
-pub type ParentHook = fn(&HeaderMap, &tracing::Span);
+/// How the node traces incoming requests, set by its telemetry when spans are recorded;
+/// left unset, request spans are local (logs only).
+#[derive(Clone, Copy)]
+pub struct TraceHooks {
+    /// Whether the trace of a request with these headers is kept (the node's sampler,
+    /// which honours a `traceparent`'s sampled flag). Decided once, before the request's
+    /// span exists, so an unkept request records nothing for the exporter.
+    pub sampled: fn(&HeaderMap) -> bool,
+    /// Called on every request's span with that decision: a kept one becomes the child of
+    /// the headers' trace context; either may get ids for log lines.
+    pub adopt: fn(&HeaderMap, &tracing::Span, bool),
+}
 
-static PARENT: std::sync::OnceLock<ParentHook> = std::sync::OnceLock::new();
+static HOOKS: std::sync::OnceLock<TraceHooks> = std::sync::OnceLock::new();
 
-/// Makes every request span a child of the trace context `hook` reads from the
-/// request's headers (`traceparent`). Set once per process; later calls are ignored.
-pub fn set_parent_hook(hook: ParentHook) {
-    let _ = PARENT.set(hook);
+/// Sets how requests are traced. Set once per process; later calls are ignored.
+pub fn set_trace_hooks(hooks: TraceHooks) {
+    let _ = HOOKS.set(hooks);
 }
 
 /// The protocol of a path, for the request span.
@@ -82,13 +101,24 @@ fn route_of(path: &str) -> &'static str {
     }
 }
 
-/// axum middleware: the request's span, child of the client's trace context.
+/// axum middleware: the request's span, child of the client's trace context when its
+/// trace is kept.
 pub async fn http_span(request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    let span = request_span!(protocol_of(request.headers(), path), route_of(path));
-    if let Some(hook) = PARENT.get() {
-        hook(request.headers(), &span);
-    }
+    let (protocol, route) = (protocol_of(request.headers(), path), route_of(path));
+    let span = match HOOKS.get() {
+        Some(hooks) => {
+            let sampled = (hooks.sampled)(request.headers());
+            let span = if sampled {
+                request_span!(traced, protocol, route)
+            } else {
+                request_span!(untraced, protocol, route)
+            };
+            (hooks.adopt)(request.headers(), &span, sampled);
+            span
+        }
+        None => request_span!(traced, protocol, route),
+    };
     next.run(request).instrument(span).await
 }
 

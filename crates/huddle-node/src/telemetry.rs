@@ -11,15 +11,25 @@
 //!   sent (HTTP header or gRPC metadata). [`inject`] and [`extract`] are the same
 //!   propagation for any other hop (a call forwarded to another node carries its
 //!   caller's context).
+//! - Sampling happens at the head: the sampler of `OTEL_TRACES_SAMPLER` decides when a
+//!   request arrives, before its span exists, and a request it does not keep is never
+//!   seen by the exporter's layer (its span has the `huddle::untraced` target). Deciding
+//!   at the span's end, as the SDK would, means building every request's span for a
+//!   sampler that drops most of them: at one trace in ten that cost a sixth of a small
+//!   request. What reaches the SDK is kept (its own sampler is `always_on`).
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 
 use opentelemetry::propagation::Extractor;
-use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use opentelemetry::trace::{SpanKind, TraceContextExt as _, TraceId, TracerProvider as _};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{
+    Config, IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, SdkTracerProvider,
+    ShouldSample,
+};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::filter::{FilterExt as _, filter_fn};
+use tracing_subscriber::filter::{FilterExt as _, dynamic_filter_fn, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -96,6 +106,13 @@ pub fn init(format: LogFormat) -> Result<Telemetry, TelemetryError> {
         // by default (source location, thread, busy/idle time, an activated context on
         // every poll) costs a fifth of a small request's time and says nothing here:
         // off. Hops read a span's context directly (`Span::context`), not the active one.
+        // Head sampling (module doc): a trace that is not kept enters under the
+        // `huddle::untraced` target, off here; the room's spans and events are exported
+        // under a kept request or forwarded call only, never as traces of their own.
+        let head = EnvFilter::new(format!("info,ractor=off,{}=off", trace::UNTRACED));
+        let kept = dynamic_filter_fn(|meta, cx| {
+            meta.target() == trace::TRACED || cx.lookup_current().is_some()
+        });
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("huddle"))
             .with_location(false)
@@ -103,7 +120,7 @@ pub fn init(format: LogFormat) -> Result<Telemetry, TelemetryError> {
             .with_tracked_inactivity(false)
             .with_target(false)
             .with_context_activation(false)
-            .with_filter(EnvFilter::new("info,ractor=off"))
+            .with_filter(head.and(kept))
     });
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = match format {
@@ -128,18 +145,53 @@ pub fn init(format: LogFormat) -> Result<Telemetry, TelemetryError> {
         Some(otel) => tracing_subscriber::registry().with(fmt).with(otel).init(),
         None => tracing_subscriber::registry().with(fmt).init(),
     }
-    // Without a provider no span is recorded: nothing to parent.
+    // Without a provider no span is recorded: nothing to sample or parent.
     if provider.is_some() {
-        huddle_gateway::observe::set_parent_hook(match format {
-            LogFormat::Text => parent_from_headers,
-            LogFormat::Json => parent_and_ids_from_headers,
+        let _ = HEAD_SAMPLER.set(Config::default().sampler);
+        huddle_gateway::observe::set_trace_hooks(TraceHooks {
+            sampled: sampled_request,
+            adopt: match format {
+                LogFormat::Text => parent_from_headers,
+                LogFormat::Json => parent_and_ids_from_headers,
+            },
         });
     }
     Ok(Telemetry { provider })
 }
 
+/// The sampler of `OTEL_TRACES_SAMPLER` (and `_ARG`), as the SDK reads them: the SDK's
+/// default (`parentbased_always_on`) when unset, its warning and fallback when invalid.
+static HEAD_SAMPLER: OnceLock<Box<dyn ShouldSample>> = OnceLock::new();
+
+/// Whether the trace of a request with these headers is kept: its client's
+/// `traceparent` (the sampler decides whether to follow its flag), else a new root.
+fn sampled_request(headers: &axum::http::HeaderMap) -> bool {
+    let Some(sampler) = HEAD_SAMPLER.get() else {
+        return true;
+    };
+    let parent = extract(&HeaderExtractor(headers));
+    let from_client = parent.span().span_context().clone();
+    // A root's trace id is one the SDK will not reuse (it makes its own when the span
+    // starts); ratio samplers only need it to be random.
+    let trace_id = if from_client.is_valid() {
+        from_client.trace_id()
+    } else {
+        RandomIdGenerator::default().new_trace_id()
+    };
+    let result = sampler.should_sample(
+        Some(&parent),
+        trace_id,
+        "request",
+        &SpanKind::Server,
+        &[],
+        &[],
+    );
+    !matches!(result.decision, SamplingDecision::Drop)
+}
+
 fn provider(export: bool) -> Result<SdkTracerProvider, TelemetryError> {
-    let mut builder = SdkTracerProvider::builder();
+    // Whatever reaches the SDK was kept by the head sampler (module doc).
+    let mut builder = SdkTracerProvider::builder().with_sampler(Sampler::AlwaysOn);
     if export {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
@@ -154,26 +206,45 @@ fn provider(export: bool) -> Result<SdkTracerProvider, TelemetryError> {
     Ok(builder.with_resource(resource.build()).build())
 }
 
-/// The W3C trace context of `headers` made the parent of `span`.
-fn parent_from_headers(headers: &axum::http::HeaderMap, span: &tracing::Span) {
-    let _ = span.set_parent(extract(&HeaderExtractor(headers)));
-}
-
-/// [`parent_from_headers`], then the span's `trace_id` and `span_id` fields filled in
-/// for JSON log lines (as text in the exported span too: only when logs need them).
-fn parent_and_ids_from_headers(headers: &axum::http::HeaderMap, span: &tracing::Span) {
-    parent_from_headers(headers, span);
-    let cx = span.context();
-    let ids = cx.span().span_context().clone();
-    if ids.is_valid() {
-        span.record("trace_id", tracing::field::display(ids.trace_id()));
-        span.record("span_id", tracing::field::display(ids.span_id()));
+/// The W3C trace context of `headers` made the parent of a kept request's `span`.
+fn parent_from_headers(headers: &axum::http::HeaderMap, span: &tracing::Span, kept: bool) {
+    if kept {
+        let _ = span.set_parent(extract(&HeaderExtractor(headers)));
     }
 }
 
+/// [`parent_from_headers`], then the span's `trace_id` and `span_id` fields filled in
+/// for JSON log lines (as text in the exported span too: only when logs need them). A
+/// request whose trace is not kept still gets ids, so its lines can be told apart and
+/// joined with its client's: the client's trace id, or a new one.
+fn parent_and_ids_from_headers(headers: &axum::http::HeaderMap, span: &tracing::Span, kept: bool) {
+    parent_from_headers(headers, span, kept);
+    let (trace_id, span_id) = if kept {
+        let ids = span.context().span().span_context().clone();
+        if !ids.is_valid() {
+            return;
+        }
+        (ids.trace_id(), ids.span_id())
+    } else {
+        let ids = RandomIdGenerator::default();
+        let from_client = extract(&HeaderExtractor(headers));
+        let from_client = from_client.span().span_context().clone();
+        let trace_id: TraceId = if from_client.is_valid() {
+            from_client.trace_id()
+        } else {
+            ids.new_trace_id()
+        };
+        (trace_id, ids.new_span_id())
+    };
+    span.record("trace_id", tracing::field::display(trace_id));
+    span.record("span_id", tracing::field::display(span_id));
+}
+
+use huddle_cluster::trace;
 /// Trace context across a hop (`traceparent`, `tracestate`): the same propagation the
 /// internal node calls use.
 pub use huddle_cluster::trace::{extract, inject};
+use huddle_gateway::observe::TraceHooks;
 
 struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);
 

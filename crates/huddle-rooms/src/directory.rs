@@ -225,8 +225,8 @@ impl RoomDirectory {
 
     /// Runs `op` on `room`'s actor (activating it if needed) and waits for its answer.
     ///
-    /// Traced as a `room.command` span (room id, command, outcome), and the request's
-    /// span learns the room id.
+    /// Traced as a `room.command` span (room id, command, outcome) under a kept trace
+    /// ([`crate::traced`]), and the request's span learns the room id.
     pub async fn ask<O: Ask>(&self, room: RoomId, op: O) -> Result<O::Answer, RoomError> {
         self.ask_owned(room, op)
             .await
@@ -241,12 +241,18 @@ impl RoomDirectory {
         op: O,
     ) -> Result<Result<O::Answer, RoomError>, NotOwner> {
         tracing::Span::current().record("room.id", tracing::field::display(room));
-        let span = tracing::info_span!(
-            "room.command",
-            room.id = %room,
-            command = O::NAME,
-            outcome = tracing::field::Empty,
-        );
+        // Only under a kept trace (`traced`): for the others, not even a disabled span's
+        // bookkeeping.
+        let span = if crate::traced::in_kept_trace() {
+            tracing::info_span!(
+                "room.command",
+                room.id = %room,
+                command = O::NAME,
+                outcome = tracing::field::Empty,
+            )
+        } else {
+            tracing::Span::none()
+        };
         let asked = async {
             let _permit = match self.admit() {
                 Ok(permit) => permit,

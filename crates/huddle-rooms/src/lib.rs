@@ -23,6 +23,8 @@
 //!   when fenced, answering from memory only within the node's lease.
 //! - [`directory`] — [`RoomDirectory`]: activates actors on demand, passivates idle ones,
 //!   creates rooms, admission control in front of the (unbounded) actor mailboxes.
+//! - [`traced`]    — whether the work at hand belongs to a trace the node keeps (the
+//!   targets of the spans where traces enter a node).
 //! - `store_error` — what a store failure means to a client (a full read queue is
 //!   `Server busy`).
 
@@ -42,6 +44,7 @@ pub mod secrets;
 mod store_error;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod traced;
 
 pub use actor::RoomActor;
 pub use call::{Answerer, Ask, Port, RoomCall};

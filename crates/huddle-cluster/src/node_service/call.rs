@@ -20,13 +20,25 @@ pub(super) async fn call(
     placement: &dyn Placement,
     request: Request<CallRequest>,
 ) -> Result<CallReply, Status> {
-    let span = tracing::info_span!(
-        "node.call",
-        room.id = tracing::field::Empty,
-        command = tracing::field::Empty,
-        node = %placement.me(),
-    );
-    trace::adopt(&span, request.metadata());
+    // Traced when the caller's trace is (see `trace`): the sampler ran where it began.
+    macro_rules! call_span {
+        ($target:expr) => {
+            tracing::info_span!(
+                target: $target,
+                "node.call",
+                room.id = tracing::field::Empty,
+                command = tracing::field::Empty,
+                node = %placement.me(),
+            )
+        };
+    }
+    let span = if trace::caller_sampled(request.metadata()) {
+        let span = call_span!(trace::TRACED);
+        trace::adopt(&span, request.metadata());
+        span
+    } else {
+        call_span!(trace::UNTRACED)
+    };
     let req = request.into_inner();
     async move {
         let room: RoomId = req

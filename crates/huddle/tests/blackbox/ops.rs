@@ -317,6 +317,108 @@ async fn a_request_is_exported_as_spans_under_its_clients_traceparent() {
     assert!(!exported.contains(&alice.token));
 }
 
+/// The sampler decides when a request arrives, and a request's trace is exported whole
+/// or not at all: a client's "not sampled" is honoured (parent-based sampler), its
+/// "sampled" too though the ratio is a half, and of many new traces the ratio keeps some,
+/// each with its room command, never a room command without its request.
+#[tokio::test]
+async fn the_sampler_keeps_or_drops_each_requests_trace_whole() {
+    let (addr, collector) = Collector::start().await;
+    let endpoint = format!("http://{addr}");
+    let s = Server::start_with_env(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+        ],
+    )
+    .await;
+    let alice = s.create_room("sampled", "alice").await;
+    let send = |traceparent: Option<String>, text: &str| {
+        let call = s.act("message.send").token(&alice.token).text(text);
+        let mut request = s.http.post(s.url("/a2a")).json(&call.request());
+        if let Some(tp) = traceparent {
+            request = request.header("traceparent", tp);
+        }
+        async move { request.send().await.unwrap().error_for_status().unwrap() }
+    };
+    let dropped = "11111111111111111111111111111111";
+    let kept = "22222222222222222222222222222222";
+    let last = "33333333333333333333333333333333";
+    let parent = "00f067aa0ba902b7";
+    send(Some(format!("00-{dropped}-{parent}-00")), "not sampled").await;
+    send(Some(format!("00-{kept}-{parent}-01")), "sampled").await;
+    const ROOTS: usize = 60;
+    for i in 0..ROOTS {
+        send(None, &format!("root {i}")).await;
+    }
+    // Spans leave in the order they end: once the last request's room command is in,
+    // every earlier one is.
+    send(Some(format!("00-{last}-{parent}-01")), "last").await;
+    let command_of = |spans: &[huddle_testkit::otlp::Span], trace: &str| {
+        spans.iter().any(|sp| {
+            sp.name == "room.command"
+                && hex(&sp.trace_id) == trace
+                && spans.iter().any(|r| {
+                    r.span_id == sp.parent_span_id
+                        && r.name == "request"
+                        && hex(&r.parent_span_id) == parent
+                })
+        })
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let spans = loop {
+        let spans = collector.spans();
+        if command_of(&spans, last) {
+            break spans;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the last request's spans were not exported: {spans:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        !spans.iter().any(|sp| hex(&sp.trace_id) == dropped),
+        "a trace its client did not sample was exported"
+    );
+    assert!(
+        command_of(&spans, kept),
+        "a trace its client sampled was not exported whole"
+    );
+    let roots: Vec<_> = spans
+        .iter()
+        .filter(|sp| {
+            sp.name == "request"
+                && sp.parent_span_id.is_empty()
+                && attribute(sp, "action").as_deref() == Some("message.send")
+        })
+        .collect();
+    assert!(
+        (1..ROOTS).contains(&roots.len()),
+        "a ratio of one half kept {} of {ROOTS} new traces",
+        roots.len()
+    );
+    for root in &roots {
+        let commands = spans
+            .iter()
+            .filter(|sp| sp.name == "room.command" && sp.parent_span_id == root.span_id)
+            .count();
+        assert_eq!(commands, 1, "a kept request without its room command");
+    }
+    let orphans: Vec<_> = spans
+        .iter()
+        .filter(|sp| sp.name == "room.command")
+        .filter(|sp| !spans.iter().any(|r| r.span_id == sp.parent_span_id))
+        .collect();
+    assert!(
+        orphans.is_empty(),
+        "room commands without their request: {orphans:?}"
+    );
+}
+
 #[tokio::test]
 async fn sigterm_under_load_fails_readiness_first_then_drains_losing_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
@@ -405,40 +507,50 @@ async fn json_logs_carry_the_trace_id_of_the_request() {
         .env(&[("HUDDLE_LOG", "debug,rmcp=warn")])
         .start()
         .await;
-    let trace_id = "0af7651916cd43dd8448eb211c80319c";
-    let call = s
-        .act("room.create")
-        .text("logged")
-        .meta("agentName", "alice");
-    s.http
-        .post(s.url("/a2a"))
-        .header("traceparent", format!("00-{trace_id}-b7ad6b7169203331-01"))
-        .json(&call.request())
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let line = loop {
-        let log = s.log_tail();
-        if let Some(line) = log.lines().find(|l| l.contains("\"answered\"")) {
-            break line.to_string();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no request line:\n{log}"
+    // A request whose client sampled its trace, and one whose client did not (its trace
+    // is not kept, but its lines still carry the client's trace id).
+    let sampled = "0af7651916cd43dd8448eb211c80319c";
+    let unsampled = "1af7651916cd43dd8448eb211c80319c";
+    for (trace_id, flags, room) in [(sampled, "01", "logged"), (unsampled, "00", "unkept")] {
+        let call = s.act("room.create").text(room).meta("agentName", "alice");
+        s.http
+            .post(s.url("/a2a"))
+            .header(
+                "traceparent",
+                format!("00-{trace_id}-b7ad6b7169203331-{flags}"),
+            )
+            .json(&call.request())
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+    for trace_id in [sampled, unsampled] {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let line = loop {
+            let log = s.log_tail();
+            let answered = log
+                .lines()
+                .find(|l| l.contains("\"answered\"") && l.contains(trace_id));
+            if let Some(line) = answered {
+                break line.to_string();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no request line of trace {trace_id}:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let json: serde_json::Value = serde_json::from_str(&line).expect(&line);
+        assert_eq!(json["span"]["trace_id"], trace_id, "{line}");
+        assert_eq!(
+            json["span"]["span_id"].as_str().map(str::len),
+            Some(16),
+            "{line}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let json: serde_json::Value = serde_json::from_str(&line).expect(&line);
-    assert_eq!(json["span"]["trace_id"], trace_id, "{line}");
-    assert_eq!(
-        json["span"]["span_id"].as_str().map(str::len),
-        Some(16),
-        "{line}"
-    );
-    assert_eq!(json["span"]["action"], "room.create", "{line}");
+        assert_eq!(json["span"]["action"], "room.create", "{line}");
+    }
 }
 
 /// Polls `/readyz` until it answers `status`; returns the body.

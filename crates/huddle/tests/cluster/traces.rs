@@ -1,7 +1,8 @@
 //! One client request is one trace across the nodes it crosses: a send reaching a node
 //! that does not own the room is exported, by both nodes, under the client's trace id —
 //! the request span on the node the client reached, the internal call's span on the
-//! owner (a child of the forwarding node's span, through the hop's `traceparent`).
+//! owner (a child of the forwarding node's span, through the hop's `traceparent`); a
+//! call whose client did not sample its trace is traced by neither.
 
 use std::time::Duration;
 
@@ -30,18 +31,23 @@ async fn a_forwarded_call_is_one_trace_across_both_nodes() {
     let alice = alice.expect("one of 40 random rooms is owned by node 1");
 
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let dropped = "1af7651916cd43dd8448eb211c80319c";
     let parent = "b7ad6b7169203331";
-    let call = entry.act("message.send").token(&alice.token).text("hello");
-    entry
-        .http
-        .post(entry.url("/a2a"))
-        .header("traceparent", format!("00-{trace_id}-{parent}-01"))
-        .json(&call.request())
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+    // First a call whose client did not sample its trace: the hop follows, and neither
+    // node exports anything of it. Then the sampled one.
+    for (trace, flags) in [(dropped, "00"), (trace_id, "01")] {
+        let call = entry.act("message.send").token(&alice.token).text("hello");
+        entry
+            .http
+            .post(entry.url("/a2a"))
+            .header("traceparent", format!("00-{trace}-{parent}-{flags}"))
+            .json(&call.request())
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
 
     let within = std::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -66,6 +72,12 @@ async fn a_forwarded_call_is_one_trace_across_both_nodes() {
             assert!(
                 ours.iter().any(|s| s.span_id == on_owner.parent_span_id),
                 "the owner's span's parent is a span of this trace: {ours:?}"
+            );
+            // Each node exports spans in the order they end: the unsampled call's would
+            // be in by now.
+            assert!(
+                !spans.iter().any(|s| hex(&s.trace_id) == dropped),
+                "a call its client did not sample was traced"
             );
             break;
         }
