@@ -21,6 +21,8 @@
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 
+use huddle_cluster::trace;
+use huddle_gateway::observe::TraceHooks;
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{SpanKind, TraceContextExt as _, TraceId, TracerProvider as _};
 use opentelemetry_sdk::Resource;
@@ -169,15 +171,7 @@ fn sampled_request(headers: &axum::http::HeaderMap) -> bool {
     let Some(sampler) = HEAD_SAMPLER.get() else {
         return true;
     };
-    let parent = extract(&HeaderExtractor(headers));
-    let from_client = parent.span().span_context().clone();
-    // A root's trace id is one the SDK will not reuse (it makes its own when the span
-    // starts); ratio samplers only need it to be random.
-    let trace_id = if from_client.is_valid() {
-        from_client.trace_id()
-    } else {
-        RandomIdGenerator::default().new_trace_id()
-    };
+    let (parent, trace_id) = client_trace(headers);
     let result = sampler.should_sample(
         Some(&parent),
         trace_id,
@@ -187,6 +181,20 @@ fn sampled_request(headers: &axum::http::HeaderMap) -> bool {
         &[],
     );
     !matches!(result.decision, SamplingDecision::Drop)
+}
+
+/// The trace context a request's client sent, and the trace id of the request: the
+/// client's, or a new one. (For a kept root the SDK makes its own id when the span
+/// starts; a ratio sampler only needs this one to be random.)
+fn client_trace(headers: &axum::http::HeaderMap) -> (opentelemetry::Context, TraceId) {
+    let parent = extract(&HeaderExtractor(headers));
+    let from_client = parent.span().span_context().clone();
+    let trace_id = if from_client.is_valid() {
+        from_client.trace_id()
+    } else {
+        RandomIdGenerator::default().new_trace_id()
+    };
+    (parent, trace_id)
 }
 
 fn provider(export: bool) -> Result<SdkTracerProvider, TelemetryError> {
@@ -226,25 +234,16 @@ fn parent_and_ids_from_headers(headers: &axum::http::HeaderMap, span: &tracing::
         }
         (ids.trace_id(), ids.span_id())
     } else {
-        let ids = RandomIdGenerator::default();
-        let from_client = extract(&HeaderExtractor(headers));
-        let from_client = from_client.span().span_context().clone();
-        let trace_id: TraceId = if from_client.is_valid() {
-            from_client.trace_id()
-        } else {
-            ids.new_trace_id()
-        };
-        (trace_id, ids.new_span_id())
+        let (_, trace_id) = client_trace(headers);
+        (trace_id, RandomIdGenerator::default().new_span_id())
     };
     span.record("trace_id", tracing::field::display(trace_id));
     span.record("span_id", tracing::field::display(span_id));
 }
 
-use huddle_cluster::trace;
 /// Trace context across a hop (`traceparent`, `tracestate`): the same propagation the
 /// internal node calls use.
 pub use huddle_cluster::trace::{extract, inject};
-use huddle_gateway::observe::TraceHooks;
 
 struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);
 

@@ -64,21 +64,36 @@ impl A2a {
 
     /// POST a raw body to /a2a; returns status and body text.
     pub async fn post_a2a_raw(&self, body: impl Into<reqwest::Body>) -> (u16, String) {
-        let resp = self
+        self.post_a2a_with(body, &[]).await
+    }
+
+    /// [`A2a::post_a2a_raw`] with extra request headers.
+    async fn post_a2a_with(
+        &self,
+        body: impl Into<reqwest::Body>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        let mut request = self
             .http
             .post(self.url("/a2a"))
             .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("POST /a2a");
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let resp = request.send().await.expect("POST /a2a");
         let status = resp.status().as_u16();
         (status, resp.text().await.expect("read /a2a body"))
     }
 
     /// POST a JSON-RPC request to /a2a; asserts HTTP 200 and returns the JSON answer.
     pub async fn rpc(&self, request: Value) -> Value {
-        let (status, body) = self.post_a2a_raw(request.to_string()).await;
+        self.rpc_with(request, &[]).await
+    }
+
+    /// [`A2a::rpc`] with extra request headers.
+    async fn rpc_with(&self, request: Value, headers: &[(&str, &str)]) -> Value {
+        let (status, body) = self.post_a2a_with(request.to_string(), headers).await;
         assert_eq!(status, 200, "POST /a2a {request} answered {status}: {body}");
         serde_json::from_str(&body)
             .unwrap_or_else(|e| panic!("POST /a2a answered non-JSON ({e}): {body}"))
@@ -87,12 +102,8 @@ impl A2a {
     /// A `SendMessage` with `metadata.action = action`.
     pub fn act(&self, action: &str) -> Call<'_> {
         Call {
-            client: self,
             action: Some(action.to_string()),
-            text: None,
-            context: None,
-            message_id: None,
-            meta: Map::new(),
+            ..self.no_action()
         }
     }
 
@@ -104,6 +115,7 @@ impl A2a {
             text: None,
             context: None,
             message_id: None,
+            traceparent: None,
             meta: Map::new(),
         }
     }
@@ -323,6 +335,8 @@ pub struct Call<'a> {
     text: Option<String>,
     context: Option<String>,
     message_id: Option<String>,
+    /// The W3C `traceparent` header the request carries.
+    traceparent: Option<String>,
     meta: Map<String, Value>,
 }
 
@@ -349,6 +363,13 @@ impl Call<'_> {
     /// The A2A `message.messageId` (a send's idempotency key).
     pub fn message_id(mut self, id: impl Into<String>) -> Self {
         self.message_id = Some(id.into());
+        self
+    }
+
+    /// Sends the request under the client's trace: a W3C `traceparent` header
+    /// (`00-<trace id>-<parent span id>-<flags>`).
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
+        self.traceparent = Some(traceparent.into());
         self
     }
 
@@ -401,7 +422,12 @@ impl Call<'_> {
 
     pub async fn send(self) -> Reply {
         let request = self.request();
-        let answer = self.client.rpc(request.clone()).await;
+        let headers: Vec<(&str, &str)> = self
+            .traceparent
+            .iter()
+            .map(|tp| ("traceparent", tp.as_str()))
+            .collect();
+        let answer = self.client.rpc_with(request.clone(), &headers).await;
         assert_eq!(answer["jsonrpc"], "2.0", "answer to {request}: {answer}");
         assert_eq!(answer["id"], request["id"], "id not echoed: {answer}");
         assert!(

@@ -216,37 +216,41 @@ fn check_config_fails_when_the_store_cannot_be_opened() {
     assert!(text.contains("store: "), "{text}");
 }
 
-#[tokio::test]
-async fn a_request_is_exported_as_spans_under_its_clients_traceparent() {
+/// A node exporting its traces to a collector of the test's own (every 100 ms), with the
+/// environment `env` besides.
+async fn exporting_traces(env: &[(&str, &str)]) -> (Server, Collector) {
     let (addr, collector) = Collector::start().await;
     let endpoint = format!("http://{addr}");
-    let s = Server::start_with_env(
-        &[],
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-            ("OTEL_SERVICE_NAME", "huddle-under-test"),
-        ],
-    )
-    .await;
+    let mut all = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    all.extend_from_slice(env);
+    (Server::start_with_env(&[], &all).await, collector)
+}
+
+#[tokio::test]
+async fn a_request_is_exported_as_spans_under_its_clients_traceparent() {
+    let (s, collector) = exporting_traces(&[("OTEL_SERVICE_NAME", "huddle-under-test")]).await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent = "00f067aa0ba902b7";
-    let traced = |call: Call<'_>| {
-        s.http
-            .post(s.url("/a2a"))
-            .header("traceparent", format!("00-{trace_id}-{parent}-01"))
-            .json(&call.request())
-            .send()
-    };
-    let create = s
+    let traceparent = format!("00-{trace_id}-{parent}-01");
+    let created = s
         .act("room.create")
         .text("traced")
         .meta("agentName", "alice")
-        .meta("password", "hunter2-secret");
-    let created: serde_json::Value = traced(create).await.unwrap().json().await.unwrap();
-    let alice = Agent::from_reply(&Reply(created), "alice");
-    let send = s.act("message.send").token(&alice.token).text("hello");
-    traced(send).await.unwrap().error_for_status().unwrap();
+        .meta("password", "hunter2-secret")
+        .traceparent(&traceparent)
+        .send()
+        .await;
+    let alice = Agent::from_reply(&created, "alice");
+    s.act("message.send")
+        .token(&alice.token)
+        .text("hello")
+        .traceparent(&traceparent)
+        .send()
+        .await
+        .ok();
     // gRPC: the same context in the call's metadata.
     let channel = tonic::transport::Channel::from_shared(s.url(""))
         .unwrap()
@@ -323,26 +327,19 @@ async fn a_request_is_exported_as_spans_under_its_clients_traceparent() {
 /// each with its room command, never a room command without its request.
 #[tokio::test]
 async fn the_sampler_keeps_or_drops_each_requests_trace_whole() {
-    let (addr, collector) = Collector::start().await;
-    let endpoint = format!("http://{addr}");
-    let s = Server::start_with_env(
-        &[],
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
-            ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
-        ],
-    )
+    let (s, collector) = exporting_traces(&[
+        ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+    ])
     .await;
     let alice = s.create_room("sampled", "alice").await;
     let send = |traceparent: Option<String>, text: &str| {
         let call = s.act("message.send").token(&alice.token).text(text);
-        let mut request = s.http.post(s.url("/a2a")).json(&call.request());
-        if let Some(tp) = traceparent {
-            request = request.header("traceparent", tp);
-        }
-        async move { request.send().await.unwrap().error_for_status().unwrap() }
+        let call = match traceparent {
+            Some(tp) => call.traceparent(tp),
+            None => call,
+        };
+        async move { call.send().await.ok() }
     };
     let dropped = "11111111111111111111111111111111";
     let kept = "22222222222222222222222222222222";
@@ -512,19 +509,13 @@ async fn json_logs_carry_the_trace_id_of_the_request() {
     let sampled = "0af7651916cd43dd8448eb211c80319c";
     let unsampled = "1af7651916cd43dd8448eb211c80319c";
     for (trace_id, flags, room) in [(sampled, "01", "logged"), (unsampled, "00", "unkept")] {
-        let call = s.act("room.create").text(room).meta("agentName", "alice");
-        s.http
-            .post(s.url("/a2a"))
-            .header(
-                "traceparent",
-                format!("00-{trace_id}-b7ad6b7169203331-{flags}"),
-            )
-            .json(&call.request())
+        s.act("room.create")
+            .text(room)
+            .meta("agentName", "alice")
+            .traceparent(format!("00-{trace_id}-b7ad6b7169203331-{flags}"))
             .send()
             .await
-            .unwrap()
-            .error_for_status()
-            .unwrap();
+            .ok();
     }
     for trace_id in [sampled, unsampled] {
         let deadline = tokio::time::Instant::now() + WAIT;

@@ -36,17 +36,14 @@ async fn a_forwarded_call_is_one_trace_across_both_nodes() {
     // First a call whose client did not sample its trace: the hop follows, and neither
     // node exports anything of it. Then the sampled one.
     for (trace, flags) in [(dropped, "00"), (trace_id, "01")] {
-        let call = entry.act("message.send").token(&alice.token).text("hello");
         entry
-            .http
-            .post(entry.url("/a2a"))
-            .header("traceparent", format!("00-{trace}-{parent}-{flags}"))
-            .json(&call.request())
+            .act("message.send")
+            .token(&alice.token)
+            .text("hello")
+            .traceparent(format!("00-{trace}-{parent}-{flags}"))
             .send()
             .await
-            .unwrap()
-            .error_for_status()
-            .unwrap();
+            .ok();
     }
 
     let within = std::time::Instant::now() + Duration::from_secs(20);
