@@ -123,17 +123,12 @@ impl TestRedis {
     }
 }
 
-fn free_port() -> Result<u16, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
-}
-
 fn start_server() -> Result<TestRedis, String> {
     let dir = tempfile::Builder::new()
         .prefix("huddle-redis-")
         .tempdir()
         .map_err(|e| e.to_string())?;
-    let port = free_port()?;
+    let port = huddle_store::testing::free_port()?;
     let server = Server { port, dir };
     run_server(server.dir.path(), port)?;
     watch_process(server.dir.path())?;

@@ -235,9 +235,43 @@ fn as_user(as_postgres: bool, program: &Path, args: &[&str]) -> Result<Output, S
     check(out)
 }
 
-fn free_port() -> Result<u16, String> {
+/// A port of 127.0.0.1 that was free a moment ago, for a server that is given its number
+/// before it starts (a test's PostgreSQL or Redis, a node's `--node-listen`).
+///
+/// It is picked below the kernel's ephemeral range: a port that `bind(0)` handed out and
+/// the test released can be taken, before the server binds it, by any connection this
+/// machine opens (their local ports come from that range), and a busy test suite opens
+/// many. A port below it can only be taken by another explicit bind. Ports are tried from
+/// an offset of this process's id on, each once per process. Falls back to `bind(0)` when
+/// the range leaves no room below it.
+pub fn free_port() -> Result<u16, String> {
+    use std::sync::atomic::AtomicU32;
+    const LOWEST: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let below = ephemeral_low().unwrap_or(32_768);
+    if below > LOWEST + 1_000 {
+        let span = below - LOWEST;
+        let start = std::process::id().wrapping_mul(7_919) % span;
+        for _ in 0..1_000 {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let port = (LOWEST + (start + n) % span) as u16;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// The first port of the kernel's ephemeral range (`ip_local_port_range`), on Linux.
+fn ephemeral_low() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn start_server(bin: &Path) -> Result<TestPostgres, String> {

@@ -63,10 +63,8 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// A free port on 127.0.0.1 (bound, then released: for flags that need a port number
-/// before the process starts).
+/// before the process starts), outside the range connections take their ports from
+/// (`huddle_store::testing::free_port`).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
+    huddle_store::testing::free_port().expect("a free loopback port")
 }

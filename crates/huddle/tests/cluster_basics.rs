@@ -12,7 +12,7 @@ use huddle_core::RoomId;
 use huddle_proto::internal::node_client::NodeClient;
 use huddle_proto::internal::{CallRequest, call_reply};
 use huddle_store::testing::TestPostgres;
-use huddle_testkit::{Server, eventually, huddle_command};
+use huddle_testkit::{Server, eventually, free_port, huddle_command};
 use tonic::Code;
 
 const SECRET: &str = "test-cluster-secret";
@@ -23,14 +23,6 @@ struct Node {
     server: Server,
     id: &'static str,
     internal: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn node(id: &'static str, store: &str, redis: &str) -> Node {
