@@ -117,6 +117,7 @@ pub async fn http_span(request: Request, next: Next) -> Response {
             (hooks.adopt)(request.headers(), &span, sampled);
             span
         }
+        // No trace exporter and text logs: no layer records the span anyway.
         None => request_span!(traced, protocol, route),
     };
     next.run(request).instrument(span).await

@@ -373,6 +373,14 @@ impl Call<'_> {
         self
     }
 
+    /// The HTTP headers the request carries besides its content type.
+    fn headers(&self) -> Vec<(&str, &str)> {
+        self.traceparent
+            .iter()
+            .map(|tp| ("traceparent", tp.as_str()))
+            .collect()
+    }
+
     pub fn request(&self) -> Value {
         let mut meta = self.meta.clone();
         if let Some(action) = &self.action {
@@ -401,15 +409,16 @@ impl Call<'_> {
     /// answers anything but a 200 JSON-RPC result.
     pub async fn try_send(self) -> Result<Reply, String> {
         let request = self.request();
-        let resp = self
+        let mut post = self
             .client
             .http
             .post(self.client.url("/a2a"))
             .header("content-type", "application/json")
-            .body(request.to_string())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+            .body(request.to_string());
+        for (name, value) in self.headers() {
+            post = post.header(name, value);
+        }
+        let resp = post.send().await.map_err(|e| e.to_string())?;
         if resp.status().as_u16() != 200 {
             return Err(format!("status {}", resp.status()));
         }
@@ -422,12 +431,7 @@ impl Call<'_> {
 
     pub async fn send(self) -> Reply {
         let request = self.request();
-        let headers: Vec<(&str, &str)> = self
-            .traceparent
-            .iter()
-            .map(|tp| ("traceparent", tp.as_str()))
-            .collect();
-        let answer = self.client.rpc_with(request.clone(), &headers).await;
+        let answer = self.client.rpc_with(request.clone(), &self.headers()).await;
         assert_eq!(answer["jsonrpc"], "2.0", "answer to {request}: {answer}");
         assert_eq!(answer["id"], request["id"], "id not echoed: {answer}");
         assert!(
