@@ -206,19 +206,31 @@ fn send_message(message: &Value) -> Result<(Action, Params), Box<AgentMessage>> 
 }
 
 /// What `SendMessage` reads from its `params.message`.
-struct SendMessage<'a> {
+struct SendMessage<M> {
     /// The first part's text.
     text: Option<String>,
     context: Option<String>,
     message_id: Option<String>,
-    metadata: &'a Value,
+    metadata: M,
+}
+
+/// `metadata`'s values by key: a tree of values (the general path) or the entries the
+/// fast path read.
+trait Metadata {
+    fn get(&self, key: &str) -> Option<&Value>;
+}
+
+impl Metadata for &Value {
+    fn get(&self, key: &str) -> Option<&Value> {
+        Value::get(self, key)
+    }
 }
 
 /// The action `SendMessage` asks for and its parameters, or the A2A Message that answers
 /// at once.
-fn action_of(message: SendMessage<'_>) -> Result<(Action, Params), Box<AgentMessage>> {
-    let metadata = message.metadata;
-    let mut params = Params::from_json(metadata);
+fn action_of<M: Metadata>(message: SendMessage<M>) -> Result<(Action, Params), Box<AgentMessage>> {
+    let metadata = &message.metadata;
+    let mut params = Params::from_entries(|k| metadata.get(k));
     params.text = message.text;
     // A2A clients give every message an id: a send's idempotency key.
     params.message_id = message.message_id;

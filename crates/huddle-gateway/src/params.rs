@@ -34,9 +34,15 @@ impl Params {
     /// Reads the parameters from a JSON object (A2A metadata, MCP arguments); strings only
     /// where strings are expected, numbers (or numeric strings) for limit/offset.
     pub fn from_json(v: &Value) -> Params {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        Params::from_entries(|k| v.get(k))
+    }
+
+    /// [`Params::from_json`] over any object's entries, found by key (the A2A fast path
+    /// reads metadata into a list of entries, not a tree of values).
+    pub fn from_entries<'a>(get: impl Fn(&str) -> Option<&'a Value>) -> Params {
+        let s = |k: &str| get(k).and_then(Value::as_str).map(str::to_string);
         let n = |k: &str| {
-            v.get(k).and_then(|x| {
+            get(k).and_then(|x| {
                 x.as_i64()
                     .or_else(|| x.as_f64().map(|f| f as i64))
                     .or_else(|| x.as_str().and_then(|s| s.trim().parse().ok()))

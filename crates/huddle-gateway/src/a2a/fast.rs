@@ -1,12 +1,14 @@
 //! The common `POST /a2a` body, a `SendMessage` that names an action, read in one pass
 //! without building a tree of values: the envelope's objects are read key by key into
-//! what the action needs, and only `metadata` and values this path does not use become
-//! values. Reading every body as a tree cost about a tenth of a send's whole work;
-//! reading each nesting level again from its raw text cost a fifth of what was left.
+//! what the action needs, `metadata` into a list of its entries (a few keys, found by a
+//! scan: no map is built), and only the values themselves become values. Reading every
+//! body as a tree cost about a tenth of a send's whole work; reading each nesting level
+//! again from its raw text cost a fifth of what was left.
 //!
 //! It decides exactly as the general path does, or not at all. Whatever it cannot read
 //! the same way it leaves to the general path, which decides every body:
-//! - a body that is not a JSON object, or a `params`, `message` or part that is not one;
+//! - a body that is not a JSON object, or a `params`, `message`, `metadata` or part that
+//!   is not one;
 //! - a key written with escapes, or a key repeated in one object;
 //! - a `parts` that is not an array;
 //! - a body with more than [`MAX_OPENINGS`] brackets (the general path has a nesting limit);
@@ -23,7 +25,7 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::{SendMessage, action_of};
+use super::{Metadata, SendMessage, action_of};
 use crate::ops::{Action, Params};
 
 /// Bodies with more opening brackets than this go to the general path: far under
@@ -41,7 +43,7 @@ pub(crate) fn send_message(body: &[u8]) -> Option<(Value, Action, Params)> {
         return None;
     }
     let message = request.params?.message?;
-    let metadata = message.metadata.unwrap_or(Value::Null);
+    let metadata = message.metadata.unwrap_or_default();
     let string = |v: Option<Value>| match v {
         Some(Value::String(s)) => Some(s),
         _ => None,
@@ -50,7 +52,7 @@ pub(crate) fn send_message(body: &[u8]) -> Option<(Value, Action, Params)> {
         text: message.text,
         context: string(message.context),
         message_id: string(message.message_id),
-        metadata: &metadata,
+        metadata,
     })
     .ok()?;
     Some((request.id.unwrap_or(Value::Null), action, params))
@@ -96,19 +98,19 @@ trait Fields<'de>: Default {
 /// `Deserialize` for [`Fields`] types: from a JSON object only (anything else fails the
 /// read).
 macro_rules! from_object {
-    ($ty:ident) => {
-        impl<'de> Deserialize<'de> for $ty {
+    ($($ty:tt)+) => {
+        impl<'de> Deserialize<'de> for $($ty)+ {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 struct Of;
                 impl<'de> Visitor<'de> for Of {
-                    type Value = $ty;
+                    type Value = $($ty)+;
 
                     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str(<$ty as Fields<'de>>::WHAT)
+                        f.write_str(<$($ty)+ as Fields<'de>>::WHAT)
                     }
 
-                    fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<$ty, M::Error> {
-                        <$ty>::read(map)
+                    fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<$($ty)+, M::Error> {
+                        <$($ty)+>::read(map)
                     }
                 }
                 d.deserialize_map(Of)
@@ -119,14 +121,14 @@ macro_rules! from_object {
 
 /// The JSON-RPC envelope.
 #[derive(Default)]
-struct Request {
+struct Request<'de> {
     jsonrpc: Option<Value>,
     method: Option<Value>,
     id: Option<Value>,
-    params: Option<RequestParams>,
+    params: Option<RequestParams<'de>>,
 }
 
-impl<'de> Fields<'de> for Request {
+impl<'de> Fields<'de> for Request<'de> {
     const WHAT: &'static str = "a JSON-RPC request object";
 
     fn field<M: MapAccess<'de>>(&mut self, key: &'de str, map: &mut M) -> Result<bool, M::Error> {
@@ -140,15 +142,15 @@ impl<'de> Fields<'de> for Request {
         Ok(true)
     }
 }
-from_object!(Request);
+from_object!(Request<'de>);
 
 /// `params`: `SendMessage` has one, `message`.
 #[derive(Default)]
-struct RequestParams {
-    message: Option<Message>,
+struct RequestParams<'de> {
+    message: Option<Message<'de>>,
 }
 
-impl<'de> Fields<'de> for RequestParams {
+impl<'de> Fields<'de> for RequestParams<'de> {
     const WHAT: &'static str = "params as an object";
 
     fn field<M: MapAccess<'de>>(&mut self, key: &'de str, map: &mut M) -> Result<bool, M::Error> {
@@ -159,18 +161,18 @@ impl<'de> Fields<'de> for RequestParams {
         Ok(true)
     }
 }
-from_object!(RequestParams);
+from_object!(RequestParams<'de>);
 
 /// `params.message`, with the first part's text.
 #[derive(Default)]
-struct Message {
+struct Message<'de> {
     text: Option<String>,
     context: Option<Value>,
     message_id: Option<Value>,
-    metadata: Option<Value>,
+    metadata: Option<Entries<'de>>,
 }
 
-impl<'de> Fields<'de> for Message {
+impl<'de> Fields<'de> for Message<'de> {
     const WHAT: &'static str = "a message object";
 
     fn field<M: MapAccess<'de>>(&mut self, key: &'de str, map: &mut M) -> Result<bool, M::Error> {
@@ -184,7 +186,42 @@ impl<'de> Fields<'de> for Message {
         Ok(true)
     }
 }
-from_object!(Message);
+from_object!(Message<'de>);
+
+/// `metadata`: every entry, in order; a repeated key sends the body to the general path
+/// (whose map keeps the last one).
+#[derive(Default)]
+struct Entries<'de>(Vec<(&'de str, Value)>);
+
+impl Metadata for Entries<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+}
+
+impl<'de> Deserialize<'de> for Entries<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Of;
+        impl<'de> Visitor<'de> for Of {
+            type Value = Entries<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("metadata as an object")
+            }
+
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Entries<'de>, M::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                let mut seen = Seen::default();
+                while let Some(key) = map.next_key::<&'de str>()? {
+                    seen.first(key)?;
+                    entries.push((key, map.next_value()?));
+                }
+                Ok(Entries(entries))
+            }
+        }
+        d.deserialize_map(Of)
+    }
+}
 
 /// `parts`, an array: the text of the first part that has one, as the general path finds
 /// it. Every part is read (so a bad one is refused as the general path would).
@@ -312,6 +349,8 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"role":"user","parts":[{"kind":"text","text":"hi \"all\" \u00e9"}],"messageId":"m-1","metadata":{"action":"message.send","roomId":"r","agentToken":"t","to":"bob"}}}}"#,
             r#"{"jsonrpc":"2.0","id":"x","method":"SendMessage","params":{"message":{"role":"user","parts":[{"kind":"data"},{"kind":"text","text":"hello"}],"contextId":"r","metadata":{"agentToken":"t"}}}}"#,
             r#" { "method" : "SendMessage", "params": {"message": {"metadata": {"action": "room.list", "limit": 5.0}}}, "jsonrpc": "2.0" } "#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"SendMessage","params":{"message":{"parts":[{"text":"x"}],"metadata":{"action":"message.history","roomId":7,"agentToken":["t"],"limit":" 12 ","offset":"x","extra":{"deep":[1,2]}}}}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"method":"SendMessage","params":{"message":{"parts":[{"text":"x"}],"contextId":"r","metadata":{"agentToken":"t","action":null}}}}"#,
         ];
         for body in bodies {
             let (fast, general) = decisions(body);
@@ -334,6 +373,10 @@ mod tests {
             send(r#","\u0070arts":[{"text":"other"}]"#),
             send(r#","parts":[{"text":"again"}]"#),
             send(&deep),
+            send(r#","metadata":{"action":"room.list","action":"help"}"#)
+                .replace(r#""metadata":{"action":"message.send"},"#, ""),
+            send("").replace(r#"{"action":"message.send"}"#, r#""message.send""#),
+            send("").replace(r#"{"action":"message.send"}"#, "null"),
             r#"["2.0","SendMessage",1,{"message":{}}]"#.to_string(),
             r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"parts":[["hi"]],"metadata":{"action":"nope"}}}}"#.to_string(),
         ];
