@@ -10,6 +10,8 @@
 //! - a body that is not a JSON object, or a `params`, `message`, `metadata` or part that
 //!   is not one;
 //! - a key written with escapes, or a key repeated in one object;
+//! - an object with more than [`MAX_KEYS`] keys (finding a repeated key by a scan is
+//!   quadratic: a megabyte of short keys would hold a worker for many seconds);
 //! - a `parts` that is not an array;
 //! - a body with more than [`MAX_OPENINGS`] brackets (the general path has a nesting limit);
 //! - a value it does not use that is not valid for the general path either (a number out
@@ -58,12 +60,20 @@ pub(crate) fn send_message(body: &[u8]) -> Option<(Value, Action, Params)> {
     Some((request.id.unwrap_or(Value::Null), action, params))
 }
 
-/// The keys met in one object so far: a repeated one sends the body to the general path.
+/// Objects with more keys than this go to the general path (a map): far over what any
+/// object of a send has (under 15).
+const MAX_KEYS: usize = 64;
+
+/// The keys met in one object so far: a repeated one, or one past [`MAX_KEYS`], sends the
+/// body to the general path.
 #[derive(Default)]
 struct Seen<'de>(Vec<&'de str>);
 
 impl<'de> Seen<'de> {
     fn first<E: Error>(&mut self, key: &'de str) -> Result<(), E> {
+        if self.0.len() == MAX_KEYS {
+            return Err(E::custom("more keys than the fast path reads"));
+        }
         if self.0.contains(&key) {
             return Err(E::custom("a repeated key"));
         }
@@ -358,6 +368,17 @@ mod tests {
         }
     }
 
+    /// An object of as many keys as this path reads is read here, and decided alike.
+    #[test]
+    fn objects_up_to_the_key_limit_are_read_here() {
+        let extra: String = (1..MAX_KEYS).map(|i| format!(r#","k{i}":"v""#)).collect();
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{{"message":{{"parts":[{{"text":"hi"}}],"metadata":{{"action":"message.send"{extra}}}}}}}}}"#
+        );
+        let (fast, general) = decisions(&body);
+        assert_eq!(fast.as_deref(), Some(general.as_str()));
+    }
+
     /// Bodies this path cannot read as the general path does are left to it.
     #[test]
     fn what_it_cannot_read_alike_is_left_to_the_general_path() {
@@ -367,12 +388,18 @@ mod tests {
             )
         };
         let deep = format!(r#","x":{}1{}"#, "[".repeat(130), "]".repeat(130));
+        let many = |n: usize| (0..n).map(|i| format!(r#","k{i}":0"#)).collect::<String>();
         let bodies = [
             send(r#","big":1e999"#),
             send(r#","s":"\ud800""#),
             send(r#","\u0070arts":[{"text":"other"}]"#),
             send(r#","parts":[{"text":"again"}]"#),
             send(&deep),
+            send(&many(MAX_KEYS)),
+            send("").replace(
+                r#"{"action":"message.send"}"#,
+                &format!(r#"{{"action":"message.send"{}}}"#, many(MAX_KEYS)),
+            ),
             send(r#","metadata":{"action":"room.list","action":"help"}"#)
                 .replace(r#""metadata":{"action":"message.send"},"#, ""),
             send("").replace(r#"{"action":"message.send"}"#, r#""message.send""#),
