@@ -389,6 +389,11 @@ mod tests {
         };
         let deep = format!(r#","x":{}1{}"#, "[".repeat(130), "]".repeat(130));
         let many = |n: usize| (0..n).map(|i| format!(r#","k{i}":0"#)).collect::<String>();
+        let with_metadata = |m: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{{"message":{{"parts":[{{"text":"hi"}}],"metadata":{m}}}}}}}"#
+            )
+        };
         let bodies = [
             send(r#","big":1e999"#),
             send(r#","s":"\ud800""#),
@@ -396,14 +401,10 @@ mod tests {
             send(r#","parts":[{"text":"again"}]"#),
             send(&deep),
             send(&many(MAX_KEYS)),
-            send("").replace(
-                r#"{"action":"message.send"}"#,
-                &format!(r#"{{"action":"message.send"{}}}"#, many(MAX_KEYS)),
-            ),
-            send(r#","metadata":{"action":"room.list","action":"help"}"#)
-                .replace(r#""metadata":{"action":"message.send"},"#, ""),
-            send("").replace(r#"{"action":"message.send"}"#, r#""message.send""#),
-            send("").replace(r#"{"action":"message.send"}"#, "null"),
+            with_metadata(&format!(r#"{{"action":"message.send"{}}}"#, many(MAX_KEYS))),
+            with_metadata(r#"{"action":"room.list","action":"help"}"#),
+            with_metadata(r#""message.send""#),
+            with_metadata("null"),
             r#"["2.0","SendMessage",1,{"message":{}}]"#.to_string(),
             r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"parts":[["hi"]],"metadata":{"action":"nope"}}}}"#.to_string(),
         ];
