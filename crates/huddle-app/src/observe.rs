@@ -22,6 +22,7 @@ pub fn error_outcome(e: &RoomError) -> Outcome {
         RoomError::PasswordAttempts { .. } => Outcome::Refused("password_attempts"),
         RoomError::PasswordChecksBusy(_) => Outcome::Refused("password_checks"),
         RoomError::TooManyRoomsNamed { .. } => Outcome::Refused("rooms_per_name"),
+        RoomError::RoomFull(_) => Outcome::Refused("agents_per_room"),
         RoomError::TooLong { .. } => Outcome::Refused("value_length"),
         RoomError::Unavailable(_) => Outcome::Unavailable,
         RoomError::Missing(_)

@@ -56,6 +56,9 @@ impl Decide for Join {
                 },
             });
         }
+        if room.agents.len() >= ctx.limits.max_agents {
+            return Err(RoomError::RoomFull(ctx.limits.max_agents));
+        }
         let member = room.last_member.next();
         let notice = room.notice(1, format!("{agent_name} joined the room"), &ctx);
         // A room always keeps an admin: the first to join a room everyone left takes it.

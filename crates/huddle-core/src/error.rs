@@ -92,6 +92,10 @@ pub enum RoomError {
     /// a password to try on a join, so their number is bounded.
     #[error("Too many rooms named \"{name}\": the limit is {limit}")]
     TooManyRoomsNamed { name: String, limit: usize },
+    /// `room.join` of a newcomer to a room that has this many agents: anyone who knows a
+    /// public room's name may join it, so its member list is bounded.
+    #[error("Room is full: the limit is {0} agents")]
+    RoomFull(usize),
 }
 
 /// Whose failed password attempts are over their rate.

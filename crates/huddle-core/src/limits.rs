@@ -15,6 +15,15 @@ pub struct Limits {
     pub max_password_bytes: usize,
     /// Largest page of history/unread/missed messages.
     pub max_page: usize,
+    /// Most agents in one room (`HUDDLE_MAX_AGENTS_PER_ROOM`): anyone who knows a public
+    /// room's name may join it, each send finds its sender among them and `room.info`
+    /// lists them all. Reconnects are always let in.
+    #[serde(default = "default_max_agents")]
+    pub max_agents: usize,
+}
+
+fn default_max_agents() -> usize {
+    Limits::default().max_agents
 }
 
 impl Default for Limits {
@@ -25,6 +34,7 @@ impl Default for Limits {
             max_description_chars: 5000,
             max_password_bytes: 1024,
             max_page: 100,
+            max_agents: 1000,
         }
     }
 }

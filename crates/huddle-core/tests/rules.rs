@@ -282,6 +282,36 @@ fn taken_name_with_someone_elses_token_is_refused() {
     assert_eq!(err, RoomError::NameTaken("bob".into()));
 }
 
+/// A room holds at most `max_agents`: a newcomer past it is refused naming the limit,
+/// and adds nothing; an agent reconnecting is let in; a kick makes room again.
+#[test]
+fn a_full_room_refuses_newcomers_naming_the_limit_and_lets_members_reconnect() {
+    let limits = Limits {
+        max_agents: 3,
+        ..Limits::default()
+    };
+    let (mut sim, alice) = Sim::with_limits("alice", limits);
+    let bob = sim.join("bob");
+    sim.join("carol");
+    let log_before = sim.room.last_seq;
+    let err = sim.join_with("dave", None).unwrap_err();
+    assert_eq!(err, RoomError::RoomFull(3));
+    assert_eq!(err.to_string(), "Room is full: the limit is 3 agents");
+    assert_eq!(sim.room.agents.len(), 3);
+    assert_eq!(
+        sim.room.last_seq, log_before,
+        "a refused join posted a notice"
+    );
+
+    assert!(
+        sim.join_with("bob", Some(bob)).is_ok(),
+        "a member could not reconnect"
+    );
+    sim.reply(kick(alice, "carol"));
+    sim.join("dave");
+    assert_eq!(sim.room.agents.len(), 3);
+}
+
 #[test]
 fn creator_name_is_taken_too() {
     let (mut sim, _) = Sim::new("alice");

@@ -53,6 +53,12 @@ pub struct ServeArgs {
     #[arg(long, env = "HUDDLE_MAX_NAME_CHARS", default_value_t = 100)]
     max_name_chars: usize,
 
+    /// Most agents in one room: a newcomer past it is refused ("Room is full"); agents
+    /// reconnecting are always let in. At least 1.
+    #[arg(long, env = "HUDDLE_MAX_AGENTS_PER_ROOM", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_agents_per_room: u32,
+
     /// Requests in flight across all rooms before new ones get "Server busy".
     #[arg(long, env = "HUDDLE_MAX_IN_FLIGHT", default_value_t = 4096)]
     max_in_flight: usize,
@@ -360,6 +366,7 @@ impl ServeArgs {
                 limits: Limits {
                     max_message_bytes: self.max_message_bytes,
                     max_name_chars: self.max_name_chars,
+                    max_agents: self.max_agents_per_room as usize,
                     ..Limits::default()
                 },
                 idle_timeout: Duration::from_secs(self.room_idle_secs.max(1)),

@@ -60,6 +60,8 @@ pub fn classify(e: &RoomError) -> (Code, bool) {
         RoomError::PasswordChecksBusy(_) => (Code::ResourceExhausted, true),
         // A name's room count does not shrink by retrying.
         RoomError::TooManyRoomsNamed { .. } => (Code::ResourceExhausted, true),
+        // Until somebody leaves or is kicked.
+        RoomError::RoomFull(_) => (Code::ResourceExhausted, true),
     }
 }
 

@@ -301,3 +301,32 @@ async fn live_streams_over_the_node_limit_are_refused_naming_it() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// A room holds at most `--max-agents-per-room` agents: past it a newcomer is refused
+/// naming the limit (and appears nowhere), a member reconnecting is let in, and a member
+/// leaving makes room.
+#[tokio::test]
+async fn a_full_room_refuses_newcomers_naming_the_limit() {
+    let s = Server::start_with(&["--max-agents-per-room", "2"]).await;
+    let alice = s.create_room("small", "alice").await;
+    let bob = s.join("small", "bob").await;
+    let join = |name: &'static str| s.act("room.join").ctx("small").meta("agentName", name);
+
+    let reply = join("carol").send().await;
+    assert_eq!(reply.err(), "Room is full: the limit is 2 agents");
+    let names: Vec<String> = s
+        .history_all(&alice)
+        .await
+        .iter()
+        .map(|m| m["body"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        !names.iter().any(|b| b.contains("carol")),
+        "a refused newcomer left a trace: {names:?}"
+    );
+
+    join("bob").token(&bob.token).send().await.ok();
+    s.act("room.leave").token(&bob.token).send().await.ok();
+    let carol = join("carol").send().await.ok();
+    assert!(carol.text().contains("carol"), "{}", carol.text());
+}
