@@ -168,6 +168,10 @@ impl Sim {
         if !room.agents.is_empty() {
             assert!(room.admin_count() >= 1, "members remain but no admin");
         }
+        assert!(
+            room.agents.len() <= self.limits.max_agents,
+            "more agents than the room's limit"
+        );
         for (i, a) in room.agents.iter().enumerate() {
             assert!(
                 a.cursor <= room.last_seq,
@@ -275,6 +279,7 @@ struct Setup {
     max_name_chars: u8,
     max_message_bytes: u8,
     max_description_chars: u8,
+    max_agents: u8,
 }
 
 impl Setup {
@@ -284,6 +289,11 @@ impl Setup {
             max_name_chars: usize::from(self.max_name_chars % 12) + 1,
             max_description_chars: usize::from(self.max_description_chars % 16),
             max_page: usize::from(self.max_page % 4) + 1,
+            // Half the runs fill a room of one to eight agents; the rest never do.
+            max_agents: match self.max_agents % 16 {
+                n @ 0..8 => usize::from(n) + 1,
+                _ => Limits::default().max_agents,
+            },
             ..Limits::default()
         }
     }
