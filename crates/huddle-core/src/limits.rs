@@ -18,12 +18,7 @@ pub struct Limits {
     /// Most agents in one room (`HUDDLE_MAX_AGENTS_PER_ROOM`): anyone who knows a public
     /// room's name may join it, each send finds its sender among them and `room.info`
     /// lists them all. Reconnects are always let in.
-    #[serde(default = "default_max_agents")]
     pub max_agents: usize,
-}
-
-fn default_max_agents() -> usize {
-    Limits::default().max_agents
 }
 
 impl Default for Limits {

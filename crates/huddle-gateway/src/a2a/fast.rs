@@ -70,6 +70,11 @@ const MAX_KEYS: usize = 64;
 struct Seen<'de>(Vec<&'de str>);
 
 impl<'de> Seen<'de> {
+    /// Where `key` was met, in order.
+    fn position(&self, key: &str) -> Option<usize> {
+        self.0.iter().position(|k| *k == key)
+    }
+
     fn first<E: Error>(&mut self, key: &'de str) -> Result<(), E> {
         if self.0.len() == MAX_KEYS {
             return Err(E::custom("more keys than the fast path reads"));
@@ -198,14 +203,17 @@ impl<'de> Fields<'de> for Message<'de> {
 }
 from_object!(Message<'de>);
 
-/// `metadata`: every entry, in order; a repeated key sends the body to the general path
-/// (whose map keeps the last one).
+/// `metadata`: its keys as met (a repeated one sends the body to the general path, whose
+/// map keeps the last one) and their values in the same order.
 #[derive(Default)]
-struct Entries<'de>(Vec<(&'de str, Value)>);
+struct Entries<'de> {
+    keys: Seen<'de>,
+    values: Vec<Value>,
+}
 
 impl Metadata for Entries<'_> {
     fn get(&self, key: &str) -> Option<&Value> {
-        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        self.keys.position(key).map(|i| &self.values[i])
     }
 }
 
@@ -220,13 +228,12 @@ impl<'de> Deserialize<'de> for Entries<'de> {
             }
 
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Entries<'de>, M::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(4));
-                let mut seen = Seen::default();
+                let mut entries = Entries::default();
                 while let Some(key) = map.next_key::<&'de str>()? {
-                    seen.first(key)?;
-                    entries.push((key, map.next_value()?));
+                    entries.keys.first(key)?;
+                    entries.values.push(map.next_value()?);
                 }
-                Ok(Entries(entries))
+                Ok(entries)
             }
         }
         d.deserialize_map(Of)

@@ -303,8 +303,8 @@ async fn live_streams_over_the_node_limit_are_refused_naming_it() {
 }
 
 /// A room holds at most `--max-agents-per-room` agents: past it a newcomer is refused
-/// naming the limit (and appears nowhere), a member reconnecting is let in, and a member
-/// leaving makes room.
+/// naming the limit (no join notice, not among the members), a member reconnecting is let
+/// in, and a member leaving makes room.
 #[tokio::test]
 async fn a_full_room_refuses_newcomers_naming_the_limit() {
     let s = Server::start_with(&["--max-agents-per-room", "2"]).await;
@@ -314,19 +314,39 @@ async fn a_full_room_refuses_newcomers_naming_the_limit() {
 
     let reply = join("carol").send().await;
     assert_eq!(reply.err(), "Room is full: the limit is 2 agents");
-    let names: Vec<String> = s
+    let bodies: Vec<String> = s
         .history_all(&alice)
         .await
         .iter()
         .map(|m| m["body"].as_str().unwrap_or_default().to_string())
         .collect();
     assert!(
-        !names.iter().any(|b| b.contains("carol")),
-        "a refused newcomer left a trace: {names:?}"
+        !bodies.iter().any(|b| b.contains("carol")),
+        "a refused newcomer was announced: {bodies:?}"
+    );
+    let info = s
+        .act("room.info")
+        .ctx("small")
+        .token(&alice.token)
+        .send()
+        .await
+        .ok();
+    assert!(info.text().contains("\"bob\""), "{}", info.text());
+    assert!(
+        !info.text().contains("carol"),
+        "a refused newcomer is a member: {}",
+        info.text()
     );
 
-    join("bob").token(&bob.token).send().await.ok();
+    let again = join("bob").token(&bob.token).send().await.ok();
+    assert_eq!(
+        again.text(),
+        format!("Reconnected to room {} as bob", alice.room_id)
+    );
     s.act("room.leave").token(&bob.token).send().await.ok();
     let carol = join("carol").send().await.ok();
-    assert!(carol.text().contains("carol"), "{}", carol.text());
+    assert_eq!(
+        carol.text(),
+        format!("Joined room {} as carol", alice.room_id)
+    );
 }
