@@ -33,26 +33,41 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 use huddle_core::{
-    AgentToken, CreateRoom, Created, HistoryPage, MemberId, Page, PasswordProof, RoomError, RoomId,
-    Seq,
+    CreateRoom, Created, HistoryPage, MemberId, Page, PasswordProof, RoomError, RoomId,
 };
 /// Calls and their answers, re-exported so callers need not know `huddle-rooms`.
 pub use huddle_rooms::call;
 use huddle_rooms::call::Ask;
 /// What [`Router::subscribe`] takes and returns, re-exported so gateways need not know
 /// `huddle-rooms`.
-pub use huddle_rooms::{CatchUp, MessageStream, OnLag, SubscribeError, Subscribed};
+pub use huddle_rooms::{CatchUp, MessageStream, OnLag, Subscribe, SubscribeError, Subscribed};
 use huddle_rooms::{RoomCall, RoomDirectory};
 use huddle_store::{NamedRoom, RoomPage};
 
+/// The seam between the protocols and the rooms. What depends on where a room lives —
+/// its operations and its feeds — each router answers its own way; the rest is answered
+/// by this node's directory on any node (reads of the shared store, creation, the
+/// password gate), once, in the provided methods.
 #[async_trait]
 pub trait Router: Send + Sync + 'static {
-    /// `room.create`.
-    async fn create(&self, req: CreateRoom) -> Result<Created, RoomError>;
+    /// This node's rooms.
+    fn directory(&self) -> &RoomDirectory;
 
     /// One operation on one room, answered by the room's owner on the call's port
     /// (use [`Router::ask`]).
     async fn call(&self, room: RoomId, call: RoomCall);
+
+    /// Messages visible to the reader's agent with `seq > after` (default: from now on),
+    /// log first then live, in one call the room answers once: `RoomNotFound` for an
+    /// unknown room whatever the token, `RoomError::Missing` without a token, else the
+    /// token's verdict. `on_lag`: whether a reader that falls behind ends its stream or
+    /// resumes from the last seq delivered (see `huddle_rooms::feed`).
+    async fn subscribe(&self, req: Subscribe) -> Result<Subscribed, RoomError>;
+
+    /// `room.create`: the room starts on this node.
+    async fn create(&self, req: CreateRoom) -> Result<Created, RoomError> {
+        self.directory().create(req).await
+    }
 
     /// A page of `room`'s history for `viewer`, a member the room has authorised: a
     /// read of the store, which every node reaches.
@@ -61,10 +76,14 @@ pub trait Router: Send + Sync + 'static {
         room: RoomId,
         viewer: MemberId,
         page: Page,
-    ) -> Result<HistoryPage, RoomError>;
+    ) -> Result<HistoryPage, RoomError> {
+        self.directory().history(room, viewer, page).await
+    }
 
     /// Every room with this (lower-cased) name.
-    async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, RoomError>;
+    async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, RoomError> {
+        self.directory().rooms_named(name).await
+    }
 
     /// Which of `rooms` (protected rooms: id and password hash) `password` opens, and the
     /// proof to send that room. Checked by this node's password gate, off the room
@@ -75,23 +94,15 @@ pub trait Router: Send + Sync + 'static {
         client: Option<IpAddr>,
         password: &str,
         rooms: &[(RoomId, String)],
-    ) -> Result<Option<(RoomId, PasswordProof)>, RoomError>;
+    ) -> Result<Option<(RoomId, PasswordProof)>, RoomError> {
+        let gate = self.directory().passwords();
+        gate.open(client, password, rooms).await
+    }
 
     /// The public listing (password-less rooms only).
-    async fn list(&self, search: Option<&str>, page: Page) -> Result<RoomPage, RoomError>;
-
-    /// Messages visible to the reader's agent with `seq > after` (default: from now on),
-    /// log first then live, in one call the room answers once: `RoomNotFound` for an
-    /// unknown room whatever the token, `RoomError::Missing` without a token, else the
-    /// token's verdict. `on_lag`: whether a reader that falls behind ends its stream or
-    /// resumes from the last seq delivered (see `huddle_rooms::feed`).
-    async fn subscribe(
-        &self,
-        room: RoomId,
-        reader: Option<AgentToken>,
-        after: Option<Seq>,
-        on_lag: OnLag,
-    ) -> Result<Subscribed, RoomError>;
+    async fn list(&self, search: Option<&str>, page: Page) -> Result<RoomPage, RoomError> {
+        self.directory().list(search, page).await
+    }
 }
 
 impl dyn Router {
@@ -113,58 +124,19 @@ impl LocalRouter {
     pub fn new(directory: RoomDirectory) -> Self {
         Self { directory }
     }
-
-    pub fn directory(&self) -> &RoomDirectory {
-        &self.directory
-    }
 }
 
 #[async_trait]
 impl Router for LocalRouter {
-    async fn create(&self, req: CreateRoom) -> Result<Created, RoomError> {
-        self.directory.create(req).await
+    fn directory(&self) -> &RoomDirectory {
+        &self.directory
     }
 
     async fn call(&self, room: RoomId, call: RoomCall) {
         self.directory.dispatch(room, call).await
     }
 
-    async fn history(
-        &self,
-        room: RoomId,
-        viewer: MemberId,
-        page: Page,
-    ) -> Result<HistoryPage, RoomError> {
-        self.directory.history(room, viewer, page).await
-    }
-
-    async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, RoomError> {
-        self.directory.rooms_named(name).await
-    }
-
-    async fn check_password(
-        &self,
-        client: Option<IpAddr>,
-        password: &str,
-        rooms: &[(RoomId, String)],
-    ) -> Result<Option<(RoomId, PasswordProof)>, RoomError> {
-        self.directory
-            .passwords()
-            .open(client, password, rooms)
-            .await
-    }
-
-    async fn list(&self, search: Option<&str>, page: Page) -> Result<RoomPage, RoomError> {
-        self.directory.list(search, page.limit, page.offset).await
-    }
-
-    async fn subscribe(
-        &self,
-        room: RoomId,
-        reader: Option<AgentToken>,
-        after: Option<Seq>,
-        on_lag: OnLag,
-    ) -> Result<Subscribed, RoomError> {
-        self.directory.subscribe(room, reader, after, on_lag).await
+    async fn subscribe(&self, req: Subscribe) -> Result<Subscribed, RoomError> {
+        self.directory.subscribe(req).await
     }
 }

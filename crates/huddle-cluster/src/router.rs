@@ -15,27 +15,22 @@
 //! Everything that is a read of the shared store (history, names, the listing) or
 //! serialised by it (creation, under the store's name lock) runs on this node.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use huddle_core::{
-    Acknowledge, AgentToken, Authorize, CreateRoom, Created, GetLock, HistoryPage, MemberId, Page,
-    PasswordProof, RoomError, RoomId, Seq, Viewer,
-};
+use huddle_core::{Acknowledge, AgentToken, Authorize, GetLock, RoomError, RoomId, Seq, Viewer};
 use huddle_metrics::cluster::Forwarded;
 use huddle_proto::internal::FollowRequest;
 use huddle_rooms::call::{Answerer, Ask};
 use huddle_rooms::{
     AckRoute, FollowEnd, FollowStream, NotOwner, Ownership, RoomCall, RoomDirectory,
 };
-use huddle_store::{NamedRoom, RoomPage};
 
 use crate::peers::{CallError, Peers, Reply};
 use crate::placement::{NodeId, Peer, Placement};
 use crate::upstream::{self, Feeds, Owners};
-use crate::{LocalRouter, OnLag, Router, Subscribed};
+use crate::{Router, Subscribe, Subscribed};
 
 /// Owners tried for one operation before giving up (each after reading the membership
 /// again): enough for one move and one stale view, few enough to answer fast.
@@ -48,7 +43,7 @@ const HOP_BACKOFF: Duration = Duration::from_millis(100);
 /// The router of a cluster node (cheap to clone: its parts are shared).
 #[derive(Clone)]
 pub struct ClusterRouter {
-    local: LocalRouter,
+    rooms: RoomDirectory,
     placement: Arc<dyn Placement>,
     peers: Peers,
     feeds: Feeds,
@@ -60,7 +55,7 @@ impl ClusterRouter {
     pub fn new(rooms: RoomDirectory, placement: Arc<dyn Placement>, peers: Peers) -> Self {
         let router = Self {
             feeds: Feeds::new(rooms.clone(), placement.clone()),
-            local: LocalRouter::new(rooms.clone()),
+            rooms: rooms.clone(),
             placement,
             peers,
         };
@@ -74,7 +69,7 @@ impl ClusterRouter {
     }
 
     fn rooms(&self) -> &RoomDirectory {
-        self.local.directory()
+        &self.rooms
     }
 
     /// Runs `op` on `room` wherever the room lives (see the module docs).
@@ -212,65 +207,26 @@ async fn left_view(placement: &dyn Placement, node: &NodeId) {
     }
 }
 
-/// One room's calls, routed.
-struct Routed<'a> {
-    router: &'a ClusterRouter,
-    room: RoomId,
-}
-
-impl Answerer for Routed<'_> {
-    async fn answer<O: Ask>(&self, op: O) -> Result<O::Answer, RoomError> {
-        self.router.route(self.room, op).await
+/// Every room's calls go to the room's owner.
+impl Answerer for ClusterRouter {
+    async fn answer<O: Ask>(&self, room: RoomId, op: O) -> Result<O::Answer, RoomError> {
+        self.route(room, op).await
     }
 }
 
 #[async_trait]
 impl Router for ClusterRouter {
-    async fn create(&self, req: CreateRoom) -> Result<Created, RoomError> {
-        self.local.create(req).await
+    fn directory(&self) -> &RoomDirectory {
+        &self.rooms
     }
 
     async fn call(&self, room: RoomId, call: RoomCall) {
-        call.answer(&Routed { router: self, room }).await;
+        call.answer(room, self).await;
     }
 
-    async fn history(
-        &self,
-        room: RoomId,
-        viewer: MemberId,
-        page: Page,
-    ) -> Result<HistoryPage, RoomError> {
-        self.local.history(room, viewer, page).await
-    }
-
-    async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, RoomError> {
-        self.local.rooms_named(name).await
-    }
-
-    async fn check_password(
-        &self,
-        client: Option<IpAddr>,
-        password: &str,
-        rooms: &[(RoomId, String)],
-    ) -> Result<Option<(RoomId, PasswordProof)>, RoomError> {
-        self.local.check_password(client, password, rooms).await
-    }
-
-    async fn list(&self, search: Option<&str>, page: Page) -> Result<RoomPage, RoomError> {
-        self.local.list(search, page).await
-    }
-
-    async fn subscribe(
-        &self,
-        room: RoomId,
-        reader: Option<AgentToken>,
-        after: Option<Seq>,
-        on_lag: OnLag,
-    ) -> Result<Subscribed, RoomError> {
+    async fn subscribe(&self, req: Subscribe) -> Result<Subscribed, RoomError> {
         let owners: Arc<dyn Owners> = Arc::new(self.clone());
-        self.feeds
-            .subscribe(owners, room, reader, after, on_lag)
-            .await
+        self.feeds.subscribe(owners, req).await
     }
 }
 

@@ -39,7 +39,7 @@ use huddle_rooms::{FeedSource, FollowEnd, FollowEvent, FollowStream, Opened, Roo
 use tonic::transport::Channel;
 
 use crate::placement::{Peer, Placement};
-use crate::{OnLag, Subscribed};
+use crate::{Subscribe, Subscribed};
 
 /// Attempts in a row that reach no owner before an upstream gives up.
 pub const MAX_FAILURES: u32 = 8;
@@ -100,19 +100,13 @@ impl Feeds {
     pub async fn subscribe(
         &self,
         owners: Arc<dyn Owners>,
-        room: RoomId,
-        reader: Option<AgentToken>,
-        after: Option<Seq>,
-        on_lag: OnLag,
+        req: Subscribe,
     ) -> Result<Subscribed, RoomError> {
         let source = Arc::new(ClusterSource {
             feeds: self.clone(),
             owners,
         });
-        self.inner
-            .rooms
-            .subscribe_via(source, room, reader, after, on_lag)
-            .await
+        self.inner.rooms.subscribe_via(source, req).await
     }
 
     /// Upstream feeds running on this node (one per followed room).

@@ -13,7 +13,7 @@ use huddle_cluster::testing::FixedPlacement;
 use huddle_cluster::{ClusterRouter, Placed, Router};
 use huddle_core::{RoomId, SendMessage, Seq};
 use huddle_rooms::{RoomDirectory, RoomsConfig};
-use huddle_store::{Durability, EmbeddedStore, RoomStore};
+use huddle_store::{Durability, EmbeddedStore, LogRange, RoomStore};
 use tokio::sync::watch;
 
 const SECRET: &str = "router-test-secret";
@@ -150,7 +150,7 @@ async fn a_fenced_owner_forwards_to_the_next_node_instead_of_taking_the_room_bac
     assert_eq!(c.store.epoch(room).await.unwrap(), epoch);
     let log = c
         .store
-        .messages_after(room, None, Seq::ZERO, 10)
+        .messages_after(LogRange::all(room, Seq::ZERO, 10))
         .await
         .unwrap();
     let bodies: Vec<_> = log.iter().map(|m| m.body.as_str()).collect();

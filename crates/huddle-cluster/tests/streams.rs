@@ -11,14 +11,14 @@ use futures::StreamExt;
 use huddle_cluster::placement::{NodeId, Peer, View};
 use huddle_cluster::testing::FixedPlacement;
 use huddle_cluster::upstream::{Feeds, Owners};
-use huddle_cluster::{MessageStream, OnLag, SubscribeError};
+use huddle_cluster::{MessageStream, OnLag, Subscribe, SubscribeError};
 use huddle_core::{
     AgentToken, Authorize, GetLock, MemberId, ModerateAgent, Moderation, RoomError, RoomId, Seq,
     Viewer,
 };
 use huddle_rooms::testing::{join, room, send};
 use huddle_rooms::{FollowEnd, FollowStream, RoomDirectory, RoomsConfig};
-use huddle_store::{Durability, EmbeddedStore, RoomStore};
+use huddle_store::{Durability, EmbeddedStore, LogRange, RoomStore};
 use tokio::sync::watch;
 
 /// Longest a test waits for something that must come; only a hang guard.
@@ -91,7 +91,15 @@ impl Cluster {
         let feeds = &self.feeds[&NodeId::new(on)];
         let owners: Arc<dyn Owners> = self.clone();
         let subscribed = feeds
-            .subscribe(owners, room, Some(token.clone()), None, OnLag::End)
+            .subscribe(
+                owners,
+                Subscribe {
+                    room,
+                    reader: Some(token.clone()),
+                    after: None,
+                    on_lag: OnLag::End,
+                },
+            )
             .await
             .unwrap();
         subscribed.stream
@@ -154,7 +162,12 @@ async fn until(stream: &mut MessageStream, last: &str) -> Vec<String> {
 async fn log(c: &Cluster, room: RoomId, viewer: Option<MemberId>, after: Seq) -> Vec<String> {
     let all = c
         .store
-        .messages_after(room, viewer, after, 1000)
+        .messages_after(LogRange {
+            room,
+            viewer,
+            after,
+            limit: 1000,
+        })
         .await
         .unwrap();
     all.iter()

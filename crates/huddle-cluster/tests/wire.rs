@@ -2,88 +2,47 @@
 //! every operation and its answer through JSON (as a node forwarding to a room's owner
 //! would) serves the room API exactly as the local router does.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use huddle_cluster::call::{Answerer, Ask};
-use huddle_cluster::{LocalRouter, OnLag, Router, Subscribed};
+use huddle_cluster::{LocalRouter, Router, Subscribe, Subscribed};
 use huddle_core::{
-    AgentToken, Authorize, CreateRoom, Created, GetInfo, GetUnread, HistoryPage, JoinRoom,
-    MemberId, ModerateAgent, Moderation, Page, PasswordProof, RoomError, RoomId, SendMessage, Seq,
-    UpdateRoom,
+    AgentToken, Authorize, GetInfo, GetUnread, JoinRoom, ModerateAgent, Moderation, RoomError,
+    RoomId, SendMessage, UpdateRoom,
 };
 use huddle_rooms::{RoomCall, RoomDirectory, RoomsConfig};
-use huddle_store::{Durability, EmbeddedStore, NamedRoom, RoomPage};
+use huddle_store::{Durability, EmbeddedStore};
 
 /// Forwards every room call as JSON text and decodes the answer from JSON text.
 struct OverTheWire {
     owner: Arc<dyn Router>,
 }
 
-struct Hop<'a> {
-    owner: &'a dyn Router,
-    room: RoomId,
-}
-
-impl Answerer for Hop<'_> {
-    async fn answer<O: Ask>(&self, op: O) -> Result<O::Answer, RoomError> {
+/// Every room's calls, through JSON, to the owner's router.
+impl Answerer for OverTheWire {
+    async fn answer<O: Ask>(&self, room: RoomId, op: O) -> Result<O::Answer, RoomError> {
         let sent = serde_json::to_string(&op).expect("an operation serialises");
         let received: O = serde_json::from_str(&sent).expect("an operation deserialises");
-        let answer = self.owner.ask(self.room, received).await;
+        let answer = self.owner.ask(room, received).await;
         let sent = serde_json::to_string(&answer).expect("an answer serialises");
         serde_json::from_str(&sent).expect("an answer deserialises")
     }
 }
 
+/// Room calls cross JSON; the rest is the owner's router's, as on a cluster node.
 #[async_trait]
 impl Router for OverTheWire {
-    async fn create(&self, req: CreateRoom) -> Result<Created, RoomError> {
-        self.owner.create(req).await
+    fn directory(&self) -> &RoomDirectory {
+        self.owner.directory()
     }
 
     async fn call(&self, room: RoomId, call: RoomCall) {
-        let hop = Hop {
-            owner: self.owner.as_ref(),
-            room,
-        };
-        call.answer(&hop).await;
+        call.answer(room, self).await;
     }
 
-    async fn history(
-        &self,
-        room: RoomId,
-        viewer: MemberId,
-        page: Page,
-    ) -> Result<HistoryPage, RoomError> {
-        self.owner.history(room, viewer, page).await
-    }
-
-    async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, RoomError> {
-        self.owner.rooms_named(name).await
-    }
-
-    async fn check_password(
-        &self,
-        client: Option<IpAddr>,
-        password: &str,
-        rooms: &[(RoomId, String)],
-    ) -> Result<Option<(RoomId, PasswordProof)>, RoomError> {
-        self.owner.check_password(client, password, rooms).await
-    }
-
-    async fn list(&self, search: Option<&str>, page: Page) -> Result<RoomPage, RoomError> {
-        self.owner.list(search, page).await
-    }
-
-    async fn subscribe(
-        &self,
-        room: RoomId,
-        reader: Option<AgentToken>,
-        after: Option<Seq>,
-        on_lag: OnLag,
-    ) -> Result<Subscribed, RoomError> {
-        self.owner.subscribe(room, reader, after, on_lag).await
+    async fn subscribe(&self, req: Subscribe) -> Result<Subscribed, RoomError> {
+        self.owner.subscribe(req).await
     }
 }
 

@@ -25,7 +25,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::StreamExt;
-use huddle_cluster::OnLag;
+use huddle_cluster::{OnLag, Subscribe};
 use huddle_core::{AgentToken, RoomError, Seq, SharedMessage};
 use huddle_metrics::Protocol;
 use huddle_metrics::streams::{OpenStream, StreamKind};
@@ -64,7 +64,12 @@ pub async fn stream(
     let after = resume_point(&headers, &query);
     // One call the room answers once: unknown room (404) wins over a missing token (401).
     tracing::Span::current().record("room.id", tracing::field::display(room_id));
-    let opening = router.subscribe(room_id, token, after, OnLag::End);
+    let opening = router.subscribe(Subscribe {
+        room: room_id,
+        reader: token,
+        after,
+        on_lag: OnLag::End,
+    });
     let opened = crate::observe::timed(Protocol::Sse, "subscribe", opening).await;
     let open_stream = OpenStream::new(StreamKind::Sse);
     let messages = match opened {

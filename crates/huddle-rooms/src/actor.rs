@@ -50,7 +50,7 @@ use huddle_core::{
     Acknowledge, AgentToken, Event, GetLock, JoinRoom, Joined, Lock, Message, Missed,
     PasswordProof, Room, RoomError, Seq, SharedMessage, Timestamp, Viewer,
 };
-use huddle_store::{Epoch, RoomStore, StoreError};
+use huddle_store::{Epoch, LogRange, RoomStore, SentKey, StoreError};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use uuid::Uuid;
 
@@ -448,8 +448,13 @@ impl RoomState {
         if whole_log {
             return Ok(None);
         }
+        let sent = SentKey {
+            room: self.room.id,
+            sender: member,
+            key,
+        };
         self.store
-            .sent_with_key(self.room.id, member, key)
+            .sent_with_key(sent)
             .await
             .map_err(crate::store_error::room_error)
     }
@@ -614,7 +619,12 @@ impl RoomState {
         if !self.tail.covers(read.after, self.room.last_seq) && read.after < self.committed {
             out = self
                 .store
-                .messages_after(self.room.id, Some(read.viewer), read.after, want)
+                .messages_after(LogRange {
+                    room: self.room.id,
+                    viewer: Some(read.viewer),
+                    after: read.after,
+                    limit: want,
+                })
                 .await
                 .map_err(crate::store_error::room_error)?
                 .into_iter()

@@ -12,7 +12,7 @@ use std::future::Future;
 
 use huddle_core::{
     Acknowledge, Authorize, GetInfo, GetLock, GetUnread, JoinRoom, LeaveRoom, ModerateAgent,
-    RoomError, RoomOp, SendMessage, UpdateRoom,
+    RoomError, RoomId, RoomOp, SendMessage, UpdateRoom,
 };
 use tokio::sync::oneshot;
 
@@ -27,9 +27,14 @@ impl<T> Port<T> {
     }
 }
 
-/// Anything that answers every room operation: the node's rooms, or a forwarder.
+/// Anything that answers every operation on every room: the node's rooms, or a
+/// forwarder.
 pub trait Answerer: Sync {
-    fn answer<O: Ask>(&self, op: O) -> impl Future<Output = Result<O::Answer, RoomError>> + Send;
+    fn answer<O: Ask>(
+        &self,
+        room: RoomId,
+        op: O,
+    ) -> impl Future<Output = Result<O::Answer, RoomError>> + Send;
 }
 
 /// A [`RoomOp`] that travels as a [`RoomCall`].
@@ -55,27 +60,29 @@ macro_rules! room_calls {
         })*
 
         impl RoomCall {
-            /// Runs the operation through `by` and sends its answer to the caller.
-            pub async fn answer(self, by: &impl Answerer) {
+            /// Runs the operation on `room` through `by` and sends its answer to the
+            /// caller.
+            pub async fn answer(self, room: RoomId, by: &impl Answerer) {
                 match self {
-                    $(RoomCall::$variant(op, port) => port.send(by.answer(op).await)),*
+                    $(RoomCall::$variant(op, port) => port.send(by.answer(room, op).await)),*
                 }
             }
         }
 
         /// Runs the operation called `name` (its [`Ask::NAME`]), given as the JSON of
-        /// the operation, through `by`, and returns the JSON of its answer
+        /// the operation, on `room` through `by`, and returns the JSON of its answer
         /// (`Result<Answer, RoomError>`): the owner's side of a call forwarded from
         /// another node, from the same table as [`RoomCall`], so no operation can be
         /// callable locally and unknown over the wire.
         pub async fn answer_json(
             name: &str,
+            room: RoomId,
             payload: &[u8],
             by: &impl Answerer,
         ) -> Result<Vec<u8>, WireError> {
             $(if name == <$op as Ask>::NAME {
                 let op: $op = serde_json::from_slice(payload).map_err(WireError::Payload)?;
-                return serde_json::to_vec(&by.answer(op).await).map_err(WireError::Encode);
+                return serde_json::to_vec(&by.answer(room, op).await).map_err(WireError::Encode);
             })*
             Err(WireError::UnknownOp(name.chars().take(64).collect()))
         }

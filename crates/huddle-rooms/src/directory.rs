@@ -18,7 +18,7 @@ use huddle_core::{
     Acknowledge, AgentToken, CreateRoom, Created, Delivered, HistoryPage, MemberId, Page, Room,
     RoomError, RoomId, RoomType, Seq, validate,
 };
-use huddle_store::{NamedRoom, RoomPage, RoomStore};
+use huddle_store::{HistoryRead, LogRange, NamedRoom, RoomPage, RoomStore};
 use ractor::{Actor, ActorRef};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::Instrument;
@@ -26,7 +26,7 @@ use tracing::Instrument;
 use crate::actor::{RoomArgs, RoomMsg};
 use crate::call::{self, Answerer, Ask, Port, RoomCall};
 use crate::config::RoomsConfig;
-use crate::feed::{self, FeedSource, OnLag, Opened, Subscribed};
+use crate::feed::{self, FeedSource, Opened, Subscribe, Subscribed};
 use crate::follow::{self, FollowStream};
 use crate::hub::{BufferStats, Hub};
 use crate::ownership::{Cluster, NotOwner, Ownership};
@@ -210,17 +210,9 @@ impl RoomDirectory {
         self.inner.store.rooms_named(name).await.map_err(room_error)
     }
 
-    pub async fn list(
-        &self,
-        search: Option<&str>,
-        limit: usize,
-        offset: usize,
-    ) -> Result<RoomPage, RoomError> {
-        self.inner
-            .store
-            .list_rooms(search, limit, offset)
-            .await
-            .map_err(room_error)
+    pub async fn list(&self, search: Option<&str>, page: Page) -> Result<RoomPage, RoomError> {
+        let listed = self.inner.store.list_rooms(search, page).await;
+        listed.map_err(room_error)
     }
 
     /// Runs `op` on `room`'s actor (activating it if needed) and waits for its answer.
@@ -322,7 +314,7 @@ impl RoomDirectory {
 
     /// Runs a call that came through an object-safe seam and answers it on its port.
     pub async fn dispatch(&self, room: RoomId, call: RoomCall) {
-        call.answer(&InRoom { rooms: self, room }).await;
+        call.answer(room, self).await;
     }
 
     /// The page of `room`'s history that `viewer` (authorised by the room) may see: a
@@ -334,12 +326,8 @@ impl RoomDirectory {
         page: Page,
     ) -> Result<HistoryPage, RoomError> {
         let _permit = self.admit()?;
-        let (messages, total) = self
-            .inner
-            .store
-            .history(room, viewer, page.limit, page.offset)
-            .await
-            .map_err(room_error)?;
+        let read = HistoryRead { room, viewer, page };
+        let (messages, total) = self.inner.store.history(read).await.map_err(room_error)?;
         debug_assert!(messages.iter().all(|m| m.visible_to(viewer)));
         Ok(HistoryPage { messages, total })
     }
@@ -463,7 +451,7 @@ impl RoomDirectory {
         let recent = self
             .inner
             .store
-            .messages_after(room, None, state.last_seq.minus(64), 64)
+            .messages_after(LogRange::all(room, state.last_seq.minus(64), 64))
             .await
             .map_err(room_error)?;
         let args = RoomArgs {
@@ -499,15 +487,8 @@ impl RoomDirectory {
     /// from now on): the log tail first, then live. One call the room answers once: an
     /// unknown room is `RoomNotFound` whatever the token, a missing token is
     /// `RoomError::Missing` (and takes no stream place).
-    pub async fn subscribe(
-        &self,
-        room: RoomId,
-        reader: Option<AgentToken>,
-        after: Option<Seq>,
-        on_lag: OnLag,
-    ) -> Result<Subscribed, RoomError> {
-        self.subscribe_via(self.local_source(), room, reader, after, on_lag)
-            .await
+    pub async fn subscribe(&self, req: Subscribe) -> Result<Subscribed, RoomError> {
+        self.subscribe_via(self.local_source(), req).await
     }
 
     /// [`RoomDirectory::subscribe`] with the room's messages coming from `source` (the
@@ -515,13 +496,9 @@ impl RoomDirectory {
     pub async fn subscribe_via(
         &self,
         source: Arc<dyn FeedSource>,
-        room: RoomId,
-        reader: Option<AgentToken>,
-        after: Option<Seq>,
-        on_lag: OnLag,
+        req: Subscribe,
     ) -> Result<Subscribed, RoomError> {
-        let store = self.inner.store.clone();
-        feed::open(source, &self.inner.hub, store, room, reader, after, on_lag).await
+        feed::open(source, &self.inner.hub, self.inner.store.clone(), req).await
     }
 
     /// This node's rooms as the source of their own feeds (the room's actor here).
@@ -648,15 +625,10 @@ pub trait AckRoute: Send + Sync + 'static {
     async fn acknowledge(&self, room: RoomId, ack: Acknowledge) -> Result<(), RoomError>;
 }
 
-/// The directory answering the calls of one room.
-struct InRoom<'a> {
-    rooms: &'a RoomDirectory,
-    room: RoomId,
-}
-
-impl Answerer for InRoom<'_> {
-    async fn answer<O: Ask>(&self, op: O) -> Result<O::Answer, RoomError> {
-        self.rooms.ask(self.room, op).await
+/// The directory answers every room's calls (see [`RoomDirectory::ask`]).
+impl Answerer for RoomDirectory {
+    async fn answer<O: Ask>(&self, room: RoomId, op: O) -> Result<O::Answer, RoomError> {
+        self.ask(room, op).await
     }
 }
 

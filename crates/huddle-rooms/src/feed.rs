@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use futures::Stream;
 use huddle_core::{AgentToken, MemberId, RoomError, RoomId, Seq, SharedMessage};
-use huddle_store::RoomStore;
+use huddle_store::{LogRange, RoomStore};
 use thiserror::Error;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -76,6 +76,17 @@ pub trait FeedSource: Send + Sync + 'static {
     async fn open(&self, room: RoomId, reader: Option<AgentToken>) -> Result<Opened, RoomError>;
 }
 
+/// A reader's request for a stream of one room's messages.
+#[derive(Debug, Clone)]
+pub struct Subscribe {
+    pub room: RoomId,
+    /// The reader's token: a request without one can only be refused.
+    pub reader: Option<AgentToken>,
+    /// Messages with `seq > after` (default: from now on).
+    pub after: Option<Seq>,
+    pub on_lag: OnLag,
+}
+
 /// What a stream does when its subscriber falls behind the fan-out's bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnLag {
@@ -115,18 +126,20 @@ impl CatchUp {
     }
 }
 
-/// Opens `reader`'s stream of `room` from `after` (default: from now on), holding one of
-/// the fan-out's stream places as long as the stream lives. A request without a token
-/// takes no place: it can only be refused.
+/// Opens the requested stream, holding one of the fan-out's stream places as long as the
+/// stream lives. A request without a token takes no place: it can only be refused.
 pub async fn open(
     source: Arc<dyn FeedSource>,
     hub: &Hub,
     store: Arc<dyn RoomStore>,
-    room: RoomId,
-    reader: Option<AgentToken>,
-    after: Option<Seq>,
-    on_lag: OnLag,
+    req: Subscribe,
 ) -> Result<Subscribed, RoomError> {
+    let Subscribe {
+        room,
+        reader,
+        after,
+        on_lag,
+    } = req;
     let permit = match reader {
         Some(_) => Some(hub.admit()?),
         None => None,
@@ -286,7 +299,12 @@ impl Cursor {
             if self.sent < self.replay_until {
                 let page = self
                     .store
-                    .messages_after(self.room, self.viewer, self.sent, REPLAY_PAGE)
+                    .messages_after(LogRange {
+                        room: self.room,
+                        viewer: self.viewer,
+                        after: self.sent,
+                        limit: REPLAY_PAGE,
+                    })
                     .await
                     .map_err(|e| SubscribeError::Store(e.to_string()))?;
                 self.buffered.extend(

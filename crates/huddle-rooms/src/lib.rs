@@ -50,7 +50,9 @@ pub use actor::RoomActor;
 pub use call::{Answerer, Ask, Port, RoomCall};
 pub use config::{PasswordsConfig, PushConfig, RoomsConfig};
 pub use directory::{AckRoute, RoomDirectory};
-pub use feed::{CatchUp, FeedSource, MessageStream, OnLag, Opened, SubscribeError, Subscribed};
+pub use feed::{
+    CatchUp, FeedSource, MessageStream, OnLag, Opened, Subscribe, SubscribeError, Subscribed,
+};
 pub use follow::{FollowEnd, FollowEvent, FollowStream};
 pub use ownership::{NotOwner, Ownership};
 pub use passwords::PasswordGate;

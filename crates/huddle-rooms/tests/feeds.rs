@@ -12,12 +12,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
 use huddle_core::{
-    AgentToken, CreateRoom, Event, GetInfo, JoinRoom, MemberId, Message, ModerateAgent, Moderation,
-    Room, RoomError, RoomId, SendMessage, Sent, Seq, SharedMessage,
+    AgentToken, CreateRoom, Event, GetInfo, JoinRoom, Message, ModerateAgent, Moderation, Page,
+    RoomError, RoomId, SendMessage, Sent, Seq, SharedMessage,
 };
-use huddle_rooms::{MessageStream, OnLag, RoomDirectory, RoomsConfig, SubscribeError};
+use huddle_rooms::{MessageStream, OnLag, RoomDirectory, RoomsConfig, Subscribe, SubscribeError};
 use huddle_store::{
-    Durability, EmbeddedStore, Epoch, NameLock, NamedRoom, RoomPage, RoomStore, StoreError,
+    Durability, EmbeddedStore, Epoch, HistoryRead, LogRange, NameLock, NamedRoom, RoomPage,
+    RoomStore, SentKey, StoreError, Writes,
 };
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock, mpsc};
 
@@ -31,12 +32,8 @@ struct GatedStore {
 
 #[async_trait]
 impl RoomStore for GatedStore {
-    async fn create_room(&self, room: &Room) -> Result<(), StoreError> {
-        self.inner.create_room(room).await
-    }
-
-    async fn acquire(&self, room: RoomId) -> Result<Option<(Room, Epoch)>, StoreError> {
-        self.inner.acquire(room).await
+    fn writer(&self) -> &Writes {
+        self.inner.writer()
     }
 
     async fn append(
@@ -62,42 +59,20 @@ impl RoomStore for GatedStore {
         self.inner.lock_name(name).await
     }
 
-    async fn sent_with_key(
-        &self,
-        room: RoomId,
-        member: MemberId,
-        key: &str,
-    ) -> Result<Option<Message>, StoreError> {
-        self.inner.sent_with_key(room, member, key).await
+    async fn sent_with_key(&self, sent: SentKey<'_>) -> Result<Option<Message>, StoreError> {
+        self.inner.sent_with_key(sent).await
     }
 
-    async fn list_rooms(
-        &self,
-        search: Option<&str>,
-        limit: usize,
-        offset: usize,
-    ) -> Result<RoomPage, StoreError> {
-        self.inner.list_rooms(search, limit, offset).await
+    async fn list_rooms(&self, search: Option<&str>, page: Page) -> Result<RoomPage, StoreError> {
+        self.inner.list_rooms(search, page).await
     }
 
-    async fn messages_after(
-        &self,
-        room: RoomId,
-        viewer: Option<MemberId>,
-        after: Seq,
-        limit: usize,
-    ) -> Result<Vec<Message>, StoreError> {
-        self.inner.messages_after(room, viewer, after, limit).await
+    async fn messages_after(&self, read: LogRange) -> Result<Vec<Message>, StoreError> {
+        self.inner.messages_after(read).await
     }
 
-    async fn history(
-        &self,
-        room: RoomId,
-        viewer: MemberId,
-        limit: usize,
-        offset: usize,
-    ) -> Result<(Vec<Message>, u64), StoreError> {
-        self.inner.history(room, viewer, limit, offset).await
+    async fn history(&self, read: HistoryRead) -> Result<(Vec<Message>, u64), StoreError> {
+        self.inner.history(read).await
     }
 }
 
@@ -183,7 +158,14 @@ async fn open(
     token: AgentToken,
     after: Option<Seq>,
 ) -> Result<MessageStream, RoomError> {
-    let subscribed = dir.subscribe(room, Some(token), after, OnLag::End).await?;
+    let subscribed = dir
+        .subscribe(Subscribe {
+            room,
+            reader: Some(token),
+            after,
+            on_lag: OnLag::End,
+        })
+        .await?;
     Ok(subscribed.stream)
 }
 
@@ -445,7 +427,12 @@ async fn a_resuming_stream_carries_on_across_lags_without_gap_or_duplicate() {
     let bob = node.join(room, "bob").await;
     let subscribed = node
         .dir
-        .subscribe(room, Some(bob), None, OnLag::Resume)
+        .subscribe(Subscribe {
+            room,
+            reader: Some(bob),
+            after: None,
+            on_lag: OnLag::Resume,
+        })
         .await
         .unwrap();
     let mut stream = subscribed.stream;
@@ -487,14 +474,28 @@ async fn a_stream_without_token_is_answered_by_the_room_and_takes_no_place() {
     // needed to be told so.
     let ghost = node
         .dir
-        .subscribe(RoomId::new_random(), None, None, OnLag::End)
+        .subscribe(Subscribe {
+            room: RoomId::new_random(),
+            reader: None,
+            after: None,
+            on_lag: OnLag::End,
+        })
         .await
         .err();
     assert!(
         matches!(ghost, Some(RoomError::RoomNotFound(_))),
         "{ghost:?}"
     );
-    let missing = node.dir.subscribe(room, None, None, OnLag::End).await.err();
+    let missing = node
+        .dir
+        .subscribe(Subscribe {
+            room,
+            reader: None,
+            after: None,
+            on_lag: OnLag::End,
+        })
+        .await
+        .err();
     assert!(
         matches!(missing, Some(RoomError::Missing(_))),
         "{missing:?}"

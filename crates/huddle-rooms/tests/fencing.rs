@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use huddle_core::{AgentToken, RoomError, RoomId, SendMessage, Seq};
 use huddle_rooms::{RoomDirectory, RoomsConfig};
-use huddle_store::{Durability, EmbeddedStore, RoomStore};
+use huddle_store::{Durability, EmbeddedStore, LogRange, RoomStore};
 
 async fn send(
     dir: &RoomDirectory,
@@ -55,7 +55,7 @@ async fn a_writer_that_lost_the_room_cannot_acknowledge_or_write() {
             .collect::<Vec<_>>()
     };
     let log = store
-        .messages_after(room, None, Seq::ZERO, 10)
+        .messages_after(LogRange::all(room, Seq::ZERO, 10))
         .await
         .unwrap();
     assert_eq!(
@@ -66,7 +66,7 @@ async fn a_writer_that_lost_the_room_cannot_acknowledge_or_write() {
     // The next request on node A reloads the room (taking it back) and carries on gapless.
     assert_eq!(send(&node_a, room, &alice, "four").await.unwrap(), 3);
     let log = store
-        .messages_after(room, None, Seq::ZERO, 10)
+        .messages_after(LogRange::all(room, Seq::ZERO, 10))
         .await
         .unwrap();
     assert_eq!(

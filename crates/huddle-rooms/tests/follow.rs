@@ -10,9 +10,9 @@ use huddle_rooms::hub::Fanout;
 use huddle_rooms::testing::{join, room, send};
 use huddle_rooms::{
     FollowEnd, FollowEvent, FollowStream, MessageStream, OnLag, RoomDirectory, RoomsConfig,
-    SubscribeError,
+    Subscribe, SubscribeError,
 };
-use huddle_store::{Durability, EmbeddedStore, RoomStore};
+use huddle_store::{Durability, EmbeddedStore, LogRange, RoomStore};
 
 /// Longest a test waits for something that must come; only a hang guard.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -64,7 +64,10 @@ async fn read_next(stream: &mut MessageStream) -> String {
 
 /// `(seq, body)` of every message of `room` after `after`, from the store.
 async fn log(store: &Arc<dyn RoomStore>, room: RoomId, after: Seq) -> Vec<String> {
-    let all = store.messages_after(room, None, after, 1000).await.unwrap();
+    let all = store
+        .messages_after(LogRange::all(room, after, 1000))
+        .await
+        .unwrap();
     all.iter()
         .map(|m| format!("{}:{}", m.seq, m.body))
         .collect()
@@ -173,7 +176,12 @@ async fn a_reader_fills_a_seq_gap_in_its_live_feed_from_the_store() {
     );
     let (room, alice) = room(&here).await;
     let mut reader = here
-        .subscribe(room, Some(alice.clone()), None, OnLag::End)
+        .subscribe(Subscribe {
+            room,
+            reader: Some(alice.clone()),
+            after: None,
+            on_lag: OnLag::End,
+        })
         .await
         .unwrap()
         .stream;
@@ -185,7 +193,7 @@ async fn a_reader_fills_a_seq_gap_in_its_live_feed_from_the_store() {
     }
     let written = nodes
         .store
-        .messages_after(room, None, Seq::ZERO, 1000)
+        .messages_after(LogRange::all(room, Seq::ZERO, 1000))
         .await
         .unwrap();
     let last = written.last().unwrap().clone();
@@ -210,12 +218,22 @@ async fn a_reader_asks_its_source_again_on_reopen_and_ends_if_it_was_removed_mea
     let (room, alice) = room(&here).await;
     let bob = join(&here, room, "bob").await;
     let mut bobs = here
-        .subscribe(room, Some(bob.clone()), None, OnLag::End)
+        .subscribe(Subscribe {
+            room,
+            reader: Some(bob.clone()),
+            after: None,
+            on_lag: OnLag::End,
+        })
         .await
         .unwrap()
         .stream;
     let mut alices = here
-        .subscribe(room, Some(alice.clone()), None, OnLag::End)
+        .subscribe(Subscribe {
+            room,
+            reader: Some(alice.clone()),
+            after: None,
+            on_lag: OnLag::End,
+        })
         .await
         .unwrap()
         .stream;

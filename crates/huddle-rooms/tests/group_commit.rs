@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use huddle_core::{AgentToken, RoomId, SendMessage, Seq};
 use huddle_rooms::{RoomDirectory, RoomsConfig};
-use huddle_store::{Durability, EmbeddedStore, RoomStore};
+use huddle_store::{Durability, EmbeddedStore, LogRange, RoomStore};
 use tokio::task::JoinHandle;
 
 /// How long an answer may take when nothing makes it wait: far above a commit on a
@@ -86,7 +86,7 @@ impl Room {
 
     async fn stored(&self) -> usize {
         self.store
-            .messages_after(self.id, None, Seq::ZERO, 1000)
+            .messages_after(LogRange::all(self.id, Seq::ZERO, 1000))
             .await
             .unwrap()
             .len()

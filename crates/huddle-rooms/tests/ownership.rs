@@ -12,7 +12,7 @@ use huddle_core::{
 };
 use huddle_rooms::call::Ask;
 use huddle_rooms::{NotOwner, Ownership, RoomDirectory, RoomsConfig};
-use huddle_store::{Durability, EmbeddedStore, RoomStore};
+use huddle_store::{Durability, EmbeddedStore, LogRange, RoomStore};
 
 /// A node's placement, set by the test.
 struct Placement {
@@ -119,7 +119,7 @@ impl Two {
     async fn bodies(&self) -> Vec<String> {
         let log = self
             .store
-            .messages_after(self.room, None, Seq::ZERO, 100)
+            .messages_after(LogRange::all(self.room, Seq::ZERO, 100))
             .await
             .unwrap();
         log.into_iter().map(|m| m.body).collect()

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use huddle_core::room::NewRoom;
 use huddle_core::{
-    Agent, Event, MemberId, Message, Role, Room, RoomId, RoomType, Seq, Timestamp, TokenDigest,
+    Agent, Event, MemberId, Message, Page, Role, Room, RoomId, RoomType, Seq, Timestamp,
+    TokenDigest,
 };
-use huddle_store::{Durability, EmbeddedStore, RoomStore};
+use huddle_store::{Durability, EmbeddedStore, HistoryRead, RoomStore};
 
 #[tokio::main]
 async fn main() {
@@ -84,13 +85,27 @@ async fn main() {
         started.elapsed()
     );
     let (_, total) = store
-        .history(room.id, MemberId::FIRST, 20, 0)
+        .history(HistoryRead {
+            room: room.id,
+            viewer: MemberId::FIRST,
+            page: Page {
+                limit: 20,
+                offset: 0,
+            },
+        })
         .await
         .expect("history");
     for offset in [0, total / 2, total.saturating_sub(20)] {
         let per_call = time(|| async {
             store
-                .history(room.id, MemberId::FIRST, 20, offset as usize)
+                .history(HistoryRead {
+                    room: room.id,
+                    viewer: MemberId::FIRST,
+                    page: Page {
+                        limit: 20,
+                        offset: offset as usize,
+                    },
+                })
                 .await
                 .expect("history");
         })
@@ -102,14 +117,30 @@ async fn main() {
     }
     let per_call = time(|| async {
         store
-            .history(room.id, MemberId::new(3), 20, 0)
+            .history(HistoryRead {
+                room: room.id,
+                viewer: MemberId::new(3),
+                page: Page {
+                    limit: 20,
+                    offset: 0,
+                },
+            })
             .await
             .expect("history");
     })
     .await;
     report("history limit 20 offset 0 (a DM recipient)", per_call);
     let per_call = time(|| async {
-        store.list_rooms(None, 20, 0).await.expect("list");
+        store
+            .list_rooms(
+                None,
+                Page {
+                    limit: 20,
+                    offset: 0,
+                },
+            )
+            .await
+            .expect("list");
     })
     .await;
     report("list_rooms limit 20", per_call);

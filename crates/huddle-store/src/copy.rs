@@ -14,7 +14,7 @@
 
 use huddle_core::{Event, Room, RoomId, Seq};
 
-use crate::{EmbeddedStore, RoomStore, StoreError};
+use crate::{EmbeddedStore, LogRange, RoomStore, StoreError};
 
 /// Messages per append: one destination transaction each.
 const BATCH: usize = 500;
@@ -74,7 +74,7 @@ async fn copy_room(
     };
     let mut copied = 0;
     while after < source.last_seq {
-        let page = from.messages_after(id, None, after, BATCH).await?;
+        let page = from.messages_after(LogRange::all(id, after, BATCH)).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         copied += page.len() as u64;
@@ -88,7 +88,9 @@ async fn copy_room(
 async fn count(store: &dyn RoomStore, room: RoomId) -> Result<(u64, Seq), StoreError> {
     let (mut n, mut after) = (0, Seq::ZERO);
     loop {
-        let page = store.messages_after(room, None, after, BATCH).await?;
+        let page = store
+            .messages_after(LogRange::all(room, after, BATCH))
+            .await?;
         let Some(last) = page.last() else {
             return Ok((n, after));
         };

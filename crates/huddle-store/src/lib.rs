@@ -7,6 +7,10 @@
 //! - [`embedded`] — the default backend: SQLite in WAL mode under the data dir, one
 //!   writer thread that commits everything queued in one transaction (group commit
 //!   across rooms), and a fixed pool of reader connections behind a bounded queue.
+//! - [`postgres`] — the backend several nodes share: writer tasks on lanes by room,
+//!   pipelined appends, reads in repeatable-read snapshots.
+//! - [`Writes`] (`writes`) — the write queue in front of either backend's writer(s).
+//! - [`copy`] — a node's data from one store into another, resumable and verified.
 //!
 //! Nothing here knows a wire protocol, and nothing above knows SQL.
 
@@ -18,8 +22,10 @@ mod sql;
 pub mod testing;
 mod writes;
 
+pub use writes::Writes;
+
 use async_trait::async_trait;
-use huddle_core::{Event, MemberId, Message, Room, RoomId, RoomSummary, Seq};
+use huddle_core::{Event, MemberId, Message, Page, Room, RoomId, RoomSummary, Seq};
 use thiserror::Error;
 
 pub use embedded::{DEFAULT_READ_QUEUE, Durability, EmbeddedOptions, EmbeddedStore};
@@ -60,6 +66,45 @@ pub struct RoomPage {
     pub total: u64,
 }
 
+/// The identity of a send made with an idempotency key: unique in a room's log (see
+/// [`RoomStore::sent_with_key`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SentKey<'a> {
+    pub room: RoomId,
+    pub sender: MemberId,
+    pub key: &'a str,
+}
+
+/// A run of a room's log: the first `limit` messages with `seq > after` that `viewer`
+/// may see (every message when `None`), oldest first.
+#[derive(Clone, Copy, Debug)]
+pub struct LogRange {
+    pub room: RoomId,
+    pub viewer: Option<MemberId>,
+    pub after: Seq,
+    pub limit: usize,
+}
+
+impl LogRange {
+    /// Every message of `room` with `seq > after`, at most `limit`.
+    pub fn all(room: RoomId, after: Seq, limit: usize) -> LogRange {
+        LogRange {
+            room,
+            viewer: None,
+            after,
+            limit,
+        }
+    }
+}
+
+/// A page of a room's history as `viewer` sees it (see [`RoomStore::history`]).
+#[derive(Clone, Copy, Debug)]
+pub struct HistoryRead {
+    pub room: RoomId,
+    pub viewer: MemberId,
+    pub page: Page,
+}
+
 /// The right to create a room of one name: while it is held, no other holder of a lock
 /// on that name (in this process or, with a shared store, on any node) can create one,
 /// so the rooms it sees in [`NameLock::rooms_named`] stay the rooms of that name until
@@ -89,24 +134,31 @@ pub trait NameLock: Send {
 /// - **One log per room.** `(room, seq)` is unique and so is `(room, sender, key)` for a
 ///   message with an idempotency key: an append that would repeat either is refused as a
 ///   whole, however the writers got there.
+///
+/// Every backend queues its writes for a writer of its own, through the one [`Writes`]
+/// queue: the write methods here pass them to it (a wrapper, such as a test's, may step
+/// in front of one of them).
 #[async_trait]
 pub trait RoomStore: Send + Sync + 'static {
-    /// Whether a write would be accepted now (readiness): the backend reached and able to
-    /// commit. The default only reads; a backend with a writer of its own checks it.
+    /// Where this store's writes go.
+    fn writer(&self) -> &Writes;
+
+    /// Whether a write would be accepted now (readiness): the writer alive and the
+    /// backend able to commit.
     async fn check_writable(&self) -> Result<(), StoreError> {
-        self.list_rooms(None, 1, 0).await.map(|_| ())
+        self.writer().check_writable().await
     }
 
     /// Stores a new room (with its creator) under epoch 0.
-    async fn create_room(&self, room: &Room) -> Result<(), StoreError>;
+    async fn create_room(&self, room: &Room) -> Result<(), StoreError> {
+        self.writer().create_room(room).await
+    }
 
     /// Takes over writing `room`: bumps its epoch and returns the state and the new epoch,
     /// or `None` when there is no such room.
-    async fn acquire(&self, room: RoomId) -> Result<Option<(Room, Epoch)>, StoreError>;
-
-    /// The room's current epoch (`None`: no such room): a cheap read with which a writer
-    /// whose lease may have lapsed confirms that nobody acquired the room since it did.
-    async fn epoch(&self, room: RoomId) -> Result<Option<Epoch>, StoreError>;
+    async fn acquire(&self, room: RoomId) -> Result<Option<(Room, Epoch)>, StoreError> {
+        self.writer().acquire(room).await
+    }
 
     /// Appends `events` atomically, only if `epoch` is still the room's current one.
     async fn append(
@@ -114,7 +166,13 @@ pub trait RoomStore: Send + Sync + 'static {
         room: RoomId,
         epoch: Epoch,
         events: Vec<Event>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.writer().append(room, epoch, events).await
+    }
+
+    /// The room's current epoch (`None`: no such room): a cheap read with which a writer
+    /// whose lease may have lapsed confirms that nobody acquired the room since it did.
+    async fn epoch(&self, room: RoomId) -> Result<Option<Epoch>, StoreError>;
 
     /// Every room called `name` (already lower-cased).
     async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, StoreError>;
@@ -123,48 +181,25 @@ pub trait RoomStore: Send + Sync + 'static {
     /// [`NameLock`]. Holders of one name wait for each other; other names do not.
     async fn lock_name(&self, name: &str) -> Result<Box<dyn NameLock>, StoreError>;
 
-    /// The message `member` sent in `room` under idempotency key `key`, if any. Keys are
-    /// kept with their message for as long as the message is.
-    async fn sent_with_key(
-        &self,
-        room: RoomId,
-        member: MemberId,
-        key: &str,
-    ) -> Result<Option<Message>, StoreError>;
+    /// The message its sender sent in the room under the idempotency key, if any. Keys
+    /// are kept with their message for as long as the message is.
+    async fn sent_with_key(&self, sent: SentKey<'_>) -> Result<Option<Message>, StoreError>;
 
     /// Password-less rooms whose (lower-case) name contains `search` lower-cased (a
     /// literal substring: `%`, `_` and `\` match only themselves), sorted by name
-    /// and then by creation time, skipping `offset` and returning at most `limit`; `total`
-    /// is how many rooms match. `RoomSummary::agents` is the room's current member count.
-    /// Callers clamp `limit`; a backend must not rely on it being small.
-    async fn list_rooms(
-        &self,
-        search: Option<&str>,
-        limit: usize,
-        offset: usize,
-    ) -> Result<RoomPage, StoreError>;
+    /// and then by creation time, the given page of them; `total` is how many rooms
+    /// match. `RoomSummary::agents` is the room's current member count. Callers clamp
+    /// `page.limit`; a backend must not rely on it being small.
+    async fn list_rooms(&self, search: Option<&str>, page: Page) -> Result<RoomPage, StoreError>;
 
-    /// The first `limit` messages with `seq > after` visible to `viewer` (every message
-    /// when `None`), oldest first.
-    async fn messages_after(
-        &self,
-        room: RoomId,
-        viewer: Option<MemberId>,
-        after: Seq,
-        limit: usize,
-    ) -> Result<Vec<Message>, StoreError>;
+    /// The messages of a run of the log (see [`LogRange`]).
+    async fn messages_after(&self, read: LogRange) -> Result<Vec<Message>, StoreError>;
 
-    /// A page of `room`'s history as `viewer` sees it: number the messages visible to
-    /// `viewer` from the most recent (0) backwards, skip the first `offset` and return the
-    /// next `limit`, oldest first; and `total`, how many messages are visible to `viewer`
-    /// in all. An `offset` at or past `total` gives an empty page (and the `total`); an
-    /// unknown room gives an empty page and 0. Exact for any member id, including one
-    /// that has left the room.
-    async fn history(
-        &self,
-        room: RoomId,
-        viewer: MemberId,
-        limit: usize,
-        offset: usize,
-    ) -> Result<(Vec<Message>, u64), StoreError>;
+    /// A page of a room's history as the viewer sees it: number the messages visible to
+    /// the viewer from the most recent (0) backwards, skip the first `page.offset` and
+    /// return the next `page.limit`, oldest first; and `total`, how many messages are
+    /// visible to the viewer in all. An offset at or past `total` gives an empty page (and
+    /// the `total`); an unknown room gives an empty page and 0. Exact for any member id,
+    /// including one that has left the room.
+    async fn history(&self, read: HistoryRead) -> Result<(Vec<Message>, u64), StoreError>;
 }

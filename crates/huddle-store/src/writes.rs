@@ -59,9 +59,10 @@ pub(crate) fn fill(batch: &mut Vec<WriteOp>, rx: &mut mpsc::Receiver<WriteOp>, m
     }
 }
 
-/// The callers' side of the queue: one sender per lane.
+/// The callers' side of the write queue, one sender per lane: every backend's writes go
+/// through it (see [`crate::RoomStore::writer`]).
 #[derive(Clone)]
-pub(crate) struct Writes(std::sync::Arc<[mpsc::Sender<WriteOp>]>);
+pub struct Writes(std::sync::Arc<[mpsc::Sender<WriteOp>]>);
 
 impl Writes {
     /// One lane, for a single writer.
@@ -102,25 +103,29 @@ impl Writes {
         rx.await.map_err(|_| stopped())?
     }
 
-    pub(crate) async fn create(&self, room: &Room) -> Result<(), StoreError> {
+    /// A probe through every lane's writer, committing nothing: see
+    /// [`crate::RoomStore::check_writable`].
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        let probes = self.0.iter().map(|lane| Self::write_to(lane, Write::Probe));
+        futures::future::try_join_all(probes).await.map(drop)
+    }
+
+    /// See [`crate::RoomStore::create_room`].
+    pub async fn create_room(&self, room: &Room) -> Result<(), StoreError> {
         self.write(Write::Create(Box::new(room.clone()))).await?;
         Ok(())
     }
 
-    pub(crate) async fn acquire(&self, room: RoomId) -> Result<Option<(Room, Epoch)>, StoreError> {
+    /// See [`crate::RoomStore::acquire`].
+    pub async fn acquire(&self, room: RoomId) -> Result<Option<(Room, Epoch)>, StoreError> {
         match self.write(Write::Acquire(room)).await? {
             Written::Acquired(found) => Ok(found.map(|(r, e)| (*r, e))),
             Written::Done => Err(StoreError::Backend("unexpected writer answer".into())),
         }
     }
 
-    /// A probe through every lane's writer (see [`Write::Probe`]).
-    pub(crate) async fn probe(&self) -> Result<(), StoreError> {
-        let probes = self.0.iter().map(|lane| Self::write_to(lane, Write::Probe));
-        futures::future::try_join_all(probes).await.map(drop)
-    }
-
-    pub(crate) async fn append(
+    /// See [`crate::RoomStore::append`].
+    pub async fn append(
         &self,
         room: RoomId,
         epoch: Epoch,

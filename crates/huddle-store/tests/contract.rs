@@ -15,7 +15,8 @@ use common::*;
 use huddle_core::{Event, MemberId, Message, RoomId, RoomType, Seq, TokenDigest};
 use huddle_store::testing::TestPostgres;
 use huddle_store::{
-    Durability, EmbeddedStore, PostgresOptions, PostgresStore, RoomStore, StoreError,
+    Durability, EmbeddedStore, HistoryRead, LogRange, PostgresOptions, PostgresStore, RoomStore,
+    SentKey, StoreError,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -157,7 +158,10 @@ async fn a_writer_that_lost_the_room_can_neither_write_nor_acknowledge(b: &Backe
     bn.append(r.id, new, vec![msg(r.id, 1, 1, None)])
         .await
         .unwrap();
-    let all = a.messages_after(r.id, None, Seq::ZERO, 10).await.unwrap();
+    let all = a
+        .messages_after(LogRange::all(r.id, Seq::ZERO, 10))
+        .await
+        .unwrap();
     assert_eq!(all.len(), 1, "the fenced append left nothing behind");
     assert_eq!(agents_listed(&**a, "dev").await, 1, "nor a member");
     let (state, _) = a.acquire(r.id).await.unwrap().unwrap();
@@ -209,7 +213,7 @@ async fn everything_appended_is_there_after_reopen(b: &Backend) {
         Some("https://example.com/hook")
     );
     let log = store
-        .messages_after(r.id, None, Seq::ZERO, 10)
+        .messages_after(LogRange::all(r.id, Seq::ZERO, 10))
         .await
         .unwrap();
     assert_eq!(
@@ -230,12 +234,33 @@ async fn reads_hide_other_peoples_dms(b: &Backend) {
         msg(r.id, 4, 1, None),
     ];
     store.append(r.id, epoch, events).await.unwrap();
-    let after = |v| store.messages_after(r.id, Some(v), Seq::ZERO, 10);
+    let after = |v| {
+        store.messages_after(LogRange {
+            room: r.id,
+            viewer: Some(v),
+            after: Seq::ZERO,
+            limit: 10,
+        })
+    };
     assert_eq!(seqs(&after(MemberId::new(3)).await.unwrap()), [1, 4]);
     assert_eq!(seqs(&after(MemberId::new(2)).await.unwrap()), [1, 2, 3, 4]);
-    let (page, total) = store.history(r.id, MemberId::new(3), 10, 0).await.unwrap();
+    let (page, total) = store
+        .history(HistoryRead {
+            room: r.id,
+            viewer: MemberId::new(3),
+            page: page_of(10, 0),
+        })
+        .await
+        .unwrap();
     assert_eq!((seqs(&page), total), (vec![1, 4], 2));
-    let (page, total) = store.history(r.id, MemberId::new(1), 2, 1).await.unwrap();
+    let (page, total) = store
+        .history(HistoryRead {
+            room: r.id,
+            viewer: MemberId::new(1),
+            page: page_of(2, 1),
+        })
+        .await
+        .unwrap();
     assert_eq!(
         (seqs(&page), total),
         (vec![2, 3], 4),
@@ -256,7 +281,7 @@ async fn listing_shows_only_open_rooms_sorted_and_searchable(b: &Backend) {
     ] {
         store.create_room(&room(name, pw)).await.unwrap();
     }
-    let page = store.list_rooms(None, 10, 0).await.unwrap();
+    let page = store.list_rooms(None, page_of(10, 0)).await.unwrap();
     let names: Vec<_> = page.rooms.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(
         names,
@@ -268,7 +293,7 @@ async fn listing_shows_only_open_rooms_sorted_and_searchable(b: &Backend) {
     let found = |s: &'static str| {
         let store = store.clone();
         async move {
-            let page = store.list_rooms(Some(s), 10, 0).await.unwrap();
+            let page = store.list_rooms(Some(s), page_of(10, 0)).await.unwrap();
             let names: Vec<_> = page.rooms.into_iter().map(|r| r.name).collect();
             (names, page.total)
         }
@@ -293,10 +318,10 @@ async fn listing_shows_only_open_rooms_sorted_and_searchable(b: &Backend) {
         (vec![], 0),
         "protected rooms are unlisted"
     );
-    let page = store.list_rooms(None, 2, 3).await.unwrap();
+    let page = store.list_rooms(None, page_of(2, 3)).await.unwrap();
     let names: Vec<_> = page.rooms.iter().map(|r| r.name.as_str()).collect();
     assert_eq!((names, page.total), (vec!["al_x", "alpha"], 6));
-    let page = store.list_rooms(None, 10, 99).await.unwrap();
+    let page = store.list_rooms(None, page_of(10, 99)).await.unwrap();
     assert_eq!((page.rooms.len(), page.total), (0, 6));
 }
 
@@ -415,14 +440,22 @@ async fn history_totals_count_what_each_member_may_see(b: &Backend) {
         .unwrap();
     for (viewer, total) in [(1, 4), (2, 5), (3, 4), (4, 2), (0, 2)] {
         let (_, got) = store
-            .history(r.id, MemberId::new(viewer), 100, 0)
+            .history(HistoryRead {
+                room: r.id,
+                viewer: MemberId::new(viewer),
+                page: page_of(100, 0),
+            })
             .await
             .unwrap();
         assert_eq!(got, total, "total for member {viewer}");
     }
     assert_reads_match(&*store, r.id, &log, 4).await;
     let (page, total) = store
-        .history(RoomId::new_random(), MemberId::new(1), 10, 0)
+        .history(HistoryRead {
+            room: RoomId::new_random(),
+            viewer: MemberId::new(1),
+            page: page_of(10, 0),
+        })
         .await
         .unwrap();
     assert_eq!(
@@ -508,13 +541,23 @@ async fn a_message_is_found_by_its_senders_key(b: &Backend) {
         ];
         store.append(r.id, epoch, events).await.unwrap();
         let found = store
-            .sent_with_key(r.id, MemberId::new(1), "k-1")
+            .sent_with_key(SentKey {
+                room: r.id,
+                sender: MemberId::new(1),
+                key: "k-1",
+            })
             .await
             .unwrap();
         assert_eq!(found.as_ref(), Some(&sent));
     }
     let store = b.open().await;
-    let found = |member, key: &'static str| store.sent_with_key(r.id, member, key);
+    let found = |member, key: &'static str| {
+        store.sent_with_key(SentKey {
+            room: r.id,
+            sender: member,
+            key,
+        })
+    };
     assert_eq!(
         found(MemberId::new(1), "k-1").await.unwrap(),
         Some(sent),
@@ -527,11 +570,15 @@ async fn a_message_is_found_by_its_senders_key(b: &Backend) {
     assert_eq!(found(MemberId::new(1), "k-2").await.unwrap(), None);
     assert_eq!(found(MemberId::new(3), "k-1").await.unwrap(), None);
     let other = store
-        .sent_with_key(RoomId::new_random(), MemberId::new(1), "k-1")
+        .sent_with_key(SentKey {
+            room: RoomId::new_random(),
+            sender: MemberId::new(1),
+            key: "k-1",
+        })
         .await;
     assert_eq!(other.unwrap(), None, "keys are per room");
     let log = store
-        .messages_after(r.id, None, Seq::ZERO, 10)
+        .messages_after(LogRange::all(r.id, Seq::ZERO, 10))
         .await
         .unwrap();
     assert_eq!(log[1].key.as_deref(), Some("k-1"), "reads keep the key");
@@ -559,7 +606,7 @@ async fn a_seq_or_key_already_in_the_log_refuses_the_whole_append(b: &Backend) {
     assert!(dup_key.is_err(), "a key its sender already used");
     fine.unwrap();
     let log = store
-        .messages_after(r.id, None, Seq::ZERO, 10)
+        .messages_after(LogRange::all(r.id, Seq::ZERO, 10))
         .await
         .unwrap();
     assert_eq!(seqs(&log), [1]);
@@ -567,7 +614,7 @@ async fn a_seq_or_key_already_in_the_log_refuses_the_whole_append(b: &Backend) {
     let (state, _) = store.acquire(r.id).await.unwrap().unwrap();
     assert_eq!(state.last_seq, 1);
     let log = store
-        .messages_after(other.id, None, Seq::ZERO, 10)
+        .messages_after(LogRange::all(other.id, Seq::ZERO, 10))
         .await
         .unwrap();
     assert_eq!(seqs(&log), [1]);
@@ -661,15 +708,31 @@ async fn any_text_a_client_may_send_is_kept_exactly(b: &Backend) {
     ];
     store.append(r.id, epoch, events).await.unwrap();
     let log = store
-        .messages_after(r.id, Some(MemberId::new(1)), Seq::ZERO, 10)
+        .messages_after(LogRange {
+            room: r.id,
+            viewer: Some(MemberId::new(1)),
+            after: Seq::ZERO,
+            limit: 10,
+        })
         .await
         .unwrap();
     assert_eq!(log, vec![sent.clone()]);
-    let (page, _) = store.history(r.id, MemberId::new(1), 10, 0).await.unwrap();
+    let (page, _) = store
+        .history(HistoryRead {
+            room: r.id,
+            viewer: MemberId::new(1),
+            page: page_of(10, 0),
+        })
+        .await
+        .unwrap();
     assert_eq!(page, vec![sent.clone()]);
     assert_eq!(
         store
-            .sent_with_key(r.id, MemberId::new(1), odd)
+            .sent_with_key(SentKey {
+                room: r.id,
+                sender: MemberId::new(1),
+                key: odd
+            })
             .await
             .unwrap(),
         Some(sent)
@@ -678,6 +741,6 @@ async fn any_text_a_client_may_send_is_kept_exactly(b: &Backend) {
     assert_eq!(state.description, format!("{odd}!"));
     let endpoint = state.agents[0].endpoint.clone();
     assert_eq!(endpoint, Some(format!("https://example.com/{odd}")));
-    let listed = store.list_rooms(None, 10, 0).await.unwrap();
+    let listed = store.list_rooms(None, page_of(10, 0)).await.unwrap();
     assert_eq!(listed.rooms[0].description, format!("{odd}!"));
 }

@@ -7,7 +7,7 @@ use common::*;
 use huddle_core::{Event, MemberId, Message, Room, Seq};
 use huddle_store::copy::copy;
 use huddle_store::testing::TestPostgres;
-use huddle_store::{Durability, EmbeddedStore, PostgresOptions, PostgresStore, RoomStore};
+use huddle_store::{Durability, EmbeddedStore, PostgresOptions, PostgresStore, RoomStore, SentKey};
 
 /// A room of `store` with members 1..=3, a log of broadcasts and DMs (some keyed) and
 /// moved cursors.
@@ -96,7 +96,11 @@ async fn a_copied_store_answers_the_same_and_a_rerun_resumes_then_skips() {
         assert_eq!(copied, original, "members, tokens, cursors and counters");
     }
     let keyed = dest
-        .sent_with_key(dev.id, MemberId::FIRST, "k12")
+        .sent_with_key(SentKey {
+            room: dev.id,
+            sender: MemberId::FIRST,
+            key: "k12",
+        })
         .await
         .unwrap();
     assert_eq!(
@@ -104,7 +108,10 @@ async fn a_copied_store_answers_the_same_and_a_rerun_resumes_then_skips() {
         Some(12),
         "idempotency keys come along"
     );
-    assert_eq!(dest.list_rooms(None, 10, 0).await.unwrap().total, 1);
+    assert_eq!(
+        dest.list_rooms(None, page_of(10, 0)).await.unwrap().total,
+        1
+    );
     assert_eq!(dest.rooms_named("secret").await.unwrap().len(), 1);
 
     let again = copy(&source, &dest, |_| {}).await.unwrap();

@@ -10,7 +10,9 @@ use std::pin::pin;
 use common::*;
 use futures::{FutureExt, poll};
 use huddle_core::{Event, MemberId, Message, Room};
-use huddle_store::{Durability, EmbeddedOptions, EmbeddedStore, RoomStore, StoreError};
+use huddle_store::{
+    Durability, EmbeddedOptions, EmbeddedStore, LogRange, RoomStore, SentKey, StoreError,
+};
 use proptest::prelude::*;
 
 /// Appends `log` to a fresh room in batches cut at `cuts`, then checks every read against
@@ -86,11 +88,11 @@ fn reads_past_the_readers_and_their_queue_are_refused_naming_the_limit() {
         store.create_room(&room("dev", None)).await.unwrap();
         let (release, held) = std::sync::mpsc::channel::<()>();
         let blocker = tokio::task::spawn_blocking(move || held.recv());
-        let mut running = pin!(store.list_rooms(None, 10, 0));
-        let mut queued = pin!(store.list_rooms(None, 10, 0));
+        let mut running = pin!(store.list_rooms(None, page_of(10, 0)));
+        let mut queued = pin!(store.list_rooms(None, page_of(10, 0)));
         assert!(poll!(&mut running).is_pending(), "holds the one reader");
         assert!(poll!(&mut queued).is_pending(), "waits in the queue");
-        let refused = store.list_rooms(None, 10, 0).now_or_never();
+        let refused = store.list_rooms(None, page_of(10, 0)).now_or_never();
         let Some(Err(err)) = refused else {
             panic!("a third read must be refused at once, not queued");
         };
@@ -100,7 +102,7 @@ fn reads_past_the_readers_and_their_queue_are_refused_naming_the_limit() {
         blocker.await.unwrap().unwrap();
         assert_eq!(running.await.unwrap().total, 1);
         assert_eq!(queued.await.unwrap().total, 1);
-        let after = store.list_rooms(None, 10, 0).await.unwrap();
+        let after = store.list_rooms(None, page_of(10, 0)).await.unwrap();
         assert_eq!(after.total, 1, "the pool serves again once reads finish");
     });
 }
@@ -206,7 +208,7 @@ async fn a_file_of_the_first_schema_opens_with_identical_answers() {
     write_first_schema(dir.path(), &secret, &[], &[]);
 
     let store = EmbeddedStore::open(dir.path(), Durability::Process).unwrap();
-    let page = store.list_rooms(None, 10, 0).await.unwrap();
+    let page = store.list_rooms(None, page_of(10, 0)).await.unwrap();
     let listed: Vec<_> = page
         .rooms
         .iter()
@@ -304,14 +306,22 @@ async fn a_file_of_version_2_gains_idempotency_keys_and_keeps_its_log() {
         .unwrap();
     assert_eq!(
         store
-            .sent_with_key(r.id, MemberId::new(2), "k")
+            .sent_with_key(SentKey {
+                room: r.id,
+                sender: MemberId::new(2),
+                key: "k"
+            })
             .await
             .unwrap(),
         Some(sent)
     );
     assert_eq!(
         store
-            .sent_with_key(r.id, MemberId::new(1), "k")
+            .sent_with_key(SentKey {
+                room: r.id,
+                sender: MemberId::new(1),
+                key: "k"
+            })
             .await
             .unwrap(),
         None
@@ -397,7 +407,7 @@ async fn an_append_waits_out_another_connections_brief_write_lock() {
         .await
         .expect("the append waits for the lock, then commits");
     let log = store
-        .messages_after(r.id, None, huddle_core::Seq::ZERO, 10)
+        .messages_after(LogRange::all(r.id, huddle_core::Seq::ZERO, 10))
         .await
         .unwrap();
     assert_eq!(log.len(), 1);

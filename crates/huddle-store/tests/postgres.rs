@@ -11,7 +11,9 @@ use common::*;
 use futures::{FutureExt, StreamExt, poll};
 use huddle_core::{MemberId, Room, RoomId, Seq};
 use huddle_store::testing::TestPostgres;
-use huddle_store::{Epoch, PostgresOptions, PostgresStore, RoomStore, StoreError};
+use huddle_store::{
+    Epoch, HistoryRead, LogRange, PostgresOptions, PostgresStore, RoomStore, StoreError,
+};
 
 /// A store on `url` with the default options.
 async fn connect(url: &str) -> PostgresStore {
@@ -34,7 +36,7 @@ async fn requests_past_the_pool_and_its_queue_are_refused_naming_the_limit() {
     store.create_room(&room("dev", None)).await.unwrap();
     // A name lock holds the one pooled connection until dropped: no timing involved.
     let held = store.lock_name("dev").await.unwrap();
-    let mut queued = pin!(store.list_rooms(None, 10, 0));
+    let mut queued = pin!(store.list_rooms(None, page_of(10, 0)));
     assert!(poll!(&mut queued).is_pending(), "waits for the connection");
     let Some(Err(refused)) = store.rooms_named("dev").now_or_never() else {
         panic!("a third request must be refused at once, not queued");
@@ -43,7 +45,10 @@ async fn requests_past_the_pool_and_its_queue_are_refused_naming_the_limit() {
     assert_eq!(refused.to_string(), "too many reads in flight (limit 2)");
     drop(held);
     assert_eq!(queued.await.unwrap().total, 1, "the queued read ran");
-    assert_eq!(store.list_rooms(None, 10, 0).await.unwrap().total, 1);
+    assert_eq!(
+        store.list_rooms(None, page_of(10, 0)).await.unwrap().total,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,7 +67,7 @@ async fn a_node_answers_errors_while_the_server_is_away_and_recovers_without_res
 
     pg.stop();
     let read = store
-        .messages_after(r.id, None, Seq::ZERO, 10)
+        .messages_after(LogRange::all(r.id, Seq::ZERO, 10))
         .await
         .unwrap_err();
     assert!(read.to_string().contains("PostgreSQL"), "{read}");
@@ -79,11 +84,14 @@ async fn a_node_answers_errors_while_the_server_is_away_and_recovers_without_res
         .await
         .unwrap();
     let log = store
-        .messages_after(r.id, None, Seq::ZERO, 10)
+        .messages_after(LogRange::all(r.id, Seq::ZERO, 10))
         .await
         .unwrap();
     assert_eq!(seqs(&log), [1, 2], "nothing lost, nothing doubled");
-    assert_eq!(store.list_rooms(None, 10, 0).await.unwrap().total, 1);
+    assert_eq!(
+        store.list_rooms(None, page_of(10, 0)).await.unwrap().total,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,7 +246,12 @@ async fn a_refused_append_in_a_batch_of_many_rooms_does_not_fail_its_neighbours(
         (fenced, &[]),
     ] {
         let log = store
-            .messages_after(room, Some(MemberId::new(1)), Seq::ZERO, 10)
+            .messages_after(LogRange {
+                room,
+                viewer: Some(MemberId::new(1)),
+                after: Seq::ZERO,
+                limit: 10,
+            })
             .await
             .unwrap();
         assert_eq!(seqs(&log), want);
@@ -320,9 +333,23 @@ async fn counts_stay_exact_when_another_writer_moved_a_row_a_lane_remembers() {
         .unwrap();
 
     let outsider = MemberId::new(3);
-    let (page, total) = a.history(r.id, outsider, 10, 0).await.unwrap();
+    let (page, total) = a
+        .history(HistoryRead {
+            room: r.id,
+            viewer: outsider,
+            page: page_of(10, 0),
+        })
+        .await
+        .unwrap();
     assert_eq!((seqs(&page), total), (vec![1, 2, 4, 5, 6], 5));
-    let (page, total) = a.history(r.id, MemberId::new(2), 2, 4).await.unwrap();
+    let (page, total) = a
+        .history(HistoryRead {
+            room: r.id,
+            viewer: MemberId::new(2),
+            page: page_of(2, 4),
+        })
+        .await
+        .unwrap();
     assert_eq!((seqs(&page), total), (vec![1, 2], 6));
     let (state, _) = a.acquire(r.id).await.unwrap().unwrap();
     assert_eq!(state.last_seq, 6);
@@ -344,7 +371,14 @@ async fn concurrent_appends_to_one_room_keep_its_counts_exact() {
         }
     };
     futures::join!(writer(a.clone(), 1), writer(b, 2));
-    let (page, total) = a.history(r.id, MemberId::new(2), 100, 0).await.unwrap();
+    let (page, total) = a
+        .history(HistoryRead {
+            room: r.id,
+            viewer: MemberId::new(2),
+            page: page_of(100, 0),
+        })
+        .await
+        .unwrap();
     assert_eq!(total, 40);
     assert_eq!(seqs(&page), (1..=40).collect::<Vec<_>>());
     let (state, _) = a.acquire(r.id).await.unwrap().unwrap();

@@ -482,6 +482,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         mcp_anonymous_idle_secs = args.mcp_anonymous_idle_secs,
         passwords = ?config.rooms.passwords,
         max_rooms_per_name = args.max_rooms_per_name,
+        max_agents_per_room = args.max_agents_per_room,
         cluster = ?config.cluster,
         "huddle configuration"
     );

@@ -62,10 +62,9 @@ pub(super) async fn call(
         }
         let by = OnOwner {
             rooms,
-            room,
             stepped_down: AtomicBool::new(false),
         };
-        match answer_json(&req.op, &req.payload, &by).await {
+        match answer_json(&req.op, room, &req.payload, &by).await {
             Ok(_) if by.stepped_down.load(Ordering::Acquire) => Ok(not_owner(placement, room)),
             Ok(answer) => Ok(CallReply {
                 result: Some(call_reply::Result::Answer(answer)),
@@ -93,13 +92,12 @@ fn not_owner(placement: &dyn Placement, room: RoomId) -> CallReply {
 /// The local rooms answering a forwarded call; notes a step-down instead of answering.
 struct OnOwner<'a> {
     rooms: &'a RoomDirectory,
-    room: RoomId,
     stepped_down: AtomicBool,
 }
 
 impl Answerer for OnOwner<'_> {
-    async fn answer<O: Ask>(&self, op: O) -> Result<O::Answer, RoomError> {
-        match self.rooms.ask_owned(self.room, op).await {
+    async fn answer<O: Ask>(&self, room: RoomId, op: O) -> Result<O::Answer, RoomError> {
+        match self.rooms.ask_owned(room, op).await {
             Ok(answer) => answer,
             Err(e @ NotHere(_)) => {
                 self.stepped_down.store(true, Ordering::Release);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use huddle_app::{Access, JoinAs, RoomApi, split_context};
-use huddle_cluster::{OnLag, Router};
+use huddle_cluster::{OnLag, Router, Subscribe};
 use huddle_core::{AgentToken, CreateRoom, Moderation, Page, RoomError, Seq};
 use huddle_metrics::streams::{OpenStream, StreamKind};
 use huddle_proto::conversions::{self, room_type_param};
@@ -350,10 +350,13 @@ impl RoomService for RoomGrpc {
                 .reading_room(&token, Some(r.room_id.as_str()))
                 .await?;
             // The client resumes with `from_seq` (RESOURCE_EXHAUSTED names it): `OnLag::End`.
-            let opened = self
-                .router()
-                .subscribe(room, Some(token), r.from_seq.map(Seq::new), OnLag::End)
-                .await;
+            let opened = self.router().subscribe(Subscribe {
+                room,
+                reader: Some(token),
+                after: r.from_seq.map(Seq::new),
+                on_lag: OnLag::End,
+            });
+            let opened = opened.await;
             huddle_app::for_token(opened).map(|subscribed| subscribed.stream)
         }
         .await;

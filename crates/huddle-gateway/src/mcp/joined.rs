@@ -10,6 +10,7 @@
 
 use std::sync::Mutex;
 
+use huddle_cluster::{OnLag, Subscribe};
 use huddle_core::{AgentToken, RoomId, Seq};
 
 /// Ranges of seqs delivered on POST responses that a resumed GET stream must skip, per
@@ -40,6 +41,17 @@ pub struct JoinedRoom {
 }
 
 impl JoinedRoom {
+    /// This agent's feed of the room from `after`; a feed that falls behind resumes on
+    /// its own from the last message it delivered.
+    pub fn feed_after(&self, after: Seq) -> Subscribe {
+        Subscribe {
+            room: self.room_id,
+            reader: Some(self.token.clone()),
+            after: Some(after),
+            on_lag: OnLag::Resume,
+        }
+    }
+
     /// Whether a resumed GET stream must skip `seq` (already sent on a POST response).
     pub fn was_posted(&self, seq: Seq) -> bool {
         self.posted

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use axum::http::request::Parts;
 use futures::StreamExt;
 use huddle_app::RoomApi;
-use huddle_cluster::{OnLag, Router};
+use huddle_cluster::{OnLag, Router, Subscribe};
 use huddle_core::{AgentToken, Message, Page, RoomId, Seq};
 use rmcp::ErrorData as McpError;
 use rmcp::model::{
@@ -216,8 +216,14 @@ pub async fn listen(
         })?;
         // From `after=`, else from now on; a feed that falls behind resumes on its own
         // from the last message sent.
+        let request = Subscribe {
+            room: parsed.room,
+            reader: Some(token),
+            after: parsed.after,
+            on_lag: OnLag::Resume,
+        };
         let subscribed = router
-            .subscribe(parsed.room, Some(token), parsed.after, OnLag::Resume)
+            .subscribe(request)
             .await
             .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
         feeds.insert(i, subscribed.stream);

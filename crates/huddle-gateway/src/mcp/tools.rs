@@ -51,10 +51,58 @@ pub struct ToolSpec {
     pub description: &'static str,
     pub args: &'static [Arg],
     pub required: &'static [&'static str],
+    pub hints: Hints,
+}
+
+/// What a client may assume of a tool before calling it (MCP's tool annotations).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hints {
     pub read_only: bool,
     pub destructive: bool,
     pub idempotent: bool,
+    /// Whether what it does reaches beyond the caller (other agents see it).
     pub open_world: bool,
+}
+
+impl Hints {
+    /// A read: changes nothing, seen by no one else.
+    const READ: Hints = Hints {
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        open_world: false,
+    };
+    /// A change the room's other agents see (a message, a notice); each call makes one.
+    const POST: Hints = Hints {
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        open_world: true,
+    };
+
+    /// Takes something away (a member, a role, a description).
+    const fn destructive(self) -> Hints {
+        Hints {
+            destructive: true,
+            ..self
+        }
+    }
+
+    /// Calling it again changes nothing more.
+    const fn idempotent(self) -> Hints {
+        Hints {
+            idempotent: true,
+            ..self
+        }
+    }
+
+    /// Nobody else sees it.
+    const fn unseen(self) -> Hints {
+        Hints {
+            open_world: false,
+            ..self
+        }
+    }
 }
 
 const ROOM_CHOICE: Arg = arg(
@@ -103,10 +151,7 @@ pub const TOOLS: &[ToolSpec] = &[
             ROOM_TYPE,
         ],
         required: &["agentName"],
-        read_only: false,
-        destructive: false,
-        idempotent: false,
-        open_world: true,
+        hints: Hints::POST,
     },
     ToolSpec {
         name: "joinRoom",
@@ -128,10 +173,7 @@ pub const TOOLS: &[ToolSpec] = &[
             ),
         ],
         required: &["roomId", "agentName"],
-        read_only: false,
-        destructive: false,
-        idempotent: false,
-        open_world: true,
+        hints: Hints::POST,
     },
     ToolSpec {
         name: "leaveRoom",
@@ -140,10 +182,7 @@ pub const TOOLS: &[ToolSpec] = &[
         description: "Leave a room you joined (default: the most recently joined). Your agentToken for it stops working and its notifications stop.",
         args: &[ROOM_CHOICE, TOKEN],
         required: &[],
-        read_only: false,
-        destructive: true,
-        idempotent: false,
-        open_world: true,
+        hints: Hints::POST.destructive(),
     },
     ToolSpec {
         name: "roomInfo",
@@ -155,10 +194,7 @@ pub const TOOLS: &[ToolSpec] = &[
             TOKEN,
         ],
         required: &["roomId"],
-        read_only: true,
-        destructive: false,
-        idempotent: true,
-        open_world: false,
+        hints: Hints::READ,
     },
     ToolSpec {
         name: "listRooms",
@@ -171,10 +207,7 @@ pub const TOOLS: &[ToolSpec] = &[
             OFFSET,
         ],
         required: &[],
-        read_only: true,
-        destructive: false,
-        idempotent: true,
-        open_world: false,
+        hints: Hints::READ,
     },
     ToolSpec {
         name: "sendMessage",
@@ -197,10 +230,7 @@ pub const TOOLS: &[ToolSpec] = &[
             TOKEN,
         ],
         required: &["text"],
-        read_only: false,
-        destructive: false,
-        idempotent: false,
-        open_world: true,
+        hints: Hints::POST,
     },
     ToolSpec {
         name: "messageHistory",
@@ -222,10 +252,7 @@ pub const TOOLS: &[ToolSpec] = &[
             TOKEN,
         ],
         required: &["roomId"],
-        read_only: true,
-        destructive: false,
-        idempotent: true,
-        open_world: false,
+        hints: Hints::READ,
     },
     ToolSpec {
         name: "unreadMessages",
@@ -234,10 +261,7 @@ pub const TOOLS: &[ToolSpec] = &[
         description: "Everything posted since your last read (100 at a time, oldest first), and mark it read.",
         args: &[ROOM_CHOICE, TOKEN],
         required: &[],
-        read_only: false,
-        destructive: false,
-        idempotent: false,
-        open_world: false,
+        hints: Hints::POST.unseen(),
     },
     ToolSpec {
         name: "promoteAgent",
@@ -246,10 +270,7 @@ pub const TOOLS: &[ToolSpec] = &[
         description: "Make another agent of the room an admin (admins only).",
         args: &[TARGET, ROOM_CHOICE, TOKEN],
         required: &["targetAgent"],
-        read_only: false,
-        destructive: false,
-        idempotent: true,
-        open_world: true,
+        hints: Hints::POST.idempotent(),
     },
     ToolSpec {
         name: "demoteAgent",
@@ -258,10 +279,7 @@ pub const TOOLS: &[ToolSpec] = &[
         description: "Make an admin a plain member again (admins only; a room keeps at least one admin).",
         args: &[TARGET, ROOM_CHOICE, TOKEN],
         required: &["targetAgent"],
-        read_only: false,
-        destructive: true,
-        idempotent: true,
-        open_world: true,
+        hints: Hints::POST.destructive().idempotent(),
     },
     ToolSpec {
         name: "kickAgent",
@@ -270,10 +288,7 @@ pub const TOOLS: &[ToolSpec] = &[
         description: "Remove an agent from the room (admins only); its agentToken stops working.",
         args: &[TARGET, ROOM_CHOICE, TOKEN],
         required: &["targetAgent"],
-        read_only: false,
-        destructive: true,
-        idempotent: false,
-        open_world: true,
+        hints: Hints::POST.destructive(),
     },
     ToolSpec {
         name: "updateRoom",
@@ -291,10 +306,7 @@ pub const TOOLS: &[ToolSpec] = &[
             TOKEN,
         ],
         required: &[],
-        read_only: false,
-        destructive: true,
-        idempotent: true,
-        open_world: true,
+        hints: Hints::POST.destructive().idempotent(),
     },
 ];
 
@@ -337,10 +349,10 @@ impl ToolSpec {
             "inputSchema": self.input_schema(),
             "annotations": {
                 "title": self.title(),
-                "readOnlyHint": self.read_only,
-                "destructiveHint": self.destructive,
-                "idempotentHint": self.idempotent,
-                "openWorldHint": self.open_world,
+                "readOnlyHint": self.hints.read_only,
+                "destructiveHint": self.hints.destructive,
+                "idempotentHint": self.hints.idempotent,
+                "openWorldHint": self.hints.open_world,
             },
         })
     }

@@ -11,19 +11,20 @@
 //! may not see; and when the viewer sees every message (no DMs between others) the
 //! search range is a single `seq`, so no probe runs at all.
 
-use huddle_core::{MemberId, Message, RoomId, Seq};
+use huddle_core::{MemberId, Message, Page, Seq};
 use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::HistoryRead;
 
 use super::codec;
 use super::reads::{Bound, sql_member, sql_seq, visible_page};
 
-pub(super) fn history(
-    c: &Connection,
-    room: RoomId,
-    viewer: MemberId,
-    limit: usize,
-    offset: usize,
-) -> rusqlite::Result<(Vec<Message>, u64)> {
+pub(super) fn history(c: &Connection, read: HistoryRead) -> rusqlite::Result<(Vec<Message>, u64)> {
+    let HistoryRead {
+        room,
+        viewer,
+        page: Page { limit, offset },
+    } = read;
     // One snapshot: the total and the page must describe the same log.
     let tx = c.unchecked_transaction()?;
     let room = room.to_string();

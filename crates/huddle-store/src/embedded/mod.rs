@@ -34,11 +34,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use huddle_core::{Event, MemberId, Message, Room, RoomId, Seq};
+use huddle_core::{Message, Page, Room, RoomId};
 use rusqlite::Connection;
 
 use crate::writes::Writes;
-use crate::{Epoch, NameLock, NamedRoom, RoomPage, RoomStore, StoreError};
+use crate::{
+    Epoch, HistoryRead, LogRange, NameLock, NamedRoom, RoomPage, RoomStore, SentKey, StoreError,
+};
 use names::{EmbeddedNameLock, NameLocks};
 use pool::ReadPool;
 
@@ -139,25 +141,8 @@ impl EmbeddedStore {
 
 #[async_trait]
 impl RoomStore for EmbeddedStore {
-    async fn check_writable(&self) -> Result<(), StoreError> {
-        self.writes.probe().await
-    }
-
-    async fn create_room(&self, room: &Room) -> Result<(), StoreError> {
-        self.writes.create(room).await
-    }
-
-    async fn acquire(&self, room: RoomId) -> Result<Option<(Room, Epoch)>, StoreError> {
-        self.writes.acquire(room).await
-    }
-
-    async fn append(
-        &self,
-        room: RoomId,
-        epoch: Epoch,
-        events: Vec<Event>,
-    ) -> Result<(), StoreError> {
-        self.writes.append(room, epoch, events).await
+    fn writer(&self) -> &Writes {
+        &self.writes
     }
 
     async fn epoch(&self, room: RoomId) -> Result<Option<Epoch>, StoreError> {
@@ -178,47 +163,32 @@ impl RoomStore for EmbeddedStore {
         }))
     }
 
-    async fn sent_with_key(
-        &self,
-        room: RoomId,
-        member: MemberId,
-        key: &str,
-    ) -> Result<Option<Message>, StoreError> {
-        let key = key.to_string();
-        self.read(move |c| reads::sent_with_key(c, room, member, &key))
-            .await
+    async fn sent_with_key(&self, sent: SentKey<'_>) -> Result<Option<Message>, StoreError> {
+        let (room, sender, key) = (sent.room, sent.sender, sent.key.to_string());
+        self.read(move |c| {
+            reads::sent_with_key(
+                c,
+                SentKey {
+                    room,
+                    sender,
+                    key: &key,
+                },
+            )
+        })
+        .await
     }
 
-    async fn list_rooms(
-        &self,
-        search: Option<&str>,
-        limit: usize,
-        offset: usize,
-    ) -> Result<RoomPage, StoreError> {
+    async fn list_rooms(&self, search: Option<&str>, page: Page) -> Result<RoomPage, StoreError> {
         let search = search.map(str::to_string);
-        self.read(move |c| reads::list_rooms(c, search.as_deref(), limit, offset))
+        self.read(move |c| reads::list_rooms(c, search.as_deref(), page))
             .await
     }
 
-    async fn messages_after(
-        &self,
-        room: RoomId,
-        viewer: Option<MemberId>,
-        after: Seq,
-        limit: usize,
-    ) -> Result<Vec<Message>, StoreError> {
-        self.read(move |c| reads::messages_after(c, room, viewer, after, limit))
-            .await
+    async fn messages_after(&self, read: LogRange) -> Result<Vec<Message>, StoreError> {
+        self.read(move |c| reads::messages_after(c, read)).await
     }
 
-    async fn history(
-        &self,
-        room: RoomId,
-        viewer: MemberId,
-        limit: usize,
-        offset: usize,
-    ) -> Result<(Vec<Message>, u64), StoreError> {
-        self.read(move |c| history::history(c, room, viewer, limit, offset))
-            .await
+    async fn history(&self, read: HistoryRead) -> Result<(Vec<Message>, u64), StoreError> {
+        self.read(move |c| history::history(c, read)).await
     }
 }

@@ -1,11 +1,11 @@
 //! Queries served from the reader pool (history paging is in `history`).
 
-use huddle_core::{MemberId, Message, RoomId, RoomSummary, Seq, Timestamp};
+use huddle_core::{MemberId, Message, Page, RoomId, RoomSummary, Seq, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::codec::{self, MESSAGE_COLUMNS};
 use crate::sql::like_pattern;
-use crate::{NamedRoom, RoomPage};
+use crate::{LogRange, NamedRoom, RoomPage, SentKey};
 
 pub(super) fn rooms_named(c: &Connection, name: &str) -> rusqlite::Result<Vec<NamedRoom>> {
     let mut st = c.prepare_cached(
@@ -36,9 +36,9 @@ pub(super) fn room_ids(c: &Connection) -> rusqlite::Result<Vec<RoomId>> {
 pub(super) fn list_rooms(
     c: &Connection,
     search: Option<&str>,
-    limit: usize,
-    offset: usize,
+    page: Page,
 ) -> rusqlite::Result<RoomPage> {
+    let Page { limit, offset } = page;
     let pattern = like_pattern(search.unwrap_or(""));
     // Both queries walk the partial index of password-less rooms, already in page order.
     let total: i64 = c
@@ -91,16 +91,10 @@ pub(super) fn sql_member(m: MemberId) -> i64 {
     i64::try_from(m).unwrap_or(i64::MAX)
 }
 
-pub(super) fn messages_after(
-    c: &Connection,
-    room: RoomId,
-    viewer: Option<MemberId>,
-    after: Seq,
-    limit: usize,
-) -> rusqlite::Result<Vec<Message>> {
-    let room = room.to_string();
-    match viewer {
-        Some(v) => visible_page(c, &room, v, Bound::After(after), limit),
+pub(super) fn messages_after(c: &Connection, read: LogRange) -> rusqlite::Result<Vec<Message>> {
+    let room = read.room.to_string();
+    match read.viewer {
+        Some(v) => visible_page(c, &room, v, Bound::After(read.after), read.limit),
         None => {
             let sql = format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages
@@ -108,7 +102,7 @@ pub(super) fn messages_after(
             );
             c.prepare_cached(&sql)?
                 .query_map(
-                    params![room, sql_seq(after), sql_count(limit)],
+                    params![room, sql_seq(read.after), sql_count(read.limit)],
                     codec::message,
                 )?
                 .collect()
@@ -116,20 +110,15 @@ pub(super) fn messages_after(
     }
 }
 
-/// The message `member` sent under idempotency key `key` (one index lookup).
-pub(super) fn sent_with_key(
-    c: &Connection,
-    room: RoomId,
-    member: MemberId,
-    key: &str,
-) -> rusqlite::Result<Option<Message>> {
+/// The message sent under an idempotency key (one index lookup).
+pub(super) fn sent_with_key(c: &Connection, sent: SentKey) -> rusqlite::Result<Option<Message>> {
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages
          WHERE room_id = ?1 AND from_member = ?2 AND key = ?3"
     );
     c.prepare_cached(&sql)?
         .query_row(
-            params![room.to_string(), sql_member(member), key],
+            params![sent.room.to_string(), sql_member(sent.sender), sent.key],
             codec::message,
         )
         .optional()

@@ -5,20 +5,22 @@
 //! message. Runs in one repeatable-read transaction so the total and the page agree.
 
 use deadpool_postgres::GenericClient;
-use huddle_core::{MemberId, Message, RoomId, Seq};
+use huddle_core::{MemberId, Message, Page, Seq};
 
 use super::codec::{self, sql_int};
 use super::conn::backend;
 use super::reads::{Bound, visible_page};
-use crate::StoreError;
+use crate::{HistoryRead, StoreError};
 
 pub(super) async fn history(
     c: &impl GenericClient,
-    room: RoomId,
-    viewer: MemberId,
-    limit: usize,
-    offset: usize,
+    read: HistoryRead,
 ) -> Result<(Vec<Message>, u64), StoreError> {
+    let HistoryRead {
+        room,
+        viewer,
+        page: Page { limit, offset },
+    } = read;
     let room = room.to_string();
     let st = c
         .prepare_cached("SELECT last_seq, message_count, dm_count FROM rooms WHERE id = $1")

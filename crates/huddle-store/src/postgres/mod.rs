@@ -29,11 +29,14 @@ mod writer;
 
 use async_trait::async_trait;
 use deadpool_postgres::Object;
-use huddle_core::{Event, MemberId, Message, Room, RoomId, Seq};
+use huddle_core::{Message, Page, RoomId};
 use tokio_postgres::IsolationLevel;
 
 use crate::writes::Writes;
-use crate::{DEFAULT_READ_QUEUE, Epoch, NameLock, NamedRoom, RoomPage, RoomStore, StoreError};
+use crate::{
+    DEFAULT_READ_QUEUE, Epoch, HistoryRead, LogRange, NameLock, NamedRoom, RoomPage, RoomStore,
+    SentKey, StoreError,
+};
 use conn::{Bounded, backend};
 
 /// The schema version this huddle reads and writes in PostgreSQL.
@@ -120,25 +123,8 @@ impl PostgresStore {
 
 #[async_trait]
 impl RoomStore for PostgresStore {
-    async fn check_writable(&self) -> Result<(), StoreError> {
-        self.writes.probe().await
-    }
-
-    async fn create_room(&self, room: &Room) -> Result<(), StoreError> {
-        self.writes.create(room).await
-    }
-
-    async fn acquire(&self, room: RoomId) -> Result<Option<(Room, Epoch)>, StoreError> {
-        self.writes.acquire(room).await
-    }
-
-    async fn append(
-        &self,
-        room: RoomId,
-        epoch: Epoch,
-        events: Vec<Event>,
-    ) -> Result<(), StoreError> {
-        self.writes.append(room, epoch, events).await
+    fn writer(&self) -> &Writes {
+        &self.writes
     }
 
     async fn epoch(&self, room: RoomId) -> Result<Option<Epoch>, StoreError> {
@@ -156,45 +142,23 @@ impl RoomStore for PostgresStore {
         Ok(Box::new(names::PgNameLock::take(lease, name).await?))
     }
 
-    async fn sent_with_key(
-        &self,
-        room: RoomId,
-        member: MemberId,
-        key: &str,
-    ) -> Result<Option<Message>, StoreError> {
+    async fn sent_with_key(&self, sent: SentKey<'_>) -> Result<Option<Message>, StoreError> {
         let lease = self.reads.get().await?;
-        reads::sent_with_key(&lease.conn, room, member, key).await
+        reads::sent_with_key(&lease.conn, sent).await
     }
 
-    async fn list_rooms(
-        &self,
-        search: Option<&str>,
-        limit: usize,
-        offset: usize,
-    ) -> Result<RoomPage, StoreError> {
-        self.snapshot(async |tx| reads::list_rooms(tx, search, limit, offset).await)
+    async fn list_rooms(&self, search: Option<&str>, page: Page) -> Result<RoomPage, StoreError> {
+        self.snapshot(async |tx| reads::list_rooms(tx, search, page).await)
             .await
     }
 
-    async fn messages_after(
-        &self,
-        room: RoomId,
-        viewer: Option<MemberId>,
-        after: Seq,
-        limit: usize,
-    ) -> Result<Vec<Message>, StoreError> {
+    async fn messages_after(&self, read: LogRange) -> Result<Vec<Message>, StoreError> {
         let lease = self.reads.get().await?;
-        reads::messages_after(&lease.conn, room, viewer, after, limit).await
+        reads::messages_after(&lease.conn, read).await
     }
 
-    async fn history(
-        &self,
-        room: RoomId,
-        viewer: MemberId,
-        limit: usize,
-        offset: usize,
-    ) -> Result<(Vec<Message>, u64), StoreError> {
-        self.snapshot(async |tx| history::history(tx, room, viewer, limit, offset).await)
+    async fn history(&self, read: HistoryRead) -> Result<(Vec<Message>, u64), StoreError> {
+        self.snapshot(async |tx| history::history(tx, read).await)
             .await
     }
 }

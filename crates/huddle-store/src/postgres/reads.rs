@@ -2,12 +2,12 @@
 //! embedded backend's, in PostgreSQL's dialect.
 
 use deadpool_postgres::GenericClient;
-use huddle_core::{MemberId, Message, RoomId, RoomSummary, Seq, Timestamp};
+use huddle_core::{MemberId, Message, Page, RoomId, RoomSummary, Seq, Timestamp};
 
 use super::codec::{self, MESSAGE_COLUMNS, sql_int};
 use super::conn::backend;
 use crate::sql::like_pattern;
-use crate::{NamedRoom, RoomPage, StoreError};
+use crate::{LogRange, NamedRoom, RoomPage, SentKey, StoreError};
 
 pub(super) async fn rooms_named(
     c: &impl GenericClient,
@@ -47,9 +47,9 @@ pub(super) async fn epoch(c: &impl GenericClient, room: RoomId) -> Result<Option
 pub(super) async fn list_rooms(
     c: &impl GenericClient,
     search: Option<&str>,
-    limit: usize,
-    offset: usize,
+    page: Page,
 ) -> Result<RoomPage, StoreError> {
+    let Page { limit, offset } = page;
     let pattern = like_pattern(search.unwrap_or(""));
     let st = c
         .prepare_cached(
@@ -95,14 +95,11 @@ pub(super) async fn list_rooms(
 
 pub(super) async fn messages_after(
     c: &impl GenericClient,
-    room: RoomId,
-    viewer: Option<MemberId>,
-    after: Seq,
-    limit: usize,
+    read: LogRange,
 ) -> Result<Vec<Message>, StoreError> {
-    let room = room.to_string();
-    match viewer {
-        Some(v) => visible_page(c, &room, v, Bound::After(after), limit).await,
+    let room = read.room.to_string();
+    match read.viewer {
+        Some(v) => visible_page(c, &room, v, Bound::After(read.after), read.limit).await,
         None => {
             let sql = format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages
@@ -110,7 +107,7 @@ pub(super) async fn messages_after(
             );
             let st = c.prepare_cached(&sql).await.map_err(backend)?;
             let rows = c
-                .query(&st, &[&room, &sql_int(after), &sql_int(limit)])
+                .query(&st, &[&room, &sql_int(read.after), &sql_int(read.limit)])
                 .await
                 .map_err(backend)?;
             codec::messages(&rows)
@@ -120,16 +117,15 @@ pub(super) async fn messages_after(
 
 pub(super) async fn sent_with_key(
     c: &impl GenericClient,
-    room: RoomId,
-    member: MemberId,
-    key: &str,
+    sent: SentKey<'_>,
 ) -> Result<Option<Message>, StoreError> {
+    let SentKey { room, sender, key } = sent;
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages
          WHERE room_id = $1 AND from_member = $2 AND key = $3"
     );
     let st = c.prepare_cached(&sql).await.map_err(backend)?;
-    c.query_opt(&st, &[&room.to_string(), &sql_int(member), &key.as_bytes()])
+    c.query_opt(&st, &[&room.to_string(), &sql_int(sender), &key.as_bytes()])
         .await
         .map_err(backend)?
         .as_ref()

@@ -3,9 +3,16 @@
 
 use huddle_core::room::NewRoom;
 use huddle_core::{
-    Agent, Event, MemberId, Message, Role, Room, RoomId, RoomType, Seq, Timestamp, TokenDigest,
+    Agent, Event, MemberId, Message, Page, Role, Room, RoomId, RoomType, Seq, Timestamp,
+    TokenDigest,
 };
-use huddle_store::RoomStore;
+use huddle_store::{HistoryRead, LogRange, RoomStore};
+
+/// A page as the store takes it: at most `limit` after skipping `offset`, not clamped
+/// (the store's own handling of any values is under test).
+pub fn page_of(limit: usize, offset: usize) -> Page {
+    Page { limit, offset }
+}
 
 pub fn room(name: &str, password_hash: Option<&str>) -> Room {
     Room::create(
@@ -112,7 +119,14 @@ pub async fn assert_reads_match(
                 total + 1,
                 usize::MAX,
             ] {
-                let (page, got_total) = store.history(room, viewer, limit, offset).await.unwrap();
+                let (page, got_total) = store
+                    .history(HistoryRead {
+                        room,
+                        viewer,
+                        page: page_of(limit, offset),
+                    })
+                    .await
+                    .unwrap();
                 assert_eq!(
                     (seqs(&page), got_total),
                     reference_history(log, viewer, limit, offset),
@@ -126,7 +140,12 @@ pub async fn assert_reads_match(
         for after in [0, 1, n as u64 / 2, n as u64, u64::MAX].map(Seq::new) {
             for limit in [1, 5, 1000] {
                 let got = store
-                    .messages_after(room, viewer, after, limit)
+                    .messages_after(LogRange {
+                        room,
+                        viewer,
+                        after,
+                        limit,
+                    })
                     .await
                     .unwrap();
                 assert_eq!(
@@ -141,7 +160,7 @@ pub async fn assert_reads_match(
 
 /// The member count the listing shows for the one room called `name`.
 pub async fn agents_listed(store: &dyn RoomStore, name: &str) -> u64 {
-    let page = store.list_rooms(Some(name), 100, 0).await.unwrap();
+    let page = store.list_rooms(Some(name), page_of(100, 0)).await.unwrap();
     let found: Vec<_> = page.rooms.iter().filter(|r| r.name == name).collect();
     assert_eq!(found.len(), 1, "room {name} is listed once");
     found[0].agents

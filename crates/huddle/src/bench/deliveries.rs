@@ -79,6 +79,9 @@ pub struct Member<C> {
     pub credential: C,
 }
 
+/// A send acknowledged by the server, or why not.
+pub type Acked = Result<(), SendFailure>;
+
 /// A send the server did not acknowledge.
 pub struct SendFailure {
     /// What the report counts it under (`<kind>: <message>`).
@@ -138,7 +141,7 @@ pub trait Transport: Send + Sync + 'static {
         sender: &mut Self::Sender,
         agent: &Agent<Self::Credential>,
         body: &str,
-    ) -> impl Future<Output = Result<(), SendFailure>> + Send;
+    ) -> impl Future<Output = Acked> + Send;
 
     /// Opens the agent's stream of its room, resuming after seq `after` when given.
     /// Returns once the subscription is in place.

@@ -22,7 +22,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status, Streaming};
 
 use super::BenchArgs;
-use super::deliveries::{Agent, Labels, Member, SendFailure, StreamItem, Transport};
+use super::deliveries::{Acked, Agent, Labels, Member, SendFailure, StreamItem, Transport};
 
 type Client = RoomServiceClient<Channel>;
 /// `Bearer <token>`, ready to be sent as `authorization` metadata.
@@ -137,12 +137,7 @@ impl Transport for Grpc {
         self.pool[i % self.pool.len()].clone()
     }
 
-    async fn send(
-        &self,
-        sender: &mut Client,
-        agent: &Agent<Auth>,
-        body: &str,
-    ) -> Result<(), SendFailure> {
+    async fn send(&self, sender: &mut Client, agent: &Agent<Auth>, body: &str) -> Acked {
         let request = authorized(
             SendMessageRequest {
                 text: body.to_owned(),

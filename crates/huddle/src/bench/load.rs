@@ -5,7 +5,7 @@
 
 use futures::StreamExt;
 
-use super::deliveries::{Agent, Labels, Member, SendFailure, StreamItem, Transport};
+use super::deliveries::{Acked, Agent, Labels, Member, SendFailure, StreamItem, Transport};
 use crate::client::{A2aClient, ClientError, MessageStream};
 
 pub const LABELS: Labels = Labels {
@@ -53,12 +53,7 @@ impl Transport for A2aClient {
         self.clone()
     }
 
-    async fn send(
-        &self,
-        sender: &mut A2aClient,
-        agent: &Agent<String>,
-        body: &str,
-    ) -> Result<(), SendFailure> {
+    async fn send(&self, sender: &mut A2aClient, agent: &Agent<String>, body: &str) -> Acked {
         match sender
             .send_message(&agent.credential, body, None, None)
             .await

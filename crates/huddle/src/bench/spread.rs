@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::deliveries::{Agent, Labels, Member, SendFailure, StreamItem, Transport};
+use super::deliveries::{Acked, Agent, Labels, Member, StreamItem, Transport};
 use crate::client::{A2aClient, ClientError, MessageStream};
 
 /// The nodes of one cluster, each through its own A2A client.
@@ -58,12 +58,7 @@ impl Transport for Spread {
         self.nodes[i % self.nodes.len()].clone()
     }
 
-    async fn send(
-        &self,
-        sender: &mut A2aClient,
-        agent: &Agent<String>,
-        body: &str,
-    ) -> Result<(), SendFailure> {
+    async fn send(&self, sender: &mut A2aClient, agent: &Agent<String>, body: &str) -> Acked {
         // The A2A wire sends through the sender's own client, whichever `self` it is given.
         Transport::send(&self.nodes[0], sender, agent, body).await
     }

@@ -18,7 +18,7 @@ pub enum Command {
     /// message), /history [N], /help, /quit (or end of input). A dropped connection is
     /// resumed after the last message shown, without gaps. Joining again later reconnects
     /// as the same agent with the stored token.
-    Join(JoinArgs),
+    Join(MemberArgs),
     /// Show a room: description, type and members.
     Info(InfoArgs),
     /// Print the most recent messages of a room.
@@ -105,30 +105,36 @@ impl RoomType {
     }
 }
 
+/// What a room is and who may post: set at creation, changed by `update`.
 #[derive(Args, Debug)]
-pub struct CreateArgs {
-    /// The room's name (stored lower-cased).
-    pub room: String,
-    /// Protect the room with a password.
-    #[arg(long, short = 'p')]
-    pub password: Option<String>,
+pub struct RoomSettings {
     /// What the room is for.
     #[arg(long, short = 'd')]
     pub description: Option<String>,
     /// group: everyone posts; channel: only admins post.
     #[arg(long = "type", short = 't', value_enum)]
     pub room_type: Option<RoomType>,
-    #[command(flatten)]
-    pub agent: AgentOpts,
-    #[command(flatten)]
-    pub opts: ClientOpts,
+}
+
+impl RoomSettings {
+    /// The settings given, as the metadata fields of `room.create` / `room.update`.
+    pub fn fields(&self) -> [(&'static str, Option<&str>); 2] {
+        [
+            ("description", self.description.as_deref()),
+            ("type", self.room_type.map(RoomType::as_str)),
+        ]
+    }
 }
 
 #[derive(Args, Debug)]
-pub struct JoinArgs {
-    /// The room: its name, `name:password`, or its id.
-    #[arg(value_name = "ROOM[:PASSWORD]")]
+pub struct CreateArgs {
+    /// The room's name (stored lower-cased).
     pub room: String,
+    #[command(flatten)]
+    pub settings: RoomSettings,
+    /// Protect the room with a password.
+    #[arg(long, short = 'p')]
+    pub password: Option<String>,
     #[command(flatten)]
     pub agent: AgentOpts,
     #[command(flatten)]
@@ -161,7 +167,7 @@ pub struct HistoryArgs {
     pub opts: ClientOpts,
 }
 
-/// Commands that only need the room and the acting agent.
+/// Commands that only need the room and the acting agent (`join` among them).
 #[derive(Args, Debug)]
 pub struct MemberArgs {
     /// The room: its name, `name:password`, or its id.
@@ -211,12 +217,8 @@ pub struct UpdateArgs {
     /// The room: its name, `name:password`, or its id.
     #[arg(value_name = "ROOM[:PASSWORD]")]
     pub room: String,
-    /// The new description.
-    #[arg(long, short = 'd')]
-    pub description: Option<String>,
-    /// The new type.
-    #[arg(long = "type", short = 't', value_enum)]
-    pub room_type: Option<RoomType>,
+    #[command(flatten)]
+    pub settings: RoomSettings,
     #[command(flatten)]
     pub agent: AgentOpts,
     #[command(flatten)]

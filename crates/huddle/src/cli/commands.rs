@@ -297,11 +297,12 @@ pub async fn rooms(args: RoomsArgs) -> Result<()> {
 
 pub async fn create(args: CreateArgs) -> Result<()> {
     let s = Session::new(&args.opts)?;
+    let [description, kind] = args.settings.fields();
     let m = meta(&[
         ("agentName", Some(args.agent.name.as_str())),
         ("password", args.password.as_deref()),
-        ("description", args.description.as_deref()),
-        ("type", args.room_type.map(|t| t.as_str())),
+        description,
+        kind,
     ]);
     let reply = s
         .client
@@ -505,18 +506,15 @@ pub async fn admin(action: &'static str, args: TargetArgs) -> Result<()> {
 }
 
 pub async fn update(args: UpdateArgs) -> Result<()> {
-    if args.description.is_none() && args.room_type.is_none() {
+    let [description, kind] = args.settings.fields();
+    if description.1.is_none() && kind.1.is_none() {
         bail!("give --description or --type");
     }
     let s = Session::new(&args.opts)?;
     let (_, reply) = s
         .as_member(&args.room, &args.agent, |m| {
             let client = &s.client;
-            let meta = meta(&[
-                ("agentToken", Some(m.token.as_str())),
-                ("description", args.description.as_deref()),
-                ("type", args.room_type.map(|t| t.as_str())),
-            ]);
+            let meta = meta(&[("agentToken", Some(m.token.as_str())), description, kind]);
             async move { client.action("room.update", None, None, meta).await }
         })
         .await?;

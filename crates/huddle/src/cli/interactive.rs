@@ -22,7 +22,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::args::JoinArgs;
+use super::args::MemberArgs;
 use super::commands::{JoinReply, Session, messages};
 use super::output::{json_line, line, message_line, message_value_line, note};
 use crate::client::{A2aClient, ClientError, RoomMessage};
@@ -55,7 +55,7 @@ enum Feed {
     Refused(String),
 }
 
-pub async fn join(args: JoinArgs) -> Result<()> {
+pub async fn join(args: MemberArgs) -> Result<()> {
     let s = Session::new(&args.opts)?;
     let name = args.agent.name.as_str();
     let token = match &args.agent.token {

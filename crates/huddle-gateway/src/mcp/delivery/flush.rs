@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use huddle_cluster::{CatchUp, MessageStream, OnLag, Router};
+use huddle_cluster::{CatchUp, MessageStream, Router};
 use huddle_core::{RoomError, Seq};
 
 use super::Delivery;
@@ -31,14 +31,7 @@ pub struct FlushFeed {
 
 impl FlushFeed {
     async fn open(router: &dyn Router, room: &JoinedRoom, after: Seq) -> Result<Self, RoomError> {
-        let subscribed = router
-            .subscribe(
-                room.room_id,
-                Some(room.token.clone()),
-                Some(after),
-                OnLag::Resume,
-            )
-            .await?;
+        let subscribed = router.subscribe(room.feed_after(after)).await?;
         Ok(Self {
             generation: room.generation,
             feed: subscribed.stream,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use futures::{Stream, StreamExt};
-use huddle_cluster::{MessageStream, OnLag, Router};
+use huddle_cluster::{MessageStream, Router};
 use huddle_core::Seq;
 use tokio_stream::StreamMap;
 
@@ -79,15 +79,7 @@ impl Live {
             self.open.resize(slot + 1, None);
         }
         self.cursor.set(slot, after);
-        let opened = self
-            .router
-            .subscribe(
-                room.room_id,
-                Some(room.token.clone()),
-                Some(after),
-                OnLag::Resume,
-            )
-            .await;
+        let opened = self.router.subscribe(room.feed_after(after)).await;
         match opened {
             Ok(subscribed) => {
                 self.feeds.insert(slot, subscribed.stream);
