@@ -50,7 +50,9 @@ use huddle_store::{NamedRoom, RoomPage};
 /// password gate), once, in the provided methods.
 #[async_trait]
 pub trait Router: Send + Sync + 'static {
-    /// This node's rooms.
+    /// This node's rooms, for what any node answers itself (the provided methods). An
+    /// operation on a room goes through [`Router::call`] instead, which reaches the
+    /// room's owner wherever it lives.
     fn directory(&self) -> &RoomDirectory;
 
     /// One operation on one room, answered by the room's owner on the call's port
