@@ -15,8 +15,8 @@ use common::*;
 use huddle_core::{Event, MemberId, Message, RoomId, RoomType, Seq, TokenDigest};
 use huddle_store::testing::TestPostgres;
 use huddle_store::{
-    Durability, EmbeddedStore, HistoryRead, LogRange, PostgresOptions, PostgresStore, RoomStore,
-    SentKey, StoreError,
+    Durability, EmbeddedStore, LogRange, PostgresOptions, PostgresStore, RoomStore, SentKey,
+    StoreError,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -245,20 +245,12 @@ async fn reads_hide_other_peoples_dms(b: &Backend) {
     assert_eq!(seqs(&after(MemberId::new(3)).await.unwrap()), [1, 4]);
     assert_eq!(seqs(&after(MemberId::new(2)).await.unwrap()), [1, 2, 3, 4]);
     let (page, total) = store
-        .history(HistoryRead {
-            room: r.id,
-            viewer: MemberId::new(3),
-            page: page_of(10, 0),
-        })
+        .history(history_of(r.id, MemberId::new(3), 10, 0))
         .await
         .unwrap();
     assert_eq!((seqs(&page), total), (vec![1, 4], 2));
     let (page, total) = store
-        .history(HistoryRead {
-            room: r.id,
-            viewer: MemberId::new(1),
-            page: page_of(2, 1),
-        })
+        .history(history_of(r.id, MemberId::new(1), 2, 1))
         .await
         .unwrap();
     assert_eq!(
@@ -440,22 +432,14 @@ async fn history_totals_count_what_each_member_may_see(b: &Backend) {
         .unwrap();
     for (viewer, total) in [(1, 4), (2, 5), (3, 4), (4, 2), (0, 2)] {
         let (_, got) = store
-            .history(HistoryRead {
-                room: r.id,
-                viewer: MemberId::new(viewer),
-                page: page_of(100, 0),
-            })
+            .history(history_of(r.id, MemberId::new(viewer), 100, 0))
             .await
             .unwrap();
         assert_eq!(got, total, "total for member {viewer}");
     }
     assert_reads_match(&*store, r.id, &log, 4).await;
     let (page, total) = store
-        .history(HistoryRead {
-            room: RoomId::new_random(),
-            viewer: MemberId::new(1),
-            page: page_of(10, 0),
-        })
+        .history(history_of(RoomId::new_random(), MemberId::new(1), 10, 0))
         .await
         .unwrap();
     assert_eq!(
@@ -718,11 +702,7 @@ async fn any_text_a_client_may_send_is_kept_exactly(b: &Backend) {
         .unwrap();
     assert_eq!(log, vec![sent.clone()]);
     let (page, _) = store
-        .history(HistoryRead {
-            room: r.id,
-            viewer: MemberId::new(1),
-            page: page_of(10, 0),
-        })
+        .history(history_of(r.id, MemberId::new(1), 10, 0))
         .await
         .unwrap();
     assert_eq!(page, vec![sent.clone()]);

@@ -11,9 +11,7 @@ use common::*;
 use futures::{FutureExt, StreamExt, poll};
 use huddle_core::{MemberId, Room, RoomId, Seq};
 use huddle_store::testing::TestPostgres;
-use huddle_store::{
-    Epoch, HistoryRead, LogRange, PostgresOptions, PostgresStore, RoomStore, StoreError,
-};
+use huddle_store::{Epoch, LogRange, PostgresOptions, PostgresStore, RoomStore, StoreError};
 
 /// A store on `url` with the default options.
 async fn connect(url: &str) -> PostgresStore {
@@ -333,21 +331,10 @@ async fn counts_stay_exact_when_another_writer_moved_a_row_a_lane_remembers() {
         .unwrap();
 
     let outsider = MemberId::new(3);
-    let (page, total) = a
-        .history(HistoryRead {
-            room: r.id,
-            viewer: outsider,
-            page: page_of(10, 0),
-        })
-        .await
-        .unwrap();
+    let (page, total) = a.history(history_of(r.id, outsider, 10, 0)).await.unwrap();
     assert_eq!((seqs(&page), total), (vec![1, 2, 4, 5, 6], 5));
     let (page, total) = a
-        .history(HistoryRead {
-            room: r.id,
-            viewer: MemberId::new(2),
-            page: page_of(2, 4),
-        })
+        .history(history_of(r.id, MemberId::new(2), 2, 4))
         .await
         .unwrap();
     assert_eq!((seqs(&page), total), (vec![1, 2], 6));
@@ -372,11 +359,7 @@ async fn concurrent_appends_to_one_room_keep_its_counts_exact() {
     };
     futures::join!(writer(a.clone(), 1), writer(b, 2));
     let (page, total) = a
-        .history(HistoryRead {
-            room: r.id,
-            viewer: MemberId::new(2),
-            page: page_of(100, 0),
-        })
+        .history(history_of(r.id, MemberId::new(2), 100, 0))
         .await
         .unwrap();
     assert_eq!(total, 40);

@@ -14,6 +14,15 @@ pub fn page_of(limit: usize, offset: usize) -> Page {
     Page { limit, offset }
 }
 
+/// The history page `viewer` asks of `room` (see [`page_of`]).
+pub fn history_of(room: RoomId, viewer: MemberId, limit: usize, offset: usize) -> HistoryRead {
+    HistoryRead {
+        room,
+        viewer,
+        page: page_of(limit, offset),
+    }
+}
+
 pub fn room(name: &str, password_hash: Option<&str>) -> Room {
     Room::create(
         NewRoom {
@@ -120,11 +129,7 @@ pub async fn assert_reads_match(
                 usize::MAX,
             ] {
                 let (page, got_total) = store
-                    .history(HistoryRead {
-                        room,
-                        viewer,
-                        page: page_of(limit, offset),
-                    })
+                    .history(history_of(room, viewer, limit, offset))
                     .await
                     .unwrap();
                 assert_eq!(
