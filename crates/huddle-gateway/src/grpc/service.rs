@@ -350,13 +350,13 @@ impl RoomService for RoomGrpc {
                 .reading_room(&token, Some(r.room_id.as_str()))
                 .await?;
             // The client resumes with `from_seq` (RESOURCE_EXHAUSTED names it): `OnLag::End`.
-            let opened = self.router().subscribe(Subscribe {
+            let request = Subscribe {
                 room,
                 reader: Some(token),
                 after: r.from_seq.map(Seq::new),
                 on_lag: OnLag::End,
-            });
-            let opened = opened.await;
+            };
+            let opened = self.router().subscribe(request).await;
             huddle_app::for_token(opened).map(|subscribed| subscribed.stream)
         }
         .await;
