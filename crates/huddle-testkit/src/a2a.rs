@@ -475,6 +475,21 @@ impl Reply {
             .unwrap_or(&NULL)
     }
 
+    /// `room.info`'s members as (name, role), in the order the room lists them.
+    pub fn agent_roles(&self) -> Vec<(String, String)> {
+        self.data()["agents"]
+            .as_array()
+            .unwrap_or_else(|| panic!("room.info data has no agents: {}", self.0))
+            .iter()
+            .map(|a| {
+                (
+                    a["name"].as_str().unwrap().to_string(),
+                    a["role"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
     /// The missed-messages summary (the text part after the data part).
     pub fn missed_summary(&self) -> Option<&str> {
         let parts = self.parts();

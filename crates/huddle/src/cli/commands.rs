@@ -506,10 +506,8 @@ pub async fn admin(action: &'static str, args: TargetArgs) -> Result<()> {
 }
 
 pub async fn update(args: UpdateArgs) -> Result<()> {
+    // At least one of them is given: `UpdateArgs`'s argument group requires it.
     let [description, kind] = args.settings.fields();
-    if description.1.is_none() && kind.1.is_none() {
-        bail!("give --description or --type");
-    }
     let s = Session::new(&args.opts)?;
     let (_, reply) = s
         .as_member(&args.room, &args.agent, |m| {

@@ -9,20 +9,6 @@ async fn info(s: &Server, room: &str) -> Reply {
     s.act("room.info").ctx(room).send().await
 }
 
-fn agent_roles(info: &Reply) -> Vec<(String, String)> {
-    info.data()["agents"]
-        .as_array()
-        .unwrap_or_else(|| panic!("room.info data has no agents: {}", info.0))
-        .iter()
-        .map(|a| {
-            (
-                a["name"].as_str().unwrap().to_string(),
-                a["role"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -58,7 +44,7 @@ async fn create_room_answers_id_token_and_joins_creator_as_admin() {
     assert!(token.len() >= 22, "token too short for 128 bits: {token:?}");
 
     let info = info(&s, &room).await.ok();
-    assert_eq!(agent_roles(&info), pairs(&[("alice", "admin")]));
+    assert_eq!(info.agent_roles(), pairs(&[("alice", "admin")]));
 
     // The creator joins silently: no bot notice.
     let alice = Agent::from_reply(&reply, "alice");
@@ -237,7 +223,7 @@ async fn join_by_id_or_name_in_any_case_makes_a_member_and_posts_a_notice() {
         "{history:?}"
     );
     assert_eq!(
-        agent_roles(&info(&s, &room).await.ok()),
+        info(&s, &room).await.ok().agent_roles(),
         pairs(&[("alice", "admin"), ("bob", "member"), ("carol", "member")])
     );
 }
@@ -322,7 +308,7 @@ async fn join_protected_room_needs_the_right_password() {
         .await
         .ok();
     assert_eq!(dave.data()["roomId"], room.as_str());
-    let members = agent_roles(&info(&s, "vault:s3cret").await.ok());
+    let members = info(&s, "vault:s3cret").await.ok().agent_roles();
     assert!(
         !members.iter().any(|(n, _)| n == "eve"),
         "eve got in: {members:?}"
@@ -451,7 +437,7 @@ async fn join_refuses_bad_push_endpoints() {
     }
     let info = info(&s, "lobby").await.ok();
     assert_eq!(
-        agent_roles(&info).len(),
+        info.agent_roles().len(),
         1,
         "a refused join got in: {}",
         info.0
@@ -484,7 +470,7 @@ async fn leave_posts_a_notice_and_revokes_the_token() {
     let reply = s.act("room.leave").send().await;
     assert_eq!(reply.err(), "agentToken required");
     assert_eq!(
-        agent_roles(&info(&s, "lobby").await.ok()),
+        info(&s, "lobby").await.ok().agent_roles(),
         pairs(&[("alice", "admin")])
     );
     // The name is free again.
@@ -515,7 +501,7 @@ async fn room_info_shows_room_and_members_as_pretty_json() {
     assert_eq!(data["description"], "a place");
     assert_eq!(data["type"], "group");
     assert_eq!(
-        agent_roles(&reply),
+        reply.agent_roles(),
         pairs(&[("alice", "admin"), ("bob", "member")])
     );
     for agent in data["agents"].as_array().unwrap() {
@@ -618,7 +604,7 @@ async fn promote_demote_and_kick_change_roles_and_post_notices() {
     assert_eq!(reply.text(), "Kicked carol from the room");
 
     assert_eq!(
-        agent_roles(&info(&s, "lobby").await.ok()),
+        info(&s, "lobby").await.ok().agent_roles(),
         pairs(&[("alice", "member"), ("bob", "admin")])
     );
     let history = s.history_all(&bob).await;
@@ -679,7 +665,7 @@ async fn admin_actions_refuse_non_admins_strangers_and_the_last_admin() {
         "Cannot kick yourself"
     );
     assert_eq!(
-        agent_roles(&info(&s, "lobby").await.ok()),
+        info(&s, "lobby").await.ok().agent_roles(),
         pairs(&[("alice", "admin"), ("bob", "member")])
     );
 }
@@ -874,7 +860,7 @@ async fn room_keeps_an_admin_when_its_only_admin_leaves() {
     s.join("lobby", "carol").await;
     let reply = s.act("room.leave").token(&alice.token).send().await;
     let info = info(&s, "lobby").await.ok();
-    let roles = agent_roles(&info);
+    let roles = info.agent_roles();
     assert!(
         roles.iter().any(|(_, role)| role == "admin"),
         "a room always keeps at least one admin; after {:?} the members are {roles:?}",
@@ -916,7 +902,10 @@ async fn look_alike_agent_names_are_refused() {
             reply.0
         );
     }
-    let members: Vec<String> = agent_roles(&info(&s, "lobby").await.ok())
+    let members: Vec<String> = info(&s, "lobby")
+        .await
+        .ok()
+        .agent_roles()
         .into_iter()
         .map(|(name, _)| name)
         .collect();
