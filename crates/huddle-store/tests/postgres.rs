@@ -20,6 +20,11 @@ async fn connect(url: &str) -> PostgresStore {
         .unwrap()
 }
 
+/// [`connect`], for a task of its own.
+async fn connect_owned(url: String) -> PostgresStore {
+    connect(&url).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_past_the_pool_and_its_queue_are_refused_naming_the_limit() {
     let pg = TestPostgres::start();
@@ -296,6 +301,120 @@ async fn a_room_held_up_in_one_writer_lane_does_not_hold_up_the_others() {
     while let Some(done) = others.next().await {
         done.unwrap();
     }
+}
+
+/// A node's store on a runtime of its own, on one thread: blocking that thread stops the
+/// node the way `SIGSTOP` does, its connections open and its transactions where they are.
+struct Stoppable {
+    handle: tokio::runtime::Handle,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Stoppable {
+    fn start() -> Self {
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let (shutdown, until) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            handle_tx.send(rt.handle().clone()).unwrap();
+            rt.block_on(async move {
+                let _ = until.await;
+            });
+        });
+        Self {
+            handle: handle_rx.recv().unwrap(),
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+
+    /// Runs `work` on the node.
+    async fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> T {
+        self.handle.spawn(work).await.unwrap()
+    }
+
+    /// Stops the node's thread; it runs again when the returned sender is used or dropped.
+    async fn stop(&self) -> std::sync::mpsc::Sender<()> {
+        let (resume, stopped) = std::sync::mpsc::channel::<()>();
+        let (is_stopped, has_stopped) = tokio::sync::oneshot::channel();
+        self.handle.spawn(async move {
+            let _ = is_stopped.send(());
+            let _ = stopped.recv();
+        });
+        has_stopped.await.unwrap();
+        resume
+    }
+}
+
+impl Drop for Stoppable {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A node stopped in the middle of a commit (after its row lock, before its writes) would
+/// keep the room's row locked while it is stopped, and the room's next owner could not
+/// take it. The server ends that idle transaction: the next owner takes the room, and the
+/// stopped node's append, once it runs again, is refused (never acknowledged, nothing of
+/// it in the log).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_in_the_middle_of_a_commit_does_not_keep_the_room_locked() {
+    let pg = TestPostgres::start();
+    let url = pg.database();
+    let node = Stoppable::start();
+    let stopped = node.run(connect_owned(url.clone())).await;
+    let r = room("dev", None);
+    let (store, created) = (stopped.clone(), r.clone());
+    node.run(async move { store.create_room(&created).await })
+        .await
+        .unwrap();
+    let store = stopped.clone();
+    let (_, epoch) = node
+        .run(async move { store.acquire(r.id).await })
+        .await
+        .unwrap()
+        .unwrap();
+    // The room's first append after it was taken goes the locking way: the lock, then
+    // the writes. Hold the row so that the node's transaction waits at the lock.
+    let lock = RowLock::take(&url, r.id).await;
+    let store = stopped.clone();
+    let append = node
+        .handle
+        .spawn(async move { store.append(r.id, epoch, vec![msg(r.id, 1, 1, None)]).await });
+    lock.until_waited_for().await;
+    let resume = node.stop().await;
+    // The node's lock statement now returns, to a node that cannot send its writes.
+    lock.release().await;
+    let next = connect(&url).await;
+    let taken = tokio::time::timeout(std::time::Duration::from_secs(60), next.acquire(r.id))
+        .await
+        .expect("the next owner waited for the stopped node's transaction")
+        .unwrap()
+        .expect("the room is there");
+    assert!(taken.1 > epoch, "the next owner holds a newer epoch");
+    drop(resume);
+    let late = append.await.unwrap();
+    assert!(
+        late.is_err(),
+        "an append whose transaction the server ended was acknowledged"
+    );
+    let log = next
+        .messages_after(LogRange::all(r.id, Seq::ZERO, 10))
+        .await
+        .unwrap();
+    assert!(
+        log.is_empty(),
+        "the stopped node's append was written: {log:?}"
+    );
 }
 
 /// Two stores (two nodes) on one database, and a room the first one holds.

@@ -25,6 +25,16 @@ use crate::StoreError;
 /// How long opening a connection may take before the request fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Longest a writer lane's transaction may wait between two of its statements before
+/// the server ends the session (`idle_in_transaction_session_timeout`). A lane never
+/// waits longer than a round trip; a node that stops in the middle of a commit
+/// (`SIGSTOP`, a frozen VM) would otherwise keep its room rows locked until it runs
+/// again, and each room's next owner (with every room on its writer lane) would wait
+/// behind them. Shorter than the default lease, so a room taken over is writable by the
+/// time the lease let it be taken. Not set on the read pool: a name lock's transaction
+/// waits there for password hashes, bounded by the room call timeout.
+pub(super) const LANE_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
+
 /// A PostgreSQL failure as a store error, with the server's own message when it sent
 /// one (`tokio_postgres::Error`'s `Display` alone says only "db error").
 pub(super) fn backend(e: tokio_postgres::Error) -> StoreError {
@@ -85,8 +95,13 @@ fn tls() -> Result<MakeRustlsConnect, StoreError> {
     Ok(MakeRustlsConnect::new(config))
 }
 
-/// A pool of at most `size` connections to `config`.
-pub(super) fn pool(config: &tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
+/// A pool of at most `size` connections to `config`, whose transactions the server ends
+/// after `idle_limit` without a statement (none: the server's own setting).
+pub(super) fn pool(
+    config: &tokio_postgres::Config,
+    size: usize,
+    idle_limit: Option<Duration>,
+) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
         config.clone(),
         tls()?,
@@ -98,7 +113,7 @@ pub(super) fn pool(config: &tokio_postgres::Config, size: usize) -> Result<Pool,
         .max_size(size.max(1))
         .runtime(Runtime::Tokio1)
         .create_timeout(Some(CONNECT_TIMEOUT * 2))
-        .post_create(Hook::async_fn(|client, _| {
+        .post_create(Hook::async_fn(move |client, _| {
             Box::pin(async move {
                 // Our statements are prepared once per connection and run with new values
                 // each time; by default PostgreSQL plans each of the first runs anew and
@@ -111,6 +126,15 @@ pub(super) fn pool(config: &tokio_postgres::Config, size: usize) -> Result<Pool,
                     .await
                 {
                     tracing::debug!(error = %e, "PostgreSQL: plan_cache_mode not set");
+                }
+                if let Some(limit) = idle_limit {
+                    let set = format!(
+                        "SET idle_in_transaction_session_timeout = {}",
+                        limit.as_millis()
+                    );
+                    if let Err(e) = client.batch_execute(&set).await {
+                        tracing::warn!(error = %e, "PostgreSQL: idle_in_transaction_session_timeout not set");
+                    }
                 }
                 Ok(())
             })
