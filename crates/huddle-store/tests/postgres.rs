@@ -417,6 +417,44 @@ async fn a_node_stopped_in_the_middle_of_a_commit_does_not_keep_the_room_locked(
     );
 }
 
+/// A node stopped while it holds a name lock (in the middle of a room creation) would
+/// keep every creation of that name, on every node, waiting for as long as it is
+/// stopped. The server ends its idle transaction: the next creation goes ahead, and the
+/// stopped node's creation is refused when it runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_while_it_holds_a_name_lock_does_not_keep_the_name_locked() {
+    let pg = TestPostgres::start();
+    let url = pg.database();
+    let node = Stoppable::start();
+    let stopped = node.run(connect_owned(url.clone())).await;
+    let held = node
+        .run(async move { stopped.lock_name("dev").await })
+        .await
+        .unwrap();
+    let resume = node.stop().await;
+    let next = connect(&url).await;
+    let mut lock = tokio::time::timeout(std::time::Duration::from_secs(90), next.lock_name("dev"))
+        .await
+        .expect("the next creation waited for the stopped node's name lock")
+        .unwrap();
+    assert!(lock.rooms_named().await.unwrap().is_empty());
+    let created = room("dev", None);
+    lock.create_room(&created).await.unwrap();
+    drop(resume);
+    let late = node
+        .run(async move { held.create_room(&room("dev", None)).await })
+        .await;
+    assert!(
+        late.is_err(),
+        "a creation whose transaction the server ended went through"
+    );
+    let named = next.rooms_named("dev").await.unwrap();
+    assert_eq!(
+        named.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![created.id]
+    );
+}
+
 /// Two stores (two nodes) on one database, and a room the first one holds.
 async fn two_writers_on_one_room() -> (TestPostgres, PostgresStore, PostgresStore, Room, Epoch) {
     let pg = TestPostgres::start();

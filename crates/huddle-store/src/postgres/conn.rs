@@ -31,9 +31,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// (`SIGSTOP`, a frozen VM) would otherwise keep its room rows locked until it runs
 /// again, and each room's next owner (with every room on its writer lane) would wait
 /// behind them. Shorter than the default lease, so a room taken over is writable by the
-/// time the lease let it be taken. Not set on the read pool: a name lock's transaction
-/// waits there for password hashes, bounded by the room call timeout.
+/// time the lease let it be taken.
 pub(super) const LANE_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
+
+/// The same for the read pool's transactions: a name lock's transaction waits there for
+/// the password checks of a room creation (a hashing thread, then up to
+/// `max_rooms_per_name` verifications; seconds at worst under load), so its limit is
+/// longer. It bounds how long a stopped node keeps a name locked, and with it every
+/// creation of that name on every node.
+pub(super) const POOL_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(30);
 
 /// A PostgreSQL failure as a store error, with the server's own message when it sent
 /// one (`tokio_postgres::Error`'s `Display` alone says only "db error").
@@ -96,11 +102,11 @@ fn tls() -> Result<MakeRustlsConnect, StoreError> {
 }
 
 /// A pool of at most `size` connections to `config`, whose transactions the server ends
-/// after `idle_limit` without a statement (none: the server's own setting).
+/// after `idle_limit` without a statement.
 pub(super) fn pool(
     config: &tokio_postgres::Config,
     size: usize,
-    idle_limit: Option<Duration>,
+    idle_limit: Duration,
 ) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
         config.clone(),
@@ -127,14 +133,12 @@ pub(super) fn pool(
                 {
                     tracing::debug!(error = %e, "PostgreSQL: plan_cache_mode not set");
                 }
-                if let Some(limit) = idle_limit {
-                    let set = format!(
-                        "SET idle_in_transaction_session_timeout = {}",
-                        limit.as_millis()
-                    );
-                    if let Err(e) = client.batch_execute(&set).await {
-                        tracing::warn!(error = %e, "PostgreSQL: idle_in_transaction_session_timeout not set");
-                    }
+                let set = format!(
+                    "SET idle_in_transaction_session_timeout = {}",
+                    idle_limit.as_millis()
+                );
+                if let Err(e) = client.batch_execute(&set).await {
+                    tracing::warn!(error = %e, "PostgreSQL: idle_in_transaction_session_timeout not set");
                 }
                 Ok(())
             })

@@ -88,12 +88,15 @@ impl PostgresStore {
         let config = conn::config(url)?;
         let lanes = options.writers.clamp(1, options.pool.max(1));
         let writer_pools = (0..lanes)
-            .map(|_| conn::pool(&config, 1, Some(conn::LANE_IDLE_IN_TRANSACTION)))
+            .map(|_| conn::pool(&config, 1, conn::LANE_IDLE_IN_TRANSACTION))
             .collect::<Result<Vec<_>, _>>()?;
         let mut first = writer_pools[0].get().await.map_err(conn::unavailable)?;
         schema::migrate(&mut first).await?;
         drop(first);
-        let reads = Bounded::new(conn::pool(&config, options.pool, None)?, options.read_queue);
+        let reads = Bounded::new(
+            conn::pool(&config, options.pool, conn::POOL_IDLE_IN_TRANSACTION)?,
+            options.read_queue,
+        );
         Ok(Self {
             writes: writer::spawn(writer_pools),
             reads: std::sync::Arc::new(reads),
