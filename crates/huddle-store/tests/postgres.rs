@@ -20,11 +20,6 @@ async fn connect(url: &str) -> PostgresStore {
         .unwrap()
 }
 
-/// [`connect`], for a task of its own.
-async fn connect_owned(url: String) -> PostgresStore {
-    connect(&url).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_past_the_pool_and_its_queue_are_refused_naming_the_limit() {
     let pg = TestPostgres::start();
@@ -332,6 +327,12 @@ impl Stoppable {
         }
     }
 
+    /// A store on `url` (the default options), living on the node.
+    async fn connect(&self, url: &str) -> PostgresStore {
+        let url = url.to_owned();
+        self.run(async move { connect(&url).await }).await
+    }
+
     /// Runs `work` on the node.
     async fn run<T: Send + 'static>(&self, work: impl Future<Output = T> + Send + 'static) -> T {
         self.handle.spawn(work).await.unwrap()
@@ -371,7 +372,7 @@ async fn a_node_stopped_in_the_middle_of_a_commit_does_not_keep_the_room_locked(
     let pg = TestPostgres::start();
     let url = pg.database();
     let node = Stoppable::start();
-    let stopped = node.run(connect_owned(url.clone())).await;
+    let stopped = node.connect(&url).await;
     let r = room("dev", None);
     let (store, created) = (stopped.clone(), r.clone());
     node.run(async move { store.create_room(&created).await })
@@ -426,7 +427,7 @@ async fn a_node_stopped_while_it_holds_a_name_lock_does_not_keep_the_name_locked
     let pg = TestPostgres::start();
     let url = pg.database();
     let node = Stoppable::start();
-    let stopped = node.run(connect_owned(url.clone())).await;
+    let stopped = node.connect(&url).await;
     let held = node
         .run(async move { stopped.lock_name("dev").await })
         .await
