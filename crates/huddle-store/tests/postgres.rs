@@ -351,6 +351,28 @@ impl Stoppable {
     }
 }
 
+/// A fresh database, and a node on it that the test can stop. Fields drop in order: the
+/// node (and its store's tasks) before the server.
+struct OnStoppable {
+    node: Stoppable,
+    store: PostgresStore,
+    url: String,
+    _pg: TestPostgres,
+}
+
+async fn stoppable_node() -> OnStoppable {
+    let pg = TestPostgres::start();
+    let url = pg.database();
+    let node = Stoppable::start();
+    let store = node.connect(&url).await;
+    OnStoppable {
+        node,
+        store,
+        url,
+        _pg: pg,
+    }
+}
+
 impl Drop for Stoppable {
     fn drop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
@@ -369,10 +391,8 @@ impl Drop for Stoppable {
 /// it in the log).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_stopped_in_the_middle_of_a_commit_does_not_keep_the_room_locked() {
-    let pg = TestPostgres::start();
-    let url = pg.database();
-    let node = Stoppable::start();
-    let stopped = node.connect(&url).await;
+    let setup = stoppable_node().await;
+    let (node, stopped, url) = (&setup.node, &setup.store, &setup.url);
     let r = room("dev", None);
     let (store, created) = (stopped.clone(), r.clone());
     node.run(async move { store.create_room(&created).await })
@@ -386,7 +406,7 @@ async fn a_node_stopped_in_the_middle_of_a_commit_does_not_keep_the_room_locked(
         .unwrap();
     // The room's first append after it was taken goes the locking way: the lock, then
     // the writes. Hold the row so that the node's transaction waits at the lock.
-    let lock = RowLock::take(&url, r.id).await;
+    let lock = RowLock::take(url, r.id).await;
     let store = stopped.clone();
     let append = node
         .handle
@@ -395,7 +415,7 @@ async fn a_node_stopped_in_the_middle_of_a_commit_does_not_keep_the_room_locked(
     let resume = node.stop().await;
     // The node's lock statement now returns, to a node that cannot send its writes.
     lock.release().await;
-    let next = connect(&url).await;
+    let next = connect(url).await;
     let taken = tokio::time::timeout(std::time::Duration::from_secs(60), next.acquire(r.id))
         .await
         .expect("the next owner waited for the stopped node's transaction")
@@ -424,16 +444,15 @@ async fn a_node_stopped_in_the_middle_of_a_commit_does_not_keep_the_room_locked(
 /// stopped node's creation is refused when it runs again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_stopped_while_it_holds_a_name_lock_does_not_keep_the_name_locked() {
-    let pg = TestPostgres::start();
-    let url = pg.database();
-    let node = Stoppable::start();
-    let stopped = node.connect(&url).await;
+    let setup = stoppable_node().await;
+    let (node, url) = (&setup.node, &setup.url);
+    let stopped = setup.store.clone();
     let held = node
         .run(async move { stopped.lock_name("dev").await })
         .await
         .unwrap();
     let resume = node.stop().await;
-    let next = connect(&url).await;
+    let next = connect(url).await;
     let mut lock = tokio::time::timeout(std::time::Duration::from_secs(90), next.lock_name("dev"))
         .await
         .expect("the next creation waited for the stopped node's name lock")
