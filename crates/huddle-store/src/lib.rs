@@ -7,7 +7,7 @@
 //! - [`embedded`] — the default backend: SQLite in WAL mode under the data dir, one
 //!   writer thread that commits everything queued in one transaction (group commit
 //!   across rooms), and a fixed pool of reader connections behind a bounded queue.
-//! - [`postgres`] — the backend several nodes share: writer tasks on lanes by room,
+//! - [`postgres`] — the backend several nodes share: writer lanes taking turns,
 //!   pipelined appends, reads in repeatable-read snapshots.
 //! - [`Writes`] (`writes`) — the write queue in front of either backend's writer(s).
 //! - [`copy`] — a node's data from one store into another, resumable and verified.

@@ -2,10 +2,11 @@
 //! can take a room over from the log all of them write to.
 //!
 //! Same promises as the embedded backend, over one database:
-//! - writes go through `--store-writers` writer tasks (lanes) per node, each with its
-//!   own connection; a room's writes always take the same lane, and each lane commits
-//!   everything queued on it (of all its rooms) in one transaction (`writer`); appends
-//!   are fenced by the room's epoch in that transaction (`apply`);
+//! - writes go through up to `--store-writers` writer tasks (lanes) per node, each with
+//!   its own connection, taking turns on one queue: the first lane commits everything
+//!   queued (of all rooms) in one transaction at a time, and a spare lane starts beside
+//!   a commit that stalls (`turns`, `writer`); appends are fenced by the room's
+//!   epoch in that transaction (`apply`);
 //! - reads and name locks take a connection of a pool of `--store-pool` connections,
 //!   behind a bounded queue; past it a request is refused with [`StoreError::Busy`];
 //! - creations of one name are serialised across nodes by a transaction-scoped advisory
@@ -25,6 +26,7 @@ mod names;
 mod pipelined;
 mod reads;
 mod schema;
+mod turns;
 mod writer;
 
 use async_trait::async_trait;
@@ -45,8 +47,9 @@ pub const SCHEMA_VERSION: usize = schema::VERSION;
 /// Default pooled connections (`--store-pool`).
 pub const DEFAULT_POOL: usize = 16;
 
-/// Default writer lanes (`--store-writers`): commits in flight at once per node. Four
-/// keep a disk's WAL flushes busy without taking many of the server's connections.
+/// Default writer lanes (`--store-writers`): most commits in flight at once per node.
+/// Normally one runs at a time; the spares start beside commits that stall (on a row
+/// lock, a slow flush), so that those hold up only the writes they carry.
 pub const DEFAULT_WRITERS: usize = 4;
 
 /// How the PostgreSQL store connects.
@@ -59,7 +62,7 @@ pub struct PostgresOptions {
     /// (`StoreError::Busy`, naming `pool + read_queue`).
     pub read_queue: usize,
     /// Writer lanes, each with its own connection and transaction (at least 1, at most
-    /// `pool`): a room's writes always take the same lane.
+    /// `pool`): the most commits in flight at once (see `turns`).
     pub writers: usize,
 }
 

@@ -9,9 +9,9 @@
 //! and one row has no order to keep (a busy room alone on its lane, the common case,
 //! saves a statement per commit).
 //!
-//! What makes it possible is what the lane remembers ([`Known`]): a room's writes always
-//! take the same lane and only the holder of the room's epoch appends to it, so the row's
-//! epoch and counts after the lane's last commit to it are still the row's when the next
+//! What makes it possible is what the lanes remember ([`Known`]): a room has one write
+//! at a time in the queue and only the holder of the room's epoch appends to it, so the
+//! row's epoch and counts after the last commit to it are still the row's when the next
 //! batch comes. That is checked, never assumed: the update matches a row only where its
 //! epoch and counts are still the remembered ones, and when it matches fewer rows than
 //! the batch names, the statement fails on purpose (a division by zero), which aborts the
@@ -30,32 +30,44 @@ use super::conn::backend;
 use crate::writes::{Write, WriteOp};
 use crate::{Epoch, StoreError};
 
-/// Rooms a lane remembers at most; past it, it starts afresh (the next batch of each
+/// Rooms the lanes remember at most; past it, they start afresh (the next batch of each
 /// forgotten room goes the locking way once).
 const KNOWN: usize = 4096;
 
-/// Room rows as the lane's own last commit to each left them.
+/// Room rows as the lanes' own last commit to each left them, shared by the lanes: a
+/// room's next batch may run on any of them.
 #[derive(Default)]
-pub(super) struct Known(HashMap<RoomId, Locked>);
+pub(super) struct Known(std::sync::Mutex<HashMap<RoomId, Locked>>);
 
 impl Known {
-    fn get(&self, room: RoomId, epoch: Epoch) -> Option<&Locked> {
-        self.0.get(&room).filter(|row| row.epoch == epoch)
+    fn rows(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, Locked>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `room`'s row is `row` as of a commit of this lane.
-    pub(super) fn learn(&mut self, room: RoomId, row: Locked) {
-        if self.0.len() >= KNOWN && !self.0.contains_key(&room) {
-            self.0.clear();
+    fn get(&self, room: RoomId, epoch: Epoch) -> Option<Locked> {
+        self.rows()
+            .get(&room)
+            .filter(|row| row.epoch == epoch)
+            .copied()
+    }
+
+    /// The rooms' rows are as given, as of a commit of a lane.
+    pub(super) fn learn(&self, rows: impl IntoIterator<Item = (RoomId, Locked)>) {
+        let mut known = self.rows();
+        for (room, row) in rows {
+            if known.len() >= KNOWN && !known.contains_key(&room) {
+                known.clear();
+            }
+            known.insert(room, row);
         }
-        self.0.insert(room, row);
     }
 
     /// Forgets every room `batch` writes: what became of their rows is not known here.
-    pub(super) fn forget(&mut self, batch: &[WriteOp]) {
+    pub(super) fn forget(&self, batch: &[WriteOp]) {
+        let mut known = self.rows();
         for op in batch {
             if let Some(room) = op.write.room() {
-                self.0.remove(&room);
+                known.remove(&room);
             }
         }
     }
@@ -77,11 +89,7 @@ pub(super) enum Pipelined {
 
 /// Commits `batch` in one round trip if it is a batch of plain appends to remembered
 /// rows (see the module doc), and remembers the rows it leaves.
-pub(super) async fn commit(
-    c: &impl GenericClient,
-    batch: &[WriteOp],
-    known: &mut Known,
-) -> Pipelined {
+pub(super) async fn commit(c: &impl GenericClient, batch: &[WriteOp], known: &Known) -> Pipelined {
     let mut rooms: Vec<RoomWrite<'_>> = Vec::new();
     let mut index = HashMap::new();
     for op in batch {
@@ -96,7 +104,7 @@ pub(super) async fn commit(
                     return Pipelined::NotPlain;
                 };
                 let k = *index.entry(*room).or_insert_with(|| {
-                    rooms.push(RoomWrite::new(*room, row));
+                    rooms.push(RoomWrite::new(*room, &row));
                     rooms.len() - 1
                 });
                 if !rooms[k].apply_plain(events) {
@@ -147,9 +155,7 @@ pub(super) async fn commit(
     // the transaction was aborted and the `COMMIT` rolled it back).
     match locked.and(rows).and(messages).and(cursors) {
         Ok(()) => {
-            for w in &rooms {
-                known.learn(w.room(), w.after());
-            }
+            known.learn(rooms.iter().map(|w| (w.room(), w.after())));
             Pipelined::Committed
         }
         Err(e) => Pipelined::RolledBack(e),

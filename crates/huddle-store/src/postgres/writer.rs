@@ -1,59 +1,60 @@
-//! The writer tasks, one per lane (see `writes`: a room's writes always take the same
-//! lane): each takes every write queued on its lane, runs them in one transaction on
-//! its own connection and commits once — group commit across the lane's rooms — while
-//! the other lanes' transactions commit at the same time (PostgreSQL flushes the WAL of
-//! concurrent commits together). Each write is answered only after its commit.
+//! The writer lanes: tasks that each commit on a connection of their own, taking turns
+//! on one queue (`turns`: the first lane commits one batch at a time, each taking
+//! everything queued while the one before it ran; a spare lane starts beside a commit
+//! that stalls). A batch is many
+//! rooms' writes in one transaction, committed once: group commit across rooms. Each
+//! write is answered only after its commit.
 //!
-//! A batch of plain appends (broadcasts and cursor moves) to rooms whose rows the lane
-//! knows from its own last commit to them is sent in one burst and committed in one
+//! A batch of plain appends (broadcasts and cursor moves) to rooms whose rows the lanes
+//! know from their own last commit to them is sent in one burst and committed in one
 //! round trip (`pipelined`). Other batches of appends take the locking path ([`appends`]),
-//! which then lets the lane know the rows: one statement locks every
+//! which then lets the lanes know the rows: one statement locks every
 //! room row of the batch, the appends of missing rooms or older epochs are refused
 //! right there (not applied), and the others are written by three statements for the
 //! whole batch, sent at once (`apply`). If anything fails there (a `seq` or key already
 //! in the log), the transaction is rolled back and the batch redone the careful way:
-//! one savepoint per write, in room order (stable, so a room's writes keep theirs), so
-//! that a refused write does not fail its neighbours. Batches with a creation or a
-//! takeover go the careful way directly. Both ways lock room rows in id order: two
-//! nodes writing overlapping rooms cannot deadlock.
+//! one savepoint per write, in room order, so that a refused write does not fail its
+//! neighbours. Batches with a creation or a takeover go the careful way directly. Both
+//! ways lock room rows in id order: two nodes writing overlapping rooms cannot deadlock.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use deadpool_postgres::{GenericClient, Object, Pool, Transaction};
 use huddle_core::{Event, RoomId};
-use tokio::sync::mpsc;
 
 use super::apply::{self, Locked, RoomWrite};
 use super::conn::{backend, unavailable};
 use super::pipelined::{self, Known, Pipelined};
+use super::turns::Turns;
 use crate::StoreError;
-use crate::writes::{self, Write, WriteOp, Writes, Written};
+use crate::writes::{Write, WriteOp, Writes, Written};
 
 /// Most writes one transaction takes: bounds the latency of the last one in a burst.
 const MAX_BATCH: usize = 1024;
-/// Starts one task per pool (each a pool of one connection, reopened when lost), the
-/// lanes of the returned queue.
+/// Starts one lane per pool (each a pool of one connection, reopened when lost), all
+/// taking their writes from the returned queue.
 pub(super) fn spawn(pools: Vec<Pool>) -> Writes {
-    let (tx, lanes) = Writes::lanes(pools.len());
-    for (pool, rx) in pools.into_iter().zip(lanes) {
-        tokio::spawn(run(pool, rx));
+    let (tx, rx) = Writes::channel();
+    let turns = Arc::new(Turns::new(rx));
+    let known = Arc::new(Known::default());
+    for (lane, pool) in pools.into_iter().enumerate() {
+        tokio::spawn(run(lane, pool, turns.clone(), known.clone()));
     }
     tx
 }
-async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>) {
+async fn run(lane: usize, pool: Pool, turns: Arc<Turns>, known: Arc<Known>) {
     let mut batch = Vec::with_capacity(64);
-    let mut known = Known::default();
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        writes::fill(&mut batch, &mut rx, MAX_BATCH);
+    while let Some(mut turn) = turns.next(lane, &mut batch, MAX_BATCH).await {
         let started = std::time::Instant::now();
-        let results = commit(&pool, &batch, &mut known).await;
+        let results = turn.watch(commit(&pool, &batch, &known)).await;
+        drop(turn);
         huddle_metrics::store::commit(batch.len(), started.elapsed());
         for (op, result) in batch.drain(..).zip(results) {
             let _ = op.done.send(result);
         }
     }
-    tracing::debug!("store writer stopped: all senders dropped");
+    tracing::debug!("store writer lane stopped: all senders dropped");
 }
 
 type Results = Vec<Result<Written, StoreError>>;
@@ -68,7 +69,7 @@ fn fail_all(batch: &[WriteOp], e: StoreError) -> Results {
 }
 
 /// Commits `batch` the quickest way it allows; `known` follows the rows it writes.
-async fn commit(pool: &Pool, batch: &[WriteOp], known: &mut Known) -> Results {
+async fn commit(pool: &Pool, batch: &[WriteOp], known: &Known) -> Results {
     let fail_all = |e: StoreError| fail_all(batch, e);
     let mut conn = match pool.get().await {
         Ok(conn) => conn,
@@ -98,8 +99,7 @@ async fn commit(pool: &Pool, batch: &[WriteOp], known: &mut Known) -> Results {
             Ok((results, rows)) => {
                 return match tx.commit().await {
                     Ok(()) => {
-                        rows.into_iter()
-                            .for_each(|(room, row)| known.learn(room, row));
+                        known.learn(rows);
                         results
                     }
                     Err(e) => {
