@@ -153,9 +153,9 @@ pub struct ServeArgs {
     #[arg(long, env = "HUDDLE_STORE_POOL", default_value_t = huddle_store::postgres::DEFAULT_POOL)]
     store_pool: usize,
 
-    /// PostgreSQL writer lanes (with --store postgres://): commits in flight at once,
-    /// each on its own connection; a room's writes always take the same one. At most
-    /// --store-pool.
+    /// PostgreSQL writer lanes (with --store postgres://), each on its own connection:
+    /// one commits everything queued at a time, the others start beside a commit that
+    /// has run 20 ms. At most --store-pool.
     #[arg(long, env = "HUDDLE_STORE_WRITERS", default_value_t = huddle_store::postgres::DEFAULT_WRITERS)]
     store_writers: usize,
 
