@@ -113,11 +113,13 @@ impl Turns {
             }
             let mut queue = self.queue.lock().await;
             let first = if spare {
-                // Gives the queue back to the first lane once nothing is stalled.
+                // Gives the queue back to the first lane once nothing is stalled, even
+                // with a write in it.
                 let recovered = self.until(|running| !running.all_stalled());
                 tokio::select! {
-                    first = queue.recv() => first?,
+                    biased;
                     () = recovered => continue,
+                    first = queue.recv() => first?,
                 }
             } else {
                 queue.recv().await?
@@ -162,5 +164,102 @@ impl Turns {
             }
             changed.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::writes::Write;
+
+    fn probe() -> WriteOp {
+        WriteOp {
+            write: Write::Probe,
+            done: oneshot::channel().0,
+        }
+    }
+
+    /// The first lane's turn, with `queued` writes in its batch; the others stay queued.
+    async fn first_turn<'a>(turns: &'a Turns, queued: &mpsc::Sender<WriteOp>) -> Turn<'a> {
+        queued.send(probe()).await.unwrap();
+        let mut batch = Vec::new();
+        let turn = turns.next(0, &mut batch, 8).await.unwrap();
+        assert_eq!(batch.len(), 1);
+        turn
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spare_starts_a_commit_only_beside_one_that_stalled() {
+        let (queued, queue) = mpsc::channel(8);
+        let turns = Turns::new(queue);
+        let mut first = first_turn(&turns, &queued).await;
+        let (end, ended) = oneshot::channel::<()>();
+        let mut commit = pin!(first.watch(async {
+            let _ = ended.await;
+        }));
+        queued.send(probe()).await.unwrap();
+        let mut batch = Vec::new();
+        let turn = {
+            let mut spare = pin!(turns.next(1, &mut batch, 8));
+            tokio::select! {
+                _ = &mut spare => panic!("a spare started beside a commit running in time"),
+                _ = &mut commit => unreachable!("the commit runs until told"),
+                () = tokio::time::sleep(STALLED - Duration::from_millis(1)) => {}
+            }
+            let started = tokio::time::Instant::now();
+            let turn = tokio::select! {
+                turn = &mut spare => turn.expect("the queue is open"),
+                _ = &mut commit => unreachable!("the commit runs until told"),
+            };
+            assert!(
+                started.elapsed() <= Duration::from_millis(1),
+                "started once stalled"
+            );
+            turn
+        };
+        assert_eq!(batch.len(), 1, "the spare took the queued write");
+        end.send(()).unwrap();
+        commit.await;
+        drop(turn);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn once_the_stall_is_over_the_first_lane_takes_the_queue_back() {
+        let (queued, queue) = mpsc::channel(8);
+        let turns = Turns::new(queue);
+        let mut first = first_turn(&turns, &queued).await;
+        let (end, ended) = oneshot::channel::<()>();
+        let commit = first.watch(async {
+            let _ = ended.await;
+        });
+        let mut batch = Vec::new();
+        let mut spare = pin!(turns.next(1, &mut batch, 8));
+        // The commit stalls; the spare takes the (empty) queue and waits for writes.
+        tokio::select! {
+            _ = &mut spare => panic!("nothing was queued"),
+            () = async {
+                let mut commit = pin!(commit);
+                tokio::select! {
+                    _ = &mut commit => unreachable!("the commit runs until told"),
+                    () = tokio::time::sleep(STALLED * 2) => {}
+                }
+                assert!(turns.queue.try_lock().is_err(), "the spare waits on the queue");
+                end.send(()).unwrap();
+                commit.await;
+            } => {}
+        }
+        drop(first);
+        // The stall is over: the next write is the first lane's.
+        queued.send(probe()).await.unwrap();
+        let mut next = Vec::new();
+        tokio::select! {
+            _ = &mut spare => panic!("the spare kept the queue after the stall"),
+            turn = turns.next(0, &mut next, 8) => drop(turn.expect("the queue is open")),
+        }
+        assert_eq!(next.len(), 1);
     }
 }
