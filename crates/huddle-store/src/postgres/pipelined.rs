@@ -6,8 +6,8 @@
 //! as much as the WAL flush). The rows are locked in id order, as the locking way does,
 //! so two nodes writing overlapping rooms still cannot deadlock. A batch of one room
 //! skips that lock: its update is the first statement to touch the row and locks it,
-//! and one row has no order to keep (a busy room alone on its lane, the common case,
-//! saves a statement per commit).
+//! and one row has no order to keep (a node with one busy room saves a statement per
+//! commit).
 //!
 //! What makes it possible is what the lanes remember ([`Known`]): a room has one write
 //! at a time in the queue and only the holder of the room's epoch appends to it, so the

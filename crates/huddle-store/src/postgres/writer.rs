@@ -1,21 +1,21 @@
 //! The writer lanes: tasks that each commit on a connection of their own, taking turns
 //! on one queue (`turns`: the first lane commits one batch at a time, each taking
 //! everything queued while the one before it ran; a spare lane starts beside a commit
-//! that stalls). A batch is many
-//! rooms' writes in one transaction, committed once: group commit across rooms. Each
-//! write is answered only after its commit.
+//! that stalls). A batch is many rooms' writes in one transaction, committed once: group
+//! commit across rooms. Each write is answered only after its commit.
 //!
 //! A batch of plain appends (broadcasts and cursor moves) to rooms whose rows the lanes
 //! know from their own last commit to them is sent in one burst and committed in one
-//! round trip (`pipelined`). Other batches of appends take the locking path ([`appends`]),
-//! which then lets the lanes know the rows: one statement locks every
+//! round trip (`pipelined`). Other batches of appends take the locking path
+//! ([`appends`]), which then lets the lanes know the rows: one statement locks every
 //! room row of the batch, the appends of missing rooms or older epochs are refused
 //! right there (not applied), and the others are written by three statements for the
 //! whole batch, sent at once (`apply`). If anything fails there (a `seq` or key already
 //! in the log), the transaction is rolled back and the batch redone the careful way:
-//! one savepoint per write, in room order, so that a refused write does not fail its
-//! neighbours. Batches with a creation or a takeover go the careful way directly. Both
-//! ways lock room rows in id order: two nodes writing overlapping rooms cannot deadlock.
+//! one savepoint per write, in room order (stable, so a room's writes keep theirs), so
+//! that a refused write does not fail its neighbours. Batches with a creation or a
+//! takeover go the careful way directly. Both ways lock room rows in id order: two
+//! nodes writing overlapping rooms cannot deadlock.
 
 use std::collections::HashMap;
 use std::sync::Arc;
