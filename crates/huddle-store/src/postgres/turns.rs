@@ -21,8 +21,8 @@ use tokio::sync::{Notify, mpsc};
 use crate::writes::{self, WriteOp};
 
 /// How long a commit may take before a spare lane may start one beside it. A commit
-/// here takes 1–10 ms; this is well past that, and short next to what a client would
-/// call a stall.
+/// normally takes 1–10 ms (a round trip and a WAL flush); this is well past that, and
+/// short next to what a client would call a stall.
 pub(super) const STALLED: Duration = Duration::from_millis(20);
 
 /// The lanes' shared queue and the commits they are running.
