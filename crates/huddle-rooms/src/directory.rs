@@ -143,6 +143,19 @@ impl RoomDirectory {
             Some(n) => validate::room_name(n, &cfg.limits)?,
             None => id.to_string(),
         };
+        // The password work (matching the name's rooms, hashing the new password: seconds
+        // when a flood of password checks is queued) happens before the name is locked,
+        // so that it holds up no other creation of the name and, on PostgreSQL, holds no
+        // pooled connection; under the lock only the rooms created meanwhile are matched.
+        let (checked, password_hash) = match &password {
+            Some(p) => {
+                let seen = self.rooms_named(&name).await?;
+                self.check_unique(&name, Some(p), &seen, &[]).await?;
+                let hash = self.passwords().hash(p).await?;
+                (seen, Some(hash))
+            }
+            None => (Vec::new(), None),
+        };
         // Held until the room is stored: no other creation of this name, on this node or
         // any node sharing the store, sees the rooms of the name change meanwhile.
         let mut lock = self
@@ -152,32 +165,8 @@ impl RoomDirectory {
             .await
             .map_err(room_error)?;
         let existing = lock.rooms_named().await.map_err(room_error)?;
-        match &password {
-            None => {
-                if existing.iter().any(|r| r.password_hash.is_none()) {
-                    return Err(RoomError::RoomExists(name));
-                }
-                if !existing.is_empty() {
-                    return Err(RoomError::ProtectedRoomExists(name));
-                }
-            }
-            Some(p) => {
-                if existing.len() >= cfg.max_rooms_per_name {
-                    return Err(RoomError::TooManyRoomsNamed {
-                        name,
-                        limit: cfg.max_rooms_per_name,
-                    });
-                }
-                let hashes = existing.into_iter().filter_map(|r| r.password_hash);
-                if self.passwords().matches_any(p, hashes.collect()).await? {
-                    return Err(RoomError::RoomExistsWithPassword(name));
-                }
-            }
-        }
-        let password_hash = match &password {
-            Some(p) => Some(self.passwords().hash(p).await?),
-            None => None,
-        };
+        self.check_unique(&name, password.as_deref(), &existing, &checked)
+            .await?;
         let token = secrets::mint_token(id);
         let room = Room::create(
             NewRoom {
@@ -204,6 +193,44 @@ impl RoomDirectory {
             agent_name: room.agents[0].name.clone(),
             agent_token: token,
         })
+    }
+
+    /// `room.create`'s uniqueness rules against the rooms `existing` of `name`: one room
+    /// without a password per name, none beside protected ones, at most
+    /// `max_rooms_per_name` in all, and a password no room of the name has (matched
+    /// against the rooms not in `checked`, which were matched already).
+    async fn check_unique(
+        &self,
+        name: &str,
+        password: Option<&str>,
+        existing: &[NamedRoom],
+        checked: &[NamedRoom],
+    ) -> Result<(), RoomError> {
+        let Some(p) = password else {
+            if existing.iter().any(|r| r.password_hash.is_none()) {
+                return Err(RoomError::RoomExists(name.to_string()));
+            }
+            if !existing.is_empty() {
+                return Err(RoomError::ProtectedRoomExists(name.to_string()));
+            }
+            return Ok(());
+        };
+        let limit = self.inner.config.max_rooms_per_name;
+        if existing.len() >= limit {
+            return Err(RoomError::TooManyRoomsNamed {
+                name: name.to_string(),
+                limit,
+            });
+        }
+        let hashes = existing
+            .iter()
+            .filter(|r| !checked.iter().any(|c| c.id == r.id))
+            .filter_map(|r| r.password_hash.clone())
+            .collect();
+        if self.passwords().matches_any(p, hashes).await? {
+            return Err(RoomError::RoomExistsWithPassword(name.to_string()));
+        }
+        Ok(())
     }
 
     pub async fn rooms_named(&self, name: &str) -> Result<Vec<NamedRoom>, RoomError> {

@@ -34,11 +34,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// time the lease let it be taken.
 pub(super) const LANE_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
 
-/// The same for the read pool's transactions: a name lock's transaction waits there for
-/// the password checks of a room creation (a hashing thread, then up to
-/// `max_rooms_per_name` verifications; seconds at worst under load), so its limit is
-/// longer. It bounds how long a stopped node keeps a name locked, and with it every
-/// creation of that name on every node.
+/// The same for the read pool's transactions. A room creation hashes its password before
+/// it locks the name, but under the lock it still checks the password against rooms of
+/// the name created meanwhile (a hashing thread, then up to `max_rooms_per_name`
+/// verifications; seconds at worst under load), so this limit is longer. It bounds how
+/// long a stopped node keeps a name locked, and with it every creation of that name on
+/// every node.
 pub(super) const POOL_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(30);
 
 /// A PostgreSQL failure as a store error, with the server's own message when it sent

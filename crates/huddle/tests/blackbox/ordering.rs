@@ -92,6 +92,33 @@ async fn concurrent_creates_of_one_name_make_one_room() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_of_one_name_and_password_make_one_room() {
+    let s = Server::start().await;
+    // Each creation matches and hashes its password before it locks the name; the
+    // rooms created meanwhile are matched under the lock.
+    let replies = join_all((0..8).map(|i| {
+        s.act("room.create")
+            .text("vault")
+            .meta("agentName", format!("a{i}"))
+            .meta("password", "same")
+            .send()
+    }))
+    .await;
+    let winners = replies.iter().filter(|r| !r.is_error()).count();
+    assert_eq!(winners, 1, "one room per name and password");
+    for reply in replies.iter().filter(|r| r.is_error()) {
+        assert_eq!(
+            reply.err(),
+            "Room \"vault\" already exists with this password."
+        );
+    }
+    // A different password makes a room of its own.
+    s.create_protected("vault", "other", "b").await;
+    s.join("vault:same", "c").await;
+    s.join("vault:other", "d").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_joins_with_one_name_admit_one_agent() {
     let s = Server::start().await;
     s.create_room("lobby", "alice").await;

@@ -356,3 +356,73 @@ async fn a_members_send_is_not_queued_behind_a_password_flood() {
         assert_eq!(task.await.unwrap(), INVALID);
     }
 }
+
+#[tokio::test]
+async fn a_creation_waiting_for_its_password_hash_does_not_hold_up_its_name() {
+    // One hashing thread behind a flood of wrong passwords: a creation's hash waits.
+    let flags = [
+        "--password-hash-threads",
+        "1",
+        "--password-hash-queue",
+        "1000",
+    ];
+    let s = Arc::new(with_attempt_limits("0", "0", &flags).await);
+    s.create_protected("flooded", "right", "alice").await;
+    const FLOOD: usize = 32;
+    let answered = Arc::new(AtomicUsize::new(0));
+    let flood: Vec<_> = (0..FLOOD)
+        .map(|i| {
+            let (s, answered) = (s.clone(), answered.clone());
+            tokio::spawn(async move {
+                let reply = join(&s, "flooded:wrong", &format!("eve{i}")).send().await;
+                answered.fetch_add(1, Ordering::SeqCst);
+                reply.err().to_string()
+            })
+        })
+        .collect();
+    let after = |n: usize, what: &'static str| {
+        let answered = answered.clone();
+        eventually(Duration::from_secs(60), what, move || {
+            let done = answered.load(Ordering::SeqCst);
+            async move { (done > n).then_some(done) }
+        })
+    };
+    let started = after(0, "the first flood answer").await;
+    // A protected creation of "contested": its hash queues behind the flood. Two more
+    // flood answers (two hashes' time) let it get as far as it goes.
+    let protected = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.act("room.create")
+                .text("contested")
+                .meta("agentName", "bob")
+                .meta("password", "bobs")
+                .send()
+                .await
+        })
+    };
+    after(started + 1, "two more flood answers").await;
+    // An open creation of the same name does not wait for that hash.
+    let open = s
+        .act("room.create")
+        .text("contested")
+        .meta("agentName", "carol")
+        .send()
+        .await;
+    let done_at_open = answered.load(Ordering::SeqCst);
+    assert!(
+        done_at_open < FLOOD,
+        "the open creation waited for the whole flood ({done_at_open} of {FLOOD} answered \
+         first): the protected one held the name while its password was hashed"
+    );
+    assert!(!open.is_error(), "{}", open.0);
+    let protected = protected.await.unwrap();
+    assert!(!protected.is_error(), "{}", protected.0);
+    for task in flood {
+        assert_eq!(task.await.unwrap(), INVALID);
+    }
+    // Both rooms are there: the protected one by its password, the open one listed.
+    s.join("contested:bobs", "dave").await;
+    let listed = s.act("room.list").send().await.ok();
+    assert_eq!(listed.data()["total"], 1, "{}", listed.0);
+}
