@@ -16,7 +16,7 @@ use huddle_proto::v1::JoinRoomRequest;
 use huddle_proto::v1::room_service_client::RoomServiceClient;
 use serde_json::json;
 
-use huddle_testkit::{Call, Reply, Server, eventually};
+use huddle_testkit::{Agent, Call, Reply, Server, eventually};
 
 const INVALID: &str = "Invalid room password";
 
@@ -315,79 +315,95 @@ async fn a_full_password_check_queue_answers_server_busy() {
     s.join("vault:right", "carol").await;
 }
 
-#[tokio::test]
-async fn a_members_send_is_not_queued_behind_a_password_flood() {
-    // One hashing thread, a long queue, no throttle: a flood that takes a while to work
-    // through, all of it waiting on password checks.
-    let flags = [
-        "--password-hash-threads",
-        "1",
-        "--password-hash-queue",
-        "1000",
-    ];
-    let s = Arc::new(with_attempt_limits("0", "0", &flags).await);
-    let alice = s.create_protected("flooded", "right", "alice").await;
-    const FLOOD: usize = 32;
-    let answered = Arc::new(AtomicUsize::new(0));
-    let flood: Vec<_> = (0..FLOOD)
-        .map(|i| {
-            let (s, answered) = (s.clone(), answered.clone());
-            tokio::spawn(async move {
-                let reply = join(&s, "flooded:wrong", &format!("eve{i}")).send().await;
-                answered.fetch_add(1, Ordering::SeqCst);
-                reply.err().to_string()
+/// Wrong passwords flooding a protected room ("flooded", with alice as its member), on
+/// a node with one hashing thread, a long queue and no throttle: a flood that takes a
+/// while to work through, all of it waiting on password checks.
+struct Flood {
+    s: Arc<Server>,
+    alice: Agent,
+    answered: Arc<AtomicUsize>,
+    attempts: Vec<tokio::task::JoinHandle<String>>,
+}
+
+impl Flood {
+    const ATTEMPTS: usize = 32;
+
+    /// Starts the flood and returns once its first answer is in (the rest are queued
+    /// behind it).
+    async fn start() -> Self {
+        let flags = [
+            "--password-hash-threads",
+            "1",
+            "--password-hash-queue",
+            "1000",
+        ];
+        let s = Arc::new(with_attempt_limits("0", "0", &flags).await);
+        let alice = s.create_protected("flooded", "right", "alice").await;
+        let answered = Arc::new(AtomicUsize::new(0));
+        let attempts = (0..Self::ATTEMPTS)
+            .map(|i| {
+                let (s, answered) = (s.clone(), answered.clone());
+                tokio::spawn(async move {
+                    let reply = join(&s, "flooded:wrong", &format!("eve{i}")).send().await;
+                    answered.fetch_add(1, Ordering::SeqCst);
+                    reply.err().to_string()
+                })
             })
+            .collect();
+        let flood = Self {
+            s,
+            alice,
+            answered,
+            attempts,
+        };
+        flood.answered_past(0, "the first flood answer").await;
+        flood
+    }
+
+    /// Attempts answered so far.
+    fn answered(&self) -> usize {
+        self.answered.load(Ordering::SeqCst)
+    }
+
+    /// Waits until more than `n` attempts are answered, and returns how many are.
+    async fn answered_past(&self, n: usize, what: &str) -> usize {
+        eventually(Duration::from_secs(60), what, || {
+            let done = self.answered();
+            async move { (done > n).then_some(done) }
         })
-        .collect();
-    // Once the first wrong password has been checked, the rest are queued behind it.
-    eventually(Duration::from_secs(60), "the first flood answer", || {
-        let n = answered.load(Ordering::SeqCst);
-        async move { (n > 0).then_some(()) }
-    })
-    .await;
-    s.say(&alice, "members are not kept waiting").await;
-    let done_at_send = answered.load(Ordering::SeqCst);
-    assert!(
-        done_at_send < FLOOD,
-        "the member's send waited for the whole flood ({done_at_send} of {FLOOD} answered first): \
-         the room checked passwords itself"
-    );
-    for task in flood {
-        assert_eq!(task.await.unwrap(), INVALID);
+        .await
+    }
+
+    /// Every attempt was refused as a wrong password.
+    async fn all_refused(self) {
+        for attempt in self.attempts {
+            assert_eq!(attempt.await.unwrap(), INVALID);
+        }
     }
 }
 
 #[tokio::test]
+async fn a_members_send_is_not_queued_behind_a_password_flood() {
+    let flood = Flood::start().await;
+    flood
+        .s
+        .say(&flood.alice, "members are not kept waiting")
+        .await;
+    let done_at_send = flood.answered();
+    assert!(
+        done_at_send < Flood::ATTEMPTS,
+        "the member's send waited for the whole flood ({done_at_send} of {} answered first): \
+         the room checked passwords itself",
+        Flood::ATTEMPTS
+    );
+    flood.all_refused().await;
+}
+
+#[tokio::test]
 async fn a_creation_waiting_for_its_password_hash_does_not_hold_up_its_name() {
-    // One hashing thread behind a flood of wrong passwords: a creation's hash waits.
-    let flags = [
-        "--password-hash-threads",
-        "1",
-        "--password-hash-queue",
-        "1000",
-    ];
-    let s = Arc::new(with_attempt_limits("0", "0", &flags).await);
-    s.create_protected("flooded", "right", "alice").await;
-    const FLOOD: usize = 32;
-    let answered = Arc::new(AtomicUsize::new(0));
-    let flood: Vec<_> = (0..FLOOD)
-        .map(|i| {
-            let (s, answered) = (s.clone(), answered.clone());
-            tokio::spawn(async move {
-                let reply = join(&s, "flooded:wrong", &format!("eve{i}")).send().await;
-                answered.fetch_add(1, Ordering::SeqCst);
-                reply.err().to_string()
-            })
-        })
-        .collect();
-    let after = |n: usize, what: &'static str| {
-        let answered = answered.clone();
-        eventually(Duration::from_secs(60), what, move || {
-            let done = answered.load(Ordering::SeqCst);
-            async move { (done > n).then_some(done) }
-        })
-    };
-    let started = after(0, "the first flood answer").await;
+    let flood = Flood::start().await;
+    let s = flood.s.clone();
+    let started = flood.answered();
     // A protected creation of "contested": its hash queues behind the flood. Two more
     // flood answers (two hashes' time) let it get as far as it goes.
     let protected = {
@@ -401,7 +417,9 @@ async fn a_creation_waiting_for_its_password_hash_does_not_hold_up_its_name() {
                 .await
         })
     };
-    after(started + 1, "two more flood answers").await;
+    flood
+        .answered_past(started + 1, "two more flood answers")
+        .await;
     // An open creation of the same name does not wait for that hash.
     let open = s
         .act("room.create")
@@ -409,18 +427,17 @@ async fn a_creation_waiting_for_its_password_hash_does_not_hold_up_its_name() {
         .meta("agentName", "carol")
         .send()
         .await;
-    let done_at_open = answered.load(Ordering::SeqCst);
+    let done_at_open = flood.answered();
     assert!(
-        done_at_open < FLOOD,
-        "the open creation waited for the whole flood ({done_at_open} of {FLOOD} answered \
-         first): the protected one held the name while its password was hashed"
+        done_at_open < Flood::ATTEMPTS,
+        "the open creation waited for the whole flood ({done_at_open} of {} answered \
+         first): the protected one held the name while its password was hashed",
+        Flood::ATTEMPTS
     );
     assert!(!open.is_error(), "{}", open.0);
     let protected = protected.await.unwrap();
     assert!(!protected.is_error(), "{}", protected.0);
-    for task in flood {
-        assert_eq!(task.await.unwrap(), INVALID);
-    }
+    flood.all_refused().await;
     // Both rooms are there: the protected one by its password, the open one listed.
     s.join("contested:bobs", "dave").await;
     let listed = s.act("room.list").send().await.ok();
