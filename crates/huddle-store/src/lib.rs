@@ -5,7 +5,7 @@
 //!   writing (which fences out the previous writer), append a batch of events under that
 //!   epoch, the name index, the public listing, and reads of the message log.
 //! - [`embedded`] — the default backend: SQLite in WAL mode under the data dir, one
-//!   writer thread that commits everything queued in one transaction (group commit
+//!   writer that commits everything queued in one transaction (group commit
 //!   across rooms), and a fixed pool of reader connections behind a bounded queue.
 //! - [`postgres`] — the backend several nodes share: writer lanes taking turns,
 //!   pipelined appends, reads in repeatable-read snapshots.

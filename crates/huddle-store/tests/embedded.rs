@@ -412,3 +412,38 @@ async fn an_append_waits_out_another_connections_brief_write_lock() {
         .unwrap();
     assert_eq!(log.len(), 1);
 }
+
+/// The writer is a task on the runtime the store was opened on (here the test's only
+/// thread). While it waits for another connection's write lock it must leave that thread
+/// free: a read, and everything else on the runtime, goes on meanwhile, and the append
+/// still commits once the lock is released.
+#[tokio::test]
+async fn an_append_waiting_for_the_write_lock_leaves_the_runtime_free() {
+    let (dir, store, r, epoch) = open_with_a_room().await;
+    let lock = rusqlite::Connection::open(dir.path().join("huddle.db")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let append = store.append(r.id, epoch, vec![Event::Posted(message(r.id, 1, 1, None))]);
+    let mut append = pin!(append);
+    assert!(poll!(append.as_mut()).is_pending());
+    // The writer's turn comes while this thread waits for the read: it finds the lock
+    // taken, and must not wait for it here.
+    let log = store
+        .messages_after(LogRange::all(r.id, huddle_core::Seq::ZERO, 10))
+        .await
+        .unwrap();
+    assert!(log.is_empty(), "nothing is written under another's lock");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        poll!(append.as_mut()).is_pending(),
+        "the append gave up on the lock before the read was answered: the writer held the thread"
+    );
+    lock.execute_batch("COMMIT").unwrap();
+    append
+        .await
+        .expect("the append waits for the lock, then commits");
+    let log = store
+        .messages_after(LogRange::all(r.id, huddle_core::Seq::ZERO, 10))
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 1);
+}

@@ -3,7 +3,7 @@
 //! In WAL mode SQLite copies the log back into the database file (a checkpoint) once the
 //! log passes 1,000 pages, and by default the connection whose commit crossed that line
 //! does it inside the commit: the copy and its fsyncs took 10–25 ms here, during which the
-//! writer thread committed nothing, so every room's sends waited (scenario 2 saw a p99 of
+//! writer committed nothing, so every room's sends waited (scenario 2 saw a p99 of
 //! 20 ms against a p50 of 1.5 ms). Here the writer only notices the log's size (a WAL
 //! hook, which replaces SQLite's automatic checkpoint on that connection) and wakes a
 //! thread of its own that runs a `PASSIVE` checkpoint on its own connection. A passive

@@ -15,7 +15,7 @@
 //! past it a read is refused with [`StoreError::Busy`] rather than queued without bound.
 //!
 //! Layout: `schema` (tables, pragmas and versioned migrations), `writer` (the
-//! group-commit thread), `checkpoint` (the thread that copies the log back into the
+//! group commit), `checkpoint` (the thread that copies the log back into the
 //! file, off the writer's path), `counts` (the counts kept next to the log, updated by appends),
 //! `codec` (rows ⇄ core types), `pool` (the reader pool), `reads` (queries on it) and
 //! `history` (history pages found by rank).
@@ -96,7 +96,7 @@ impl EmbeddedStore {
     }
 
     /// Opens (creating or migrating if needed) `<dir>/huddle.db` and starts the writer
-    /// thread.
+    /// (see `writer` for where it runs).
     pub fn open_with(dir: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Backend(format!("cannot create data dir {}: {e}", dir.display()))
@@ -105,7 +105,7 @@ impl EmbeddedStore {
         let mut conn = schema::open(&path, options.durability)?;
         schema::migrate(&mut conn)?;
         checkpoint::start(&mut conn, &path, options.durability)?;
-        let writes = writer::spawn(conn)?;
+        let writes = writer::spawn(conn, options.durability)?;
         let reads = ReadPool::open(
             &path,
             options.durability,
