@@ -338,9 +338,11 @@ async fn a_file_of_version_2_gains_idempotency_keys_and_keeps_its_log() {
 }
 
 /// A store in a new directory, holding one room acquired for writing (and its epoch).
-async fn open_with_a_room() -> (tempfile::TempDir, EmbeddedStore, Room, huddle_store::Epoch) {
+async fn open_with_a_room(
+    durability: Durability,
+) -> (tempfile::TempDir, EmbeddedStore, Room, huddle_store::Epoch) {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), Durability::Process).unwrap();
+    let store = EmbeddedStore::open(dir.path(), durability).unwrap();
     let r = room("dev", None);
     store.create_room(&r).await.unwrap();
     let (_, epoch) = store.acquire(r.id).await.unwrap().unwrap();
@@ -353,7 +355,7 @@ async fn open_with_a_room() -> (tempfile::TempDir, EmbeddedStore, Room, huddle_s
 /// the log, and the file must come to hold them while the store stays open.
 #[tokio::test]
 async fn the_log_is_copied_into_the_database_file_while_the_store_runs() {
-    let (dir, store, r, epoch) = open_with_a_room().await;
+    let (dir, store, r, epoch) = open_with_a_room(Durability::Process).await;
     let text = "x".repeat(1000);
     let mut seq = 0;
     for _ in 0..16 {
@@ -393,7 +395,18 @@ async fn the_log_is_copied_into_the_database_file_while_the_store_runs() {
 /// the runtime, goes on meanwhile.
 #[tokio::test]
 async fn an_append_waits_out_another_connections_brief_write_lock_leaving_the_runtime_free() {
-    let (dir, store, r, epoch) = open_with_a_room().await;
+    waits_out_a_brief_write_lock(Durability::Process).await;
+}
+
+/// With `--fsync` the writer has a thread of its own (a commit waits for the disk), and
+/// waits for the lock there, on that thread's timer.
+#[tokio::test]
+async fn with_fsync_an_append_waits_out_a_brief_write_lock_on_the_writers_own_thread() {
+    waits_out_a_brief_write_lock(Durability::Power).await;
+}
+
+async fn waits_out_a_brief_write_lock(durability: Durability) {
+    let (dir, store, r, epoch) = open_with_a_room(durability).await;
     let lock = rusqlite::Connection::open(dir.path().join("huddle.db")).unwrap();
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();
     let append = store.append(r.id, epoch, vec![Event::Posted(message(r.id, 1, 1, None))]);
