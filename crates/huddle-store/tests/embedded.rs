@@ -402,10 +402,22 @@ async fn an_append_waits_out_another_connections_brief_write_lock_leaving_the_ru
 /// waits for the lock there, on that thread's timer.
 #[tokio::test]
 async fn with_fsync_an_append_waits_out_a_brief_write_lock_on_the_writers_own_thread() {
-    waits_out_a_brief_write_lock(Durability::Power).await;
+    let _open = waits_out_a_brief_write_lock(Durability::Power).await;
+    // While the store is open, what `top -H` shows an operator: the writer's thread (names are cut to 15 bytes).
+    let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .collect();
+    assert!(
+        threads.iter().any(|name| name.trim() == "huddle-store-wr"),
+        "no writer thread of its own with --fsync: {threads:?}"
+    );
 }
 
-async fn waits_out_a_brief_write_lock(durability: Durability) {
+/// Returns the store, still open.
+async fn waits_out_a_brief_write_lock(
+    durability: Durability,
+) -> (tempfile::TempDir, EmbeddedStore) {
     let (dir, store, r, epoch) = open_with_a_room(durability).await;
     let lock = rusqlite::Connection::open(dir.path().join("huddle.db")).unwrap();
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -433,4 +445,5 @@ async fn waits_out_a_brief_write_lock(durability: Durability) {
         .await
         .unwrap();
     assert_eq!(log.len(), 1);
+    (dir, store.clone())
 }
