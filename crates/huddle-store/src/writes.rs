@@ -1,5 +1,5 @@
-//! The write queue in front of each backend's writer (a thread for SQLite, tasks for
-//! PostgreSQL): callers queue a write and wait for the answer, sent only after the
+//! The write queue in front of each backend's writer (a task, or a thread with `--fsync`,
+//! for SQLite; tasks for PostgreSQL): callers queue a write and wait for the answer, sent only after the
 //! writer's transaction has committed; the writer takes everything queued at once.
 //!
 //! A room never has two writes queued at once: its actor waits for each append before
@@ -36,6 +36,15 @@ impl Write {
             Write::Create(room) => Some(room.id),
             Write::Acquire(room) | Write::Append { room, .. } => Some(*room),
             Write::Probe => None,
+        }
+    }
+
+    /// About how many rows the write inserts or changes: what its share of a commit costs.
+    pub(crate) fn rows(&self) -> usize {
+        match self {
+            Write::Create(room) => 1 + room.agents.len(),
+            Write::Acquire(_) | Write::Probe => 1,
+            Write::Append { events, .. } => events.len(),
         }
     }
 }

@@ -4,8 +4,10 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
 use futures::{FutureExt, poll};
@@ -412,6 +414,77 @@ async fn with_fsync_an_append_waits_out_a_brief_write_lock_on_the_writers_own_th
         threads.iter().any(|name| name.trim() == "huddle-store-wr"),
         "no writer thread of its own with --fsync: {threads:?}"
     );
+}
+
+/// A burst over many rooms makes one batch far larger than usual, and its commit long.
+/// On the runtime worker it runs on, it would hold back every task queued there. Here the
+/// runtime has a single worker, and a task watching the file must get its turn while that
+/// commit holds the write lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_long_commit_leaves_the_runtime_serving_other_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), Durability::Process).unwrap();
+    let mut rooms = Vec::new();
+    for i in 0..64 {
+        let r = room(&format!("burst-{i}"), None);
+        store.create_room(&r).await.unwrap();
+        let (_, epoch) = store.acquire(r.id).await.unwrap().unwrap();
+        rooms.push((r.id, epoch));
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(saw_a_commit_running(
+        dir.path().join("huddle.db"),
+        done.clone(),
+    ));
+    let appends = rooms.iter().map(|(id, epoch)| {
+        let events = (1..=512).map(|seq| msg(*id, seq, 1, None)).collect();
+        store.append(*id, *epoch, events)
+    });
+    for appended in futures::future::join_all(appends).await {
+        appended.unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    assert!(
+        watcher.await.unwrap(),
+        "no other task ran while the long commit held the write lock"
+    );
+}
+
+/// Whether this task found the store's write lock taken before `done`: it sees that only
+/// if it runs while a commit does.
+async fn saw_a_commit_running(file: PathBuf, done: Arc<AtomicBool>) -> bool {
+    let c = rusqlite::Connection::open(file).unwrap();
+    c.busy_timeout(std::time::Duration::ZERO).unwrap();
+    while !done.load(Ordering::Relaxed) {
+        match c.execute_batch("BEGIN IMMEDIATE") {
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                return true;
+            }
+            began => {
+                began.unwrap();
+                c.execute_batch("ROLLBACK").unwrap();
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    false
+}
+
+/// A single-threaded runtime (tests, tools) has no other worker to hand a long commit's
+/// tasks to: the commit runs where it is, and commits.
+#[tokio::test]
+async fn a_long_commit_on_a_single_threaded_runtime_commits_in_place() {
+    let (_dir, store, r, epoch) = open_with_a_room(Durability::Process).await;
+    let events = (1..=1000).map(|seq| msg(r.id, seq, 1, None)).collect();
+    store
+        .append(r.id, epoch, events)
+        .await
+        .expect("a long commit on a single-threaded runtime");
+    let last = store
+        .messages_after(LogRange::all(r.id, huddle_core::Seq::new(999), 10))
+        .await
+        .unwrap();
+    assert_eq!(seqs(&last), [1000]);
 }
 
 /// Returns the store, still open.

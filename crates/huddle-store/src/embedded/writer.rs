@@ -15,6 +15,14 @@
 //! thread (with a small runtime of its own for its timer), as it does when the store is
 //! opened outside any runtime.
 //!
+//! A commit on a runtime worker holds that worker while it runs. A typical one takes
+//! ~0.1 ms, but a burst over many rooms can queue a batch far larger: 2,048 appends of
+//! 16 messages queued at once took ~100 ms to commit. A batch of more than
+//! [`INLINE_ROWS`] rows runs in `block_in_place`, which hands the worker's other tasks
+//! to another thread meanwhile, so the node's requests and streams do not wait behind
+//! it (on a multi-threaded runtime; a single-threaded one, as in tests, has no other
+//! worker to hand them to).
+//!
 //! Either way the writer never sleeps inside SQLite: its connection has no busy timeout,
 //! and a transaction that finds the write lock taken by another connection (an
 //! operator's `sqlite3`, a `huddle store copy`) waits for it on the runtime's timer
@@ -28,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use huddle_core::{Event, MemberId, Room, RoomId, Seq};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use tokio::runtime::RuntimeFlavor;
 use tokio::sync::mpsc;
 
 use super::Durability;
@@ -39,6 +48,11 @@ use crate::{Epoch, StoreError};
 
 /// Most operations one transaction takes: bounds the latency of the last one in a burst.
 const MAX_BATCH: usize = 2048;
+
+/// Rows a batch may write on the runtime worker it runs on; a larger batch is handed off
+/// (see the module doc). A row costs ~3 µs, so this is about a millisecond of commit, and
+/// a batch that large pays the hand-off (a thread wake-up) many times over.
+const INLINE_ROWS: usize = 256;
 
 /// How long a transaction waits for another connection's write lock before its writes
 /// fail (the busy timeout of every other connection, `schema::open`).
@@ -56,7 +70,8 @@ pub(super) fn spawn(conn: Connection, durability: Durability) -> Result<Writes, 
     let (tx, rx) = Writes::channel();
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) if durability == Durability::Process => {
-            runtime.spawn(serve(conn, rx));
+            let hand_off = runtime.runtime_flavor() == RuntimeFlavor::MultiThread;
+            runtime.spawn(serve(conn, rx, hand_off));
         }
         _ => {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -65,20 +80,27 @@ pub(super) fn spawn(conn: Connection, durability: Durability) -> Result<Writes, 
                 .map_err(backend)?;
             std::thread::Builder::new()
                 .name("huddle-store-writer".into())
-                .spawn(move || runtime.block_on(serve(conn, rx)))
+                .spawn(move || runtime.block_on(serve(conn, rx, false)))
                 .map_err(backend)?;
         }
     }
     Ok(tx)
 }
 
-async fn serve(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>) {
+/// Commits what is queued, batch after batch, until every sender is gone. `hand_off`:
+/// the writer runs on a worker of a multi-threaded runtime, which a batch of more than
+/// [`INLINE_ROWS`] rows hands to another thread while it commits.
+async fn serve(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, hand_off: bool) {
     let mut batch = Vec::with_capacity(64);
     while let Some(first) = rx.recv().await {
         batch.push(first);
         writes::fill(&mut batch, &mut rx, MAX_BATCH);
         let started = Instant::now();
+        let long = || batch.iter().map(|op| op.write.rows()).sum::<usize>() > INLINE_ROWS;
         let results = match begin(&mut conn).await {
+            Ok(()) if hand_off && long() => {
+                tokio::task::block_in_place(|| commit(&mut conn, &batch))
+            }
             Ok(()) => commit(&mut conn, &batch),
             Err(e) => fail_all(&batch, e),
         };
