@@ -1,6 +1,7 @@
-//! The write queue in front of each backend's writer (a task, or a thread with `--fsync`,
-//! for SQLite; tasks for PostgreSQL): callers queue a write and wait for the answer, sent only after the
-//! writer's transaction has committed; the writer takes everything queued at once.
+//! The write queue in front of each backend's writer (for SQLite a task, or a thread
+//! with `--fsync`; tasks for PostgreSQL): callers queue a write and wait for the answer,
+//! sent only after the writer's transaction has committed; the writer takes everything
+//! queued at once.
 //!
 //! A room never has two writes queued at once: its actor waits for each append before
 //! it queues the next, and takes the room (`acquire`) before it appends. So when a backend
