@@ -424,13 +424,7 @@ async fn with_fsync_an_append_waits_out_a_brief_write_lock_on_the_writers_own_th
 async fn a_long_commit_leaves_the_runtime_serving_other_tasks() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path(), Durability::Process).unwrap();
-    let mut rooms = Vec::new();
-    for i in 0..64 {
-        let r = room(&format!("burst-{i}"), None);
-        store.create_room(&r).await.unwrap();
-        let (_, epoch) = store.acquire(r.id).await.unwrap().unwrap();
-        rooms.push((r.id, epoch));
-    }
+    let rooms = taken_rooms(&store, "burst-", 64).await;
     let done = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(saw_a_commit_running(
         dir.path().join("huddle.db"),

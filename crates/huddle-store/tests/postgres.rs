@@ -283,13 +283,7 @@ async fn a_commit_held_up_on_a_row_lock_does_not_hold_up_other_rooms() {
     let pg = TestPostgres::start();
     let url = pg.database();
     let store = connect(&url).await;
-    let mut rooms = Vec::new();
-    for i in 0..21 {
-        let r = room(&format!("r{i}"), None);
-        store.create_room(&r).await.unwrap();
-        let (_, epoch) = store.acquire(r.id).await.unwrap().unwrap();
-        rooms.push((r.id, epoch));
-    }
+    let rooms = taken_rooms(&store, "r", 21).await;
     let (held, held_epoch) = rooms[0];
     let lock = RowLock::take(&url, held).await;
     let mut first = pin!(store.append(held, held_epoch, vec![msg(held, 1, 1, None)]));

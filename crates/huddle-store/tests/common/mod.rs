@@ -6,7 +6,7 @@ use huddle_core::{
     Agent, Event, MemberId, Message, Page, Role, Room, RoomId, RoomType, Seq, Timestamp,
     TokenDigest,
 };
-use huddle_store::{HistoryRead, LogRange, RoomStore};
+use huddle_store::{Epoch, HistoryRead, LogRange, RoomStore};
 
 /// A page as the store takes it: at most `limit` after skipping `offset`, not clamped
 /// (the store's own handling of any values is under test).
@@ -169,4 +169,16 @@ pub async fn agents_listed(store: &dyn RoomStore, name: &str) -> u64 {
     let found: Vec<_> = page.rooms.iter().filter(|r| r.name == name).collect();
     assert_eq!(found.len(), 1, "room {name} is listed once");
     found[0].agents
+}
+
+/// `n` fresh rooms named `<prefix><i>`, created and taken by `store`: their ids and epochs.
+pub async fn taken_rooms(store: &dyn RoomStore, prefix: &str, n: usize) -> Vec<(RoomId, Epoch)> {
+    let mut rooms = Vec::with_capacity(n);
+    for i in 0..n {
+        let r = room(&format!("{prefix}{i}"), None);
+        store.create_room(&r).await.unwrap();
+        let (_, epoch) = store.acquire(r.id).await.unwrap().unwrap();
+        rooms.push((r.id, epoch));
+    }
+    rooms
 }
