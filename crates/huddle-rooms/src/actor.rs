@@ -86,6 +86,18 @@ pub enum RoomMsg {
     Committed,
     /// Passivate if idle.
     IdleCheck,
+    /// Passivate now if quiet, idle or not: the node holds more rooms than its bound
+    /// (`RoomsConfig::max_loaded_rooms`) and this one was asked for least recently.
+    Unload,
+}
+
+/// Aborts its task when dropped (with the actor's state, however the actor stops).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Stateless handle type; the state is built in `pre_start`.
@@ -176,6 +188,10 @@ pub struct RoomState {
     /// may be taken elsewhere next). Its receivers are the followers: while there is one,
     /// the room does not passivate for idleness.
     stopped: tokio::sync::watch::Sender<()>,
+    /// The idle check's timer. It holds the actor's cell (its mailboxes), and on its own
+    /// would notice the actor gone only at its next tick, up to a quarter of the idle
+    /// timeout later: every room unloaded meanwhile would stay in memory that long.
+    _idle_timer: AbortOnDrop,
     store: Arc<dyn RoomStore>,
     hub: Arc<Hub>,
     pusher: Pusher,
@@ -206,8 +222,9 @@ impl Actor for RoomActor {
         args: RoomArgs,
     ) -> Result<RoomState, ActorProcessingErr> {
         let check_every = (args.config.idle_timeout / 4).max(Duration::from_millis(100));
-        myself.send_interval(check_every, || RoomMsg::IdleCheck);
+        let _idle_timer = AbortOnDrop(myself.send_interval(check_every, || RoomMsg::IdleCheck));
         Ok(RoomState {
+            _idle_timer,
             committed: args.room.last_seq,
             submitted: args.room.last_seq,
             inflight: None,
@@ -280,14 +297,15 @@ impl Actor for RoomActor {
                 }
             }
             RoomMsg::IdleCheck => {
-                let idle = state.last_active.elapsed() >= state.config.idle_timeout;
-                let quiet = state.pending.is_empty()
-                    && state.replies.is_empty()
-                    && state.inflight.is_none()
-                    && state.stopped.receiver_count() == 0;
-                if idle && quiet {
+                if state.last_active.elapsed() >= state.config.idle_timeout && state.quiet() {
                     tracing::debug!(room.id = %state.room.id, "passivating idle room");
                     myself.stop(Some("idle".into()));
+                }
+            }
+            RoomMsg::Unload => {
+                if state.quiet() {
+                    tracing::debug!(room.id = %state.room.id, "unloading a room: too many loaded");
+                    myself.stop(Some("unloaded".into()));
                 }
             }
         }
@@ -320,6 +338,15 @@ impl Actor for RoomActor {
 }
 
 impl RoomState {
+    /// Nothing applied waits for a commit or an answer, and no node follows the room:
+    /// stopping now loses nothing and leaves nobody without a publisher.
+    fn quiet(&self) -> bool {
+        self.pending.is_empty()
+            && self.replies.is_empty()
+            && self.inflight.is_none()
+            && self.stopped.receiver_count() == 0
+    }
+
     /// Runs one operation; its answer waits for the commit of what precedes it.
     async fn call(&mut self, call: RoomCall) -> PendingReply {
         match call {

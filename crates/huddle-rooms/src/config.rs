@@ -10,6 +10,12 @@ pub struct RoomsConfig {
     /// An active room with no request for this long is passivated (its actor stops;
     /// the next request loads it again from the store).
     pub idle_timeout: Duration,
+    /// Rooms loaded (an actor running) on this node before the least recently asked-for
+    /// ones are unloaded early, idle timeout or not. A loaded room costs ~13 kB, and
+    /// anyone may create and join rooms: without this bound, a flood of joins would keep
+    /// each of its rooms in memory for the idle timeout. Not a refusal: a room busy with
+    /// work stays, and an unloaded room loads again on its next request.
+    pub max_loaded_rooms: usize,
     /// Longest wait for a room's answer before the caller gets "Service unavailable".
     pub call_timeout: Duration,
     /// Requests in flight across all rooms; beyond it callers get `Server busy`. This is
@@ -72,6 +78,7 @@ impl Default for RoomsConfig {
         Self {
             limits: Limits::default(),
             idle_timeout: Duration::from_secs(300),
+            max_loaded_rooms: 20_000,
             call_timeout: Duration::from_secs(10),
             max_in_flight: 4096,
             max_streams: 50_000,

@@ -1,5 +1,7 @@
 //! The node's rooms: activates a room's actor on demand (loading it from the store under
-//! a fresh epoch), passivates it when idle, creates rooms, and admits requests.
+//! a fresh epoch), passivates it when idle or, past `RoomsConfig::max_loaded_rooms`,
+//! when it is among the least recently asked for (see `RoomDirectory::load`), creates
+//! rooms, and admits requests.
 //!
 //! The map of active actors is ours (no process-global registry), so several nodes can
 //! live in one test process. Ractor mailboxes are unbounded; the admission semaphore in
@@ -11,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use huddle_core::room::NewRoom;
@@ -48,7 +51,7 @@ struct Inner {
     hub: Arc<Hub>,
     pusher: Pusher,
     config: Arc<RoomsConfig>,
-    actors: Mutex<HashMap<RoomId, ActorRef<RoomMsg>>>,
+    actors: Mutex<Loaded>,
     /// Serialises activations of one room (so it is loaded once).
     activating: Vec<tokio::sync::Mutex<()>>,
     admission: Arc<Semaphore>,
@@ -60,6 +63,23 @@ struct Inner {
     ack_route: Mutex<Option<Arc<dyn AckRoute>>>,
     /// Cluster mode's placement checks; `None` on a single node (no check at all).
     cluster: Option<Arc<Cluster>>,
+}
+
+/// The rooms whose actor runs on this node.
+#[derive(Default)]
+struct Loaded {
+    rooms: HashMap<RoomId, Running>,
+    /// How many of them were asked to unload (and have not stopped or been asked for
+    /// since): they no longer count against the bound.
+    unloading: usize,
+}
+
+/// A room's running actor, and when it was last asked for: past the bound on loaded
+/// rooms, the least recently asked-for unload first.
+struct Running {
+    actor: ActorRef<RoomMsg>,
+    used: Instant,
+    unloading: bool,
 }
 
 fn stripe<T: std::hash::Hash>(key: &T) -> usize {
@@ -101,7 +121,7 @@ impl RoomDirectory {
                 config.limits.max_password_bytes,
             ),
             config: Arc::new(config),
-            actors: Mutex::new(HashMap::new()),
+            actors: Mutex::new(Loaded::default()),
             activating: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             cluster,
             ack_route: Mutex::new(None),
@@ -329,9 +349,10 @@ impl RoomDirectory {
             .actors
             .lock()
             .expect("directory poisoned")
+            .rooms
             .iter()
             .filter(|(room, _)| !cluster.may_hold(**room))
-            .map(|(_, a)| a.clone())
+            .map(|(_, r)| r.actor.clone())
             .collect();
         let count = leaving.len();
         futures::future::join_all(leaving.iter().map(|a| a.drain_and_wait(Some(timeout)))).await;
@@ -429,15 +450,75 @@ impl RoomDirectory {
     }
 
     fn forget(&self, room: RoomId, actor: &ActorRef<RoomMsg>) {
-        let mut actors = self.inner.actors.lock().expect("directory poisoned");
-        if actors.get(&room).map(|a| a.get_id()) == Some(actor.get_id()) {
-            actors.remove(&room);
+        let mut loaded = self.inner.actors.lock().expect("directory poisoned");
+        if loaded.rooms.get(&room).map(|r| r.actor.get_id()) == Some(actor.get_id())
+            && loaded.rooms.remove(&room).is_some_and(|r| r.unloading)
+        {
+            loaded.unloading -= 1;
         }
     }
 
+    /// The room's running actor, noted as asked for now (and counted again if it was
+    /// asked to unload: it may have refused, having work under way).
     fn active(&self, room: RoomId) -> Option<ActorRef<RoomMsg>> {
-        let actors = self.inner.actors.lock().expect("directory poisoned");
-        actors.get(&room).cloned()
+        let mut loaded = self.inner.actors.lock().expect("directory poisoned");
+        let running = loaded.rooms.get_mut(&room)?;
+        running.used = Instant::now();
+        let actor = running.actor.clone();
+        if std::mem::take(&mut running.unloading) {
+            loaded.unloading -= 1;
+        }
+        Some(actor)
+    }
+
+    /// Loads `actor` as `room`'s, and past `max_loaded_rooms` asks the least recently
+    /// asked-for rooms (never this one) to unload, down to nine tenths of the bound: a
+    /// flood of activations scans the map about once per tenth of the bound, not once
+    /// per room. The rooms asked stop within moments (a room with work under way refuses
+    /// and stays) and leave the map as any stopped actor does.
+    fn load(&self, room: RoomId, actor: ActorRef<RoomMsg>) {
+        let max = self.inner.config.max_loaded_rooms;
+        let victims: Vec<ActorRef<RoomMsg>> = {
+            let mut loaded = self.inner.actors.lock().expect("directory poisoned");
+            let running = Running {
+                actor,
+                used: Instant::now(),
+                unloading: false,
+            };
+            loaded.rooms.insert(room, running);
+            let counted = loaded.rooms.len() - loaded.unloading;
+            if counted <= max {
+                return;
+            }
+            let mut oldest: Vec<(Instant, RoomId)> = loaded
+                .rooms
+                .iter()
+                .filter(|(id, r)| **id != room && !r.unloading)
+                .map(|(id, r)| (r.used, *id))
+                .collect();
+            let unload = (counted - (max - max / 10).max(1)).min(oldest.len());
+            if unload < oldest.len() {
+                oldest.select_nth_unstable(unload);
+            }
+            oldest.truncate(unload);
+            loaded.unloading += oldest.len();
+            oldest
+                .into_iter()
+                .filter_map(|(_, id)| {
+                    let r = loaded.rooms.get_mut(&id)?;
+                    r.unloading = true;
+                    Some(r.actor.clone())
+                })
+                .collect()
+        };
+        tracing::debug!(
+            rooms = victims.len(),
+            max_loaded_rooms = max,
+            "unloading the least recently used rooms"
+        );
+        for actor in victims {
+            let _ = actor.send_message(RoomMsg::Unload);
+        }
     }
 
     /// The room's actor, activated (loaded under a new epoch) if it is not running. An
@@ -494,11 +575,7 @@ impl RoomDirectory {
         let (actor, handle) = Actor::spawn(None, RoomActor, args)
             .await
             .map_err(|e| unavailable(format!("room actor failed to start: {e}")))?;
-        self.inner
-            .actors
-            .lock()
-            .expect("directory poisoned")
-            .insert(room, actor.clone());
+        self.load(room, actor.clone());
         let weak = Arc::downgrade(&self.inner);
         let watched = actor.clone();
         tokio::spawn(async move {
@@ -566,7 +643,12 @@ impl RoomDirectory {
 
     /// Rooms whose actor is running on this node.
     pub fn active_rooms(&self) -> usize {
-        self.inner.actors.lock().expect("directory poisoned").len()
+        self.inner
+            .actors
+            .lock()
+            .expect("directory poisoned")
+            .rooms
+            .len()
     }
 
     /// Sends push acknowledgements through `route` (the cluster's router) instead of to
@@ -588,8 +670,9 @@ impl RoomDirectory {
             .actors
             .lock()
             .expect("directory poisoned")
+            .rooms
             .values()
-            .cloned()
+            .map(|r| r.actor.clone())
             .collect();
         for a in actors {
             let _ = a.drain_and_wait(Some(timeout)).await;

@@ -72,6 +72,11 @@ pub struct ServeArgs {
     #[arg(long, env = "HUDDLE_ROOM_IDLE_SECS", default_value_t = 300)]
     room_idle_secs: u64,
 
+    /// Rooms held in memory at once (~13 kB each); beyond it the least recently used
+    /// ones are unloaded before their idle time (they load again on their next request).
+    #[arg(long, env = "HUDDLE_MAX_LOADED_ROOMS", default_value_t = 20_000)]
+    max_loaded_rooms: usize,
+
     /// Microseconds a room's commit may wait for the callers its last commit answered,
     /// when it answered several (fewer, bigger commits under load; a lone caller never
     /// waits, nor a commit after a wait that ran out). 0 turns the wait off; at most
@@ -370,6 +375,7 @@ impl ServeArgs {
                     ..Limits::default()
                 },
                 idle_timeout: Duration::from_secs(self.room_idle_secs.max(1)),
+                max_loaded_rooms: self.max_loaded_rooms.max(1),
                 group_commit_wait: Duration::from_micros(self.group_commit_wait_us),
                 max_in_flight: self.max_in_flight,
                 max_streams: self.max_streams,
@@ -482,6 +488,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         mcp_anonymous_idle_secs = args.mcp_anonymous_idle_secs,
         passwords = ?config.rooms.passwords,
         max_rooms_per_name = args.max_rooms_per_name,
+        max_loaded_rooms = args.max_loaded_rooms,
         max_agents_per_room = args.max_agents_per_room,
         cluster = ?config.cluster,
         "huddle configuration"
