@@ -485,7 +485,15 @@ impl RoomDirectory {
                 used: Instant::now(),
                 unloading: false,
             };
-            loaded.rooms.insert(room, running);
+            // (The activation lock leaves no other actor of the room in the map; one
+            // replaced anyway must not stay counted as unloading.)
+            if loaded
+                .rooms
+                .insert(room, running)
+                .is_some_and(|r| r.unloading)
+            {
+                loaded.unloading -= 1;
+            }
             let counted = loaded.rooms.len() - loaded.unloading;
             if counted <= max {
                 return;
