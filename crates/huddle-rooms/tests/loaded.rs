@@ -22,15 +22,21 @@ fn node(data: &tempfile::TempDir) -> (RoomDirectory, Arc<EmbeddedStore>) {
     (RoomDirectory::new(store.clone(), config), store)
 }
 
-/// Waits for the rooms asked to unload to stop (they do so on their own task).
-async fn loaded_rooms_settle_within_the_bound(dir: &RoomDirectory) {
+/// Whether `done` comes to hold within a few seconds: rooms asked to unload stop, and
+/// their tasks end, on their own tasks.
+async fn eventually(done: impl Fn() -> bool) -> bool {
     for _ in 0..500 {
-        if dir.active_rooms() <= BOUND {
-            return;
+        if done() {
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!(
+    done()
+}
+
+async fn loaded_rooms_settle_within_the_bound(dir: &RoomDirectory) {
+    assert!(
+        eventually(|| dir.active_rooms() <= BOUND).await,
         "{} rooms still loaded against a bound of {BOUND}",
         dir.active_rooms()
     );
@@ -105,13 +111,8 @@ async fn an_unloaded_room_leaves_no_task_behind() {
         join(&dir, id, "bob").await;
     }
     loaded_rooms_settle_within_the_bound(&dir).await;
-    for _ in 0..500 {
-        if tasks.num_alive_tasks() <= bound_loaded {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!(
+    assert!(
+        eventually(|| tasks.num_alive_tasks() <= bound_loaded).await,
         "{} tasks alive with {} rooms loaded, against {bound_loaded} with {BOUND} loaded",
         tasks.num_alive_tasks(),
         dir.active_rooms()
