@@ -70,7 +70,8 @@ struct Inner {
 struct Loaded {
     rooms: HashMap<RoomId, Running>,
     /// How many of them were asked to unload (and have not stopped or been asked for
-    /// since): they no longer count against the bound.
+    /// since): they no longer count against the bound. Kept as a count (the flags are on
+    /// the rooms) so an activation checks the bound without scanning the map.
     unloading: usize,
 }
 
@@ -509,15 +510,15 @@ impl RoomDirectory {
                 oldest.select_nth_unstable(unload);
             }
             oldest.truncate(unload);
-            loaded.unloading += oldest.len();
-            oldest
-                .into_iter()
-                .filter_map(|(_, id)| {
-                    let r = loaded.rooms.get_mut(&id)?;
+            let mut victims = Vec::with_capacity(unload);
+            for (_, id) in oldest {
+                if let Some(r) = loaded.rooms.get_mut(&id) {
                     r.unloading = true;
-                    Some(r.actor.clone())
-                })
-                .collect()
+                    victims.push(r.actor.clone());
+                }
+            }
+            loaded.unloading += victims.len();
+            victims
         };
         tracing::debug!(
             rooms = victims.len(),
