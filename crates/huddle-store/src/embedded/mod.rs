@@ -17,7 +17,8 @@
 //! Layout: `schema` (tables, pragmas and versioned migrations), `writer` (the
 //! group commit), `checkpoint` (the thread that copies the log back into the
 //! file, off the writer's path), `counts` (the counts kept next to the log, updated by appends),
-//! `codec` (rows ⇄ core types), `pool` (the reader pool), `reads` (queries on it) and
+//! `codec` (rows ⇄ core types), `pool` (the reader pool), `reads` (queries on it),
+//! `visible` (a page of what one viewer may see, and the ranks that number it) and
 //! `history` (history pages found by rank).
 
 mod checkpoint;
@@ -28,6 +29,7 @@ mod names;
 mod pool;
 mod reads;
 mod schema;
+mod visible;
 mod writer;
 
 use std::path::Path;

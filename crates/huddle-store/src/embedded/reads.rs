@@ -4,6 +4,7 @@ use huddle_core::{MemberId, Message, Page, RoomId, RoomSummary, Seq, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::codec::{self, MESSAGE_COLUMNS};
+use super::visible::{Bound, visible_page};
 use crate::sql::like_pattern;
 use crate::{LogRange, NamedRoom, RoomPage, SentKey};
 
@@ -122,48 +123,4 @@ pub(super) fn sent_with_key(c: &Connection, sent: SentKey) -> rusqlite::Result<O
             codec::message,
         )
         .optional()
-}
-
-/// Where a page of visible messages starts.
-#[derive(Clone, Copy)]
-pub(super) enum Bound {
-    /// Oldest first, from just after this `seq`.
-    After(Seq),
-    /// Most recent first, from this `seq` down.
-    UpTo(Seq),
-}
-
-/// The first `limit` messages visible to `viewer` from `bound` on, in the bound's order.
-///
-/// Rather than filtering the log (which walks every DM the viewer may not see), this
-/// merges two index ranges that hold only what the viewer sees: the broadcasts (a partial
-/// index) and the viewer's own `dm_views`; each gives at most `limit` rows.
-pub(super) fn visible_page(
-    c: &Connection,
-    room: &str,
-    viewer: MemberId,
-    bound: Bound,
-    limit: usize,
-) -> rusqlite::Result<Vec<Message>> {
-    let (from, order, cmp) = match bound {
-        Bound::After(s) => (s, "", ">"),
-        Bound::UpTo(s) => (s, "DESC", "<="),
-    };
-    let sql = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ?1 AND seq IN (
-            SELECT seq FROM (SELECT seq FROM messages INDEXED BY messages_broadcasts
-                             WHERE room_id = ?1 AND to_member IS NULL AND seq {cmp} ?3
-                             ORDER BY seq {order} LIMIT ?4)
-            UNION ALL
-            SELECT seq FROM (SELECT seq FROM dm_views
-                             WHERE room_id = ?1 AND member = ?2 AND seq {cmp} ?3
-                             ORDER BY seq {order} LIMIT ?4))
-         ORDER BY seq {order} LIMIT ?4"
-    );
-    c.prepare_cached(&sql)?
-        .query_map(
-            params![room, sql_member(viewer), sql_seq(from), sql_count(limit)],
-            codec::message,
-        )?
-        .collect()
 }
