@@ -258,19 +258,33 @@ fn a_file_from_a_newer_schema_is_refused() {
 }
 
 /// Turns the current file in `dir` into a file of schema version 2 (before idempotency
-/// keys): the same tables without the key column and its index.
+/// keys): the same tables without the key column and its index, and with the index of
+/// broadcasts that version 4 dropped.
 fn downgrade_to_version_2(dir: &Path) {
     let c = rusqlite::Connection::open(dir.join("huddle.db")).unwrap();
     c.execute_batch(
         "DROP INDEX messages_keys;
          ALTER TABLE messages DROP COLUMN key;
+         CREATE INDEX messages_broadcasts ON messages(room_id, seq) WHERE to_member IS NULL;
          PRAGMA user_version = 2;",
     )
     .unwrap();
 }
 
+/// Whether the file in `dir` has an index of that name.
+fn has_index(dir: &Path, name: &str) -> bool {
+    let c = rusqlite::Connection::open(dir.join("huddle.db")).unwrap();
+    c.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap()
+        > 0
+}
+
 #[tokio::test]
-async fn a_file_of_version_2_gains_idempotency_keys_and_keeps_its_log() {
+async fn a_file_of_version_2_gains_idempotency_keys_drops_the_broadcast_index_and_keeps_its_log() {
     let dir = tempfile::tempdir().unwrap();
     let r = room("dev", None);
     let old = vec![message(r.id, 1, 1, None), message(r.id, 2, 1, Some(2))];
@@ -294,8 +308,13 @@ async fn a_file_of_version_2_gains_idempotency_keys_and_keeps_its_log() {
         .unwrap();
     assert_eq!(columns, 0, "a version 2 file has no key column");
     drop(c);
+    assert!(has_index(dir.path(), "messages_broadcasts"));
 
     let store = EmbeddedStore::open(dir.path(), Durability::Process).unwrap();
+    assert!(
+        !has_index(dir.path(), "messages_broadcasts"),
+        "every send paid for an index that nothing reads any more"
+    );
     assert_reads_match(&store, r.id, &old, 3).await;
     let (_, epoch) = store.acquire(r.id).await.unwrap().unwrap();
     let sent = Message {
