@@ -88,6 +88,8 @@ pub fn set_gauge(name: &'static str, value: f64) {
 pub mod gauges {
     /// Rooms with a live actor on this node.
     pub const ROOMS_ACTIVE: &str = "huddle_rooms_active";
+    /// Bytes the loaded rooms' log tails hold (recent messages kept for fast reads).
+    pub const ROOMS_TAIL_BYTES: &str = "huddle_rooms_tail_bytes";
     /// MCP sessions this node holds.
     pub const MCP_SESSIONS: &str = "huddle_mcp_sessions";
 }

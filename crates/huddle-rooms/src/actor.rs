@@ -60,7 +60,7 @@ use crate::endpoint;
 use crate::feed::Opened;
 use crate::follow::Following;
 use crate::hub::{Fanout, Hub};
-use crate::log_tail::LogTail;
+use crate::log_tail::{LogTail, TailBudget};
 use crate::ownership::Cluster;
 use crate::push::Pusher;
 use crate::secrets;
@@ -111,6 +111,8 @@ pub struct RoomArgs {
     pub hub: Arc<Hub>,
     pub pusher: Pusher,
     pub config: Arc<RoomsConfig>,
+    /// The node's budget for what its rooms' tails hold.
+    pub tail_budget: Arc<TailBudget>,
     /// Cluster mode's hooks (`None`: a single node, no check).
     pub(crate) cluster: Option<Arc<Cluster>>,
 }
@@ -231,7 +233,7 @@ impl Actor for RoomActor {
             pushed: Default::default(),
             room: args.room,
             epoch: args.epoch,
-            tail: LogTail::new(TAIL, args.recent),
+            tail: LogTail::new(TAIL, args.recent, args.tail_budget),
             pending: Vec::new(),
             replies: Vec::new(),
             flush_scheduled: false,

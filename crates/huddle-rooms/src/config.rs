@@ -16,6 +16,12 @@ pub struct RoomsConfig {
     /// each of its rooms in memory for the idle timeout. Not a refusal: a room busy with
     /// work stays, and an unloaded room loads again on its next request.
     pub max_loaded_rooms: usize,
+    /// Bytes the loaded rooms' log tails (their last few hundred messages, kept for
+    /// fast reads of what a caller missed) may hold together. A tail is a cache of the
+    /// store and its messages may each be as large as the message size limit: past the
+    /// budget, a room that commits keeps only what is not committed yet, and reads of
+    /// the rest go to the store.
+    pub max_tail_bytes: usize,
     /// Longest wait for a room's answer before the caller gets "Service unavailable".
     pub call_timeout: Duration,
     /// Requests in flight across all rooms; beyond it callers get `Server busy`. This is
@@ -79,6 +85,7 @@ impl Default for RoomsConfig {
             limits: Limits::default(),
             idle_timeout: Duration::from_secs(300),
             max_loaded_rooms: 20_000,
+            max_tail_bytes: 256 << 20,
             call_timeout: Duration::from_secs(10),
             max_in_flight: 4096,
             max_streams: 50_000,

@@ -32,6 +32,7 @@ use crate::config::RoomsConfig;
 use crate::feed::{self, FeedSource, Opened, Subscribe, Subscribed};
 use crate::follow::{self, FollowStream};
 use crate::hub::{BufferStats, Hub};
+use crate::log_tail::TailBudget;
 use crate::ownership::{Cluster, NotOwner, Ownership};
 use crate::passwords::PasswordGate;
 use crate::push::{Ack, Pusher};
@@ -49,6 +50,8 @@ pub struct RoomDirectory {
 struct Inner {
     store: Arc<dyn RoomStore>,
     hub: Arc<Hub>,
+    /// What the loaded rooms' log tails may hold together (`max_tail_bytes`).
+    tail_budget: Arc<TailBudget>,
     pusher: Pusher,
     config: Arc<RoomsConfig>,
     actors: Mutex<Loaded>,
@@ -115,6 +118,7 @@ impl RoomDirectory {
         let inner = Arc::new(Inner {
             store,
             hub: Arc::new(Hub::new(config.subscriber_buffer, config.max_streams)),
+            tail_budget: Arc::new(TailBudget::new(config.max_tail_bytes)),
             pusher,
             admission: Arc::new(Semaphore::new(config.max_in_flight)),
             passwords: PasswordGate::new(
@@ -579,6 +583,7 @@ impl RoomDirectory {
             hub: self.inner.hub.clone(),
             pusher: self.inner.pusher.clone(),
             config: self.inner.config.clone(),
+            tail_budget: self.inner.tail_budget.clone(),
             cluster: self.inner.cluster.clone(),
         };
         let (actor, handle) = Actor::spawn(None, RoomActor, args)
@@ -651,6 +656,12 @@ impl RoomDirectory {
     }
 
     /// Rooms whose actor is running on this node.
+    /// What the loaded rooms' log tails hold now, in bytes (an estimate; bounded by
+    /// `RoomsConfig::max_tail_bytes`).
+    pub fn tail_bytes(&self) -> usize {
+        self.inner.tail_budget.used()
+    }
+
     pub fn active_rooms(&self) -> usize {
         self.inner
             .actors

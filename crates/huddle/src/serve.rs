@@ -77,6 +77,12 @@ pub struct ServeArgs {
     #[arg(long, env = "HUDDLE_MAX_LOADED_ROOMS", default_value_t = 20_000)]
     max_loaded_rooms: usize,
 
+    /// MiB the loaded rooms' recent messages (kept in memory for fast reads) may take
+    /// together; past it, rooms that write keep only what is not committed yet and read
+    /// the rest from the store.
+    #[arg(long, env = "HUDDLE_MAX_TAIL_MIB", default_value_t = 256)]
+    max_tail_mib: usize,
+
     /// Microseconds a room's commit may wait for the callers its last commit answered,
     /// when it answered several (fewer, bigger commits under load; a lone caller never
     /// waits, nor a commit after a wait that ran out). 0 turns the wait off; at most
@@ -376,6 +382,7 @@ impl ServeArgs {
                 },
                 idle_timeout: Duration::from_secs(self.room_idle_secs.max(1)),
                 max_loaded_rooms: self.max_loaded_rooms.max(1),
+                max_tail_bytes: self.max_tail_mib.saturating_mul(1 << 20),
                 group_commit_wait: Duration::from_micros(self.group_commit_wait_us),
                 max_in_flight: self.max_in_flight,
                 max_streams: self.max_streams,
@@ -489,6 +496,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         passwords = ?config.rooms.passwords,
         max_rooms_per_name = args.max_rooms_per_name,
         max_loaded_rooms = args.max_loaded_rooms,
+        max_tail_mib = args.max_tail_mib,
         max_agents_per_room = args.max_agents_per_room,
         cluster = ?config.cluster,
         "huddle configuration"

@@ -2,7 +2,9 @@
 //! an unknown room or with a bad token, a gRPC `Subscribe` and an MCP
 //! `subscriptions/listen` with the token of no room are refused without holding memory,
 //! so the node's resident memory stays flat over thousands of them. And an idle SSE
-//! stream that is open costs the node little: not its connection's buffers.
+//! stream that is open costs the node little: not its connection's buffers. The recent
+//! messages rooms keep in memory stay within the node's budget, however large and
+//! however many rooms fill them.
 
 use futures::StreamExt;
 use huddle_proto::v1::SubscribeRequest;
@@ -202,5 +204,67 @@ async fn idle_sse_streams_do_not_hold_their_connections_buffers() {
     s.say(&alice, "wake up").await;
     for stream in &mut streams {
         assert_eq!(bodies(&stream.take(1, SECOND * 10).await), ["wake up"]);
+    }
+}
+
+/// Rooms filled with large messages keep at most `--max-tail-mib` of them in memory
+/// together (`huddle_rooms_tail_bytes`), and each room's member still reads every one of
+/// them, whole, as unread (what left memory comes from the store).
+#[tokio::test]
+async fn recent_messages_kept_in_memory_stay_within_their_budget_and_none_is_lost() {
+    const ROOMS: usize = 12;
+    const PER_ROOM: usize = 24;
+    const BUDGET_MIB: usize = 2;
+    let s = Server::start_with(&["--max-tail-mib", &BUDGET_MIB.to_string()]).await;
+    let big = "x".repeat(32 * 1024);
+    let mut readers = Vec::new();
+    for r in 0..ROOMS {
+        let alice = s.create_room(&format!("big-{r}"), "alice").await;
+        let bob = s.join(&alice.room_id, "bob").await;
+        for i in 0..PER_ROOM {
+            s.say(&alice, &format!("{i} {big}")).await;
+        }
+        readers.push(bob);
+    }
+    // ~9 MiB sent, all of it committed: the rooms' tails hold at most the budget.
+    let metrics = reqwest::get(s.url("/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("body");
+    let held = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("huddle_rooms_tail_bytes "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no huddle_rooms_tail_bytes in:\n{metrics}"));
+    assert!(
+        held <= (BUDGET_MIB << 20) as f64,
+        "the rooms' tails hold {held} bytes against a budget of {BUDGET_MIB} MiB"
+    );
+    assert!(held > 0.0, "under its budget a tail keeps recent messages");
+
+    for bob in &readers {
+        let unread = s.unread_all(bob).await;
+        let texts: Vec<&str> = unread
+            .iter()
+            .filter(|m| m["from"] == "alice")
+            .filter_map(|m| m["body"].as_str())
+            .collect();
+        assert_eq!(
+            texts.len(),
+            PER_ROOM,
+            "{} read {:?}",
+            bob.room_id,
+            texts.len()
+        );
+        for (i, text) in texts.iter().enumerate() {
+            assert_eq!(
+                *text,
+                format!("{i} {big}"),
+                "message {i} of {}",
+                bob.room_id
+            );
+        }
     }
 }
