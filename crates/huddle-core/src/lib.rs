@@ -56,6 +56,6 @@ pub use error::{AttemptScope, RoomError};
 pub use ids::{MemberId, RoomId, Seq};
 pub use limits::Limits;
 pub use model::{Agent, Message, ROOM_BOT, Role, Room, RoomType, WireMessage};
-pub use shared::{KEEP_RENDERING_BYTES, SharedMessage};
+pub use shared::SharedMessage;
 pub use time::Timestamp;
 pub use token::{AgentToken, TokenDigest};

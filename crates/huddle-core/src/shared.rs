@@ -54,6 +54,25 @@ impl SharedMessage {
         &self.0.message
     }
 
+    /// About the memory this message holds: its text fields, the two renderings that may
+    /// be kept with it (only while about that size is at most [`KEEP_RENDERING_BYTES`]),
+    /// and the allocations around them. What the node's memory budgets count.
+    pub fn held_bytes(&self) -> usize {
+        const OVERHEAD: usize = 256;
+        let m = &self.0.message;
+        let text = m.body.len()
+            + m.id.len()
+            + m.from.len()
+            + m.to.as_ref().map_or(0, String::len)
+            + m.key.as_ref().map_or(0, String::len);
+        let renderings = if text <= KEEP_RENDERING_BYTES {
+            2 * text
+        } else {
+            0
+        };
+        OVERHEAD + text + renderings
+    }
+
     /// The message's wire JSON (`{body, from, id, roomId, seq, timestamp, to?}`, compact,
     /// one line), computed once (or each time, past [`KEEP_RENDERING_BYTES`]).
     pub fn json(&self) -> Cow<'_, str> {

@@ -15,7 +15,7 @@
 //! - [`bearer`] — `Authorization: Bearer <agentToken>` (SSE and gRPC).
 //! - [`sse`]   — `GET /api/messages/{roomId}/sse`: live, resumable message streams.
 //! - [`handoff`] — an SSE body handed to the connection, so an idle stream does not keep
-//!   hyper's buffers.
+//!   hyper's buffers; `coalesce` — frames ready together joined into one bounded write.
 //! - [`web`]   — landing page, docs, health endpoints.
 //! - [`client_kind`] — agent-or-browser detection (plain text vs HTML).
 //! - [`observe`] — request spans (with the client's trace context) and request metrics.
@@ -30,6 +30,7 @@ pub mod action;
 pub mod bearer;
 pub mod body;
 pub mod client_kind;
+mod coalesce;
 pub mod docs;
 #[doc(hidden)]
 pub mod fuzzing;

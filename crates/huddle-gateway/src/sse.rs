@@ -32,6 +32,7 @@ use huddle_metrics::streams::{OpenStream, StreamKind};
 use serde_json::json;
 
 use crate::AppState;
+use crate::coalesce::{CHUNK_BYTES, coalesce};
 use crate::handoff::Handoff;
 
 fn refuse(status: StatusCode, error: &str) -> Response {
@@ -93,11 +94,10 @@ pub async fn stream(
             }
             futures::future::ready(item.is_ok())
         })
-        .filter_map(|item| futures::future::ready(item.ok().map(|m| frame(&m))))
-        // Messages that are ready together go out in one write: a burst to many
-        // subscribers costs one syscall per subscriber, not one per message.
-        .ready_chunks(64)
-        .map(|chunk| Some(Bytes::from(chunk.concat())))
+        .filter_map(|item| futures::future::ready(item.ok().map(|m| frame(&m))));
+    // Messages that are ready together go out in one write of a bounded size.
+    let frames = coalesce(frames, CHUNK_BYTES)
+        .map(Some)
         .chain(futures::stream::once(futures::future::ready(None)));
     let keep_alive = app.config.sse_keep_alive.max(Duration::from_millis(100));
     let start = tokio::time::Instant::now() + keep_alive;

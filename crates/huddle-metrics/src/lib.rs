@@ -90,6 +90,8 @@ pub mod gauges {
     pub const ROOMS_ACTIVE: &str = "huddle_rooms_active";
     /// Bytes the loaded rooms' log tails hold (recent messages kept for fast reads).
     pub const ROOMS_TAIL_BYTES: &str = "huddle_rooms_tail_bytes";
+    /// Bytes of messages waiting for streams that have not read them yet.
+    pub const STREAMS_BACKLOG_BYTES: &str = "huddle_streams_backlog_bytes";
     /// MCP sessions this node holds.
     pub const MCP_SESSIONS: &str = "huddle_mcp_sessions";
 }

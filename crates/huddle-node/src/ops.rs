@@ -18,6 +18,10 @@ pub(crate) fn metrics_route(rooms: &RoomDirectory, mcp: &Mcp) -> axum::Router {
         get(move || {
             huddle_metrics::set_gauge(gauges::ROOMS_ACTIVE, rooms.active_rooms() as f64);
             huddle_metrics::set_gauge(gauges::ROOMS_TAIL_BYTES, rooms.tail_bytes() as f64);
+            huddle_metrics::set_gauge(
+                gauges::STREAMS_BACKLOG_BYTES,
+                rooms.stream_backlog_bytes() as f64,
+            );
             huddle_metrics::set_gauge(gauges::MCP_SESSIONS, mcp.session_count() as f64);
             std::future::ready((
                 [(

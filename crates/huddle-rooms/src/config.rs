@@ -22,6 +22,11 @@ pub struct RoomsConfig {
     /// budget, a room that commits keeps only what is not committed yet, and reads of
     /// the rest go to the store.
     pub max_tail_bytes: usize,
+    /// Bytes the node's fan-out may hold for streams that have not read it yet, all
+    /// rooms together. A client may stop reading its stream, and its room's messages
+    /// then wait for it: past the budget, the rooms holding most drop their oldest
+    /// pending messages, and their slowest streams resume from the store.
+    pub max_stream_backlog_bytes: usize,
     /// Longest wait for a room's answer before the caller gets "Service unavailable".
     pub call_timeout: Duration,
     /// Requests in flight across all rooms; beyond it callers get `Server busy`. This is
@@ -86,6 +91,7 @@ impl Default for RoomsConfig {
             idle_timeout: Duration::from_secs(300),
             max_loaded_rooms: 20_000,
             max_tail_bytes: 256 << 20,
+            max_stream_backlog_bytes: 256 << 20,
             call_timeout: Duration::from_secs(10),
             max_in_flight: 4096,
             max_streams: 50_000,

@@ -117,7 +117,11 @@ impl RoomDirectory {
         let (pusher, acks) = Pusher::new(config.push.clone(), config.allow_private_endpoints);
         let inner = Arc::new(Inner {
             store,
-            hub: Arc::new(Hub::new(config.subscriber_buffer, config.max_streams)),
+            hub: Arc::new(Hub::new(
+                config.subscriber_buffer,
+                config.max_stream_backlog_bytes,
+                config.max_streams,
+            )),
             tail_budget: Arc::new(TailBudget::new(config.max_tail_bytes)),
             pusher,
             admission: Arc::new(Semaphore::new(config.max_in_flight)),
@@ -660,6 +664,12 @@ impl RoomDirectory {
     /// `RoomsConfig::max_tail_bytes`).
     pub fn tail_bytes(&self) -> usize {
         self.inner.tail_budget.used()
+    }
+
+    /// What the rooms' fan-out logs hold for streams that have not read it yet, in bytes
+    /// (an estimate; bounded by `RoomsConfig::max_stream_backlog_bytes`).
+    pub fn stream_backlog_bytes(&self) -> usize {
+        self.inner.hub.backlog_bytes()
     }
 
     pub fn active_rooms(&self) -> usize {

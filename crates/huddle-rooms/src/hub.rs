@@ -19,8 +19,16 @@
 //! goes anyway and that subscriber gets [`Lagged`] (its stream ends, or resumes from the
 //! store; see [`crate::feed`]). The last subscriber of a room to go removes the room's
 //! log; a refused subscriber never creates one.
+//!
+//! The node also bounds what all its rooms' logs hold together (`max_stream_backlog_bytes`):
+//! a stream whose client stops reading keeps its room's items pending, and anyone may
+//! open one and fill its room with large messages (4,096 of 64 KiB is 256 MiB a room).
+//! Past the budget, the rooms whose logs hold most drop their oldest items, down to
+//! nine tenths of it: their slowest subscribers lag (and resume from the store), while
+//! rooms whose readers keep up hold little and lose nothing.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use huddle_core::{MemberId, RoomError, RoomId, SharedMessage};
@@ -65,6 +73,10 @@ pub struct Hub {
     rooms: Mutex<HashMap<RoomId, Arc<RoomLog>>>,
     /// Most items a room's log holds (`subscriber_buffer`).
     capacity: usize,
+    /// Most bytes all the rooms' logs hold together (`max_stream_backlog_bytes`).
+    budget: usize,
+    /// What they hold ([`weight`] of their items).
+    held: Arc<AtomicUsize>,
     /// One permit per open stream of this node (all protocols), `max_streams` in all.
     streams: Arc<Semaphore>,
     max_streams: usize,
@@ -81,6 +93,17 @@ struct Log {
     /// Position (counted since the log was made) of `slots[0]`.
     head: u64,
     subscribers: usize,
+    /// What `slots` hold ([`weight`]), also counted in the hub's `held`.
+    bytes: usize,
+    held: Arc<AtomicUsize>,
+}
+
+/// About the memory an item holds while it is pending.
+fn weight(item: &Fanout) -> usize {
+    match item {
+        Fanout::Message(m) => m.held_bytes(),
+        Fanout::Left(_) | Fanout::Reopen => 64,
+    }
 }
 
 struct Slot {
@@ -100,11 +123,30 @@ impl Log {
         self.head + self.slots.len() as u64
     }
 
+    fn push_back(&mut self, item: Fanout, unread: usize) {
+        let w = weight(&item);
+        self.bytes += w;
+        self.held.fetch_add(w, Ordering::Relaxed);
+        self.slots.push_back(Slot { item, unread });
+    }
+
+    /// Drops the oldest item, read or not (subscribers that had not read it lag);
+    /// `false` when there is none.
+    fn pop_front(&mut self) -> bool {
+        let Some(slot) = self.slots.pop_front() else {
+            return false;
+        };
+        let w = weight(&slot.item);
+        self.bytes -= w;
+        self.held.fetch_sub(w, Ordering::Relaxed);
+        self.head += 1;
+        true
+    }
+
     /// Drops the items every subscriber has read, and storage the log no longer needs.
     fn trim(&mut self) {
         while self.slots.front().is_some_and(|s| s.unread == 0) {
-            self.slots.pop_front();
-            self.head += 1;
+            self.pop_front();
         }
         let allocated = self.slots.capacity();
         if allocated > SHRINK_ABOVE && self.slots.len() <= allocated / 4 {
@@ -113,13 +155,22 @@ impl Log {
     }
 }
 
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.held.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
 impl Hub {
-    /// A fan-out whose rooms hold at most `capacity` pending items each, and that lets at
-    /// most `max_streams` streams be open at once.
-    pub fn new(capacity: usize, max_streams: usize) -> Self {
+    /// A fan-out whose rooms hold at most `capacity` pending items each and
+    /// `budget_bytes` together, and that lets at most `max_streams` streams be open at
+    /// once.
+    pub fn new(capacity: usize, budget_bytes: usize, max_streams: usize) -> Self {
         Self {
             rooms: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
+            budget: budget_bytes,
+            held: Arc::new(AtomicUsize::new(0)),
             streams: Arc::new(Semaphore::new(max_streams)),
             max_streams,
         }
@@ -147,6 +198,8 @@ impl Hub {
                         slots: VecDeque::new(),
                         head: 0,
                         subscribers: 0,
+                        bytes: 0,
+                        held: self.held.clone(),
                     }),
                     published: Notify::new(),
                 })
@@ -180,17 +233,56 @@ impl Hub {
             for item in items {
                 if log.slots.len() >= self.capacity {
                     // The slowest subscriber is more than `capacity` behind: it lags.
-                    log.slots.pop_front();
-                    log.head += 1;
+                    log.pop_front();
                 }
                 let unread = log.subscribers;
-                log.slots.push_back(Slot {
-                    item: item.clone(),
-                    unread,
-                });
+                log.push_back(item.clone(), unread);
             }
         }
         shared.published.notify_waiters();
+        if self.backlog_bytes() > self.budget {
+            self.relieve();
+        }
+    }
+
+    /// Bytes the rooms' logs hold now (an estimate: [`SharedMessage::held_bytes`]).
+    pub fn backlog_bytes(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Past the budget: the rooms whose logs hold most drop their oldest items until the
+    /// logs hold nine tenths of it (see the module doc). Their subscribers that had not
+    /// read them lag; a room whose readers keep up has little to drop.
+    fn relieve(&self) {
+        let target = self.budget - self.budget / 10;
+        let logs: Vec<Arc<RoomLog>> = locked(&self.rooms).values().cloned().collect();
+        let mut largest: Vec<(usize, Arc<RoomLog>)> = logs
+            .into_iter()
+            .map(|shared| {
+                let bytes = locked(&shared.log).bytes;
+                (bytes, shared)
+            })
+            .collect();
+        largest.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
+        let mut dropped = 0;
+        for (_, shared) in largest {
+            if self.backlog_bytes() <= target {
+                break;
+            }
+            {
+                let mut log = locked(&shared.log);
+                while self.backlog_bytes() > target && log.pop_front() {
+                    dropped += 1;
+                }
+            }
+            // Readers waiting learn at once that they lag.
+            shared.published.notify_waiters();
+        }
+        tracing::debug!(
+            items = dropped,
+            budget = self.budget,
+            "streams' backlog over its budget: the largest rooms' slowest readers lag"
+        );
     }
 
     /// Subscribers of `room` on this node (0: it has no log here).
@@ -288,7 +380,7 @@ mod tests {
 
     #[test]
     fn a_rooms_log_goes_with_its_last_subscriber() {
-        let hub = Arc::new(Hub::new(16, 100));
+        let hub = Arc::new(Hub::new(16, usize::MAX, 100));
         let (room, other) = (RoomId::new_random(), RoomId::new_random());
         let first = hub.attach(room);
         let second = hub.attach(room);
@@ -317,7 +409,7 @@ mod tests {
 
     #[test]
     fn an_item_goes_once_every_subscriber_has_read_it() {
-        let hub = Arc::new(Hub::new(16, 100));
+        let hub = Arc::new(Hub::new(16, usize::MAX, 100));
         let room = RoomId::new_random();
         let mut fast = hub.attach(room);
         let mut slow = hub.attach(room);
@@ -345,5 +437,62 @@ mod tests {
         // One attached later starts at the end.
         let mut late = hub.attach(room);
         assert!(late.try_recv().is_none());
+    }
+
+    fn message(room: RoomId, seq: u64, body_bytes: usize) -> Fanout {
+        Fanout::Message(SharedMessage::new(huddle_core::Message {
+            seq: huddle_core::Seq::new(seq),
+            // Ids of one length: every message here weighs the same.
+            id: format!("m{seq:03}"),
+            room_id: room,
+            from: "a".into(),
+            from_member: MemberId::new(1),
+            to: None,
+            to_member: None,
+            body: "x".repeat(body_bytes),
+            timestamp: huddle_core::Timestamp(0),
+            key: None,
+        }))
+    }
+
+    #[test]
+    fn past_the_budget_the_room_holding_most_drops_its_oldest_items() {
+        let (stalled, reading) = (RoomId::new_random(), RoomId::new_random());
+        let w = weight(&message(stalled, 1, 1000));
+        let hub = Arc::new(Hub::new(4096, 10 * w, 100));
+        let mut asleep = hub.attach(stalled);
+        let mut awake = hub.attach(reading);
+        for seq in 1..=8 {
+            hub.publish(stalled, &[message(stalled, seq, 1000)]);
+        }
+        hub.publish(reading, &[message(reading, 1, 1000)]);
+        assert!(matches!(awake.try_recv(), Some(Ok(_))));
+        assert_eq!(hub.backlog_bytes(), 8 * w, "under the budget nothing goes");
+
+        for seq in 9..=11 {
+            hub.publish(stalled, &[message(stalled, seq, 1000)]);
+            assert!(
+                hub.backlog_bytes() <= 10 * w,
+                "{} over {}",
+                hub.backlog_bytes(),
+                10 * w
+            );
+        }
+        assert_eq!(
+            hub.backlog_bytes(),
+            9 * w,
+            "down to nine tenths of the budget"
+        );
+        assert_eq!(hub.buffer(stalled).unwrap().pending, 9);
+        assert!(
+            matches!(asleep.try_recv(), Some(Err(Lagged))),
+            "the stalled reader lags"
+        );
+
+        // The room whose reader keeps up lost nothing.
+        hub.publish(reading, &[message(reading, 2, 1000)]);
+        assert!(matches!(awake.try_recv(), Some(Ok(Fanout::Message(m))) if m.seq.get() == 2));
+        drop(asleep);
+        assert_eq!(hub.backlog_bytes(), 0, "a log gone gives its share back");
     }
 }

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use huddle_core::{KEEP_RENDERING_BYTES, Message, Seq, SharedMessage};
+use huddle_core::{Message, Seq, SharedMessage};
 
 /// What the node's rooms' tails may hold together, and what they hold.
 #[derive(Debug)]
@@ -33,7 +33,7 @@ impl TailBudget {
         }
     }
 
-    /// Bytes the tails hold now (an estimate: see [`held_bytes`]).
+    /// Bytes the tails hold now (an estimate: [`SharedMessage::held_bytes`]).
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }
@@ -43,28 +43,10 @@ impl TailBudget {
     }
 }
 
-/// About what a message in a tail holds: its text fields, the two renderings that may
-/// be kept next to it (wire JSON, an MCP notification; only while about that size is at
-/// most [`KEEP_RENDERING_BYTES`]), and the allocations around them.
-pub fn held_bytes(m: &Message) -> usize {
-    const OVERHEAD: usize = 256;
-    let text = m.body.len()
-        + m.id.len()
-        + m.from.len()
-        + m.to.as_ref().map_or(0, String::len)
-        + m.key.as_ref().map_or(0, String::len);
-    let renderings = if text <= KEEP_RENDERING_BYTES {
-        2 * text
-    } else {
-        0
-    };
-    OVERHEAD + text + renderings
-}
-
 pub struct LogTail {
     messages: VecDeque<SharedMessage>,
     capacity: usize,
-    /// What this tail holds ([`held_bytes`]), also counted in `budget`.
+    /// What this tail holds ([`SharedMessage::held_bytes`]), also counted in `budget`.
     bytes: usize,
     budget: Arc<TailBudget>,
 }
@@ -88,7 +70,7 @@ impl LogTail {
     }
 
     pub fn push(&mut self, m: SharedMessage) {
-        let held = held_bytes(&m);
+        let held = m.held_bytes();
         self.bytes += held;
         self.budget.used.fetch_add(held, Ordering::Relaxed);
         self.messages.push_back(m);
@@ -100,7 +82,7 @@ impl LogTail {
         while self.messages.len() > self.capacity || (self.bytes > 0 && self.budget.over()) {
             match self.messages.front() {
                 Some(m) if m.seq <= committed => {
-                    let held = held_bytes(m);
+                    let held = m.held_bytes();
                     self.messages.pop_front();
                     self.release(held);
                 }
@@ -168,7 +150,7 @@ mod tests {
 
     #[test]
     fn past_the_budget_a_committing_tail_keeps_only_what_is_not_committed() {
-        let one = held_bytes(&message(1, 1000));
+        let one = SharedMessage::new(message(1, 1000)).held_bytes();
         let budget = Arc::new(TailBudget::new(5 * one));
         let mut quiet = LogTail::new(
             256,

@@ -83,6 +83,12 @@ pub struct ServeArgs {
     #[arg(long, env = "HUDDLE_MAX_TAIL_MIB", default_value_t = 256)]
     max_tail_mib: usize,
 
+    /// MiB the node may hold for streams that have not read their messages yet, all
+    /// rooms together; past it, the rooms holding most drop their oldest pending
+    /// messages and their slowest streams resume from the store.
+    #[arg(long, env = "HUDDLE_MAX_STREAM_BACKLOG_MIB", default_value_t = 256)]
+    max_stream_backlog_mib: usize,
+
     /// Microseconds a room's commit may wait for the callers its last commit answered,
     /// when it answered several (fewer, bigger commits under load; a lone caller never
     /// waits, nor a commit after a wait that ran out). 0 turns the wait off; at most
@@ -383,6 +389,10 @@ impl ServeArgs {
                 idle_timeout: Duration::from_secs(self.room_idle_secs.max(1)),
                 max_loaded_rooms: self.max_loaded_rooms.max(1),
                 max_tail_bytes: self.max_tail_mib.saturating_mul(1 << 20),
+                max_stream_backlog_bytes: self
+                    .max_stream_backlog_mib
+                    .max(1)
+                    .saturating_mul(1 << 20),
                 group_commit_wait: Duration::from_micros(self.group_commit_wait_us),
                 max_in_flight: self.max_in_flight,
                 max_streams: self.max_streams,
@@ -497,6 +507,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_rooms_per_name = args.max_rooms_per_name,
         max_loaded_rooms = args.max_loaded_rooms,
         max_tail_mib = args.max_tail_mib,
+        max_stream_backlog_mib = args.max_stream_backlog_mib,
         max_agents_per_room = args.max_agents_per_room,
         cluster = ?config.cluster,
         "huddle configuration"

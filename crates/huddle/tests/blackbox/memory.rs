@@ -4,7 +4,8 @@
 //! so the node's resident memory stays flat over thousands of them. And an idle SSE
 //! stream that is open costs the node little: not its connection's buffers. The recent
 //! messages rooms keep in memory stay within the node's budget, however large and
-//! however many rooms fill them.
+//! however many rooms fill them, and so do the messages waiting for streams whose
+//! clients stopped reading.
 
 use futures::StreamExt;
 use huddle_proto::v1::SubscribeRequest;
@@ -227,17 +228,7 @@ async fn recent_messages_kept_in_memory_stay_within_their_budget_and_none_is_los
         readers.push(bob);
     }
     // ~9 MiB sent, all of it committed: the rooms' tails hold at most the budget.
-    let metrics = reqwest::get(s.url("/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("body");
-    let held = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("huddle_rooms_tail_bytes "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no huddle_rooms_tail_bytes in:\n{metrics}"));
+    let held = gauge(&s, "huddle_rooms_tail_bytes").await;
     assert!(
         held <= (BUDGET_MIB << 20) as f64,
         "the rooms' tails hold {held} bytes against a budget of {BUDGET_MIB} MiB"
@@ -267,4 +258,83 @@ async fn recent_messages_kept_in_memory_stay_within_their_budget_and_none_is_los
             );
         }
     }
+}
+
+/// Reads the gauge `name` from the node's `/metrics`.
+async fn gauge(s: &Server, name: &str) -> f64 {
+    let metrics = reqwest::get(s.url("/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("body");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
+}
+
+/// An SSE stream whose client sends its request and never reads again (a small receive
+/// buffer, so the node's writes stop soon): what a stalled or hostile client does.
+async fn stalled_stream(s: &Server, agent: &Agent) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let url = reqwest::Url::parse(&s.url("/")).unwrap();
+    let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut conn = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let request = format!(
+        "GET /api/messages/{}/sse?agentToken={} HTTP/1.1\r\nHost: x\r\n\
+         Accept: text/event-stream\r\n\r\n",
+        agent.room_id, agent.token
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    conn
+}
+
+/// Streams whose clients stop reading make their rooms' messages wait, at most
+/// `--max-stream-backlog-mib` of them for all rooms together
+/// (`huddle_streams_backlog_bytes`); a stream of another room that its client reads
+/// still gets every message of its room.
+#[tokio::test]
+async fn messages_waiting_for_stalled_streams_stay_within_their_budget() {
+    const BUDGET_MIB: usize = 4;
+    const STALLED_ROOMS: usize = 3;
+    const PER_ROOM: usize = 300;
+    let s = Server::start_with(&["--max-stream-backlog-mib", &BUDGET_MIB.to_string()]).await;
+    let big = "x".repeat(32 * 1024);
+    let carol = s.create_room("kept-up", "carol").await;
+    let dave = s.join(&carol.room_id, "dave").await;
+    let mut reading = s.sse(&dave, Resume::Live).await;
+    let mut stalled = Vec::new();
+    let mut most = 0.0f64;
+    for r in 0..STALLED_ROOMS {
+        let alice = s.create_room(&format!("stalled-{r}"), "alice").await;
+        let bob = s.join(&alice.room_id, "bob").await;
+        stalled.push(stalled_stream(&s, &bob).await);
+        for i in 0..PER_ROOM {
+            s.say(&alice, &format!("{i} {big}")).await;
+        }
+        s.say(&carol, &format!("after room {r}")).await;
+        most = most.max(gauge(&s, "huddle_streams_backlog_bytes").await);
+    }
+    // ~29 MiB sent to rooms whose streams read nothing: more than the connections'
+    // buffers take, so the rest waits in the node, within the budget.
+    assert!(
+        most <= (BUDGET_MIB << 20) as f64,
+        "{most} bytes waited for stalled streams against a budget of {BUDGET_MIB} MiB"
+    );
+    assert!(
+        most >= (BUDGET_MIB << 19) as f64,
+        "only {most} bytes waited: the stalled streams did not fill the budget"
+    );
+    for r in 0..STALLED_ROOMS {
+        let (_, data) = reading
+            .next_message(std::time::Duration::from_secs(10))
+            .await
+            .expect("the reading stream gets its room's messages");
+        assert_eq!(data["body"], format!("after room {r}"));
+    }
+    drop(stalled);
 }
