@@ -78,7 +78,7 @@ pub(super) fn visible_page(
                 Some(next) => from = next,
                 None => break,
             }
-            step = MIN_STEP.min(want.saturating_add(MIN_STEP));
+            step = MIN_STEP;
         }
     }
     Ok(page)
