@@ -54,13 +54,14 @@ use huddle_store::{Epoch, LogRange, RoomStore, SentKey, StoreError};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use uuid::Uuid;
 
+use crate::budget::Budget;
 use crate::call::{Port, RoomCall};
 use crate::config::RoomsConfig;
 use crate::endpoint;
 use crate::feed::Opened;
 use crate::follow::Following;
 use crate::hub::{Fanout, Hub};
-use crate::log_tail::{LogTail, TailBudget};
+use crate::log_tail::LogTail;
 use crate::ownership::Cluster;
 use crate::push::Pusher;
 use crate::secrets;
@@ -112,7 +113,7 @@ pub struct RoomArgs {
     pub pusher: Pusher,
     pub config: Arc<RoomsConfig>,
     /// The node's budget for what its rooms' tails hold.
-    pub tail_budget: Arc<TailBudget>,
+    pub tail_budget: Arc<Budget>,
     /// Cluster mode's hooks (`None`: a single node, no check).
     pub(crate) cluster: Option<Arc<Cluster>>,
 }

@@ -27,12 +27,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::Instrument;
 
 use crate::actor::{RoomArgs, RoomMsg};
+use crate::budget::Budget;
 use crate::call::{self, Answerer, Ask, Port, RoomCall};
 use crate::config::RoomsConfig;
 use crate::feed::{self, FeedSource, Opened, Subscribe, Subscribed};
 use crate::follow::{self, FollowStream};
 use crate::hub::{BufferStats, Hub};
-use crate::log_tail::TailBudget;
 use crate::ownership::{Cluster, NotOwner, Ownership};
 use crate::passwords::PasswordGate;
 use crate::push::{Ack, Pusher};
@@ -51,7 +51,7 @@ struct Inner {
     store: Arc<dyn RoomStore>,
     hub: Arc<Hub>,
     /// What the loaded rooms' log tails may hold together (`max_tail_bytes`).
-    tail_budget: Arc<TailBudget>,
+    tail_budget: Arc<Budget>,
     pusher: Pusher,
     config: Arc<RoomsConfig>,
     actors: Mutex<Loaded>,
@@ -122,7 +122,7 @@ impl RoomDirectory {
                 config.max_stream_backlog_bytes,
                 config.max_streams,
             )),
-            tail_budget: Arc::new(TailBudget::new(config.max_tail_bytes)),
+            tail_budget: Arc::new(Budget::new(config.max_tail_bytes)),
             pusher,
             admission: Arc::new(Semaphore::new(config.max_in_flight)),
             passwords: PasswordGate::new(

@@ -28,11 +28,12 @@
 //! rooms whose readers keep up hold little and lose nothing.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use huddle_core::{MemberId, RoomError, RoomId, SharedMessage};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::budget::Budget;
 
 /// Storage of a room's log is given back when it holds at most a quarter of its capacity
 /// (and more than this many slots): a burst's buffer does not outlive the burst.
@@ -73,10 +74,9 @@ pub struct Hub {
     rooms: Mutex<HashMap<RoomId, Arc<RoomLog>>>,
     /// Most items a room's log holds (`subscriber_buffer`).
     capacity: usize,
-    /// Most bytes all the rooms' logs hold together (`max_stream_backlog_bytes`).
-    budget: usize,
-    /// What they hold ([`weight`] of their items).
-    held: Arc<AtomicUsize>,
+    /// What all the rooms' logs hold together ([`weight`] of their items), and its
+    /// bound (`max_stream_backlog_bytes`).
+    budget: Arc<Budget>,
     /// One permit per open stream of this node (all protocols), `max_streams` in all.
     streams: Arc<Semaphore>,
     max_streams: usize,
@@ -93,9 +93,9 @@ struct Log {
     /// Position (counted since the log was made) of `slots[0]`.
     head: u64,
     subscribers: usize,
-    /// What `slots` hold ([`weight`]), also counted in the hub's `held`.
+    /// What `slots` hold ([`weight`]), also counted in the hub's budget.
     bytes: usize,
-    held: Arc<AtomicUsize>,
+    budget: Arc<Budget>,
 }
 
 /// About the memory an item holds while it is pending.
@@ -126,7 +126,7 @@ impl Log {
     fn push_back(&mut self, item: Fanout, unread: usize) {
         let w = weight(&item);
         self.bytes += w;
-        self.held.fetch_add(w, Ordering::Relaxed);
+        self.budget.take(w);
         self.slots.push_back(Slot { item, unread });
     }
 
@@ -138,7 +138,7 @@ impl Log {
         };
         let w = weight(&slot.item);
         self.bytes -= w;
-        self.held.fetch_sub(w, Ordering::Relaxed);
+        self.budget.give_back(w);
         self.head += 1;
         true
     }
@@ -157,7 +157,7 @@ impl Log {
 
 impl Drop for Log {
     fn drop(&mut self) {
-        self.held.fetch_sub(self.bytes, Ordering::Relaxed);
+        self.budget.give_back(self.bytes);
     }
 }
 
@@ -169,8 +169,7 @@ impl Hub {
         Self {
             rooms: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
-            budget: budget_bytes,
-            held: Arc::new(AtomicUsize::new(0)),
+            budget: Arc::new(Budget::new(budget_bytes)),
             streams: Arc::new(Semaphore::new(max_streams)),
             max_streams,
         }
@@ -199,7 +198,7 @@ impl Hub {
                         head: 0,
                         subscribers: 0,
                         bytes: 0,
-                        held: self.held.clone(),
+                        budget: self.budget.clone(),
                     }),
                     published: Notify::new(),
                 })
@@ -240,21 +239,21 @@ impl Hub {
             }
         }
         shared.published.notify_waiters();
-        if self.backlog_bytes() > self.budget {
+        if self.budget.over() {
             self.relieve();
         }
     }
 
     /// Bytes the rooms' logs hold now (an estimate: [`SharedMessage::held_bytes`]).
     pub fn backlog_bytes(&self) -> usize {
-        self.held.load(Ordering::Relaxed)
+        self.budget.used()
     }
 
     /// Past the budget: the rooms whose logs hold most drop their oldest items until the
     /// logs hold nine tenths of it (see the module doc). Their subscribers that had not
     /// read them lag; a room whose readers keep up has little to drop.
     fn relieve(&self) {
-        let target = self.budget - self.budget / 10;
+        let target = self.budget.max() - self.budget.max() / 10;
         let logs: Vec<Arc<RoomLog>> = locked(&self.rooms).values().cloned().collect();
         let mut largest: Vec<(usize, Arc<RoomLog>)> = logs
             .into_iter()
@@ -280,7 +279,7 @@ impl Hub {
         }
         tracing::debug!(
             items = dropped,
-            budget = self.budget,
+            budget = self.budget.max(),
             "streams' backlog over its budget: the largest rooms' slowest readers lag"
         );
     }

@@ -9,10 +9,12 @@
 //!   resolved addresses at delivery.
 //! - [`actor`]     — [`RoomActor`]: owns one room; handles requests one at a time, group-commits
 //!   their events, then publishes and replies.
-//! - [`log_tail`]  — the actor's cache of recent messages (reads of missed/unread).
+//! - [`log_tail`]  — the actor's cache of recent messages (reads of missed/unread), all
+//!   rooms' under one node-wide budget.
 //! - [`hub`]       — the node-local fan-out: one shared log of pending items per room with
 //!   subscribers here (it grows with what is unread and goes with the last subscriber),
-//!   and the node's limit on open streams.
+//!   all under one node-wide budget, and the node's limit on open streams.
+//! - [`budget`]    — a budget of bytes shared by many holders (the two above).
 //! - [`feed`]      — feed sources (the seam a remote owner plugs into) and the one
 //!   resuming stream every protocol reads (its items: `huddle_core::SharedMessage`).
 //! - [`follow`]    — another node following a room this node owns: every event, log then
@@ -29,6 +31,7 @@
 //!   `Server busy`).
 
 pub mod actor;
+pub mod budget;
 pub mod call;
 pub mod config;
 pub mod directory;

@@ -5,7 +5,7 @@
 //! be evicted: the store does not have them yet). Older reads go to the store.
 //!
 //! A tail is a cache, and its messages can be large (up to the message size limit each),
-//! so the node bounds what all its rooms' tails hold together ([`TailBudget`],
+//! so the node bounds what all its rooms' tails hold together (one [`Budget`],
 //! `RoomsConfig::max_tail_bytes`): anyone may create rooms and send into them, and 256
 //! messages of 64 KiB in each of many rooms would otherwise be gigabytes. Past the
 //! budget, a room that commits keeps only its uncommitted messages: the rooms that are
@@ -14,47 +14,23 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use huddle_core::{Message, Seq, SharedMessage};
 
-/// What the node's rooms' tails may hold together, and what they hold.
-#[derive(Debug)]
-pub struct TailBudget {
-    max: usize,
-    used: AtomicUsize,
-}
-
-impl TailBudget {
-    pub fn new(max_bytes: usize) -> Self {
-        Self {
-            max: max_bytes,
-            used: AtomicUsize::new(0),
-        }
-    }
-
-    /// Bytes the tails hold now (an estimate: [`SharedMessage::held_bytes`]).
-    pub fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    fn over(&self) -> bool {
-        self.used() > self.max
-    }
-}
+use crate::budget::Budget;
 
 pub struct LogTail {
     messages: VecDeque<SharedMessage>,
     capacity: usize,
     /// What this tail holds ([`SharedMessage::held_bytes`]), also counted in `budget`.
     bytes: usize,
-    budget: Arc<TailBudget>,
+    budget: Arc<Budget>,
 }
 
 impl LogTail {
     /// A tail of `recent` (committed messages), trimmed at once if the node's budget is
     /// spent.
-    pub fn new(capacity: usize, recent: Vec<Message>, budget: Arc<TailBudget>) -> Self {
+    pub fn new(capacity: usize, recent: Vec<Message>, budget: Arc<Budget>) -> Self {
         let mut tail = Self {
             messages: VecDeque::with_capacity(recent.len()),
             capacity,
@@ -72,7 +48,7 @@ impl LogTail {
     pub fn push(&mut self, m: SharedMessage) {
         let held = m.held_bytes();
         self.bytes += held;
-        self.budget.used.fetch_add(held, Ordering::Relaxed);
+        self.budget.take(held);
         self.messages.push_back(m);
     }
 
@@ -93,7 +69,7 @@ impl LogTail {
 
     fn release(&mut self, held: usize) {
         self.bytes -= held;
-        self.budget.used.fetch_sub(held, Ordering::Relaxed);
+        self.budget.give_back(held);
     }
 
     /// Whether every message with `seq > after` is in the tail.
@@ -151,7 +127,7 @@ mod tests {
     #[test]
     fn past_the_budget_a_committing_tail_keeps_only_what_is_not_committed() {
         let one = SharedMessage::new(message(1, 1000)).held_bytes();
-        let budget = Arc::new(TailBudget::new(5 * one));
+        let budget = Arc::new(Budget::new(5 * one));
         let mut quiet = LogTail::new(
             256,
             (1..=4).map(|s| message(s, 1000)).collect(),
@@ -193,7 +169,7 @@ mod tests {
 
     #[test]
     fn a_tail_loaded_past_the_budget_starts_empty() {
-        let budget = Arc::new(TailBudget::new(0));
+        let budget = Arc::new(Budget::new(0));
         let tail = LogTail::new(
             256,
             (1..=3).map(|s| message(s, 10)).collect(),
@@ -209,7 +185,7 @@ mod tests {
 
     #[test]
     fn under_the_budget_the_tail_is_bounded_by_count() {
-        let budget = Arc::new(TailBudget::new(usize::MAX));
+        let budget = Arc::new(Budget::new(usize::MAX));
         let mut tail = LogTail::new(3, Vec::new(), budget);
         for s in 1..=5 {
             tail.push(SharedMessage::new(message(s, 10)));

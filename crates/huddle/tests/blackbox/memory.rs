@@ -260,19 +260,10 @@ async fn recent_messages_kept_in_memory_stay_within_their_budget_and_none_is_los
     }
 }
 
-/// Reads the gauge `name` from the node's `/metrics`.
+/// The gauge `name` on the node's `/metrics` (0 while it is not there).
 async fn gauge(s: &Server, name: &str) -> f64 {
-    let metrics = reqwest::get(s.url("/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("body");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
+    let (_, metrics) = super::ops::get(&s.url("/metrics")).await;
+    super::ops::sample(&metrics, name)
 }
 
 /// An SSE stream whose client sends its request and never reads again (a small receive

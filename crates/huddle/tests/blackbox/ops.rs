@@ -11,7 +11,7 @@ use huddle_testkit::*;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-async fn get(url: &str) -> (u16, String) {
+pub(crate) async fn get(url: &str) -> (u16, String) {
     let resp = reqwest::get(url).await.expect("GET");
     let status = resp.status().as_u16();
     (status, resp.text().await.expect("body"))
@@ -19,7 +19,7 @@ async fn get(url: &str) -> (u16, String) {
 
 /// The value of the sample `series` (name and labels, as rendered) in `text`; 0 when
 /// it is not there yet.
-fn sample(text: &str, series: &str) -> f64 {
+pub(crate) fn sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| {
             l.strip_prefix(series)?
